@@ -1,0 +1,896 @@
+#include "converge/memory/memory_store.h"
+
+#include <algorithm>
+#include <limits>
+#include <tuple>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "internal/strings.h"
+#include "absl/synchronization/mutex.h"
+
+namespace converge::memory {
+namespace {
+
+// ---------------------------------------------------------------------------
+// Shared lease and window state.
+
+struct Lease {
+  std::string token;
+  absl::Time expires;
+};
+
+// Members are stored as 64-bit codes: "action_<n>" and "converge_<n>" (the
+// only members converge writes) pack into the code itself; any other string
+// is interned. This keeps an index entry at two machine words.
+class MemberCodec {
+ public:
+  static constexpr uint64_t kTagShift = 62;
+  static constexpr uint64_t kAction = 0, kConverge = 1, kInterned = 2;
+  static constexpr uint64_t kMaxNumber = (uint64_t{1} << kTagShift) - 1;
+
+  uint64_t Encode(std::string_view m) {
+    if (uint64_t code; Pack(m, "action_", kAction, &code) ||
+                       Pack(m, "converge_", kConverge, &code)) {
+      return code;
+    }
+    auto [it, inserted] = interned_.try_emplace(std::string(m), strings_.size());
+    if (inserted) strings_.push_back(std::string(m));
+    return (kInterned << kTagShift) | it->second;
+  }
+
+  // Like Encode, but never interns: returns false for an unknown string.
+  bool Find(std::string_view m, uint64_t* code) const {
+    if (Pack(m, "action_", kAction, code) ||
+        Pack(m, "converge_", kConverge, code)) {
+      return true;
+    }
+    auto it = interned_.find(internal::AV(m));
+    if (it == interned_.end()) return false;
+    *code = (kInterned << kTagShift) | it->second;
+    return true;
+  }
+
+  std::string Decode(uint64_t code) const {
+    uint64_t tag = code >> kTagShift;
+    uint64_t n = code & kMaxNumber;
+    if (tag == kAction) return internal::StrCat("action_", n);
+    if (tag == kConverge) return internal::StrCat("converge_", n);
+    return strings_[n];
+  }
+
+ private:
+  static bool Pack(std::string_view m, std::string_view prefix, uint64_t tag,
+                   uint64_t* code) {
+    if (m.size() <= prefix.size() || m.substr(0, prefix.size()) != prefix) {
+      return false;
+    }
+    std::string_view digits = m.substr(prefix.size());
+    // Canonical decimal only, so that decoding gives the same string back.
+    if (digits.size() > 1 && digits[0] == '0') return false;
+    uint64_t n;
+    if (!absl::SimpleAtoi(internal::AV(digits), &n) || n > kMaxNumber ||
+        internal::StrCat(n) != digits) {
+      return false;
+    }
+    *code = (tag << kTagShift) | n;
+    return true;
+  }
+
+  absl::flat_hash_map<std::string, uint64_t> interned_;
+  std::vector<std::string> strings_;
+};
+
+struct WindowKey {
+  absl::btree_set<std::pair<int64_t, uint64_t>> by_score;  // (nanos, member)
+  absl::flat_hash_map<uint64_t, int64_t> score_of;
+  absl::Time expires = absl::InfiniteFuture();
+};
+
+struct LeaseState {
+  explicit LeaseState(const Clock* c) : clock(c) {}
+  const Clock* clock;
+  absl::Mutex mu;
+  absl::flat_hash_map<std::string, Lease> leases ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<std::string, WindowKey> windows ABSL_GUARDED_BY(mu);
+  MemberCodec codec ABSL_GUARDED_BY(mu);
+
+  // Lease semantics shared by LockStore and WindowStore.
+  bool TryAcquireLocked(std::string_view key, std::string_view token,
+                        absl::Duration ttl, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    auto it = leases.find(internal::AV(key));
+    if (it != leases.end() && it->second.token != token &&
+        it->second.expires > now) {
+      return false;
+    }
+    if (it == leases.end()) {
+      leases.emplace(std::string(key), Lease{std::string(token), now + ttl});
+    } else {
+      it->second.token = std::string(token);
+      it->second.expires = now + ttl;
+    }
+    return true;
+  }
+
+  // Returns the live window key, dropping it if it has expired.
+  WindowKey* LiveKey(std::string_view key, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    auto it = windows.find(internal::AV(key));
+    if (it == windows.end()) return nullptr;
+    if (it->second.expires <= now) {
+      windows.erase(it);
+      return nullptr;
+    }
+    return &it->second;
+  }
+};
+
+absl::Status CheckLeaseArgs(std::string_view key, std::string_view token,
+                            std::optional<absl::Duration> ttl) {
+  if (key.empty()) return absl::InvalidArgumentError("memory: empty lease key");
+  if (token.empty()) {
+    return absl::InvalidArgumentError("memory: empty lease token");
+  }
+  if (ttl.has_value() && *ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("memory: lease ttl must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+class MemoryLockStore final : public LockStore {
+ public:
+  explicit MemoryLockStore(std::shared_ptr<LeaseState> s) : s_(std::move(s)) {}
+
+  absl::StatusOr<bool> TryAcquire(std::string_view key, std::string_view token,
+                                  absl::Duration ttl) override {
+    if (auto st = CheckLeaseArgs(key, token, ttl); !st.ok()) return st;
+    absl::MutexLock lock(&s_->mu);
+    return s_->TryAcquireLocked(key, token, ttl, s_->clock->Now());
+  }
+
+  absl::StatusOr<bool> Release(std::string_view key,
+                               std::string_view token) override {
+    if (auto st = CheckLeaseArgs(key, token, std::nullopt); !st.ok()) return st;
+    absl::MutexLock lock(&s_->mu);
+    auto it = s_->leases.find(internal::AV(key));
+    if (it == s_->leases.end() || it->second.token != token) return false;
+    s_->leases.erase(it);
+    return true;
+  }
+
+  absl::StatusOr<bool> Extend(std::string_view key, std::string_view token,
+                              absl::Duration ttl) override {
+    if (auto st = CheckLeaseArgs(key, token, ttl); !st.ok()) return st;
+    absl::MutexLock lock(&s_->mu);
+    const absl::Time now = s_->clock->Now();
+    auto it = s_->leases.find(internal::AV(key));
+    if (it == s_->leases.end() || it->second.token != token ||
+        it->second.expires <= now) {
+      return false;
+    }
+    it->second.expires = now + ttl;
+    return true;
+  }
+
+ private:
+  std::shared_ptr<LeaseState> s_;
+};
+
+class MemoryWindowStore final : public WindowStore {
+ public:
+  explicit MemoryWindowStore(std::shared_ptr<LeaseState> s)
+      : s_(std::move(s)) {}
+
+  absl::StatusOr<WindowResult> Apply(const WindowRequest& req) override {
+    for (const WindowEntry& e : req.add) {
+      if (e.key.empty() || e.member.empty()) {
+        return absl::InvalidArgumentError(
+            "memory: window entry with an empty key or member");
+      }
+    }
+    for (const auto& group : req.read_groups) {
+      for (const std::string& key : group) {
+        if (key.empty()) {
+          return absl::InvalidArgumentError("memory: empty window key to read");
+        }
+      }
+    }
+    if (req.lease.has_value()) {
+      if (auto st = CheckLeaseArgs(req.lease->key, req.lease->token,
+                                   req.lease->ttl);
+          !st.ok()) {
+        return st;
+      }
+    }
+
+    absl::MutexLock lock(&s_->mu);
+    const absl::Time now = s_->clock->Now();
+    const int64_t trim = req.trim_before == absl::InfinitePast()
+                             ? std::numeric_limits<int64_t>::min()
+                             : absl::ToUnixNanos(req.trim_before);
+    for (const WindowEntry& e : req.add) {
+      WindowKey* wk = s_->LiveKey(e.key, now);
+      if (wk == nullptr) wk = &s_->windows[e.key];
+      const uint64_t code = s_->codec.Encode(e.member);
+      const int64_t score = absl::ToUnixNanos(e.score);
+      auto [it, inserted] = wk->score_of.try_emplace(code, score);
+      if (!inserted && it->second != score) {
+        wk->by_score.erase({it->second, code});
+        it->second = score;
+      }
+      wk->by_score.insert({score, code});
+      if (req.key_ttl > absl::ZeroDuration()) wk->expires = now + req.key_ttl;
+      // ZREMRANGEBYSCORE -inf (trim_before.
+      while (!wk->by_score.empty() && wk->by_score.begin()->first < trim) {
+        wk->score_of.erase(wk->by_score.begin()->second);
+        wk->by_score.erase(wk->by_score.begin());
+      }
+      if (wk->by_score.empty()) s_->windows.erase(e.key);
+    }
+
+    WindowResult result;
+    if (req.lease.has_value() &&
+        !s_->TryAcquireLocked(req.lease->key, req.lease->token,
+                              req.lease->ttl, now)) {
+      result.lease_acquired = false;
+      return result;
+    }
+    const int64_t lo = req.start == absl::InfinitePast()
+                           ? std::numeric_limits<int64_t>::min()
+                           : absl::ToUnixNanos(req.start);
+    const int64_t hi = req.end == absl::InfiniteFuture()
+                           ? std::numeric_limits<int64_t>::max()
+                           : absl::ToUnixNanos(req.end);
+    result.groups.reserve(req.read_groups.size());
+    std::vector<uint64_t> codes;
+    for (const auto& group : req.read_groups) {
+      codes.clear();
+      for (const std::string& key : group) {
+        WindowKey* wk = s_->LiveKey(key, now);
+        if (wk == nullptr || lo > hi) continue;
+        for (auto it = wk->by_score.lower_bound({lo, 0});
+             it != wk->by_score.end() && it->first <= hi; ++it) {
+          codes.push_back(it->second);
+        }
+      }
+      if (group.size() > 1) {
+        std::sort(codes.begin(), codes.end());
+        codes.erase(std::unique(codes.begin(), codes.end()), codes.end());
+      }
+      std::vector<std::string>& out = result.groups.emplace_back();
+      out.reserve(codes.size());
+      for (uint64_t code : codes) out.push_back(s_->codec.Decode(code));
+    }
+    return result;
+  }
+
+  absl::StatusOr<bool> Remove(std::string_view key,
+                              std::string_view member) override {
+    absl::MutexLock lock(&s_->mu);
+    WindowKey* wk = s_->LiveKey(key, s_->clock->Now());
+    uint64_t code;
+    if (wk == nullptr || !s_->codec.Find(member, &code)) return false;
+    auto it = wk->score_of.find(code);
+    if (it == wk->score_of.end()) return false;
+    wk->by_score.erase({it->second, code});
+    wk->score_of.erase(it);
+    if (wk->by_score.empty()) s_->windows.erase(std::string(key));
+    return true;
+  }
+
+  absl::StatusOr<int64_t> Size(std::string_view key) override {
+    absl::MutexLock lock(&s_->mu);
+    WindowKey* wk = s_->LiveKey(key, s_->clock->Now());
+    return wk == nullptr ? 0 : static_cast<int64_t>(wk->by_score.size());
+  }
+
+ private:
+  std::shared_ptr<LeaseState> s_;
+};
+
+// ---------------------------------------------------------------------------
+// Instance repo.
+
+// Compact per-action row (the memory store is sized for storms of millions
+// of actions): reasons are interned, times are nanoseconds.
+struct ActionRow {
+  int64_t create = 0;
+  int64_t status_time = 0;
+  int64_t decided_at = 0;
+  int64_t converge_id = 0;  // 0 = none
+  int64_t strategy_id = 0;
+  int64_t execute_timeout = 0;
+  uint32_t reason = 0;
+  Outcome outcome = Outcome::kExecute;
+  ActionStatus status = ActionStatus::kReceived;
+  bool primary = false;
+  bool related = false;  // has a relation of type action
+};
+
+struct RelationRow {
+  int64_t id = 0;
+  int64_t related_id = 0;
+  ConvergeType related_type = ConvergeType::kAction;
+  bool is_primary = false;
+  ConvergeStatus status = ConvergeStatus::kSkipped;
+  std::vector<std::string> alerts;
+};
+
+struct InstanceRow {
+  ConvergeInstance instance;
+  std::vector<RelationRow> relations;
+  std::vector<int64_t> executed;  // executed action members, by id
+};
+
+class MemoryInstanceRepo final : public InstanceRepo {
+ public:
+  absl::StatusOr<std::optional<ActionRecord>> GetAction(
+      int64_t action_id) override {
+    absl::MutexLock lock(&mu_);
+    auto it = actions_.find(action_id);
+    if (it == actions_.end()) return std::optional<ActionRecord>();
+    return std::optional<ActionRecord>(ToRecord(action_id, it->second));
+  }
+
+  absl::StatusOr<RecordResult> RecordDecision(
+      const ActionRecord& record) override {
+    if (auto st = CheckRecord(record); !st.ok()) return st;
+    absl::MutexLock lock(&mu_);
+    if (auto it = actions_.find(record.id); it != actions_.end()) {
+      return RecordResult{ToRecord(record.id, it->second), false};
+    }
+    ActionRow& row = actions_[record.id];
+    FillRow(record, &row);
+    return RecordResult{ToRecord(record.id, row), true};
+  }
+
+  absl::StatusOr<RecordResult> Join(const ActionRecord& record,
+                                    const ConvergeRelation& rel) override {
+    if (auto st = CheckRecord(record); !st.ok()) return st;
+    if (rel.related_id != record.id ||
+        rel.related_type != ConvergeType::kAction) {
+      return absl::InvalidArgumentError(
+          "memory: Join needs the action's own relation of type action");
+    }
+    absl::MutexLock lock(&mu_);
+    if (auto it = actions_.find(record.id); it != actions_.end()) {
+      // Decided already (every related action has a decision here).
+      return RecordResult{ToRecord(record.id, it->second), false};
+    }
+    auto inst = instances_.find(rel.converge_id);
+    if (inst == instances_.end()) {
+      return absl::NotFoundError(
+          internal::StrCat("memory: no instance ", rel.converge_id));
+    }
+    if (!inst->second.instance.is_open()) {
+      return absl::FailedPreconditionError(
+          internal::StrCat("memory: instance ", rel.converge_id, " has ended"));
+    }
+    ActionRow& row = actions_[record.id];
+    FillRow(record, &row);
+    row.converge_id = rel.converge_id;
+    row.related = true;
+    AddRelation(&inst->second, rel);
+    return RecordResult{ToRecord(record.id, row), true};
+  }
+
+  absl::Status SetActionStatus(int64_t action_id, ActionStatus status,
+                               absl::Time at) override {
+    absl::MutexLock lock(&mu_);
+    auto it = actions_.find(action_id);
+    if (it == actions_.end()) {
+      return absl::NotFoundError(
+          internal::StrCat("memory: action ", action_id, " has no decision"));
+    }
+    it->second.status = status;
+    it->second.status_time = absl::ToUnixNanos(at);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<bool> UpdateDecision(int64_t action_id, Outcome expected,
+                                      const Decision& d) override {
+    absl::MutexLock lock(&mu_);
+    auto it = actions_.find(action_id);
+    if (it == actions_.end()) {
+      return absl::NotFoundError(
+          internal::StrCat("memory: action ", action_id, " has no decision"));
+    }
+    ActionRow& row = it->second;
+    if (row.outcome != expected) return false;
+    row.outcome = d.outcome;
+    row.status = StatusForOutcome(d.outcome);
+    row.decided_at = absl::ToUnixNanos(d.decided_at);
+    row.status_time = row.decided_at;
+    row.reason = Intern(d.reason);
+    return true;
+  }
+
+  absl::StatusOr<CreateResult> Create(const CreateRequest& req) override {
+    if (req.instance.end_time.has_value()) {
+      return absl::InvalidArgumentError(
+          "memory: a new instance must not have an end_time");
+    }
+    if (req.instance.dimension.empty()) {
+      return absl::InvalidArgumentError("memory: empty instance dimension");
+    }
+    if (req.creator.has_value()) {
+      if (auto st = CheckRecord(*req.creator); !st.ok()) return st;
+    }
+    absl::MutexLock lock(&mu_);
+    if (open_by_dimension_.contains(req.instance.dimension)) {
+      return absl::AlreadyExistsError(internal::StrCat(
+          "memory: an open instance has dimension ", req.instance.dimension));
+    }
+    if (req.creator.has_value() && actions_.contains(req.creator->id)) {
+      return absl::AlreadyExistsError(internal::StrCat(
+          "memory: action ", req.creator->id, " already has a decision"));
+    }
+    const int64_t id = ++next_instance_id_;
+    InstanceRow& row = instances_[id];
+    row.instance = req.instance;
+    row.instance.id = id;
+    open_by_dimension_[row.instance.dimension] = id;
+    ConvergeRelation primary = req.primary;
+    primary.converge_id = id;
+    AddRelation(&row, primary);
+    if (req.creator.has_value()) {
+      ActionRow& arow = actions_[req.creator->id];
+      FillRow(*req.creator, &arow);
+      arow.converge_id = id;
+      arow.primary = true;
+      arow.related = primary.related_type == ConvergeType::kAction;
+    }
+    CreateResult result;
+    if (req.instance.converge_type == ConvergeType::kAction) {
+      for (int64_t cand : req.attach_candidates) {
+        auto it = actions_.find(cand);
+        if (it == actions_.end() || it->second.related ||
+            it->second.outcome != Outcome::kExecute) {
+          continue;
+        }
+        it->second.related = true;
+        ConvergeRelation rel;
+        rel.converge_id = id;
+        rel.related_id = cand;
+        rel.related_type = ConvergeType::kAction;
+        rel.is_primary = false;
+        rel.converge_status = ConvergeStatus::kExecuted;
+        AddRelation(&row, rel);
+        result.attached.push_back(cand);
+      }
+    }
+    result.instance = row.instance;
+    return result;
+  }
+
+  absl::StatusOr<std::optional<ConvergeInstance>> FindOpen(
+      std::string_view dimension) override {
+    absl::MutexLock lock(&mu_);
+    auto it = open_by_dimension_.find(internal::AV(dimension));
+    if (it == open_by_dimension_.end()) {
+      return std::optional<ConvergeInstance>();
+    }
+    return std::optional<ConvergeInstance>(instances_.at(it->second).instance);
+  }
+
+  absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {
+    absl::MutexLock lock(&mu_);
+    auto it = instances_.find(id);
+    if (it == instances_.end()) {
+      return absl::NotFoundError(internal::StrCat("memory: no instance ", id));
+    }
+    return it->second.instance;
+  }
+
+  absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
+    absl::MutexLock lock(&mu_);
+    auto it = instances_.find(id);
+    if (it == instances_.end()) {
+      return absl::NotFoundError(internal::StrCat("memory: no instance ", id));
+    }
+    ConvergeInstance& inst = it->second.instance;
+    if (!inst.is_open()) return false;
+    open_by_dimension_.erase(inst.dimension);
+    inst.end_time = now;
+    internal::StrAppend(&inst.dimension, " fixed at ", absl::ToUnixSeconds(now),
+                    " #", id);
+    return true;
+  }
+
+  absl::Status SetVisible(int64_t id, bool visible) override {
+    absl::MutexLock lock(&mu_);
+    auto it = instances_.find(id);
+    if (it == instances_.end()) {
+      return absl::NotFoundError(internal::StrCat("memory: no instance ", id));
+    }
+    it->second.instance.is_visible = visible;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<ConvergeInstance>> ListOpen(
+      size_t limit) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<int64_t> ids;
+    ids.reserve(open_by_dimension_.size());
+    for (const auto& entry : open_by_dimension_) ids.push_back(entry.second);
+    std::sort(ids.begin(), ids.end());
+    if (limit > 0 && ids.size() > limit) ids.resize(limit);
+    std::vector<ConvergeInstance> out;
+    out.reserve(ids.size());
+    for (int64_t id : ids) out.push_back(instances_.at(id).instance);
+    return out;
+  }
+
+  absl::StatusOr<std::vector<ConvergeRelation>> Relations(
+      int64_t converge_id) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<ConvergeRelation> out;
+    auto it = instances_.find(converge_id);
+    if (it == instances_.end()) return out;
+    out.reserve(it->second.relations.size());
+    for (const RelationRow& r : it->second.relations) {
+      ConvergeRelation rel;
+      rel.id = r.id;
+      rel.converge_id = converge_id;
+      rel.related_id = r.related_id;
+      rel.related_type = r.related_type;
+      rel.is_primary = r.is_primary;
+      rel.converge_status = r.status;
+      rel.alerts = r.alerts;
+      out.push_back(std::move(rel));
+    }
+    return out;
+  }
+
+  absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(
+      int64_t converge_id) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<MemberStatus> out;
+    auto it = instances_.find(converge_id);
+    if (it == instances_.end()) return out;
+    out.reserve(it->second.executed.size());
+    for (int64_t id : it->second.executed) {
+      MemberStatus m;
+      m.action_id = id;
+      if (auto a = actions_.find(id); a != actions_.end()) {
+        m.status = a->second.status;
+        m.status_time = absl::FromUnixNanos(a->second.status_time);
+      }
+      out.push_back(m);
+    }
+    return out;
+  }
+
+  absl::StatusOr<int64_t> CountExecuted(int64_t converge_id) override {
+    absl::MutexLock lock(&mu_);
+    auto it = instances_.find(converge_id);
+    if (it == instances_.end()) return 0;
+    return static_cast<int64_t>(it->second.executed.size());
+  }
+
+  absl::StatusOr<std::vector<int64_t>> Unrelated(
+      absl::Span<const int64_t> ids, ConvergeType type) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<int64_t> out;
+    out.reserve(ids.size());
+    for (int64_t id : ids) {
+      bool related;
+      if (type == ConvergeType::kAction) {
+        auto it = actions_.find(id);
+        related = it != actions_.end() && it->second.related;
+      } else {
+        related = converge_related_.contains(id);
+      }
+      if (!related) out.push_back(id);
+    }
+    return out;
+  }
+
+ private:
+  static absl::Status CheckRecord(const ActionRecord& r) {
+    if (r.id <= 0 || r.decision.action_id != r.id) {
+      return absl::InvalidArgumentError(internal::StrCat(
+          "memory: record id ", r.id, " and decision action_id ",
+          r.decision.action_id, " must be equal and > 0"));
+    }
+    return absl::OkStatus();
+  }
+
+  uint32_t Intern(const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto [it, inserted] = reason_ids_.try_emplace(reason, reasons_.size());
+    if (inserted) reasons_.push_back(reason);
+    return it->second;
+  }
+
+  void FillRow(const ActionRecord& r, ActionRow* row)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    row->create = absl::ToUnixNanos(r.create_time);
+    row->status_time = absl::ToUnixNanos(r.status_time);
+    row->decided_at = absl::ToUnixNanos(r.decision.decided_at);
+    row->converge_id = r.decision.converge_id.value_or(0);
+    row->strategy_id = r.strategy_id;
+    row->execute_timeout = r.execute_timeout;
+    row->reason = Intern(r.decision.reason);
+    row->outcome = r.decision.outcome;
+    row->status = r.status;
+    row->primary = r.decision.primary;
+  }
+
+  ActionRecord ToRecord(int64_t id, const ActionRow& row) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ActionRecord r;
+    r.id = id;
+    r.create_time = absl::FromUnixNanos(row.create);
+    r.strategy_id = row.strategy_id;
+    r.execute_timeout = row.execute_timeout;
+    r.status = row.status;
+    r.status_time = absl::FromUnixNanos(row.status_time);
+    r.decision.action_id = id;
+    r.decision.outcome = row.outcome;
+    if (row.converge_id != 0) r.decision.converge_id = row.converge_id;
+    r.decision.primary = row.primary;
+    r.decision.decided_at = absl::FromUnixNanos(row.decided_at);
+    r.decision.reason = reasons_[row.reason];
+    return r;
+  }
+
+  void AddRelation(InstanceRow* row, const ConvergeRelation& rel)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    RelationRow r;
+    r.id = ++next_relation_id_;
+    r.related_id = rel.related_id;
+    r.related_type = rel.related_type;
+    r.is_primary = rel.is_primary;
+    r.status = rel.converge_status;
+    r.alerts = rel.alerts;
+    row->relations.push_back(std::move(r));
+    if (rel.related_type == ConvergeType::kAction &&
+        rel.converge_status == ConvergeStatus::kExecuted) {
+      row->executed.push_back(rel.related_id);
+    }
+    if (rel.related_type == ConvergeType::kConverge) {
+      converge_related_.insert(rel.related_id);
+    }
+  }
+
+  absl::Mutex mu_;
+  absl::node_hash_map<int64_t, ActionRow> actions_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, InstanceRow> instances_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int64_t> open_by_dimension_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<int64_t> converge_related_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> reasons_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, uint32_t> reason_ids_ ABSL_GUARDED_BY(mu_);
+  int64_t next_instance_id_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t next_relation_id_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Queue store.
+
+struct QueuedTask {
+  Task task;
+  uint64_t seq = 0;  // enqueue order, for ties
+  enum State { kPending, kInFlight, kDead } state = kPending;
+  absl::Time visible_until;
+  uint64_t delivery = 0;  // delivery counter; part of the receipt
+};
+
+struct Queue {
+  absl::flat_hash_map<std::string, QueuedTask> tasks;
+  // (due or visible_until, seq, id) of pending and in-flight tasks.
+  absl::btree_set<std::tuple<absl::Time, uint64_t, std::string>> ready;
+  std::vector<std::string> dead_order;
+};
+
+class MemoryQueueStore final : public QueueStore {
+ public:
+  absl::Status Enqueue(std::string_view queue, const Task& task) override {
+    if (queue.empty() || task.id.empty()) {
+      return absl::InvalidArgumentError(
+          "memory: queue name and task id must not be empty");
+    }
+    absl::MutexLock lock(&mu_);
+    Queue& q = queues_[std::string(queue)];
+    if (q.tasks.contains(task.id)) {
+      return absl::AlreadyExistsError(internal::StrCat(
+          "memory: task ", task.id, " already exists in queue ", queue));
+    }
+    QueuedTask& t = q.tasks[task.id];
+    t.task = task;
+    t.task.attempts = 0;
+    t.seq = ++seq_;
+    t.state = QueuedTask::kPending;
+    q.ready.insert({t.task.due, t.seq, t.task.id});
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::optional<Delivery>> Dequeue(
+      std::string_view queue, absl::Time now,
+      absl::Duration visibility) override {
+    if (visibility <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("memory: visibility must be > 0");
+    }
+    absl::MutexLock lock(&mu_);
+    auto qit = queues_.find(internal::AV(queue));
+    if (qit == queues_.end()) return std::optional<Delivery>();
+    Queue& q = qit->second;
+    if (q.ready.empty() || std::get<0>(*q.ready.begin()) > now) {
+      return std::optional<Delivery>();
+    }
+    auto first = q.ready.begin();
+    std::string id = std::get<2>(*first);
+    q.ready.erase(first);
+    QueuedTask& t = q.tasks.at(id);
+    t.state = QueuedTask::kInFlight;
+    t.visible_until = now + visibility;
+    t.delivery = ++seq_;
+    ++t.task.attempts;
+    q.ready.insert({t.visible_until, t.seq, id});
+    Delivery d;
+    d.task = t.task;
+    d.receipt = internal::StrCat(id, "#", t.delivery);
+    d.visible_until = t.visible_until;
+    return std::optional<Delivery>(std::move(d));
+  }
+
+  absl::StatusOr<bool> Ack(std::string_view queue,
+                           std::string_view receipt) override {
+    absl::MutexLock lock(&mu_);
+    QueuedTask* t = InFlight(queue, receipt);
+    if (t == nullptr) return false;
+    Queue& q = queues_.find(internal::AV(queue))->second;
+    q.ready.erase({t->visible_until, t->seq, t->task.id});
+    q.tasks.erase(std::string(t->task.id));
+    return true;
+  }
+
+  absl::StatusOr<bool> Retry(std::string_view queue, std::string_view receipt,
+                             absl::Time due, std::string_view error) override {
+    absl::MutexLock lock(&mu_);
+    QueuedTask* t = InFlight(queue, receipt);
+    if (t == nullptr) return false;
+    Queue& q = queues_.find(internal::AV(queue))->second;
+    q.ready.erase({t->visible_until, t->seq, t->task.id});
+    t->state = QueuedTask::kPending;
+    t->task.due = due;
+    t->task.last_error = std::string(error);
+    t->delivery = ++seq_;  // the old receipt goes stale
+    q.ready.insert({due, t->seq, t->task.id});
+    return true;
+  }
+
+  absl::StatusOr<bool> Bury(std::string_view queue, std::string_view receipt,
+                            std::string_view error) override {
+    absl::MutexLock lock(&mu_);
+    QueuedTask* t = InFlight(queue, receipt);
+    if (t == nullptr) return false;
+    Queue& q = queues_.find(internal::AV(queue))->second;
+    q.ready.erase({t->visible_until, t->seq, t->task.id});
+    t->state = QueuedTask::kDead;
+    t->task.last_error = std::string(error);
+    t->delivery = ++seq_;
+    q.dead_order.push_back(t->task.id);
+    return true;
+  }
+
+  absl::StatusOr<std::vector<Task>> ListDead(std::string_view queue) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<Task> out;
+    auto qit = queues_.find(internal::AV(queue));
+    if (qit == queues_.end()) return out;
+    for (const std::string& id : qit->second.dead_order) {
+      out.push_back(qit->second.tasks.at(id).task);
+    }
+    return out;
+  }
+
+  absl::Status Redrive(std::string_view queue, std::string_view task_id,
+                       absl::Time due) override {
+    absl::MutexLock lock(&mu_);
+    auto qit = queues_.find(internal::AV(queue));
+    if (qit != queues_.end()) {
+      Queue& q = qit->second;
+      auto it = q.tasks.find(internal::AV(task_id));
+      if (it != q.tasks.end() && it->second.state == QueuedTask::kDead) {
+        QueuedTask& t = it->second;
+        q.dead_order.erase(
+            std::find(q.dead_order.begin(), q.dead_order.end(), t.task.id));
+        t.state = QueuedTask::kPending;
+        t.task.due = due;
+        t.task.attempts = 0;
+        q.ready.insert({due, t.seq, t.task.id});
+        return absl::OkStatus();
+      }
+    }
+    return absl::NotFoundError(internal::StrCat("memory: no dead task ", task_id,
+                                            " in queue ", queue));
+  }
+
+  absl::StatusOr<std::vector<Task>> ListPending(std::string_view queue,
+                                                size_t limit) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<Task> out;
+    auto qit = queues_.find(internal::AV(queue));
+    if (qit == queues_.end()) return out;
+    for (const auto& entry : qit->second.ready) {
+      const QueuedTask& t = qit->second.tasks.at(std::get<2>(entry));
+      if (t.state != QueuedTask::kPending) continue;
+      out.push_back(t.task);
+      if (limit > 0 && out.size() >= limit) break;
+    }
+    return out;
+  }
+
+  absl::StatusOr<QueueStats> Stats(std::string_view queue) override {
+    absl::MutexLock lock(&mu_);
+    QueueStats stats;
+    auto qit = queues_.find(internal::AV(queue));
+    if (qit == queues_.end()) return stats;
+    for (const auto& entry : qit->second.tasks) {
+      switch (entry.second.state) {
+        case QueuedTask::kPending:
+          ++stats.pending;
+          break;
+        case QueuedTask::kInFlight:
+          ++stats.in_flight;
+          break;
+        case QueuedTask::kDead:
+          ++stats.dead;
+          break;
+      }
+    }
+    return stats;
+  }
+
+ private:
+  // The in-flight task a receipt names, or null if the receipt is stale.
+  QueuedTask* InFlight(std::string_view queue, std::string_view receipt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto qit = queues_.find(internal::AV(queue));
+    if (qit == queues_.end()) return nullptr;
+    size_t hash = receipt.rfind('#');
+    if (hash == std::string_view::npos) return nullptr;
+    uint64_t delivery;
+    if (!absl::SimpleAtoi(internal::AV(receipt.substr(hash + 1)), &delivery)) return nullptr;
+    auto it = qit->second.tasks.find(internal::AV(receipt.substr(0, hash)));
+    if (it == qit->second.tasks.end()) return nullptr;
+    QueuedTask& t = it->second;
+    if (t.state != QueuedTask::kInFlight || t.delivery != delivery) {
+      return nullptr;
+    }
+    return &t;
+  }
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Queue> queues_ ABSL_GUARDED_BY(mu_);
+  uint64_t seq_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<MemoryStores> NewMemoryStores(const MemoryOptions& options) {
+  const Clock* clock =
+      options.clock != nullptr ? options.clock : RealClock::Default();
+  auto lease = std::make_shared<LeaseState>(clock);
+  MemoryStores stores;
+  stores.lock = std::make_unique<MemoryLockStore>(lease);
+  stores.window = std::make_unique<MemoryWindowStore>(lease);
+  stores.repo = std::make_unique<MemoryInstanceRepo>();
+  stores.queue = std::make_unique<MemoryQueueStore>();
+  return stores;
+}
+
+}  // namespace converge::memory

@@ -1,0 +1,145 @@
+// InstanceRepo: converge instances, their relations, and the decision and
+// reported status of every decided action (upstream's converge_instance and
+// converge_relation tables, plus the converge part of action_instance).
+//
+// The repo is where "exactly one decision per action" and "one open instance
+// per dimension" are enforced: every write that records a decision refuses to
+// overwrite an existing one, and Create refuses a dimension that is open.
+// Creation of an instance, its primary relation and the creator's decision is
+// one atomic step (one SQL transaction in SQL backends).
+//
+// Thread safety: implementations are safe for concurrent use.
+
+#ifndef CONVERGE_STORE_INSTANCE_REPO_H_
+#define CONVERGE_STORE_INSTANCE_REPO_H_
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "converge/model.h"
+
+namespace converge {
+
+struct CreateRequest {
+  // The instance to insert; `id` is ignored (the repo assigns ids, counting
+  // from 1 in a fresh store), `end_time` must be unset.
+  ConvergeInstance instance;
+  // The creator's own relation; converge_id is filled in by the repo.
+  ConvergeRelation primary;
+  // The creator's decision record when the creator is an action; its
+  // decision.converge_id is filled in by the repo.
+  std::optional<ActionRecord> creator;
+  // Other matched members. For an action instance: every candidate that has
+  // a stored decision with outcome execute and no relation of type action is
+  // attached as (executed, not primary, no alerts); the others are left
+  // alone (they are undecided and will find the instance themselves).
+  std::vector<int64_t> attach_candidates;
+};
+
+struct CreateResult {
+  ConvergeInstance instance;      // as stored, with its id
+  std::vector<int64_t> attached;  // candidates that were attached
+};
+
+struct RecordResult {
+  ActionRecord record;   // the stored record
+  bool inserted = true;  // false: a decision existed and was returned as is
+};
+
+class InstanceRepo {
+ public:
+  virtual ~InstanceRepo() = default;
+
+  // ---- decided actions ----
+
+  // Returns the record of a decided action, or nullopt if it has none.
+  virtual absl::StatusOr<std::optional<ActionRecord>> GetAction(
+      int64_t action_id) = 0;
+
+  // Stores the decision of an action that joins no instance (execute below
+  // the threshold, illegal config, shield). If the action already has a
+  // decision nothing is written and that record is returned (inserted=false).
+  virtual absl::StatusOr<RecordResult> RecordDecision(
+      const ActionRecord& record) = 0;
+
+  // Atomically stores `record` and the action's relation `relation` to the
+  // open instance relation.converge_id. If the action already has a decision
+  // nothing is written and that record is returned (inserted=false).
+  // Returns kNotFound if the instance does not exist, kFailedPrecondition if
+  // it has ended (re-evaluate), kAlreadyExists if the action already has a
+  // relation of that type without a decision (a broken invariant upstream
+  // data can carry).
+  virtual absl::StatusOr<RecordResult> Join(
+      const ActionRecord& record, const ConvergeRelation& relation) = 0;
+
+  // Sets the status the host reports for a decided action, at time `at`.
+  // Returns kNotFound if the action has no decision.
+  virtual absl::Status SetActionStatus(int64_t action_id, ActionStatus status,
+                                       absl::Time at) = 0;
+
+  // Replaces the decision of `action_id` if its stored outcome is still
+  // `expected` (compare-and-set) and also sets the action status to the
+  // new outcome's status. Returns true if replaced, false if the outcome had
+  // changed; kNotFound if the action has no decision.
+  virtual absl::StatusOr<bool> UpdateDecision(int64_t action_id,
+                                              Outcome expected,
+                                              const Decision& decision) = 0;
+
+  // ---- instances ----
+
+  // Atomically inserts the instance, the primary relation, the creator's
+  // decision and the attachable candidates (see CreateRequest). Returns
+  // kAlreadyExists (writing nothing) if an open instance already has
+  // instance.dimension, or if the creator already has a decision.
+  virtual absl::StatusOr<CreateResult> Create(const CreateRequest& request) = 0;
+
+  // The open instance with dimension `dimension`, or nullopt.
+  virtual absl::StatusOr<std::optional<ConvergeInstance>> FindOpen(
+      std::string_view dimension) = 0;
+
+  // The instance `id`; kNotFound if there is none.
+  virtual absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) = 0;
+
+  // Ends instance `id` at `now` if it is open (compare-and-set on end_time
+  // unset) and rewrites its dimension once to "D fixed at <unix_ts> #<id>",
+  // which frees D. Returns true if this call ended it, false if it was
+  // already ended; kNotFound if there is no such instance.
+  virtual absl::StatusOr<bool> End(int64_t id, absl::Time now) = 0;
+
+  // Sets is_visible (the second level hides absorbed instances). Returns
+  // kNotFound if there is no such instance.
+  virtual absl::Status SetVisible(int64_t id, bool visible) = 0;
+
+  // Open instances ordered by id, at most `limit` (0 = all).
+  virtual absl::StatusOr<std::vector<ConvergeInstance>> ListOpen(
+      size_t limit) = 0;
+
+  // ---- relations ----
+
+  // Relations of instance `converge_id`, ordered by relation id (empty if
+  // there are none or the instance is unknown).
+  virtual absl::StatusOr<std::vector<ConvergeRelation>> Relations(
+      int64_t converge_id) = 0;
+
+  // The executed set: actions related to `converge_id` with status executed
+  // and related_type action, with their reported status, ordered by id.
+  virtual absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(
+      int64_t converge_id) = 0;
+
+  // Number of members of the executed set (ExecutedMembers().size()).
+  virtual absl::StatusOr<int64_t> CountExecuted(int64_t converge_id) = 0;
+
+  // Of `ids`, those that have no relation with related_type `type`, in the
+  // order given.
+  virtual absl::StatusOr<std::vector<int64_t>> Unrelated(
+      absl::Span<const int64_t> ids, ConvergeType type) = 0;
+};
+
+}  // namespace converge
+
+#endif  // CONVERGE_STORE_INSTANCE_REPO_H_

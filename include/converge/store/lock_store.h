@@ -1,0 +1,51 @@
+// LockStore: token-owned leases, the serialization point of converge.
+//
+// Evaluation of one dimension D is serialized by a lease of capacity 1 on the
+// key of template K5 (project-decisions.md, point 3). A lease has an owner
+// token and an expiry; only the owner can release or extend it, so a holder
+// that outlives its lease can never release another owner's lease. Redis
+// backs this with SET NX PX plus a compare-and-delete script; SQL stores with
+// a row and a conditional UPDATE.
+//
+// Thread safety: implementations are safe for concurrent use from many
+// threads, and (for shared backends) from many processes.
+
+#ifndef CONVERGE_STORE_LOCK_STORE_H_
+#define CONVERGE_STORE_LOCK_STORE_H_
+
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace converge {
+
+class LockStore {
+ public:
+  virtual ~LockStore() = default;
+
+  // Takes the lease `key` for `token` until now + `ttl`.
+  // Returns true if the lease was free, had expired, or is already held by
+  // `token` (then its expiry is pushed to now + ttl). Returns false if another
+  // token holds an unexpired lease. Returns kInvalidArgument if key or token
+  // is empty or ttl <= 0; kUnavailable if the backend cannot be reached.
+  virtual absl::StatusOr<bool> TryAcquire(std::string_view key,
+                                          std::string_view token,
+                                          absl::Duration ttl) = 0;
+
+  // Releases the lease `key` if `token` holds it (expired or not yet).
+  // Returns true if this call released it; false if the lease is free or held
+  // by another token (this caller's lease expired and was taken over).
+  virtual absl::StatusOr<bool> Release(std::string_view key,
+                                       std::string_view token) = 0;
+
+  // Pushes the expiry of a lease `token` holds to now + `ttl`. Returns true
+  // if extended; false if `token` does not hold an unexpired lease on `key`.
+  virtual absl::StatusOr<bool> Extend(std::string_view key,
+                                      std::string_view token,
+                                      absl::Duration ttl) = 0;
+};
+
+}  // namespace converge
+
+#endif  // CONVERGE_STORE_LOCK_STORE_H_

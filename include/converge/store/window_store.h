@@ -1,0 +1,82 @@
+// WindowStore: the time-window index (upstream K2/K3 sorted sets).
+//
+// Each key is a set of members ("action_<id>", "converge_<id>") scored by
+// their create time. One Apply call carries the whole hot path of a decision
+// -- index the action, take the dimension lease, read the window -- so that a
+// Redis backend does it in one round trip (one script), and the memory backend
+// under one mutex.
+//
+// Thread safety: implementations are safe for concurrent use.
+
+#ifndef CONVERGE_STORE_WINDOW_STORE_H_
+#define CONVERGE_STORE_WINDOW_STORE_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace converge {
+
+struct WindowEntry {
+  std::string key;
+  std::string member;
+  absl::Time score;
+};
+
+struct LeaseRequest {
+  std::string key;
+  std::string token;
+  absl::Duration ttl;
+};
+
+struct WindowRequest {
+  // Members to add (a member already present gets the new score). Every key
+  // written gets its expiry pushed to now + key_ttl (0 = keys never expire),
+  // and loses members scored before trim_before (InfinitePast = no trim).
+  std::vector<WindowEntry> add;
+  absl::Duration key_ttl = absl::ZeroDuration();
+  absl::Time trim_before = absl::InfinitePast();
+  // Taken after the adds and before the reads, with LockStore::TryAcquire's
+  // semantics, on the lease state shared with the LockStore of the same
+  // backend (a lease taken here is released through that LockStore).
+  std::optional<LeaseRequest> lease;
+  // Groups of keys to read. For each group the result holds the union of the
+  // members of its keys scored within [start, end] (both inclusive).
+  std::vector<std::vector<std::string>> read_groups;
+  absl::Time start = absl::InfinitePast();
+  absl::Time end = absl::InfiniteFuture();
+};
+
+struct WindowResult {
+  // False only when a lease was requested and another token holds it; then
+  // `groups` is empty (the reads were skipped) but the adds were applied.
+  bool lease_acquired = true;
+  // One entry per read group, members deduplicated, in no particular order.
+  std::vector<std::vector<std::string>> groups;
+};
+
+class WindowStore {
+ public:
+  virtual ~WindowStore() = default;
+
+  // Applies `request` atomically with respect to other Apply calls and to the
+  // LockStore of the same backend. Returns kInvalidArgument for an empty key
+  // or member, or a lease with an empty key/token or ttl <= 0; kUnavailable
+  // if the backend cannot be reached (then nothing may have been applied, or
+  // all of it: adds are idempotent, so a retry is safe).
+  virtual absl::StatusOr<WindowResult> Apply(const WindowRequest& request) = 0;
+
+  // Removes `member` from `key`. Returns true if it was there.
+  virtual absl::StatusOr<bool> Remove(std::string_view key,
+                                      std::string_view member) = 0;
+
+  // Number of members of `key` (0 for a missing or expired key).
+  virtual absl::StatusOr<int64_t> Size(std::string_view key) = 0;
+};
+
+}  // namespace converge
+
+#endif  // CONVERGE_STORE_WINDOW_STORE_H_

@@ -1,0 +1,166 @@
+// Forwarding wrappers: each forwards every call to a target store, so that a
+// subclass can decorate one method (metrics, retries, fault injection) and
+// inherit the rest, as LevelDB's EnvWrapper does.
+//
+// Thread safety: as the target's. The target must outlive the wrapper.
+
+#ifndef CONVERGE_STORE_WRAPPERS_H_
+#define CONVERGE_STORE_WRAPPERS_H_
+
+#include "converge/store/instance_repo.h"
+#include "converge/store/lock_store.h"
+#include "converge/store/queue_store.h"
+#include "converge/store/window_store.h"
+
+namespace converge {
+
+class LockStoreWrapper : public LockStore {
+ public:
+  explicit LockStoreWrapper(LockStore* target) : target_(target) {}
+  LockStore* target() const { return target_; }
+  absl::StatusOr<bool> TryAcquire(std::string_view key, std::string_view token,
+                                  absl::Duration ttl) override {
+    return target_->TryAcquire(key, token, ttl);
+  }
+  absl::StatusOr<bool> Release(std::string_view key,
+                               std::string_view token) override {
+    return target_->Release(key, token);
+  }
+  absl::StatusOr<bool> Extend(std::string_view key, std::string_view token,
+                              absl::Duration ttl) override {
+    return target_->Extend(key, token, ttl);
+  }
+
+ private:
+  LockStore* target_;
+};
+
+class WindowStoreWrapper : public WindowStore {
+ public:
+  explicit WindowStoreWrapper(WindowStore* target) : target_(target) {}
+  WindowStore* target() const { return target_; }
+  absl::StatusOr<WindowResult> Apply(const WindowRequest& request) override {
+    return target_->Apply(request);
+  }
+  absl::StatusOr<bool> Remove(std::string_view key,
+                              std::string_view member) override {
+    return target_->Remove(key, member);
+  }
+  absl::StatusOr<int64_t> Size(std::string_view key) override {
+    return target_->Size(key);
+  }
+
+ private:
+  WindowStore* target_;
+};
+
+class InstanceRepoWrapper : public InstanceRepo {
+ public:
+  explicit InstanceRepoWrapper(InstanceRepo* target) : target_(target) {}
+  InstanceRepo* target() const { return target_; }
+  absl::StatusOr<std::optional<ActionRecord>> GetAction(
+      int64_t action_id) override {
+    return target_->GetAction(action_id);
+  }
+  absl::StatusOr<RecordResult> RecordDecision(
+      const ActionRecord& record) override {
+    return target_->RecordDecision(record);
+  }
+  absl::StatusOr<RecordResult> Join(const ActionRecord& record,
+                                    const ConvergeRelation& relation) override {
+    return target_->Join(record, relation);
+  }
+  absl::Status SetActionStatus(int64_t action_id, ActionStatus status,
+                               absl::Time at) override {
+    return target_->SetActionStatus(action_id, status, at);
+  }
+  absl::StatusOr<bool> UpdateDecision(int64_t action_id, Outcome expected,
+                                      const Decision& decision) override {
+    return target_->UpdateDecision(action_id, expected, decision);
+  }
+  absl::StatusOr<CreateResult> Create(const CreateRequest& request) override {
+    return target_->Create(request);
+  }
+  absl::StatusOr<std::optional<ConvergeInstance>> FindOpen(
+      std::string_view dimension) override {
+    return target_->FindOpen(dimension);
+  }
+  absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {
+    return target_->GetInstance(id);
+  }
+  absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
+    return target_->End(id, now);
+  }
+  absl::Status SetVisible(int64_t id, bool visible) override {
+    return target_->SetVisible(id, visible);
+  }
+  absl::StatusOr<std::vector<ConvergeInstance>> ListOpen(
+      size_t limit) override {
+    return target_->ListOpen(limit);
+  }
+  absl::StatusOr<std::vector<ConvergeRelation>> Relations(
+      int64_t converge_id) override {
+    return target_->Relations(converge_id);
+  }
+  absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(
+      int64_t converge_id) override {
+    return target_->ExecutedMembers(converge_id);
+  }
+  absl::StatusOr<int64_t> CountExecuted(int64_t converge_id) override {
+    return target_->CountExecuted(converge_id);
+  }
+  absl::StatusOr<std::vector<int64_t>> Unrelated(
+      absl::Span<const int64_t> ids, ConvergeType type) override {
+    return target_->Unrelated(ids, type);
+  }
+
+ private:
+  InstanceRepo* target_;
+};
+
+class QueueStoreWrapper : public QueueStore {
+ public:
+  explicit QueueStoreWrapper(QueueStore* target) : target_(target) {}
+  QueueStore* target() const { return target_; }
+  absl::Status Enqueue(std::string_view queue, const Task& task) override {
+    return target_->Enqueue(queue, task);
+  }
+  absl::StatusOr<std::optional<Delivery>> Dequeue(
+      std::string_view queue, absl::Time now,
+      absl::Duration visibility) override {
+    return target_->Dequeue(queue, now, visibility);
+  }
+  absl::StatusOr<bool> Ack(std::string_view queue,
+                           std::string_view receipt) override {
+    return target_->Ack(queue, receipt);
+  }
+  absl::StatusOr<bool> Retry(std::string_view queue, std::string_view receipt,
+                             absl::Time due, std::string_view error) override {
+    return target_->Retry(queue, receipt, due, error);
+  }
+  absl::StatusOr<bool> Bury(std::string_view queue, std::string_view receipt,
+                            std::string_view error) override {
+    return target_->Bury(queue, receipt, error);
+  }
+  absl::StatusOr<std::vector<Task>> ListDead(std::string_view queue) override {
+    return target_->ListDead(queue);
+  }
+  absl::Status Redrive(std::string_view queue, std::string_view task_id,
+                       absl::Time due) override {
+    return target_->Redrive(queue, task_id, due);
+  }
+  absl::StatusOr<std::vector<Task>> ListPending(std::string_view queue,
+                                                size_t limit) override {
+    return target_->ListPending(queue, limit);
+  }
+  absl::StatusOr<QueueStats> Stats(std::string_view queue) override {
+    return target_->Stats(queue);
+  }
+
+ private:
+  QueueStore* target_;
+};
+
+}  // namespace converge
+
+#endif  // CONVERGE_STORE_WRAPPERS_H_

@@ -1,0 +1,668 @@
+#include "converge/manager.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "internal/strings.h"
+#include "absl/strings/str_join.h"
+#include "converge/context.h"
+#include "converge/dimension.h"
+#include "converge/functions.h"
+
+namespace converge {
+namespace {
+
+constexpr std::string_view kActionMember = "action_";
+
+// Display labels of upstream's ALL_CONVERGE_DIMENSION, for descriptions.
+std::string_view DimensionLabel(std::string_view key) {
+  static constexpr std::pair<std::string_view, std::string_view> kLabels[] = {
+      {"dimensions", "dimensions"},
+      {"strategy_id", "strategy"},
+      {"alert_name", "alert name"},
+      {"bk_biz_id", "business"},
+      {"alert_level", "alert level"},
+      {"signal", "alert signal"},
+      {"notice_receiver", "notice receiver"},
+      {"notice_way", "notice way"},
+      {"group_notice_way", "notice way with member type"},
+      {"alert_info", "alert info"},
+      {"notice_info", "notice info"},
+      {"action_info", "action package info"},
+  };
+  for (const auto& [k, label] : kLabels) {
+    if (k == key) return label;
+  }
+  return key;
+}
+
+std::string Describe(const EffectiveConfig& eff,
+                     const ConvergedCondition& converged) {
+  std::vector<absl::string_view> labels;
+  for (const auto& entry : converged) {
+    if (entry.first == "action_id") continue;
+    labels.push_back(internal::AV(DimensionLabel(entry.first)));
+  }
+  return internal::StrCat("within ", eff.window_seconds, " s, when ",
+                      eff.config.count, " or more alerts share the same ",
+                      absl::StrJoin(labels, ","), ", ",
+                      ToString(eff.config.converge_func),
+                      " applies to executions of the same package");
+}
+
+absl::Status CheckSize(std::string_view path, size_t bytes, size_t limit) {
+  if (bytes <= limit) return absl::OkStatus();
+  return absl::InvalidArgumentError(internal::StrCat(
+      path, ": value of ", bytes, " bytes exceeds the limit of ", limit));
+}
+
+absl::Status CheckValue(std::string_view path, const Value& v, size_t limit,
+                        int depth) {
+  if (depth > 8) {
+    return absl::InvalidArgumentError(
+        internal::StrCat(path, ": lists nested deeper than 8"));
+  }
+  if (v.is_string()) return CheckSize(path, v.as_string().size(), limit);
+  if (v.is_list()) {
+    const Value::List& list = v.as_list();
+    if (list.size() > limit) {
+      return absl::InvalidArgumentError(internal::StrCat(
+          path, ": list of ", list.size(), " items exceeds the limit of ",
+          limit));
+    }
+    for (size_t i = 0; i < list.size(); ++i) {
+      absl::Status st =
+          CheckValue(internal::StrCat(path, "[", i, "]"), list[i], limit, depth + 1);
+      if (!st.ok()) return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateAction(const Action& a, const ManagerOptions& o) {
+  if (a.id <= 0) {
+    return absl::InvalidArgumentError(
+        internal::StrCat("action.id: must be > 0, got ", a.id));
+  }
+  if (a.create_time == absl::InfinitePast() ||
+      a.create_time == absl::InfiniteFuture()) {
+    return absl::InvalidArgumentError(
+        "action.create_time: must be a finite time");
+  }
+  if (a.execute_timeout < 0) {
+    return absl::InvalidArgumentError(internal::StrCat(
+        "action.execute_timeout: must be >= 0, got ", a.execute_timeout));
+  }
+  const size_t limit = o.max_value_bytes;
+  if (auto st = CheckSize("action.signal", a.signal.size(), limit); !st.ok()) {
+    return st;
+  }
+  if (auto st = CheckSize("action.plugin_type", a.plugin_type.size(), limit);
+      !st.ok()) {
+    return st;
+  }
+  if (a.alerts.size() > o.max_alerts) {
+    return absl::InvalidArgumentError(
+        internal::StrCat("action.alerts: ", a.alerts.size(),
+                     " alerts exceed the limit of ", o.max_alerts));
+  }
+  for (size_t i = 0; i < a.alerts.size(); ++i) {
+    if (auto st = CheckSize(internal::StrCat("action.alerts[", i, "]"),
+                            a.alerts[i].size(), limit);
+        !st.ok()) {
+      return st;
+    }
+  }
+  for (const auto& [key, value] : a.context) {
+    if (key.empty()) {
+      return absl::InvalidArgumentError("action.context: empty key");
+    }
+    std::string path = internal::StrCat("action.context.", key);
+    if (auto st = CheckSize(path, key.size(), limit); !st.ok()) return st;
+    if (auto st = CheckValue(path, value, limit, 0); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+// Parses "action_<id>" members; others (second-level members) are ignored.
+bool ParseActionMember(std::string_view member, int64_t* id) {
+  if (member.substr(0, kActionMember.size()) != kActionMember) return false;
+  return absl::SimpleAtoi(internal::AV(member.substr(kActionMember.size())), id);
+}
+
+// Union within each group, intersection across groups (section 3.5.3).
+std::vector<int64_t> MatchIds(const WindowResult& result) {
+  std::vector<int64_t> ids;
+  if (result.groups.empty()) return ids;
+  absl::flat_hash_set<int64_t> acc;
+  for (const std::string& m : result.groups[0]) {
+    int64_t id;
+    if (ParseActionMember(m, &id)) acc.insert(id);
+  }
+  for (size_t g = 1; g < result.groups.size() && !acc.empty(); ++g) {
+    absl::flat_hash_set<int64_t> next;
+    for (const std::string& m : result.groups[g]) {
+      int64_t id;
+      if (ParseActionMember(m, &id) && acc.contains(id)) next.insert(id);
+    }
+    acc = std::move(next);
+  }
+  ids.assign(acc.begin(), acc.end());
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+Decision Replayed(const ActionRecord& record) {
+  Decision d = record.decision;
+  d.replayed = true;
+  return d;
+}
+
+}  // namespace
+
+struct ConvergeManager::Plan {
+  EffectiveConfig eff;
+  DimensionResult dim;
+  absl::Time start;
+  absl::Time end;
+  std::string route;
+  std::string lease_key;
+  WindowRequest window;  // without the lease token
+};
+
+ConvergeManager::ConvergeManager(Stores stores, const Clock* clock,
+                                 ManagerOptions options)
+    : stores_(stores),
+      clock_(clock),
+      options_(std::move(options)),
+      keys_(options_.keys) {
+  token_prefix_ = options_.token_prefix;
+  if (token_prefix_.empty()) {
+    absl::BitGen gen;
+    token_prefix_ = internal::StrCat(
+        "m", absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<ConvergeManager>> ConvergeManager::Create(
+    Stores stores, const Clock* clock, ManagerOptions options) {
+  if (stores.lock == nullptr || stores.queue == nullptr ||
+      stores.repo == nullptr || stores.window == nullptr) {
+    return absl::InvalidArgumentError(
+        "converge: every store (lock, queue, repo, window) is required");
+  }
+  if (clock == nullptr) {
+    return absl::InvalidArgumentError("converge: a clock is required");
+  }
+  if (options.lease_ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "converge: options.lease_ttl: must be > 0");
+  }
+  if (options.lease_attempts < 1) {
+    return absl::InvalidArgumentError(
+        "converge: options.lease_attempts: must be >= 1");
+  }
+  if (options.lease_backoff_min < absl::ZeroDuration() ||
+      options.lease_backoff_max < options.lease_backoff_min) {
+    return absl::InvalidArgumentError(
+        "converge: options.lease_backoff_min/max: need 0 <= min <= max");
+  }
+  if (options.index_retention < absl::ZeroDuration() ||
+      options.summary_delay < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "converge: options.index_retention and summary_delay: must be >= 0");
+  }
+  if (options.summary_queue.empty()) {
+    return absl::InvalidArgumentError(
+        "converge: options.summary_queue: must not be empty");
+  }
+  return std::unique_ptr<ConvergeManager>(
+      new ConvergeManager(stores, clock, std::move(options)));
+}
+
+std::string ConvergeManager::NextToken(int64_t action_id) {
+  return internal::StrCat(token_prefix_, ":", action_id, ":",
+                      token_seq_.fetch_add(1, std::memory_order_relaxed));
+}
+
+absl::StatusOr<Decision> ConvergeManager::Record(const ActionRecord& record) {
+  absl::StatusOr<RecordResult> r = stores_.repo->RecordDecision(record);
+  if (!r.ok()) return r.status();
+  if (!r->inserted) return Replayed(r->record);
+  return r->record.decision;
+}
+
+absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
+                                                 const ConvergeConfig& config) {
+  if (absl::Status st = ValidateAction(action, options_); !st.ok()) return st;
+  if (absl::Status st = ValidateConfig(config); !st.ok()) return st;
+
+  absl::StatusOr<std::optional<ActionRecord>> existing =
+      stores_.repo->GetAction(action.id);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {
+    const ActionRecord& rec = **existing;
+    if (rec.decision.primary && rec.decision.converge_id.has_value()) {
+      // The summary task may have been lost after the creation committed:
+      // scheduling it again is idempotent.
+      absl::StatusOr<ConvergeInstance> inst =
+          stores_.repo->GetInstance(*rec.decision.converge_id);
+      if (!inst.ok()) return inst.status();
+      if (absl::Status st = EnsureSummary(*inst); !st.ok()) return st;
+    }
+    return Replayed(rec);
+  }
+
+  const absl::Time now = clock_->Now();
+  ActionRecord record;
+  record.id = action.id;
+  record.create_time = action.create_time;
+  record.strategy_id = action.strategy_id;
+  record.execute_timeout = action.execute_timeout;
+  record.status_time = now;
+  record.decision.action_id = action.id;
+  record.decision.decided_at = now;
+
+  if (action.shielded) {
+    // Shielded actions are not indexed and do not count (point 9).
+    record.decision.outcome = Outcome::kShield;
+    record.decision.reason = "shielded";
+    record.status = ActionStatus::kShield;
+    return Record(record);
+  }
+
+  const Context context = BuildContext(action);
+  Plan plan;
+  plan.eff = MakeEffective(config, options_.rules, ConvergeType::kAction,
+                           action.plugin_type, action.is_parent, context);
+  if (!plan.eff.legal) {
+    record.decision.outcome = Outcome::kExecute;
+    record.decision.reason = plan.eff.illegal_reason;
+    record.status = ActionStatus::kConverged;
+    return Record(record);
+  }
+
+  plan.dim = ComputeDimension(plan.eff.config, config, context);
+  const absl::Duration w = absl::Seconds(plan.eff.window_seconds);
+  plan.start = action.create_time - w;
+  plan.end = action.create_time + w;
+  plan.route = internal::StrCat("s", action.strategy_id);
+  absl::StatusOr<std::string> lease_key =
+      keys_.Render(keys::kConvergeProcessLock, {{"dimension", plan.dim.dimension}},
+                   plan.route);
+  if (!lease_key.ok()) return lease_key.status();
+  plan.lease_key = *std::move(lease_key);
+
+  // Index the action under every condition key of the effective config
+  // (point 5), and read the window of the same keys.
+  WindowRequest& req = plan.window;
+  const std::string member = internal::StrCat(kActionMember, action.id);
+  const std::string strategy = internal::StrCat(action.strategy_id);
+  KeyFields fields{{"strategy_id", strategy}, {"dimension", ""}, {"value", ""}};
+  auto render = [&](std::string_view key, std::string value)
+      -> absl::StatusOr<std::string> {
+    fields["dimension"] = std::string(key);
+    fields["value"] = std::move(value);
+    return keys_.Render(keys::kConvergeDimension, fields, plan.route);
+  };
+  absl::flat_hash_set<std::string_view> seen_keys;
+  for (const Condition& cond : plan.eff.config.condition) {
+    const std::string& key = cond.dimension;
+    if (!seen_keys.insert(key).second) continue;
+    // Index: the action's own context values of this key.
+    if (auto it = context.find(key);
+        it != context.end() && !it->second.IsEmpty()) {
+      auto add = [&](const Value& v) -> absl::Status {
+        absl::StatusOr<std::string> k = render(key, v.PyStr());
+        if (!k.ok()) return k.status();
+        req.add.push_back(WindowEntry{*std::move(k), member, action.create_time});
+        return absl::OkStatus();
+      };
+      if (it->second.is_list()) {
+        for (const Value& v : it->second.as_list()) {
+          if (absl::Status st = add(v); !st.ok()) return st;
+        }
+      } else if (absl::Status st = add(it->second); !st.ok()) {
+        return st;
+      }
+    }
+    // Read: the converged values of this key; none reads the "" key.
+    std::vector<std::string>& group = req.read_groups.emplace_back();
+    const std::vector<Value>& values = plan.dim.converged_condition[key];
+    if (values.empty()) {
+      absl::StatusOr<std::string> k = render(key, "");
+      if (!k.ok()) return k.status();
+      group.push_back(*std::move(k));
+    }
+    for (const Value& v : values) {
+      absl::StatusOr<std::string> k = render(key, v.PyStr());
+      if (!k.ok()) return k.status();
+      if (std::find(group.begin(), group.end(), *k) == group.end()) {
+        group.push_back(*std::move(k));
+      }
+    }
+  }
+  req.key_ttl = options_.index_retention + w;
+  req.trim_before = now - w - options_.index_retention;
+  req.start = plan.start;
+  req.end = plan.end;
+
+  record.status = ActionStatus::kReceived;
+  const std::string token = NextToken(action.id);
+  WindowResult result;
+  absl::StatusOr<bool> acquired =
+      AcquireLease(plan.lease_key, token, &req, &result);
+  if (!acquired.ok()) return acquired.status();
+  if (!*acquired) {
+    return absl::UnavailableError(internal::StrCat(
+        "converge: lease on dimension ", plan.dim.dimension,
+        " stayed busy after ", options_.lease_attempts,
+        " attempts; retry later"));
+  }
+  struct Releaser {
+    LockStore* lock;
+    const std::string& key;
+    const std::string& token;
+    ~Releaser() { (void)lock->Release(key, token); }
+  } releaser{stores_.lock, plan.lease_key, token};
+
+  // Under the lease. Idempotency again: a concurrent delivery of the same
+  // action may have decided while we waited.
+  existing = stores_.repo->GetAction(action.id);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) return Replayed(**existing);
+
+  const std::vector<int64_t> matched = MatchIds(result);
+  const ConvergeConfig& eff = plan.eff.config;
+  // A few rounds: an instance can end, or (after a lost lease) be created,
+  // between our read and our write; the repo's checks make that visible.
+  for (int round = 0; round < 4; ++round) {
+    const absl::Time at = clock_->Now();
+    record.decision.decided_at = at;
+    record.status_time = at;
+    absl::StatusOr<std::optional<ConvergeInstance>> open =
+        stores_.repo->FindOpen(plan.dim.dimension);
+    if (!open.ok()) return open.status();
+    if (open->has_value() && (*open)->create_time < plan.start) {
+      // Lazy expiry (section 3.5.1): ended relative to this action.
+      absl::StatusOr<bool> ended = stores_.repo->End((*open)->id, at);
+      if (!ended.ok()) return ended.status();
+      open->reset();
+    }
+
+    if (open->has_value()) {
+      const ConvergeInstance& inst = **open;
+      absl::StatusOr<std::vector<MemberStatus>> executed =
+          stores_.repo->ExecutedMembers(inst.id);
+      if (!executed.ok()) return executed.status();
+      FunctionInput in;
+      in.func = eff.converge_func;
+      in.type = ConvergeType::kAction;
+      in.is_new = false;
+      in.count = eff.count;
+      in.executed = *executed;
+      in.now = at;
+      in.window_seconds = plan.eff.window_seconds;
+      const FunctionResult fr = EvaluateFunction(in);
+      record.decision.outcome = fr.outcome;
+      record.decision.converge_id = inst.id;
+      record.decision.primary = false;
+      record.decision.reason = "joined";
+      record.status = StatusForOutcome(fr.outcome);
+      ConvergeRelation rel;
+      rel.converge_id = inst.id;
+      rel.related_id = action.id;
+      rel.related_type = ConvergeType::kAction;
+      rel.is_primary = false;
+      rel.converge_status = fr.outcome == Outcome::kExecute
+                                ? ConvergeStatus::kExecuted
+                                : ConvergeStatus::kSkipped;
+      rel.alerts = action.alerts;
+      absl::StatusOr<RecordResult> joined = stores_.repo->Join(record, rel);
+      if (joined.status().code() == absl::StatusCode::kFailedPrecondition) {
+        continue;  // the instance ended under us: look again
+      }
+      if (!joined.ok()) return joined.status();
+      if (!joined->inserted) return Replayed(joined->record);
+      return joined->record.decision;
+    }
+
+    // No open instance: the match list, minus actions already related.
+    absl::StatusOr<std::vector<int64_t>> unrelated =
+        stores_.repo->Unrelated(matched, ConvergeType::kAction);
+    if (!unrelated.ok()) return unrelated.status();
+    const int64_t n = static_cast<int64_t>(unrelated->size());
+    if (n == 0 || n < eff.count) {
+      record.decision.outcome = Outcome::kExecute;
+      record.decision.converge_id.reset();
+      record.decision.primary = false;
+      record.decision.reason = "below threshold";
+      record.status = ActionStatus::kConverged;
+      return Record(record);
+    }
+
+    FunctionInput in;
+    in.func = eff.converge_func;
+    in.type = ConvergeType::kAction;
+    in.is_new = true;
+    in.count = eff.count;
+    in.now = at;
+    in.window_seconds = plan.eff.window_seconds;
+    const FunctionResult fr = EvaluateFunction(in);
+
+    CreateRequest create;
+    ConvergeInstance& inst = create.instance;
+    inst.converge_type = ConvergeType::kAction;
+    inst.converge_func = eff.converge_func;
+    inst.bk_biz_id = action.bk_biz_id;
+    inst.dimension = plan.dim.dimension;
+    inst.description = Describe(plan.eff, plan.dim.converged_condition);
+    inst.content = eff.context.empty() ? "{}" : eff.context;
+    inst.create_time = at;
+    inst.is_visible = true;
+    inst.converge_config = eff;
+    inst.converged_condition = plan.dim.converged_condition;
+    inst.window_seconds = plan.eff.window_seconds;
+    create.primary.related_id = action.id;
+    create.primary.related_type = ConvergeType::kAction;
+    create.primary.is_primary = true;
+    // The creator's relation is executed whatever its outcome (3.6).
+    create.primary.converge_status = ConvergeStatus::kExecuted;
+    create.primary.alerts = action.alerts;
+    record.decision.outcome = fr.outcome;
+    record.decision.primary = true;
+    record.decision.reason = "created";
+    record.status = StatusForOutcome(fr.outcome);
+    create.creator = record;
+    for (int64_t id : *unrelated) {
+      if (id != action.id) create.attach_candidates.push_back(id);
+    }
+    absl::StatusOr<CreateResult> created = stores_.repo->Create(create);
+    if (created.status().code() == absl::StatusCode::kAlreadyExists) {
+      // Another evaluator created D (our lease expired), or decided this
+      // action: look again.
+      existing = stores_.repo->GetAction(action.id);
+      if (!existing.ok()) return existing.status();
+      if (existing->has_value()) return Replayed(**existing);
+      continue;
+    }
+    if (!created.ok()) return created.status();
+    if (fr.schedule_summary) {
+      if (absl::Status st = EnsureSummary(created->instance); !st.ok()) {
+        return st;
+      }
+    }
+    Decision d = record.decision;
+    d.converge_id = created->instance.id;
+    return d;
+  }
+  return absl::AbortedError(internal::StrCat(
+      "converge: dimension ", plan.dim.dimension,
+      " kept changing while action ", action.id, " was evaluated; retry"));
+}
+
+absl::StatusOr<bool> ConvergeManager::AcquireLease(const std::string& key,
+                                                   const std::string& token,
+                                                   WindowRequest* request,
+                                                   WindowResult* result) {
+  if (request != nullptr) {
+    request->lease = LeaseRequest{key, token, options_.lease_ttl};
+  }
+  absl::BitGen gen;
+  absl::Duration delay = options_.lease_backoff_min;
+  for (int attempt = 0; attempt < options_.lease_attempts; ++attempt) {
+    if (attempt > 0) {
+      // Jittered, doubling, bounded real-time backoff.
+      const double jitter = absl::Uniform(gen, 0.5, 1.0);
+      std::this_thread::sleep_for(absl::ToChronoNanoseconds(delay * jitter));
+      delay = std::min(delay * 2, options_.lease_backoff_max);
+    }
+    if (request != nullptr) {
+      absl::StatusOr<WindowResult> r = stores_.window->Apply(*request);
+      if (!r.ok()) return r.status();
+      if (r->lease_acquired) {
+        *result = *std::move(r);
+        return true;
+      }
+      request->add.clear();  // indexed on the first attempt
+    } else {
+      absl::StatusOr<bool> r =
+          stores_.lock->TryAcquire(key, token, options_.lease_ttl);
+      if (!r.ok()) return r.status();
+      if (*r) return true;
+    }
+  }
+  return false;
+}
+
+absl::Status ConvergeManager::EnsureSummary(const ConvergeInstance& instance) {
+  if (!instance.is_open()) return absl::OkStatus();
+  if (instance.converge_func != ConvergeFunction::kCollect &&
+      instance.converge_func != ConvergeFunction::kCollectAlarm) {
+    return absl::OkStatus();
+  }
+  Task task;
+  task.id = internal::StrCat("summary:", instance.id);
+  task.kind = "summary";
+  task.subject_id = instance.id;
+  task.due = instance.create_time + options_.summary_delay;
+  absl::Status st = stores_.queue->Enqueue(options_.summary_queue, task);
+  if (st.code() == absl::StatusCode::kAlreadyExists) return absl::OkStatus();
+  return st;
+}
+
+absl::Status ConvergeManager::ReportStatus(int64_t action_id,
+                                           ActionStatus status) {
+  return stores_.repo->SetActionStatus(action_id, status, clock_->Now());
+}
+
+absl::StatusOr<std::optional<Decision>> ConvergeManager::GetDecision(
+    int64_t action_id) {
+  absl::StatusOr<std::optional<ActionRecord>> rec =
+      stores_.repo->GetAction(action_id);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) return std::optional<Decision>();
+  return std::optional<Decision>(Replayed(**rec));
+}
+
+absl::StatusOr<bool> ConvergeManager::EndInstance(int64_t converge_id) {
+  return stores_.repo->End(converge_id, clock_->Now());
+}
+
+absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
+  absl::StatusOr<std::optional<ActionRecord>> rec =
+      stores_.repo->GetAction(action_id);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) {
+    return absl::NotFoundError(
+        internal::StrCat("converge: action ", action_id, " has no decision"));
+  }
+  const ActionRecord& record = **rec;
+  if (record.decision.outcome != Outcome::kSleep ||
+      !record.decision.converge_id.has_value()) {
+    return Replayed(record);
+  }
+  absl::StatusOr<ConvergeInstance> inst =
+      stores_.repo->GetInstance(*record.decision.converge_id);
+  if (!inst.ok()) return inst.status();
+
+  const absl::Time now = clock_->Now();
+  Decision next = record.decision;
+  next.decided_at = now;
+  next.replayed = false;
+  const int64_t limit = std::max(record.execute_timeout, inst->window_seconds);
+  std::string token;
+  std::string lease_key;
+  if (record.create_time + absl::Seconds(limit) < now) {
+    next.outcome = Outcome::kSkip;
+    next.reason = "sleep timed out";
+  } else if (!inst->is_open()) {
+    next.outcome = Outcome::kExecute;
+    next.reason = "the instance it waited on has ended";
+  } else {
+    absl::StatusOr<std::string> key = keys_.Render(
+        keys::kConvergeProcessLock, {{"dimension", inst->dimension}},
+        internal::StrCat("s", record.strategy_id));
+    if (!key.ok()) return key.status();
+    lease_key = *std::move(key);
+    token = NextToken(action_id);
+    absl::StatusOr<bool> acquired =
+        AcquireLease(lease_key, token, nullptr, nullptr);
+    if (!acquired.ok()) return acquired.status();
+    if (!*acquired) {
+      return absl::UnavailableError(internal::StrCat(
+          "converge: lease on dimension ", inst->dimension,
+          " stayed busy after ", options_.lease_attempts,
+          " attempts; retry later"));
+    }
+  }
+  struct Releaser {
+    LockStore* lock;
+    const std::string& key;
+    const std::string& token;
+    ~Releaser() {
+      if (!token.empty()) (void)lock->Release(key, token);
+    }
+  } releaser{stores_.lock, lease_key, token};
+
+  if (!token.empty()) {
+    absl::StatusOr<std::vector<MemberStatus>> executed =
+        stores_.repo->ExecutedMembers(inst->id);
+    if (!executed.ok()) return executed.status();
+    FunctionInput in;
+    in.func = inst->converge_config.converge_func;
+    in.type = ConvergeType::kAction;
+    in.is_new = false;
+    in.count = inst->converge_config.count;
+    in.executed = *executed;
+    in.now = now;
+    in.window_seconds = inst->window_seconds;
+    next.outcome = EvaluateFunction(in).outcome;
+    if (next.outcome == Outcome::kSleep) return record.decision;
+  }
+  absl::StatusOr<bool> updated =
+      stores_.repo->UpdateDecision(action_id, Outcome::kSleep, next);
+  if (!updated.ok()) return updated.status();
+  if (!*updated) {
+    // Another evaluator changed it first; return what is stored.
+    absl::StatusOr<std::optional<Decision>> stored = GetDecision(action_id);
+    if (!stored.ok()) return stored.status();
+    if (!stored->has_value()) {
+      return absl::InternalError(internal::StrCat(
+          "converge: action ", action_id, " lost its decision"));
+    }
+    return **stored;
+  }
+  return next;
+}
+
+}  // namespace converge
