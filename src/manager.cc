@@ -599,7 +599,12 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
   Decision next = record.decision;
   next.decided_at = now;
   next.replayed = false;
-  const int64_t limit = std::max(record.execute_timeout, inst->window_seconds);
+  // Upstream: create_time + max(execute timeout, max_timedelta) (3.4 step 2).
+  // When neither is set (upstream would time out at once) the window bounds
+  // the sleep instead.
+  int64_t limit =
+      std::max(record.execute_timeout, inst->converge_config.max_timedelta);
+  if (limit == 0) limit = inst->window_seconds;
   std::string token;
   std::string lease_key;
   if (record.create_time + absl::Seconds(limit) < now) {

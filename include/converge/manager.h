@@ -99,7 +99,9 @@ class ConvergeManager {
   absl::Status ReportStatus(int64_t action_id, ActionStatus status);
 
   // Re-evaluates an action whose stored outcome is sleep (upstream's 30 s
-  // re-poll): skipped once create_time + max(execute_timeout, W) has passed;
+  // re-poll): skipped once create_time + max(execute_timeout,
+  // max_timedelta) has passed (upstream's rule; the window W when both
+  // are 0);
   // execute if its instance has ended; otherwise its function is evaluated
   // again on the instance's executed set. The stored decision is replaced
   // only when the outcome changes (its relation keeps status skipped, as

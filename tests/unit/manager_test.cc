@@ -1,1 +1,276 @@
+// ConvergeManager behaviour beyond the scenarios: bad input, leases,
+// idempotency of side effects, options.
+
 #include <catch2/catch.hpp>
+
+#include "absl/strings/match.h"
+#include "converge/store/wrappers.h"
+#include "test_util.h"
+
+namespace converge::testing {
+namespace {
+
+bool Mentions(const absl::Status& s, const std::string& text) {
+  return absl::StrContains(std::string(s.message()), text);
+}
+
+TEST_CASE("bad actions are InvalidArgument naming the field", "[manager]") {
+  Env env;
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 300);
+  Action a = Act(1, 0);
+  std::string field;
+  SECTION("id") {
+    a.id = 0;
+    field = "action.id";
+  }
+  SECTION("create_time") {
+    a.create_time = absl::InfiniteFuture();
+    field = "action.create_time";
+  }
+  SECTION("execute_timeout") {
+    a.execute_timeout = -1;
+    field = "action.execute_timeout";
+  }
+  SECTION("oversized context value") {
+    a.context["notice_receiver"] = std::string(5000, 'x');
+    field = "action.context.notice_receiver";
+  }
+  SECTION("oversized list item") {
+    a.context["dimensions"] = Value::List{"a", std::string(5000, 'y')};
+    field = "action.context.dimensions[1]";
+  }
+  SECTION("oversized alert id") {
+    a.alerts = {"ok", std::string(5000, 'z')};
+    field = "action.alerts[1]";
+  }
+  SECTION("empty context key") {
+    a.context[""] = "v";
+    field = "action.context";
+  }
+  absl::StatusOr<Decision> d = env.manager->Submit(a, rule);
+  REQUIRE_FALSE(d.ok());
+  CHECK(d.status().code() == absl::StatusCode::kInvalidArgument);
+  INFO(d.status().ToString());
+  CHECK(Mentions(d.status(), field));
+  // Nothing was stored.
+  if (a.id > 0) CHECK_FALSE(env.stores.repo->GetAction(a.id).value());
+}
+
+TEST_CASE("bad configs are InvalidArgument naming the field path",
+          "[manager]") {
+  Env env;
+  ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 300);
+  std::string field;
+  SECTION("count") {
+    rule.count = -1;
+    field = "converge_config.count";
+  }
+  SECTION("timedelta") {
+    rule.timedelta = -5;
+    field = "converge_config.timedelta";
+  }
+  SECTION("sub_converge_config.count") {
+    auto sub = std::make_shared<ConvergeConfig>(
+        Rule(ConvergeFunction::kCollectAlarm, 2, 60));
+    sub->count = -3;
+    rule.sub_converge_config = sub;
+    field = "converge_config.sub_converge_config.count";
+  }
+  SECTION("condition dimension") {
+    rule.condition.push_back(Condition{"", {Value("self")}});
+    field = "converge_config.condition[1].dimension";
+  }
+  absl::StatusOr<Decision> d = env.manager->Submit(Act(1, 0), rule);
+  REQUIRE_FALSE(d.ok());
+  CHECK(d.status().code() == absl::StatusCode::kInvalidArgument);
+  INFO(d.status().ToString());
+  CHECK(Mentions(d.status(), field));
+  CHECK_FALSE(env.stores.repo->GetAction(1).value());
+}
+
+TEST_CASE("Create rejects missing stores and bad options", "[manager]") {
+  VirtualClock clock;
+  auto stores = memory::NewMemoryStores({&clock}).value();
+  Stores view = stores.view();
+  view.queue = nullptr;
+  CHECK(ConvergeManager::Create(view, &clock).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(ConvergeManager::Create(stores.view(), nullptr).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  ManagerOptions o;
+  o.lease_attempts = 0;
+  CHECK(ConvergeManager::Create(stores.view(), &clock, o).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  o = ManagerOptions();
+  o.lease_ttl = absl::ZeroDuration();
+  CHECK(ConvergeManager::Create(stores.view(), &clock, o).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("a busy dimension lease is Unavailable and decides nothing",
+          "[manager]") {
+  ManagerOptions o;
+  o.lease_attempts = 3;
+  Env env(o);
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
+  // Learn the lease key from a first decision's dimension.
+  Decision d1 = env.Submit(Act(1, 0), rule);
+  const std::string dimension = env.Instance(*d1.converge_id).dimension;
+  const std::string key =
+      env.manager->key_space()
+          .Render(keys::kConvergeProcessLock, {{"dimension", dimension}},
+                  "s10")
+          .value();
+  REQUIRE(env.stores.lock->TryAcquire(key, "other", absl::Seconds(60)).value());
+
+  absl::StatusOr<Decision> d2 = env.manager->Submit(Act(2, 1), rule);
+  REQUIRE_FALSE(d2.ok());
+  CHECK(d2.status().code() == absl::StatusCode::kUnavailable);
+  CHECK(Mentions(d2.status(), dimension));
+  CHECK_FALSE(env.stores.repo->GetAction(2).value());
+
+  // The other holder's lease expires (virtual time): the retry succeeds and
+  // takes the lease over; the stale holder cannot release it afterwards.
+  env.clock.Advance(absl::Seconds(61));
+  CHECK(env.manager->Submit(Act(2, 1), rule).value().outcome ==
+        Outcome::kSkip);
+  CHECK_FALSE(env.stores.lock->Release(key, "other").value());
+}
+
+TEST_CASE("the manager releases its lease after each decision", "[manager]") {
+  Env env;
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
+  Decision d1 = env.Submit(Act(1, 0), rule);
+  const std::string key =
+      env.manager->key_space()
+          .Render(keys::kConvergeProcessLock,
+                  {{"dimension", env.Instance(*d1.converge_id).dimension}},
+                  "s10")
+          .value();
+  // Free: another token takes it at once.
+  CHECK(env.stores.lock->TryAcquire(key, "probe", absl::Seconds(1)).value());
+}
+
+// Fails Enqueue once, as a queue server that goes away right after the
+// instance committed.
+class FlakyQueue : public QueueStoreWrapper {
+ public:
+  using QueueStoreWrapper::QueueStoreWrapper;
+  int failures = 1;
+  absl::Status Enqueue(std::string_view queue, const Task& task) override {
+    if (failures > 0) {
+      --failures;
+      return absl::UnavailableError("flaky: queue went away");
+    }
+    return QueueStoreWrapper::Enqueue(queue, task);
+  }
+};
+
+TEST_CASE("a lost summary task is rescheduled by the redelivery",
+          "[manager]") {
+  VirtualClock clock(T(0));
+  auto stores = memory::NewMemoryStores({&clock}).value();
+  FlakyQueue queue(stores.queue.get());
+  Stores view = stores.view();
+  view.queue = &queue;
+  auto manager = ConvergeManager::Create(view, &clock).value();
+  const ConvergeConfig rule = Rule(ConvergeFunction::kCollect, 1, 120);
+
+  absl::StatusOr<Decision> first = manager->Submit(Act(1, 0), rule);
+  REQUIRE_FALSE(first.ok());
+  CHECK(first.status().code() == absl::StatusCode::kUnavailable);
+  // The decision committed with the instance; the redelivery replays it and
+  // schedules the summary, once.
+  Decision again = manager->Submit(Act(1, 0), rule).value();
+  CHECK(again.replayed);
+  CHECK(again.primary);
+  CHECK(again.outcome == Outcome::kExecute);
+  CHECK(stores.queue->Stats("converge.summary").value().pending == 1);
+  CHECK(manager->Submit(Act(1, 0), rule).value().replayed);
+  CHECK(stores.queue->Stats("converge.summary").value().pending == 1);
+}
+
+TEST_CASE("ReportStatus, Reevaluate and EndInstance on unknown ids",
+          "[manager]") {
+  Env env;
+  CHECK(env.manager->ReportStatus(99, ActionStatus::kSuccess).code() ==
+        absl::StatusCode::kNotFound);
+  CHECK(env.manager->Reevaluate(99).status().code() ==
+        absl::StatusCode::kNotFound);
+  CHECK(env.manager->EndInstance(99).status().code() ==
+        absl::StatusCode::kNotFound);
+  CHECK_FALSE(env.manager->GetDecision(99).value().has_value());
+}
+
+TEST_CASE("ending twice rewrites the dimension once", "[manager]") {
+  Env env;
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
+  Decision d = env.Submit(Act(1, 0), rule);
+  const std::string dimension = env.Instance(*d.converge_id).dimension;
+  env.clock.Set(T(5));
+  CHECK(env.manager->EndInstance(*d.converge_id).value());
+  env.clock.Set(T(6));
+  CHECK_FALSE(env.manager->EndInstance(*d.converge_id).value());
+  const ConvergeInstance ended = env.Instance(*d.converge_id);
+  CHECK(ended.dimension == dimension + " fixed at 5 #1");
+  CHECK(*ended.end_time == T(5));
+}
+
+TEST_CASE("conditions on any context key are indexed and matched",
+          "[manager]") {
+  // Upstream only indexes alert_info, notice_info and action_info (7.2 #12).
+  Env env;
+  ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 300);
+  rule.condition = {Condition{"dimensions", {Value("self")}},
+                    Condition{"signal", {Value("self")}}};
+  auto act = [](int64_t id, double at, std::string host) {
+    Action a = Act(id, at);
+    a.context["dimensions"] = std::move(host);
+    return a;
+  };
+  CHECK(env.Submit(act(1, 0, "h1"), rule).outcome == Outcome::kExecute);
+  CHECK(env.Submit(act(2, 1, "h2"), rule).outcome == Outcome::kExecute);
+  Decision d3 = env.Submit(act(3, 2, "h1"), rule);
+  CHECK(d3.primary);  // matches {A1, A3}: both keys agree
+  CHECK(env.Submit(act(4, 3, "h1"), rule).outcome == Outcome::kSkip);
+  CHECK(env.Submit(act(5, 4, "h2"), rule).outcome == Outcome::kExecute);
+}
+
+TEST_CASE("literal condition values match actions whose context equals them",
+          "[manager]") {
+  Env env;
+  ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 300);
+  rule.condition = {Condition{"alert_info", {Value("g1"), Value("g2")}}};
+  // Union within the key: g1 and g2 actions group together.
+  CHECK(env.Submit(Act(1, 0, "g1"), rule).outcome == Outcome::kExecute);
+  Decision d2 = env.Submit(Act(2, 1, "g2"), rule);
+  CHECK(d2.primary);
+  CHECK(env.Relations(*d2.converge_id).size() == 2);
+}
+
+TEST_CASE("second-granular windows by default, minutes as an option",
+          "[manager]") {
+  SECTION("seconds: a 30 s window works") {
+    Env env;
+    const ConvergeConfig rule =
+        Rule(ConvergeFunction::kSkipWhenExceed, 1, 30);
+    Decision d1 = env.Submit(Act(1, 0), rule);
+    CHECK(d1.primary);
+    CHECK(env.Submit(Act(2, 20), rule).outcome == Outcome::kSkip);
+    // 31 s later the instance has expired relative to the new action.
+    CHECK(env.Submit(Act(3, 40), rule).primary);
+  }
+  SECTION("minute_windows: 90 s floors to 60 s") {
+    ManagerOptions o;
+    o.rules.minute_windows = true;
+    Env env(o);
+    const ConvergeConfig rule =
+        Rule(ConvergeFunction::kSkipWhenExceed, 1, 90);
+    Decision d1 = env.Submit(Act(1, 0), rule);
+    CHECK(env.Instance(*d1.converge_id).window_seconds == 60);
+    CHECK(env.Submit(Act(2, 70), rule).primary);
+  }
+}
+
+}  // namespace
+}  // namespace converge::testing

@@ -317,6 +317,7 @@ struct ActionRow {
   ActionStatus status = ActionStatus::kReceived;
   bool primary = false;
   bool related = false;  // has a relation of type action
+  bool decided = false;  // false: only related (a relation without decision)
 };
 
 struct RelationRow {
@@ -339,17 +340,17 @@ class MemoryInstanceRepo final : public InstanceRepo {
   absl::StatusOr<std::optional<ActionRecord>> GetAction(
       int64_t action_id) override {
     absl::MutexLock lock(&mu_);
-    auto it = actions_.find(action_id);
-    if (it == actions_.end()) return std::optional<ActionRecord>();
-    return std::optional<ActionRecord>(ToRecord(action_id, it->second));
+    const ActionRow* row = Decided(action_id);
+    if (row == nullptr) return std::optional<ActionRecord>();
+    return std::optional<ActionRecord>(ToRecord(action_id, *row));
   }
 
   absl::StatusOr<RecordResult> RecordDecision(
       const ActionRecord& record) override {
     if (auto st = CheckRecord(record); !st.ok()) return st;
     absl::MutexLock lock(&mu_);
-    if (auto it = actions_.find(record.id); it != actions_.end()) {
-      return RecordResult{ToRecord(record.id, it->second), false};
+    if (const ActionRow* row = Decided(record.id); row != nullptr) {
+      return RecordResult{ToRecord(record.id, *row), false};
     }
     ActionRow& row = actions_[record.id];
     FillRow(record, &row);
@@ -366,8 +367,14 @@ class MemoryInstanceRepo final : public InstanceRepo {
     }
     absl::MutexLock lock(&mu_);
     if (auto it = actions_.find(record.id); it != actions_.end()) {
-      // Decided already (every related action has a decision here).
-      return RecordResult{ToRecord(record.id, it->second), false};
+      if (it->second.decided) {
+        return RecordResult{ToRecord(record.id, it->second), false};
+      }
+      if (it->second.related) {
+        return absl::AlreadyExistsError(internal::StrCat(
+            "memory: action ", record.id,
+            " already has a relation but no decision"));
+      }
     }
     auto inst = instances_.find(rel.converge_id);
     if (inst == instances_.end()) {
@@ -389,25 +396,25 @@ class MemoryInstanceRepo final : public InstanceRepo {
   absl::Status SetActionStatus(int64_t action_id, ActionStatus status,
                                absl::Time at) override {
     absl::MutexLock lock(&mu_);
-    auto it = actions_.find(action_id);
-    if (it == actions_.end()) {
+    ActionRow* row = Decided(action_id);
+    if (row == nullptr) {
       return absl::NotFoundError(
           internal::StrCat("memory: action ", action_id, " has no decision"));
     }
-    it->second.status = status;
-    it->second.status_time = absl::ToUnixNanos(at);
+    row->status = status;
+    row->status_time = absl::ToUnixNanos(at);
     return absl::OkStatus();
   }
 
   absl::StatusOr<bool> UpdateDecision(int64_t action_id, Outcome expected,
                                       const Decision& d) override {
     absl::MutexLock lock(&mu_);
-    auto it = actions_.find(action_id);
-    if (it == actions_.end()) {
+    ActionRow* found = Decided(action_id);
+    if (found == nullptr) {
       return absl::NotFoundError(
           internal::StrCat("memory: action ", action_id, " has no decision"));
     }
-    ActionRow& row = it->second;
+    ActionRow& row = *found;
     if (row.outcome != expected) return false;
     row.outcome = d.outcome;
     row.status = StatusForOutcome(d.outcome);
@@ -433,7 +440,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
       return absl::AlreadyExistsError(internal::StrCat(
           "memory: an open instance has dimension ", req.instance.dimension));
     }
-    if (req.creator.has_value() && actions_.contains(req.creator->id)) {
+    if (req.creator.has_value() && Decided(req.creator->id) != nullptr) {
       return absl::AlreadyExistsError(internal::StrCat(
           "memory: action ", req.creator->id, " already has a decision"));
     }
@@ -450,17 +457,15 @@ class MemoryInstanceRepo final : public InstanceRepo {
       FillRow(*req.creator, &arow);
       arow.converge_id = id;
       arow.primary = true;
-      arow.related = primary.related_type == ConvergeType::kAction;
     }
     CreateResult result;
     if (req.instance.converge_type == ConvergeType::kAction) {
       for (int64_t cand : req.attach_candidates) {
         auto it = actions_.find(cand);
-        if (it == actions_.end() || it->second.related ||
-            it->second.outcome != Outcome::kExecute) {
+        if (it == actions_.end() || !it->second.decided ||
+            it->second.related || it->second.outcome != Outcome::kExecute) {
           continue;
         }
-        it->second.related = true;
         ConvergeRelation rel;
         rel.converge_id = id;
         rel.related_id = cand;
@@ -564,12 +569,16 @@ class MemoryInstanceRepo final : public InstanceRepo {
     for (int64_t id : it->second.executed) {
       MemberStatus m;
       m.action_id = id;
-      if (auto a = actions_.find(id); a != actions_.end()) {
-        m.status = a->second.status;
-        m.status_time = absl::FromUnixNanos(a->second.status_time);
+      if (const ActionRow* a = Decided(id); a != nullptr) {
+        m.status = a->status;
+        m.status_time = absl::FromUnixNanos(a->status_time);
       }
       out.push_back(m);
     }
+    std::sort(out.begin(), out.end(),
+              [](const MemberStatus& a, const MemberStatus& b) {
+                return a.action_id < b.action_id;
+              });
     return out;
   }
 
@@ -614,8 +623,14 @@ class MemoryInstanceRepo final : public InstanceRepo {
     return it->second;
   }
 
+  ActionRow* Decided(int64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = actions_.find(id);
+    return it == actions_.end() || !it->second.decided ? nullptr : &it->second;
+  }
+
   void FillRow(const ActionRecord& r, ActionRow* row)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    row->decided = true;
     row->create = absl::ToUnixNanos(r.create_time);
     row->status_time = absl::ToUnixNanos(r.status_time);
     row->decided_at = absl::ToUnixNanos(r.decision.decided_at);
@@ -656,9 +671,11 @@ class MemoryInstanceRepo final : public InstanceRepo {
     r.status = rel.converge_status;
     r.alerts = rel.alerts;
     row->relations.push_back(std::move(r));
-    if (rel.related_type == ConvergeType::kAction &&
-        rel.converge_status == ConvergeStatus::kExecuted) {
-      row->executed.push_back(rel.related_id);
+    if (rel.related_type == ConvergeType::kAction) {
+      actions_[rel.related_id].related = true;
+      if (rel.converge_status == ConvergeStatus::kExecuted) {
+        row->executed.push_back(rel.related_id);
+      }
     }
     if (rel.related_type == ConvergeType::kConverge) {
       converge_related_.insert(rel.related_id);

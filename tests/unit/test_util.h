@@ -1,0 +1,102 @@
+// Shared fixtures for the unit tests: a manager on the memory store and a
+// virtual clock, and builders for actions and configs.
+
+#ifndef CONVERGE_TESTS_UNIT_TEST_UTIL_H_
+#define CONVERGE_TESTS_UNIT_TEST_UTIL_H_
+
+#include <catch2/catch.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "converge/manager.h"
+#include "converge/memory/memory_store.h"
+
+namespace converge::testing {
+
+inline absl::Time T(double seconds) {
+  return absl::UnixEpoch() + absl::Seconds(seconds);
+}
+
+inline ConvergeConfig Rule(ConvergeFunction func, int64_t count,
+                           int64_t timedelta,
+                           std::string dimension = "alert_info") {
+  ConvergeConfig c;
+  c.is_enabled = true;
+  c.converge_func = func;
+  c.count = count;
+  c.timedelta = timedelta;
+  c.condition = {Condition{std::move(dimension), {Value("self")}}};
+  return c;
+}
+
+// An action whose alert_info is `group` (so actions of one group share D).
+inline Action Act(int64_t id, double at, std::string group = "g1") {
+  Action a;
+  a.id = id;
+  a.create_time = T(at);
+  a.bk_biz_id = 2;
+  a.strategy_id = 10;
+  a.signal = "abnormal";
+  a.alert_level = 1;
+  a.plugin_type = "webhook";
+  a.action_config_id = 7;
+  a.alerts = {"alert-" + std::to_string(id)};
+  a.context["alert_info"] = group;
+  return a;
+}
+
+struct Env {
+  explicit Env(ManagerOptions options = {}) : clock(T(0)) {
+    stores = memory::NewMemoryStores({&clock}).value();
+    manager = ConvergeManager::Create(stores.view(), &clock, options).value();
+  }
+
+  // Submits `a` at its create time (the clock moves there first, unless it
+  // is already later: late processing).
+  Decision Submit(const Action& a, const ConvergeConfig& c) {
+    if (clock.Now() < a.create_time) clock.Set(a.create_time);
+    absl::StatusOr<Decision> d = manager->Submit(a, c);
+    INFO(d.status().ToString());
+    REQUIRE(d.ok());
+    return *d;
+  }
+
+  std::vector<ConvergeRelation> Relations(int64_t cid) {
+    return stores.repo->Relations(cid).value();
+  }
+  const ConvergeRelation* RelationOf(int64_t cid, int64_t action_id) {
+    rels_ = Relations(cid);
+    for (const auto& r : rels_) {
+      if (r.related_id == action_id) return &r;
+    }
+    return nullptr;
+  }
+  ConvergeInstance Instance(int64_t cid) {
+    return stores.repo->GetInstance(cid).value();
+  }
+  void Report(int64_t id, ActionStatus s) {
+    REQUIRE(manager->ReportStatus(id, s).ok());
+  }
+
+  VirtualClock clock;
+  memory::MemoryStores stores;
+  std::unique_ptr<ConvergeManager> manager;
+
+ private:
+  std::vector<ConvergeRelation> rels_;
+};
+
+// Asserts relation (instance, member) has the given primary flag and status.
+#define CHECK_RELATION(env, cid, member, primary, status)        \
+  do {                                                           \
+    const ::converge::ConvergeRelation* rel_ =                   \
+        (env).RelationOf((cid), (member));                       \
+    REQUIRE(rel_ != nullptr);                                    \
+    CHECK(rel_->is_primary == (primary));                        \
+    CHECK(rel_->converge_status == (status));                    \
+  } while (0)
+
+}  // namespace converge::testing
+
+#endif  // CONVERGE_TESTS_UNIT_TEST_UTIL_H_
