@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "internal/strings.h"
 #include "absl/strings/str_join.h"
 #include "converge/dimension.h"
+#include "internal/strings.h"
 
 namespace converge {
 namespace {
@@ -17,15 +17,14 @@ const Value* Find(const Context& ctx, std::string_view key) {
   return it == ctx.end() ? nullptr : &it->second;
 }
 
-std::string Str(const Context& ctx, std::string_view key) {
-  const Value* v = Find(ctx, key);
+std::string Str(const Value* v) {
   if (v == nullptr || v->is_null()) return "";
   return v->PyStr();
 }
 
 // Upstream's dimension hash: MD5 over the alert's sorted, non-empty common
 // dimensions. Callers that have upstream's hash pass it as a string.
-std::string DimensionsValue(const Value* v) {
+std::string DimensionsText(const Value* v) {
   if (v == nullptr || v->is_null()) return "";
   if (!v->is_list()) return v->PyStr();
   std::vector<std::string> items;
@@ -36,65 +35,106 @@ std::string DimensionsValue(const Value* v) {
     items.push_back(std::move(s));
   }
   std::sort(items.begin(), items.end());
-  return Md5Hex(absl::StrJoin(items, ","));
+  std::string joined;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) joined.push_back(',');
+    joined.append(items[i]);
+  }
+  return Md5Hex(joined);
+}
+
+std::string NoticeWay(const Action& a) {
+  std::string way = Str(Find(a.context, "notice_way"));
+  std::string channel = Str(Find(a.context, "notice_channel"));
+  if (!channel.empty() && channel != "user") {
+    return internal::StrCat(channel, "|", way);
+  }
+  return way;
+}
+
+std::string NoticeReceiver(const Action& a) {
+  const Value* r = Find(a.context, "notice_receiver");
+  if (r == nullptr || !r->is_list()) return Str(r);
+  std::string joined;
+  for (const Value& item : r->as_list()) {
+    if (!joined.empty()) joined.push_back(',');
+    joined.append(item.PyStr());
+  }
+  return joined;
+}
+
+// The scalar fields the composites are made of, as upstream's str().
+std::string Field(const Action& a, std::string_view key) {
+  if (const Value* v = Find(a.context, key); v != nullptr) return Str(v);
+  if (key == "strategy_id") return internal::StrCat(a.strategy_id);
+  if (key == "alert_level") return internal::StrCat(a.alert_level);
+  if (key == "signal") return a.signal;
+  return "";
+}
+
+std::string AlertInfo(const Action& a) {
+  if (const Value* v = Find(a.context, "alert_info"); v != nullptr) {
+    return Str(v);
+  }
+  std::string strategy = Field(a, "strategy_id");
+  if (strategy == "0" || strategy.empty()) strategy = Field(a, "alert_name");
+  return internal::StrCat(strategy, "_", Field(a, "alert_level"), "_",
+                          Field(a, "signal"), "_",
+                          DimensionsText(Find(a.context, "dimensions")));
 }
 
 }  // namespace
 
+std::optional<Value> ResolveContextValue(const Action& a,
+                                         std::string_view key) {
+  const Value* given = Find(a.context, key);
+  if (key == "dimensions") {
+    if (given == nullptr) return std::nullopt;
+    return given->is_list() ? Value(DimensionsText(given)) : *given;
+  }
+  if (key == "notice_way") {
+    if (given == nullptr || Find(a.context, "notice_channel") != nullptr) {
+      return Value(NoticeWay(a));
+    }
+    return *given;
+  }
+  if (key == "notice_receiver") {
+    if (given == nullptr || given->is_list()) return Value(NoticeReceiver(a));
+    return *given;
+  }
+  if (given != nullptr) return *given;
+  if (key == "strategy_id") return Value(a.strategy_id);
+  if (key == "bk_biz_id") return Value(a.bk_biz_id);
+  if (key == "alert_level") return Value(static_cast<int64_t>(a.alert_level));
+  if (key == "signal") return Value(a.signal);
+  if (key == "group_notice_way") {
+    std::string way = NoticeWay(a);
+    std::string user_type = Str(Find(a.context, "user_type"));
+    return Value(user_type == "follower"
+                     ? internal::StrCat(user_type, "_", way)
+                     : way);
+  }
+  if (key == "alert_info") return Value(AlertInfo(a));
+  if (key == "notice_info") {
+    return Value(internal::StrCat(AlertInfo(a), "_", NoticeWay(a), "_",
+                                  NoticeReceiver(a)));
+  }
+  if (key == "action_info") {
+    return Value(internal::StrCat(Field(a, "strategy_id"), "_",
+                                  Field(a, "signal"), "_",
+                                  a.action_config_id));
+  }
+  return std::nullopt;
+}
+
 Context BuildContext(const Action& action) {
   Context ctx = action.context;
-  ctx.try_emplace("strategy_id", action.strategy_id);
-  ctx.try_emplace("bk_biz_id", action.bk_biz_id);
-  ctx.try_emplace("alert_level", static_cast<int64_t>(action.alert_level));
-  ctx.try_emplace("signal", action.signal);
-
-  const Value* dims = Find(ctx, "dimensions");
-  if (dims != nullptr && dims->is_list()) {
-    ctx["dimensions"] = DimensionsValue(dims);
-  }
-  const std::string dimensions = DimensionsValue(Find(ctx, "dimensions"));
-
-  std::string notice_way = Str(ctx, "notice_way");
-  if (std::string channel = Str(ctx, "notice_channel");
-      !channel.empty() && channel != "user") {
-    notice_way = internal::StrCat(channel, "|", notice_way);
-    ctx["notice_way"] = notice_way;
-  } else {
-    ctx.try_emplace("notice_way", notice_way);
-  }
-  std::string receiver;
-  if (const Value* r = Find(ctx, "notice_receiver"); r != nullptr &&
-                                                       r->is_list()) {
-    std::vector<std::string> names;
-    for (const Value& item : r->as_list()) names.push_back(item.PyStr());
-    receiver = absl::StrJoin(names, ",");
-    ctx["notice_receiver"] = receiver;
-  } else {
-    receiver = Str(ctx, "notice_receiver");
-    ctx.try_emplace("notice_receiver", receiver);
-  }
-  if (!ctx.count("group_notice_way")) {
-    std::string user_type = Str(ctx, "user_type");
-    ctx["group_notice_way"] =
-        user_type == "follower" ? internal::StrCat(user_type, "_", notice_way)
-                                : notice_way;
-  }
-
-  std::string strategy = Str(ctx, "strategy_id");
-  if (strategy == "0" || strategy.empty()) strategy = Str(ctx, "alert_name");
-  if (!ctx.count("alert_info")) {
-    ctx["alert_info"] =
-        internal::StrCat(strategy, "_", Str(ctx, "alert_level"), "_",
-                     Str(ctx, "signal"), "_", dimensions);
-  }
-  if (!ctx.count("notice_info")) {
-    ctx["notice_info"] = internal::StrCat(Str(ctx, "alert_info"), "_", notice_way,
-                                      "_", receiver);
-  }
-  if (!ctx.count("action_info")) {
-    ctx["action_info"] = internal::StrCat(Str(ctx, "strategy_id"), "_",
-                                      Str(ctx, "signal"), "_",
-                                      action.action_config_id);
+  for (std::string_view key :
+       {"strategy_id", "bk_biz_id", "alert_level", "signal", "dimensions",
+        "notice_way", "notice_receiver", "group_notice_way", "alert_info",
+        "notice_info", "action_info"}) {
+    std::optional<Value> v = ResolveContextValue(action, key);
+    if (v.has_value()) ctx.insert_or_assign(std::string(key), *std::move(v));
   }
   return ctx;
 }

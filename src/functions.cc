@@ -30,10 +30,25 @@ Outcome SkipWhenSuccess(const FunctionInput& in) {
 }
 
 bool ThresholdReached(const FunctionInput& in) {
-  return static_cast<int64_t>(in.executed.size()) >= in.count;
+  const int64_t n = in.executed_count >= 0
+                        ? in.executed_count
+                        : static_cast<int64_t>(in.executed.size());
+  return n >= in.count;
 }
 
 }  // namespace
+
+bool FunctionReadsStatuses(ConvergeFunction func) {
+  switch (func) {
+    case ConvergeFunction::kSkipWhenSuccess:
+    case ConvergeFunction::kApproveWhenFailed:
+    case ConvergeFunction::kSkipWhenProceed:
+    case ConvergeFunction::kWaitWhenProceed:
+      return true;
+    default:
+      return false;
+  }
+}
 
 FunctionResult EvaluateFunction(const FunctionInput& in) {
   FunctionResult r;

@@ -74,7 +74,7 @@ absl::Status Walk(const KeyTemplate& tpl, OnText on_text, OnField on_field) {
 KeySpace::KeySpace(KeySpaceOptions options) : options_(std::move(options)) {}
 
 absl::StatusOr<std::string> KeySpace::Render(const KeyTemplate& tpl,
-                                             const KeyFields& fields,
+                                             KeyFields fields,
                                              std::string_view route) const {
   std::string out;
   out.reserve(options_.prefix.size() + tpl.key_tpl.size() + 64);
@@ -90,14 +90,15 @@ absl::StatusOr<std::string> KeySpace::Render(const KeyTemplate& tpl,
   absl::Status st = Walk(
       tpl, [&](std::string_view text) { out.append(text); },
       [&](std::string_view name) -> absl::Status {
-        auto it = fields.find(name);
-        if (it == fields.end()) {
-          return absl::InvalidArgumentError(
-              internal::StrCat("keys: template ", tpl.label, " needs field \"",
-                           name, "\", which is missing"));
+        for (const KeyField& f : fields) {
+          if (f.name == name) {
+            out.append(f.value);
+            return absl::OkStatus();
+          }
         }
-        out.append(it->second);
-        return absl::OkStatus();
+        return absl::InvalidArgumentError(
+            internal::StrCat("keys: template ", tpl.label, " needs field \"",
+                             name, "\", which is missing"));
       });
   if (!st.ok()) return st;
   return out;

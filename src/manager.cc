@@ -280,7 +280,20 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     return Record(record);
   }
 
-  const Context context = BuildContext(action);
+  // Only the keys a rule can read: its condition keys, and the ones the
+  // bkmonitor profile's overrides name.
+  Context context;
+  auto resolve = [&](const std::string& key) {
+    if (context.count(key)) return;
+    if (std::optional<Value> v = ResolveContextValue(action, key)) {
+      context.emplace(key, *std::move(v));
+    }
+  };
+  for (const Condition& c : config.condition) resolve(c.dimension);
+  if (options_.rules.profile == Profile::kBkmonitor) {
+    resolve("notice_info");
+    resolve("action_info");
+  }
   Plan plan;
   plan.eff = MakeEffective(config, options_.rules, ConvergeType::kAction,
                            action.plugin_type, action.is_parent, context);
@@ -307,11 +320,10 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   WindowRequest& req = plan.window;
   const std::string member = internal::StrCat(kActionMember, action.id);
   const std::string strategy = internal::StrCat(action.strategy_id);
-  KeyFields fields{{"strategy_id", strategy}, {"dimension", ""}, {"value", ""}};
-  auto render = [&](std::string_view key, std::string value)
-      -> absl::StatusOr<std::string> {
-    fields["dimension"] = std::string(key);
-    fields["value"] = std::move(value);
+  auto render = [&](std::string_view key,
+                    const std::string& value) -> absl::StatusOr<std::string> {
+    const KeyField fields[] = {
+        {"strategy_id", strategy}, {"dimension", key}, {"value", value}};
     return keys_.Render(keys::kConvergeDimension, fields, plan.route);
   };
   absl::flat_hash_set<std::string_view> seen_keys;
@@ -357,6 +369,20 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   req.end = plan.end;
 
   record.status = ActionStatus::kReceived;
+  // Hint, read before the lease: with an instance open for D the window is
+  // not needed (the common case in a storm), so the hot path skips reading
+  // it. Under the lease the hint is checked by the repo's writes (Join fails
+  // on an ended instance, Create on an open D), and the window is read then
+  // if it turns out to be needed.
+  absl::StatusOr<std::optional<OpenInstanceRef>> open =
+      stores_.repo->LookupOpen(plan.dim.dimension);
+  if (!open.ok()) return open.status();
+  std::vector<std::vector<std::string>> deferred_reads;
+  if (open->has_value() && (*open)->create_time >= plan.start) {
+    deferred_reads = std::move(req.read_groups);
+    req.read_groups.clear();
+  }
+  bool have_reads = deferred_reads.empty();
   const std::string token = NextToken(action.id);
   WindowResult result;
   absl::StatusOr<bool> acquired =
@@ -375,13 +401,10 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     ~Releaser() { (void)lock->Release(key, token); }
   } releaser{stores_.lock, plan.lease_key, token};
 
-  // Under the lease. Idempotency again: a concurrent delivery of the same
-  // action may have decided while we waited.
-  existing = stores_.repo->GetAction(action.id);
-  if (!existing.ok()) return existing.status();
-  if (existing->has_value()) return Replayed(**existing);
-
-  const std::vector<int64_t> matched = MatchIds(result);
+  // Under the lease. A concurrent delivery of the same action may have
+  // decided while we waited: every repo write below refuses to decide an
+  // action twice and hands back the stored decision instead.
+  std::vector<int64_t> matched = MatchIds(result);
   const ConvergeConfig& eff = plan.eff.config;
   // A few rounds: an instance can end, or (after a lost lease) be created,
   // between our read and our write; the repo's checks make that visible.
@@ -389,9 +412,13 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     const absl::Time at = clock_->Now();
     record.decision.decided_at = at;
     record.status_time = at;
-    absl::StatusOr<std::optional<ConvergeInstance>> open =
-        stores_.repo->FindOpen(plan.dim.dimension);
-    if (!open.ok()) return open.status();
+    // A hint of "open" is checked by Join; a hint of "none" must be read
+    // again under the lease, or an action could miss an instance created
+    // between the hint and the lease and execute below the threshold.
+    if (round > 0 || !open->has_value()) {
+      open = stores_.repo->LookupOpen(plan.dim.dimension);
+      if (!open.ok()) return open.status();
+    }
     if (open->has_value() && (*open)->create_time < plan.start) {
       // Lazy expiry (section 3.5.1): ended relative to this action.
       absl::StatusOr<bool> ended = stores_.repo->End((*open)->id, at);
@@ -400,16 +427,24 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     }
 
     if (open->has_value()) {
-      const ConvergeInstance& inst = **open;
-      absl::StatusOr<std::vector<MemberStatus>> executed =
-          stores_.repo->ExecutedMembers(inst.id);
-      if (!executed.ok()) return executed.status();
+      const OpenInstanceRef& inst = **open;
       FunctionInput in;
+      std::vector<MemberStatus> executed;
+      if (FunctionReadsStatuses(eff.converge_func)) {
+        absl::StatusOr<std::vector<MemberStatus>> members =
+            stores_.repo->ExecutedMembers(inst.id);
+        if (!members.ok()) return members.status();
+        executed = *std::move(members);
+        in.executed = executed;
+      } else {
+        absl::StatusOr<int64_t> n = stores_.repo->CountExecuted(inst.id);
+        if (!n.ok()) return n.status();
+        in.executed_count = *n;
+      }
       in.func = eff.converge_func;
       in.type = ConvergeType::kAction;
       in.is_new = false;
       in.count = eff.count;
-      in.executed = *executed;
       in.now = at;
       in.window_seconds = plan.eff.window_seconds;
       const FunctionResult fr = EvaluateFunction(in);
@@ -437,6 +472,22 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     }
 
     // No open instance: the match list, minus actions already related.
+    if (!have_reads) {
+      WindowRequest reads;
+      reads.lease = LeaseRequest{plan.lease_key, token, options_.lease_ttl};
+      reads.read_groups = std::move(deferred_reads);
+      reads.start = plan.start;
+      reads.end = plan.end;
+      absl::StatusOr<WindowResult> r = stores_.window->Apply(reads);
+      if (!r.ok()) return r.status();
+      if (!r->lease_acquired) {
+        return absl::UnavailableError(internal::StrCat(
+            "converge: lost the lease on dimension ", plan.dim.dimension,
+            " while evaluating action ", action.id, "; retry later"));
+      }
+      matched = MatchIds(*r);
+      have_reads = true;
+    }
     absl::StatusOr<std::vector<int64_t>> unrelated =
         stores_.repo->Unrelated(matched, ConvergeType::kAction);
     if (!unrelated.ok()) return unrelated.status();

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -9,22 +10,48 @@
 namespace converge {
 namespace {
 
-// Python's repr of a float: the shortest text that round-trips, with ".0"
-// for integral values, "inf"/"nan" spelled as Python does.
+// Python's repr of a float: the shortest digits that round-trip, written
+// positionally when the decimal exponent is in [-4, 16), else as d.ddde+XX;
+// integral values keep ".0"; inf/nan as Python spells them.
 std::string PyFloat(double d) {
   if (std::isnan(d)) return "nan";
   if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
   char buf[64];
   for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof(buf), "%.*g", precision, d);
+    std::snprintf(buf, sizeof(buf), "%.*e", precision - 1, d);
     if (std::strtod(buf, nullptr) == d) break;
   }
-  std::string s = buf;
-  // Python switches to exponent form at 1e16 and below 1e-4; %g switches
-  // by precision. Normalize the common cases: integral values print "N.0".
-  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-  // %g writes e+16 / e-05; Python writes e+16 / e-05 as well.
-  return s;
+  // buf is "[-]d[.ddd]e[+-]XX".
+  std::string text = buf;
+  std::string sign;
+  if (text[0] == '-') {
+    sign = "-";
+    text.erase(0, 1);
+  }
+  const size_t e = text.find('e');
+  const int exponent = std::atoi(text.c_str() + e + 1);
+  std::string digits;
+  for (size_t i = 0; i < e; ++i) {
+    if (text[i] != '.') digits.push_back(text[i]);
+  }
+  while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
+  std::string out = sign;
+  if (exponent >= -4 && exponent < 16) {
+    if (exponent < 0) {
+      out += "0." + std::string(-exponent - 1, '0') + digits;
+    } else if (static_cast<int>(digits.size()) <= exponent + 1) {
+      out += digits + std::string(exponent + 1 - digits.size(), '0') + ".0";
+    } else {
+      out += digits.substr(0, exponent + 1) + "." + digits.substr(exponent + 1);
+    }
+    return out;
+  }
+  out += digits.substr(0, 1);
+  if (digits.size() > 1) out += "." + digits.substr(1);
+  char exp[16];
+  std::snprintf(exp, sizeof(exp), "e%c%02d", exponent < 0 ? '-' : '+',
+                exponent < 0 ? -exponent : exponent);
+  return out + exp;
 }
 
 void AppendPyRepr(const Value& v, std::string* out);

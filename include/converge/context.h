@@ -7,6 +7,9 @@
 #ifndef CONVERGE_CONTEXT_H_
 #define CONVERGE_CONTEXT_H_
 
+#include <optional>
+#include <string_view>
+
 #include "converge/model.h"
 
 namespace converge {
@@ -28,6 +31,12 @@ namespace converge {
 //   notice_info       "{alert_info}_{notice_way}_{notice_receiver}"
 //   action_info       "{strategy_id}_{signal}_{action_config_id}"
 Context BuildContext(const Action& action);
+
+// The value BuildContext(action) would hold for `key`, computed alone (the
+// manager resolves only the keys a rule names). nullopt when the key would be
+// absent.
+std::optional<Value> ResolveContextValue(const Action& action,
+                                         std::string_view key);
 
 }  // namespace converge
 

@@ -19,8 +19,12 @@ struct FunctionInput {
   ConvergeType type = ConvergeType::kAction;  // of the evaluated object
   bool is_new = false;  // this evaluation creates the instance
   int64_t count = 1;    // effective threshold
-  // The executed set of the instance, without the evaluated object.
+  // The executed set of the instance, without the evaluated object. Only
+  // the functions for which FunctionReadsStatuses() is true read the
+  // members; the others read only its size, which may be given instead as
+  // executed_count (>= 0 overrides executed.size()).
   absl::Span<const MemberStatus> executed;
+  int64_t executed_count = -1;
   bool biz_converge_existed = false;  // the business counter passed
   // For skip_when_proceed's "finished successfully inside the window".
   absl::Time now;
@@ -33,6 +37,11 @@ struct FunctionResult {
 };
 
 FunctionResult EvaluateFunction(const FunctionInput& in);
+
+// True for the functions that read the statuses of the executed set
+// (skip_when_success, approve_when_failed, skip_when_proceed,
+// wait_when_proceed); the others only count it.
+bool FunctionReadsStatuses(ConvergeFunction func);
 
 }  // namespace converge
 

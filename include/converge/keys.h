@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 
 namespace converge {
 
@@ -41,7 +42,15 @@ extern const KeyTemplate kNoticeCollect;             // K6 notice fan-in
 extern const KeyTemplate kNoticeCollectLock;         // K7
 }  // namespace keys
 
-using KeyFields = std::map<std::string, std::string, std::less<>>;
+// One named field value for Render. Fields are few (at most five per
+// template), so they are passed as a flat list, not a map: a braced list at
+// the call (`Render(tpl, {{"dimension", d}})`) or an array of KeyField. A
+// KeyFields is a view; do not keep one made from a braced list.
+struct KeyField {
+  std::string_view name;
+  std::string_view value;
+};
+using KeyFields = absl::Span<const KeyField>;
 
 struct KeySpaceOptions {
   // Upstream PUBLIC_KEY_PREFIX; the full key is prefix + "." + rendered.
@@ -63,7 +72,7 @@ class KeySpace {
   // `route` is the hash tag content (for example "s42" for strategy 42); it
   // is ignored when hash tags are off or route is empty.
   absl::StatusOr<std::string> Render(const KeyTemplate& tpl,
-                                     const KeyFields& fields,
+                                     KeyFields fields,
                                      std::string_view route = {}) const;
 
   const KeySpaceOptions& options() const { return options_; }

@@ -867,19 +867,21 @@ TEST_CASE(
   // 50 has a relation of type action (its primary) ...
   CHECK(s.repo().Relations(c->instance.id).value().size() == 1);
   // ... so it is not unrelated ...
-  // NOTE: fails against the memory store as written: relatedness is tracked
-  // on the decision row only (ActionRow::related), so a relation without a
-  // decision is invisible to Unrelated and Join (see the report).
+  // (Pins a fixed memory-store bug: relatedness used to be tracked on the
+  // decision row only, so a relation without a decision was invisible.)
   CHECK(s.repo()
             .Unrelated(std::vector<int64_t>{50}, ConvergeType::kAction)
             .value()
             .empty());
   // ... and a Join of it must not add a second relation.
-  // NOTE: fails against the memory store as written (same cause).
   absl::StatusOr<RecordResult> j =
       s.repo().Join(Rec(50), JoinRel(c->instance.id, 50));
   CHECK(j.status().code() == absl::StatusCode::kAlreadyExists);
   CHECK(s.repo().Relations(c->instance.id).value().size() == 1);
+  // It still has no decision.
+  CHECK_FALSE(s.repo().GetAction(50).value().has_value());
+  CHECK(s.repo().SetActionStatus(50, ActionStatus::kSuccess, At(1)).code() ==
+        absl::StatusCode::kNotFound);
 }
 
 TEST_CASE(
@@ -900,8 +902,8 @@ TEST_CASE(
   // Executed and related_type action: 5 (primary), 3 and 1 (attached), 4
   // (joined as executed); 2 joined as skipped. "Ordered by id": the action
   // ids, the only id a MemberStatus carries.
-  // NOTE: fails against the memory store as written: it returns the members
-  // in relation order, {5, 3, 1, 4} (see the report).
+  // (Pins a fixed memory-store bug: members used to come in relation order,
+  // {5, 3, 1, 4}.)
   CHECK(MemberIds(m) == std::vector<int64_t>{1, 3, 4, 5});
   REQUIRE(m.size() == 4);
   auto member = [&](int64_t id) {

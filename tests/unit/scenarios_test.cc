@@ -366,6 +366,11 @@ class StaleSnapshotRepo : public InstanceRepoWrapper {
     if (stale) return std::optional<ConvergeInstance>();
     return InstanceRepoWrapper::FindOpen(dimension);
   }
+  absl::StatusOr<std::optional<OpenInstanceRef>> LookupOpen(
+      std::string_view dimension) override {
+    if (stale) return std::optional<OpenInstanceRef>();
+    return InstanceRepoWrapper::LookupOpen(dimension);
+  }
   absl::StatusOr<std::vector<int64_t>> Unrelated(
       absl::Span<const int64_t> ids, ConvergeType type) override {
     if (stale) return std::vector<int64_t>(ids.begin(), ids.end());

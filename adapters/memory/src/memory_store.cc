@@ -490,6 +490,17 @@ class MemoryInstanceRepo final : public InstanceRepo {
     return std::optional<ConvergeInstance>(instances_.at(it->second).instance);
   }
 
+  absl::StatusOr<std::optional<OpenInstanceRef>> LookupOpen(
+      std::string_view dimension) override {
+    absl::MutexLock lock(&mu_);
+    auto it = open_by_dimension_.find(internal::AV(dimension));
+    if (it == open_by_dimension_.end()) {
+      return std::optional<OpenInstanceRef>();
+    }
+    return std::optional<OpenInstanceRef>(OpenInstanceRef{
+        it->second, instances_.at(it->second).instance.create_time});
+  }
+
   absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {
     absl::MutexLock lock(&mu_);
     auto it = instances_.find(id);

@@ -46,6 +46,11 @@ struct CreateResult {
   std::vector<int64_t> attached;  // candidates that were attached
 };
 
+struct OpenInstanceRef {
+  int64_t id = 0;
+  absl::Time create_time;
+};
+
 struct RecordResult {
   ActionRecord record;   // the stored record
   bool inserted = true;  // false: a decision existed and was returned as is
@@ -101,6 +106,18 @@ class InstanceRepo {
   // The open instance with dimension `dimension`, or nullopt.
   virtual absl::StatusOr<std::optional<ConvergeInstance>> FindOpen(
       std::string_view dimension) = 0;
+
+  // The id and create time of the open instance with `dimension`, or
+  // nullopt: what the hot path needs. The default calls FindOpen; backends
+  // override it with a cheaper query.
+  virtual absl::StatusOr<std::optional<OpenInstanceRef>> LookupOpen(
+      std::string_view dimension) {
+    absl::StatusOr<std::optional<ConvergeInstance>> found = FindOpen(dimension);
+    if (!found.ok()) return found.status();
+    if (!found->has_value()) return std::optional<OpenInstanceRef>();
+    return std::optional<OpenInstanceRef>(
+        OpenInstanceRef{(*found)->id, (*found)->create_time});
+  }
 
   // The instance `id`; kNotFound if there is none.
   virtual absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) = 0;

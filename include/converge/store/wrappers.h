@@ -85,6 +85,10 @@ class InstanceRepoWrapper : public InstanceRepo {
       std::string_view dimension) override {
     return target_->FindOpen(dimension);
   }
+  absl::StatusOr<std::optional<OpenInstanceRef>> LookupOpen(
+      std::string_view dimension) override {
+    return target_->LookupOpen(dimension);
+  }
   absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {
     return target_->GetInstance(id);
   }
