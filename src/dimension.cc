@@ -1,8 +1,10 @@
 #include "converge/dimension.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "internal/strings.h"
 
@@ -31,42 +33,121 @@ std::string RenderDimensionValue(const Value& v) {
 DimensionResult ComputeDimension(const ConvergeConfig& effective,
                                  const ConvergeConfig& original,
                                  const Context& context) {
+  return ComputeDimension(
+      effective, original,
+      [&](std::string_view key) -> const Value* {
+        auto it = context.find(key);
+        return it == context.end() ? nullptr : &it->second;
+      },
+      true);
+}
+
+DimensionResult ComputeDimension(const ConvergeConfig& effective,
+                                 const ConvergeConfig& original,
+                                 ContextLookup lookup, bool details) {
   // Effective entries keyed by dimension, overlaid by the original ones (the
   // original wins), in codepoint order of the key (std::string compares
-  // bytes, and UTF-8 byte order is codepoint order).
-  std::map<std::string_view, const Condition*> merged;
-  for (const Condition& c : effective.condition) merged[c.dimension] = &c;
-  for (const Condition& c : original.condition) merged[c.dimension] = &c;
+  // bytes, and UTF-8 byte order is codepoint order). A sorted flat list:
+  // conditions have a handful of keys.
+  absl::InlinedVector<std::pair<std::string_view, const Condition*>, 8> merged;
+  auto put = [&](const Condition& c) {
+    for (auto& entry : merged) {
+      if (entry.first == c.dimension) {
+        entry.second = &c;
+        return;
+      }
+    }
+    merged.emplace_back(c.dimension, &c);
+  };
+  for (const Condition& c : effective.condition) put(c);
+  for (const Condition& c : original.condition) put(c);
+  std::sort(merged.begin(), merged.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
 
   DimensionResult result;
-  std::string& text = result.canonical_text;
+  // Without details the text goes to a per-thread scratch buffer.
+  thread_local std::string scratch;
+  std::string& text = details ? result.canonical_text : scratch;
+  text.clear();
   text.reserve(160);
   text.push_back('#');
   text.append(ToString(effective.converge_func));
   for (const auto& [key, cond] : merged) {
-    std::vector<Value>& converged =
-        result.converged_condition[std::string(key)];
-    converged.reserve(cond->value.size());
+    std::vector<Value>* converged = nullptr;
+    if (details) {
+      converged =
+          &result.converged_condition.try_emplace(std::string(key)).first->second;
+      converged->reserve(cond->value.size());
+    }
     for (const Value& raw : cond->value) {
       const Value* v = &raw;
       if (raw.is_string() && raw.as_string() == "self") {
-        auto it = context.find(key);
-        v = it == context.end() ? &kEmptyString : &it->second;
+        v = lookup(key);
+        if (v == nullptr) v = &kEmptyString;
       }
       text.push_back('|');
       text.append(key);
       text.push_back(':');
-      text.append(RenderDimensionValue(*v));
-      if (v->is_list()) {
-        converged.push_back(v->as_list().empty() ? Value()
-                                                 : v->as_list().front());
+      if (v->is_string()) {
+        text.append(v->as_string());
       } else {
-        converged.push_back(*v);
+        text.append(RenderDimensionValue(*v));
+      }
+      if (converged == nullptr) continue;
+      if (v->is_list()) {
+        converged->push_back(v->as_list().empty() ? Value()
+                                                  : v->as_list().front());
+      } else {
+        converged->push_back(*v);
       }
     }
   }
-  result.dimension = internal::StrCat("!sha1#", Sha1Hex(text));
+  result.dimension.reserve(46);
+  result.dimension.append("!sha1#");
+  result.dimension.append(Sha1Hex(text));
   return result;
+}
+
+bool ApplyProfile(ConvergeConfig* c, const RuleOptions& options,
+                  ConvergeType type, std::string_view plugin_type,
+                  bool has_notice_info) {
+  if (options.profile != Profile::kBkmonitor) return false;
+  if (type == ConvergeType::kAction) {
+    if (plugin_type == "notice") {
+      c->timedelta = 120;
+      c->count = 1;
+      if (has_notice_info) {
+        c->condition = {Condition{"notice_info", {Value("self")}}};
+      }
+    } else if (c->condition.empty()) {
+      c->condition = {Condition{"action_info", {Value("self")}}};
+    } else {
+      return false;
+    }
+  } else {
+    c->timedelta = options.multi_strategy_collect_window;
+    c->count = options.multi_strategy_collect_threshold;
+  }
+  return true;
+}
+
+std::string IllegalReason(const ConvergeConfig& c, bool is_parent) {
+  if (!c.is_enabled) return "converge_config.is_enabled is missing or false";
+  if (is_parent) return "parent actions are never converged";
+  if (c.condition.empty()) return "illegal converge_config: empty condition";
+  if (c.timedelta <= 0) return "illegal converge_config: timedelta <= 0";
+  if (c.count < 0) return "illegal converge_config: count < 0";
+  return "";
+}
+
+int64_t WindowSeconds(const ConvergeConfig& c, const RuleOptions& options) {
+  int64_t wc = c.timedelta;
+  int64_t wm = c.max_timedelta;
+  if (options.profile == Profile::kBkmonitor || options.minute_windows) {
+    wc = wc / 60 * 60;
+    wm = wm / 60 * 60;
+  }
+  return wm > 0 ? wm : wc;
 }
 
 EffectiveConfig MakeEffective(const ConvergeConfig& original,
@@ -75,46 +156,12 @@ EffectiveConfig MakeEffective(const ConvergeConfig& original,
                               const Context& context) {
   EffectiveConfig out;
   out.config = original;
-  ConvergeConfig& c = out.config;
-  const bool bkmonitor = options.profile == Profile::kBkmonitor;
-  if (bkmonitor) {
-    if (type == ConvergeType::kAction) {
-      if (plugin_type == "notice") {
-        c.timedelta = 120;
-        c.count = 1;
-        auto it = context.find("notice_info");
-        if (it != context.end() && !it->second.IsEmpty()) {
-          c.condition = {Condition{"notice_info", {Value("self")}}};
-        }
-      } else if (c.condition.empty()) {
-        c.condition = {Condition{"action_info", {Value("self")}}};
-      }
-    } else {
-      c.timedelta = options.multi_strategy_collect_window;
-      c.count = options.multi_strategy_collect_threshold;
-    }
-  }
-
-  if (!c.is_enabled) {
-    out.illegal_reason = "converge_config.is_enabled is missing or false";
-  } else if (is_parent) {
-    out.illegal_reason = "parent actions are never converged";
-  } else if (c.condition.empty()) {
-    out.illegal_reason = "illegal converge_config: empty condition";
-  } else if (c.timedelta <= 0) {
-    out.illegal_reason = "illegal converge_config: timedelta <= 0";
-  } else if (c.count < 0) {
-    out.illegal_reason = "illegal converge_config: count < 0";
-  }
+  auto it = context.find("notice_info");
+  ApplyProfile(&out.config, options, type, plugin_type,
+               it != context.end() && !it->second.IsEmpty());
+  out.illegal_reason = IllegalReason(out.config, is_parent);
   out.legal = out.illegal_reason.empty();
-
-  int64_t wc = c.timedelta;
-  int64_t wm = c.max_timedelta;
-  if (bkmonitor || options.minute_windows) {
-    wc = wc / 60 * 60;
-    wm = wm / 60 * 60;
-  }
-  out.window_seconds = wm > 0 ? wm : wc;
+  out.window_seconds = WindowSeconds(out.config, options);
   return out;
 }
 

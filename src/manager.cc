@@ -1,6 +1,7 @@
 #include "converge/manager.h"
 
 #include <algorithm>
+#include <deque>
 #include <cmath>
 #include <string>
 #include <thread>
@@ -45,17 +46,17 @@ std::string_view DimensionLabel(std::string_view key) {
   return key;
 }
 
-std::string Describe(const EffectiveConfig& eff,
+std::string Describe(const ConvergeConfig& eff, int64_t window_seconds,
                      const ConvergedCondition& converged) {
   std::vector<absl::string_view> labels;
   for (const auto& entry : converged) {
     if (entry.first == "action_id") continue;
     labels.push_back(internal::AV(DimensionLabel(entry.first)));
   }
-  return internal::StrCat("within ", eff.window_seconds, " s, when ",
-                      eff.config.count, " or more alerts share the same ",
+  return internal::StrCat("within ", window_seconds, " s, when ",
+                      eff.count, " or more alerts share the same ",
                       absl::StrJoin(labels, ","), ", ",
-                      ToString(eff.config.converge_func),
+                      ToString(eff.converge_func),
                       " applies to executions of the same package");
 }
 
@@ -126,6 +127,11 @@ absl::Status ValidateAction(const Action& a, const ManagerOptions& o) {
     if (key.empty()) {
       return absl::InvalidArgumentError("action.context: empty key");
     }
+    // Fast path first: the common small scalar needs no path text.
+    if (key.size() <= limit && !value.is_list() &&
+        (!value.is_string() || value.as_string().size() <= limit)) {
+      continue;
+    }
     std::string path = internal::StrCat("action.context.", key);
     if (auto st = CheckSize(path, key.size(), limit); !st.ok()) return st;
     if (auto st = CheckValue(path, value, limit, 0); !st.ok()) return st;
@@ -169,9 +175,45 @@ Decision Replayed(const ActionRecord& record) {
 
 }  // namespace
 
+// The context of one action as the manager reads it: values the caller gave
+// are read in place; derived values (composites, normalized lists) are
+// computed once on first use. Pointers stay valid while the view lives.
+class ContextView {
+ public:
+  explicit ContextView(const Action& action) : action_(action) {}
+
+  const Value* Get(std::string_view key) {
+    auto it = action_.context.find(key);
+    if (it != action_.context.end() && !Normalized(key, it->second)) {
+      return &it->second;
+    }
+    for (const auto& [k, v] : derived_) {
+      if (k == key) return &v;
+    }
+    std::optional<Value> v = ResolveContextValue(action_, key);
+    if (!v.has_value()) return nullptr;
+    derived_.emplace_back(std::string(key), *std::move(v));
+    return &derived_.back().second;
+  }
+
+ private:
+  // The given keys BuildContext rewrites.
+  bool Normalized(std::string_view key, const Value& v) const {
+    if (key == "dimensions" || key == "notice_receiver") return v.is_list();
+    if (key == "notice_way") return action_.context.count("notice_channel");
+    return false;
+  }
+
+  const Action& action_;
+  std::deque<std::pair<std::string, Value>> derived_;
+};
+
 struct ConvergeManager::Plan {
-  EffectiveConfig eff;
-  DimensionResult dim;
+  const ConvergeConfig* eff = nullptr;  // the original, or `overridden`
+  std::optional<ConvergeConfig> overridden;
+  int64_t window_seconds = 0;
+  DimensionResult dim;  // details filled by Details()
+  bool has_details = false;
   absl::Time start;
   absl::Time end;
   std::string route;
@@ -188,8 +230,13 @@ ConvergeManager::ConvergeManager(Stores stores, const Clock* clock,
   token_prefix_ = options_.token_prefix;
   if (token_prefix_.empty()) {
     absl::BitGen gen;
-    token_prefix_ = internal::StrCat(
-        "m", absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+    // 8 random base-62 characters (about 47 bits).
+    static constexpr char kDigits[] =
+        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (int i = 0; i < 7; ++i) {
+      token_prefix_.push_back(kDigits[absl::Uniform<int>(gen, 0, 62)]);
+    }
+    token_prefix_.push_back('.');
   }
 }
 
@@ -229,9 +276,19 @@ absl::StatusOr<std::unique_ptr<ConvergeManager>> ConvergeManager::Create(
       new ConvergeManager(stores, clock, std::move(options)));
 }
 
-std::string ConvergeManager::NextToken(int64_t action_id) {
-  return internal::StrCat(token_prefix_, ":", action_id, ":",
-                      token_seq_.fetch_add(1, std::memory_order_relaxed));
+// Tokens are the manager's prefix plus a per-manager sequence number in
+// base 62: unique per lease holder, and short enough for the small-string
+// buffer with the default 8-character random prefix.
+std::string ConvergeManager::NextToken(int64_t) {
+  static constexpr char kDigits[] =
+      "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  uint64_t n = token_seq_.fetch_add(1, std::memory_order_relaxed);
+  std::string token = token_prefix_;
+  do {
+    token.push_back(kDigits[n % 62]);
+    n /= 62;
+  } while (n > 0);
+  return token;
 }
 
 absl::StatusOr<Decision> ConvergeManager::Record(const ActionRecord& record) {
@@ -280,89 +337,107 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     return Record(record);
   }
 
-  // Only the keys a rule can read: its condition keys, and the ones the
-  // bkmonitor profile's overrides name.
-  Context context;
-  auto resolve = [&](const std::string& key) {
-    if (context.count(key)) return;
-    if (std::optional<Value> v = ResolveContextValue(action, key)) {
-      context.emplace(key, *std::move(v));
-    }
-  };
-  for (const Condition& c : config.condition) resolve(c.dimension);
-  if (options_.rules.profile == Profile::kBkmonitor) {
-    resolve("notice_info");
-    resolve("action_info");
-  }
+  ContextView context(action);
+  auto lookup = [&](std::string_view key) { return context.Get(key); };
   Plan plan;
-  plan.eff = MakeEffective(config, options_.rules, ConvergeType::kAction,
-                           action.plugin_type, action.is_parent, context);
-  if (!plan.eff.legal) {
+  plan.eff = &config;
+  if (options_.rules.profile == Profile::kBkmonitor) {
+    const Value* notice_info = context.Get("notice_info");
+    plan.overridden = config;
+    if (ApplyProfile(&*plan.overridden, options_.rules, ConvergeType::kAction,
+                     action.plugin_type,
+                     notice_info != nullptr && !notice_info->IsEmpty())) {
+      plan.eff = &*plan.overridden;
+    }
+  }
+  if (std::string illegal = IllegalReason(*plan.eff, action.is_parent);
+      !illegal.empty()) {
     record.decision.outcome = Outcome::kExecute;
-    record.decision.reason = plan.eff.illegal_reason;
+    record.decision.reason = std::move(illegal);
     record.status = ActionStatus::kConverged;
     return Record(record);
   }
-
-  plan.dim = ComputeDimension(plan.eff.config, config, context);
-  const absl::Duration w = absl::Seconds(plan.eff.window_seconds);
+  plan.window_seconds = WindowSeconds(*plan.eff, options_.rules);
+  // D alone now; converged_condition and the canonical text only when the
+  // window must be read or an instance created.
+  plan.dim = ComputeDimension(*plan.eff, config, lookup, /*details=*/false);
+  auto details = [&]() -> const DimensionResult& {
+    if (!plan.has_details) {
+      plan.dim = ComputeDimension(*plan.eff, config, lookup, true);
+      plan.has_details = true;
+    }
+    return plan.dim;
+  };
+  const absl::Duration w = absl::Seconds(plan.window_seconds);
   plan.start = action.create_time - w;
   plan.end = action.create_time + w;
   plan.route = internal::StrCat("s", action.strategy_id);
-  absl::StatusOr<std::string> lease_key =
-      keys_.Render(keys::kConvergeProcessLock, {{"dimension", plan.dim.dimension}},
-                   plan.route);
-  if (!lease_key.ok()) return lease_key.status();
-  plan.lease_key = *std::move(lease_key);
 
   // Index the action under every condition key of the effective config
-  // (point 5), and read the window of the same keys.
+  // (point 5).
   WindowRequest& req = plan.window;
   const std::string member = internal::StrCat(kActionMember, action.id);
   const std::string strategy = internal::StrCat(action.strategy_id);
   auto render = [&](std::string_view key,
-                    const std::string& value) -> absl::StatusOr<std::string> {
+                    std::string_view value) -> absl::StatusOr<std::string> {
     const KeyField fields[] = {
         {"strategy_id", strategy}, {"dimension", key}, {"value", value}};
     return keys_.Render(keys::kConvergeDimension, fields, plan.route);
   };
-  absl::flat_hash_set<std::string_view> seen_keys;
-  for (const Condition& cond : plan.eff.config.condition) {
-    const std::string& key = cond.dimension;
-    if (!seen_keys.insert(key).second) continue;
-    // Index: the action's own context values of this key.
-    if (auto it = context.find(key);
-        it != context.end() && !it->second.IsEmpty()) {
-      auto add = [&](const Value& v) -> absl::Status {
-        absl::StatusOr<std::string> k = render(key, v.PyStr());
-        if (!k.ok()) return k.status();
-        req.add.push_back(WindowEntry{*std::move(k), member, action.create_time});
-        return absl::OkStatus();
-      };
-      if (it->second.is_list()) {
-        for (const Value& v : it->second.as_list()) {
-          if (absl::Status st = add(v); !st.ok()) return st;
-        }
-      } else if (absl::Status st = add(it->second); !st.ok()) {
-        return st;
-      }
+  const std::vector<Condition>& conditions = plan.eff->condition;
+  // Condition keys, first occurrence only (upstream keys them in a dict).
+  auto first_occurrence = [&](size_t i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (conditions[j].dimension == conditions[i].dimension) return false;
     }
-    // Read: the converged values of this key; none reads the "" key.
-    std::vector<std::string>& group = req.read_groups.emplace_back();
-    const std::vector<Value>& values = plan.dim.converged_condition[key];
-    if (values.empty()) {
-      absl::StatusOr<std::string> k = render(key, "");
+    return true;
+  };
+  for (size_t i = 0; i < conditions.size(); ++i) {
+    if (!first_occurrence(i)) continue;
+    const std::string& key = conditions[i].dimension;
+    const Value* own = context.Get(key);
+    if (own == nullptr || own->IsEmpty()) continue;
+    auto add = [&](const Value& v) -> absl::Status {
+      absl::StatusOr<std::string> k =
+          render(key, v.is_string() ? v.as_string() : v.PyStr());
       if (!k.ok()) return k.status();
-      group.push_back(*std::move(k));
-    }
-    for (const Value& v : values) {
-      absl::StatusOr<std::string> k = render(key, v.PyStr());
-      if (!k.ok()) return k.status();
-      if (std::find(group.begin(), group.end(), *k) == group.end()) {
-        group.push_back(*std::move(k));
+      req.add.push_back(WindowEntry{*std::move(k), member, action.create_time});
+      return absl::OkStatus();
+    };
+    if (own->is_list()) {
+      for (const Value& v : own->as_list()) {
+        if (absl::Status st = add(v); !st.ok()) return st;
       }
+    } else if (absl::Status st = add(*own); !st.ok()) {
+      return st;
     }
   }
+  // The window to read: per condition key, the keys of its converged
+  // values (none: the "" key). Built only when needed.
+  auto read_groups = [&]() -> absl::StatusOr<std::vector<std::vector<std::string>>> {
+    std::vector<std::vector<std::string>> groups;
+    for (size_t i = 0; i < conditions.size(); ++i) {
+      if (!first_occurrence(i)) continue;
+      const std::string& key = conditions[i].dimension;
+      std::vector<std::string>& group = groups.emplace_back();
+      const std::vector<Value>& values =
+          details().converged_condition.at(key);
+      if (values.empty()) {
+        absl::StatusOr<std::string> k = render(key, "");
+        if (!k.ok()) return k.status();
+        group.push_back(*std::move(k));
+      }
+      for (const Value& v : values) {
+        absl::StatusOr<std::string> k =
+            render(key, v.is_string() ? v.as_string() : v.PyStr());
+        if (!k.ok()) return k.status();
+        if (std::find(group.begin(), group.end(), *k) == group.end()) {
+          group.push_back(*std::move(k));
+        }
+      }
+    }
+    return groups;
+  };
   req.key_ttl = options_.index_retention + w;
   req.trim_before = now - w - options_.index_retention;
   req.start = plan.start;
@@ -377,12 +452,47 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   absl::StatusOr<std::optional<OpenInstanceRef>> open =
       stores_.repo->LookupOpen(plan.dim.dimension);
   if (!open.ok()) return open.status();
-  std::vector<std::vector<std::string>> deferred_reads;
-  if (open->has_value() && (*open)->create_time >= plan.start) {
-    deferred_reads = std::move(req.read_groups);
-    req.read_groups.clear();
+  const ConvergeConfig& eff = *plan.eff;
+
+  // Fast path without the lease: joining an open instance whose outcome can
+  // no longer change, because the function only counts the executed set and
+  // the count has reached the threshold (or the function ignores it). The
+  // executed set only grows, so concurrent joiners cannot change the
+  // outcome; upstream takes no lock here either (3.5.2).
+  if (open->has_value() && (*open)->create_time >= plan.start &&
+      !FunctionReadsStatuses(eff.converge_func)) {
+    absl::StatusOr<int64_t> n = stores_.repo->CountExecuted((*open)->id);
+    if (!n.ok()) return n.status();
+    const bool count_free = eff.converge_func == ConvergeFunction::kTrigger ||
+                            eff.converge_func == ConvergeFunction::kRelevance ||
+                            eff.converge_func == ConvergeFunction::kCollectAlarm;
+    if (count_free || *n >= eff.count) {
+      absl::StatusOr<WindowResult> indexed = stores_.window->Apply(req);
+      if (!indexed.ok()) return indexed.status();
+      absl::StatusOr<std::optional<Decision>> joined =
+          JoinOpen(action, eff, plan.window_seconds, (*open)->id, *n, nullptr,
+                   &record);
+      if (!joined.ok()) return joined.status();
+      if (joined->has_value()) return **joined;
+      req.add.clear();  // indexed; the instance ended: take the slow path
+      open->reset();
+    }
   }
-  bool have_reads = deferred_reads.empty();
+
+  absl::StatusOr<std::string> lease_key = keys_.Render(
+      keys::kConvergeProcessLock, {{"dimension", plan.dim.dimension}},
+      plan.route);
+  if (!lease_key.ok()) return lease_key.status();
+  plan.lease_key = *std::move(lease_key);
+
+  bool have_reads = false;
+  if (!open->has_value() || (*open)->create_time < plan.start) {
+    absl::StatusOr<std::vector<std::vector<std::string>>> groups =
+        read_groups();
+    if (!groups.ok()) return groups.status();
+    req.read_groups = *std::move(groups);
+    have_reads = true;
+  }
   const std::string token = NextToken(action.id);
   WindowResult result;
   absl::StatusOr<bool> acquired =
@@ -404,8 +514,8 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   // Under the lease. A concurrent delivery of the same action may have
   // decided while we waited: every repo write below refuses to decide an
   // action twice and hands back the stored decision instead.
-  std::vector<int64_t> matched = MatchIds(result);
-  const ConvergeConfig& eff = plan.eff.config;
+  std::vector<int64_t> matched;
+  if (have_reads) matched = MatchIds(result);
   // A few rounds: an instance can end, or (after a lost lease) be created,
   // between our read and our write; the repo's checks make that visible.
   for (int round = 0; round < 4; ++round) {
@@ -427,55 +537,35 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     }
 
     if (open->has_value()) {
-      const OpenInstanceRef& inst = **open;
-      FunctionInput in;
       std::vector<MemberStatus> executed;
+      int64_t n = 0;
       if (FunctionReadsStatuses(eff.converge_func)) {
         absl::StatusOr<std::vector<MemberStatus>> members =
-            stores_.repo->ExecutedMembers(inst.id);
+            stores_.repo->ExecutedMembers((*open)->id);
         if (!members.ok()) return members.status();
         executed = *std::move(members);
-        in.executed = executed;
       } else {
-        absl::StatusOr<int64_t> n = stores_.repo->CountExecuted(inst.id);
-        if (!n.ok()) return n.status();
-        in.executed_count = *n;
+        absl::StatusOr<int64_t> count =
+            stores_.repo->CountExecuted((*open)->id);
+        if (!count.ok()) return count.status();
+        n = *count;
       }
-      in.func = eff.converge_func;
-      in.type = ConvergeType::kAction;
-      in.is_new = false;
-      in.count = eff.count;
-      in.now = at;
-      in.window_seconds = plan.eff.window_seconds;
-      const FunctionResult fr = EvaluateFunction(in);
-      record.decision.outcome = fr.outcome;
-      record.decision.converge_id = inst.id;
-      record.decision.primary = false;
-      record.decision.reason = "joined";
-      record.status = StatusForOutcome(fr.outcome);
-      ConvergeRelation rel;
-      rel.converge_id = inst.id;
-      rel.related_id = action.id;
-      rel.related_type = ConvergeType::kAction;
-      rel.is_primary = false;
-      rel.converge_status = fr.outcome == Outcome::kExecute
-                                ? ConvergeStatus::kExecuted
-                                : ConvergeStatus::kSkipped;
-      rel.alerts = action.alerts;
-      absl::StatusOr<RecordResult> joined = stores_.repo->Join(record, rel);
-      if (joined.status().code() == absl::StatusCode::kFailedPrecondition) {
-        continue;  // the instance ended under us: look again
-      }
+      absl::StatusOr<std::optional<Decision>> joined =
+          JoinOpen(action, eff, plan.window_seconds, (*open)->id, n,
+                   &executed, &record);
       if (!joined.ok()) return joined.status();
-      if (!joined->inserted) return Replayed(joined->record);
-      return joined->record.decision;
+      if (joined->has_value()) return **joined;
+      continue;  // the instance ended under us: look again
     }
 
     // No open instance: the match list, minus actions already related.
     if (!have_reads) {
       WindowRequest reads;
       reads.lease = LeaseRequest{plan.lease_key, token, options_.lease_ttl};
-      reads.read_groups = std::move(deferred_reads);
+      absl::StatusOr<std::vector<std::vector<std::string>>> groups =
+          read_groups();
+      if (!groups.ok()) return groups.status();
+      reads.read_groups = *std::move(groups);
       reads.start = plan.start;
       reads.end = plan.end;
       absl::StatusOr<WindowResult> r = stores_.window->Apply(reads);
@@ -507,7 +597,7 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     in.is_new = true;
     in.count = eff.count;
     in.now = at;
-    in.window_seconds = plan.eff.window_seconds;
+    in.window_seconds = plan.window_seconds;
     const FunctionResult fr = EvaluateFunction(in);
 
     CreateRequest create;
@@ -516,13 +606,14 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     inst.converge_func = eff.converge_func;
     inst.bk_biz_id = action.bk_biz_id;
     inst.dimension = plan.dim.dimension;
-    inst.description = Describe(plan.eff, plan.dim.converged_condition);
+    inst.description =
+        Describe(eff, plan.window_seconds, details().converged_condition);
     inst.content = eff.context.empty() ? "{}" : eff.context;
     inst.create_time = at;
     inst.is_visible = true;
     inst.converge_config = eff;
-    inst.converged_condition = plan.dim.converged_condition;
-    inst.window_seconds = plan.eff.window_seconds;
+    inst.converged_condition = details().converged_condition;
+    inst.window_seconds = plan.window_seconds;
     create.primary.related_id = action.id;
     create.primary.related_type = ConvergeType::kAction;
     create.primary.is_primary = true;
@@ -559,6 +650,49 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   return absl::AbortedError(internal::StrCat(
       "converge: dimension ", plan.dim.dimension,
       " kept changing while action ", action.id, " was evaluated; retry"));
+}
+
+absl::StatusOr<std::optional<Decision>> ConvergeManager::JoinOpen(
+    const Action& action, const ConvergeConfig& eff, int64_t window_seconds,
+    int64_t converge_id, int64_t executed_count,
+    const std::vector<MemberStatus>* executed, ActionRecord* record) {
+  const absl::Time at = clock_->Now();
+  FunctionInput in;
+  in.func = eff.converge_func;
+  in.type = ConvergeType::kAction;
+  in.is_new = false;
+  in.count = eff.count;
+  if (executed != nullptr && FunctionReadsStatuses(eff.converge_func)) {
+    in.executed = *executed;
+  } else {
+    in.executed_count = executed_count;
+  }
+  in.now = at;
+  in.window_seconds = window_seconds;
+  const FunctionResult fr = EvaluateFunction(in);
+  record->decision.decided_at = at;
+  record->status_time = at;
+  record->decision.outcome = fr.outcome;
+  record->decision.converge_id = converge_id;
+  record->decision.primary = false;
+  record->decision.reason = "joined";
+  record->status = StatusForOutcome(fr.outcome);
+  ConvergeRelation rel;
+  rel.converge_id = converge_id;
+  rel.related_id = action.id;
+  rel.related_type = ConvergeType::kAction;
+  rel.is_primary = false;
+  rel.converge_status = fr.outcome == Outcome::kExecute
+                            ? ConvergeStatus::kExecuted
+                            : ConvergeStatus::kSkipped;
+  rel.alerts = action.alerts;
+  absl::StatusOr<RecordResult> joined = stores_.repo->Join(*record, rel);
+  if (joined.status().code() == absl::StatusCode::kFailedPrecondition) {
+    return std::optional<Decision>();  // ended meanwhile
+  }
+  if (!joined.ok()) return joined.status();
+  if (!joined->inserted) return std::optional<Decision>(Replayed(joined->record));
+  return std::optional<Decision>(joined->record.decision);
 }
 
 absl::StatusOr<bool> ConvergeManager::AcquireLease(const std::string& key,

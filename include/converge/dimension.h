@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "converge/config.h"
@@ -33,10 +34,19 @@ struct DimensionResult {
 };
 
 // Computes D over `effective.condition` overlaid with `original.condition`
-// (original entries win, as upstream), resolving "self" from `context`.
+// (original entries win, as upstream), resolving "self" from `context` (a
+// missing key renders as "").
 DimensionResult ComputeDimension(const ConvergeConfig& effective,
                                  const ConvergeConfig& original,
                                  const Context& context);
+
+// The same with the context given as a lookup (null = key absent). With
+// `details` false only `dimension` is filled (the hot path of a decision
+// that joins an open instance needs nothing else).
+using ContextLookup = absl::FunctionRef<const Value*(std::string_view)>;
+DimensionResult ComputeDimension(const ConvergeConfig& effective,
+                                 const ConvergeConfig& original,
+                                 ContextLookup lookup, bool details = true);
 
 // Upstream's render of one condition value into the canonical text.
 std::string RenderDimensionValue(const Value& v);
@@ -57,6 +67,18 @@ EffectiveConfig MakeEffective(const ConvergeConfig& original,
                               const RuleOptions& options, ConvergeType type,
                               std::string_view plugin_type, bool is_parent,
                               const Context& context);
+
+// The three steps of MakeEffective, for callers that avoid copying configs.
+// ApplyProfile rewrites `config` with the profile's overrides and returns
+// true if it changed anything (always false for the plain profile).
+bool ApplyProfile(ConvergeConfig* config, const RuleOptions& options,
+                  ConvergeType type, std::string_view plugin_type,
+                  bool has_notice_info);
+// Empty if legal, else why the config is illegal (upstream's order).
+std::string IllegalReason(const ConvergeConfig& config, bool is_parent);
+// W in seconds: max_timedelta if > 0 else timedelta, floored to minutes with
+// minute_windows or the bkmonitor profile.
+int64_t WindowSeconds(const ConvergeConfig& config, const RuleOptions& options);
 
 // Lowercase hex digests (used for D and for list rendering).
 std::string Sha1Hex(std::string_view data);

@@ -124,10 +124,13 @@ class ConvergeManager {
   ConvergeManager(Stores stores, const Clock* clock, ManagerOptions options);
 
   struct Plan;  // one evaluation's computed inputs
-  absl::StatusOr<Decision> Evaluate(const Action& action, const Plan& plan);
-  absl::StatusOr<Decision> EvaluateLocked(const Action& action,
-                                          const Plan& plan);
   absl::StatusOr<Decision> Record(const ActionRecord& record);
+  // Evaluates the function for a joiner of open instance `converge_id` and
+  // stores decision and relation. nullopt: the instance ended meanwhile.
+  absl::StatusOr<std::optional<Decision>> JoinOpen(
+      const Action& action, const ConvergeConfig& eff, int64_t window_seconds,
+      int64_t converge_id, int64_t executed_count,
+      const std::vector<MemberStatus>* executed, ActionRecord* record);
   absl::Status EnsureSummary(const ConvergeInstance& instance);
   absl::StatusOr<bool> AcquireLease(const std::string& key,
                                     const std::string& token,

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "absl/strings/match.h"
+#include "converge/dimension.h"
 #include "converge/store/wrappers.h"
 #include "test_util.h"
 
@@ -112,10 +113,11 @@ TEST_CASE("a busy dimension lease is Unavailable and decides nothing",
   ManagerOptions o;
   o.lease_attempts = 3;
   Env env(o);
-  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
-  // Learn the lease key from a first decision's dimension.
-  Decision d1 = env.Submit(Act(1, 0), rule);
-  const std::string dimension = env.Instance(*d1.converge_id).dimension;
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 300);
+  CHECK(env.Submit(Act(1, 0), rule).outcome == Outcome::kExecute);
+  const std::string dimension =
+      ComputeDimension(rule, rule, Context{{"alert_info", Value("g1")}})
+          .dimension;
   const std::string key =
       env.manager->key_space()
           .Render(keys::kConvergeProcessLock, {{"dimension", dimension}},
@@ -132,9 +134,41 @@ TEST_CASE("a busy dimension lease is Unavailable and decides nothing",
   // The other holder's lease expires (virtual time): the retry succeeds and
   // takes the lease over; the stale holder cannot release it afterwards.
   env.clock.Advance(absl::Seconds(61));
-  CHECK(env.manager->Submit(Act(2, 1), rule).value().outcome ==
-        Outcome::kSkip);
+  Decision d2b = env.manager->Submit(Act(2, 1), rule).value();
+  CHECK(d2b.primary);
+  CHECK(env.Instance(*d2b.converge_id).dimension == dimension);
   CHECK_FALSE(env.stores.lock->Release(key, "other").value());
+}
+
+TEST_CASE("joiners whose outcome is settled take no lease", "[manager]") {
+  // skip_when_exceed with the threshold reached: the outcome cannot change,
+  // so a joiner decides even while another evaluator holds the lease.
+  Env env;
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
+  Decision d1 = env.Submit(Act(1, 0), rule);
+  const std::string key =
+      env.manager->key_space()
+          .Render(keys::kConvergeProcessLock,
+                  {{"dimension", env.Instance(*d1.converge_id).dimension}},
+                  "s10")
+          .value();
+  REQUIRE(env.stores.lock->TryAcquire(key, "other", absl::Seconds(60)).value());
+  CHECK(env.Submit(Act(2, 1), rule).outcome == Outcome::kSkip);
+  // A function that reads statuses still needs the lease.
+  ManagerOptions o;
+  o.lease_attempts = 1;
+  Env env2(o);
+  const ConvergeConfig wait = Rule(ConvergeFunction::kWaitWhenProceed, 1, 300);
+  Decision w1 = env2.Submit(Act(1, 0), wait);
+  const std::string key2 =
+      env2.manager->key_space()
+          .Render(keys::kConvergeProcessLock,
+                  {{"dimension", env2.Instance(*w1.converge_id).dimension}},
+                  "s10")
+          .value();
+  REQUIRE(env2.stores.lock->TryAcquire(key2, "other", absl::Seconds(60)).value());
+  CHECK(env2.manager->Submit(Act(2, 1), wait).status().code() ==
+        absl::StatusCode::kUnavailable);
 }
 
 TEST_CASE("the manager releases its lease after each decision", "[manager]") {

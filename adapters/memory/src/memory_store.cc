@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,7 +19,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "internal/strings.h"
-#include "absl/synchronization/mutex.h"
 
 namespace converge::memory {
 namespace {
@@ -101,32 +101,32 @@ struct WindowKey {
 struct LeaseState {
   explicit LeaseState(const Clock* c) : clock(c) {}
   const Clock* clock;
-  absl::Mutex mu;
-  absl::flat_hash_map<std::string, Lease> leases ABSL_GUARDED_BY(mu);
-  absl::flat_hash_map<std::string, WindowKey> windows ABSL_GUARDED_BY(mu);
-  MemberCodec codec ABSL_GUARDED_BY(mu);
+  std::mutex mu;
+  absl::flat_hash_map<std::string, Lease> leases;
+  absl::flat_hash_map<std::string, WindowKey> windows;
+  MemberCodec codec;
 
   // Lease semantics shared by LockStore and WindowStore.
   bool TryAcquireLocked(std::string_view key, std::string_view token,
-                        absl::Duration ttl, absl::Time now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+                        absl::Duration ttl, absl::Time now) {
     auto it = leases.find(internal::AV(key));
-    if (it != leases.end() && it->second.token != token &&
-        it->second.expires > now) {
+    // A released lease keeps its entry with an empty token (no allocation
+    // for the next holder of the same dimension).
+    if (it != leases.end() && !it->second.token.empty() &&
+        it->second.token != token && it->second.expires > now) {
       return false;
     }
     if (it == leases.end()) {
       leases.emplace(std::string(key), Lease{std::string(token), now + ttl});
     } else {
-      it->second.token = std::string(token);
+      it->second.token.assign(token.data(), token.size());
       it->second.expires = now + ttl;
     }
     return true;
   }
 
   // Returns the live window key, dropping it if it has expired.
-  WindowKey* LiveKey(std::string_view key, absl::Time now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  WindowKey* LiveKey(std::string_view key, absl::Time now) {
     auto it = windows.find(internal::AV(key));
     if (it == windows.end()) return nullptr;
     if (it->second.expires <= now) {
@@ -149,6 +149,8 @@ absl::Status CheckLeaseArgs(std::string_view key, std::string_view token,
   return absl::OkStatus();
 }
 
+constexpr size_t kMaxFreeLeases = 1 << 16;
+
 class MemoryLockStore final : public LockStore {
  public:
   explicit MemoryLockStore(std::shared_ptr<LeaseState> s) : s_(std::move(s)) {}
@@ -156,24 +158,29 @@ class MemoryLockStore final : public LockStore {
   absl::StatusOr<bool> TryAcquire(std::string_view key, std::string_view token,
                                   absl::Duration ttl) override {
     if (auto st = CheckLeaseArgs(key, token, ttl); !st.ok()) return st;
-    absl::MutexLock lock(&s_->mu);
+    std::lock_guard<std::mutex> lock(s_->mu);
     return s_->TryAcquireLocked(key, token, ttl, s_->clock->Now());
   }
 
   absl::StatusOr<bool> Release(std::string_view key,
                                std::string_view token) override {
     if (auto st = CheckLeaseArgs(key, token, std::nullopt); !st.ok()) return st;
-    absl::MutexLock lock(&s_->mu);
+    std::lock_guard<std::mutex> lock(s_->mu);
     auto it = s_->leases.find(internal::AV(key));
     if (it == s_->leases.end() || it->second.token != token) return false;
-    s_->leases.erase(it);
+    // Keep a bounded number of free entries for reuse.
+    if (s_->leases.size() > kMaxFreeLeases) {
+      s_->leases.erase(it);
+    } else {
+      it->second.token.clear();
+    }
     return true;
   }
 
   absl::StatusOr<bool> Extend(std::string_view key, std::string_view token,
                               absl::Duration ttl) override {
     if (auto st = CheckLeaseArgs(key, token, ttl); !st.ok()) return st;
-    absl::MutexLock lock(&s_->mu);
+    std::lock_guard<std::mutex> lock(s_->mu);
     const absl::Time now = s_->clock->Now();
     auto it = s_->leases.find(internal::AV(key));
     if (it == s_->leases.end() || it->second.token != token ||
@@ -215,7 +222,7 @@ class MemoryWindowStore final : public WindowStore {
       }
     }
 
-    absl::MutexLock lock(&s_->mu);
+    std::lock_guard<std::mutex> lock(s_->mu);
     const absl::Time now = s_->clock->Now();
     const int64_t trim = req.trim_before == absl::InfinitePast()
                              ? std::numeric_limits<int64_t>::min()
@@ -278,7 +285,7 @@ class MemoryWindowStore final : public WindowStore {
 
   absl::StatusOr<bool> Remove(std::string_view key,
                               std::string_view member) override {
-    absl::MutexLock lock(&s_->mu);
+    std::lock_guard<std::mutex> lock(s_->mu);
     WindowKey* wk = s_->LiveKey(key, s_->clock->Now());
     uint64_t code;
     if (wk == nullptr || !s_->codec.Find(member, &code)) return false;
@@ -291,7 +298,7 @@ class MemoryWindowStore final : public WindowStore {
   }
 
   absl::StatusOr<int64_t> Size(std::string_view key) override {
-    absl::MutexLock lock(&s_->mu);
+    std::lock_guard<std::mutex> lock(s_->mu);
     WindowKey* wk = s_->LiveKey(key, s_->clock->Now());
     return wk == nullptr ? 0 : static_cast<int64_t>(wk->by_score.size());
   }
@@ -339,7 +346,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
  public:
   absl::StatusOr<std::optional<ActionRecord>> GetAction(
       int64_t action_id) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     const ActionRow* row = Decided(action_id);
     if (row == nullptr) return std::optional<ActionRecord>();
     return std::optional<ActionRecord>(ToRecord(action_id, *row));
@@ -348,7 +355,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
   absl::StatusOr<RecordResult> RecordDecision(
       const ActionRecord& record) override {
     if (auto st = CheckRecord(record); !st.ok()) return st;
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (const ActionRow* row = Decided(record.id); row != nullptr) {
       return RecordResult{ToRecord(record.id, *row), false};
     }
@@ -365,12 +372,13 @@ class MemoryInstanceRepo final : public InstanceRepo {
       return absl::InvalidArgumentError(
           "memory: Join needs the action's own relation of type action");
     }
-    absl::MutexLock lock(&mu_);
-    if (auto it = actions_.find(record.id); it != actions_.end()) {
-      if (it->second.decided) {
-        return RecordResult{ToRecord(record.id, it->second), false};
+    std::lock_guard<std::mutex> lock(mu_);
+    auto existing = actions_.find(record.id);
+    if (existing != actions_.end()) {
+      if (existing->second.decided) {
+        return RecordResult{ToRecord(record.id, existing->second), false};
       }
-      if (it->second.related) {
+      if (existing->second.related) {
         return absl::AlreadyExistsError(internal::StrCat(
             "memory: action ", record.id,
             " already has a relation but no decision"));
@@ -385,17 +393,17 @@ class MemoryInstanceRepo final : public InstanceRepo {
       return absl::FailedPreconditionError(
           internal::StrCat("memory: instance ", rel.converge_id, " has ended"));
     }
-    ActionRow& row = actions_[record.id];
+    ActionRow& row = existing != actions_.end() ? existing->second
+                                                : actions_[record.id];
     FillRow(record, &row);
     row.converge_id = rel.converge_id;
-    row.related = true;
-    AddRelation(&inst->second, rel);
+    AddRelation(&inst->second, rel, &row);
     return RecordResult{ToRecord(record.id, row), true};
   }
 
   absl::Status SetActionStatus(int64_t action_id, ActionStatus status,
                                absl::Time at) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     ActionRow* row = Decided(action_id);
     if (row == nullptr) {
       return absl::NotFoundError(
@@ -408,7 +416,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
 
   absl::StatusOr<bool> UpdateDecision(int64_t action_id, Outcome expected,
                                       const Decision& d) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     ActionRow* found = Decided(action_id);
     if (found == nullptr) {
       return absl::NotFoundError(
@@ -435,7 +443,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
     if (req.creator.has_value()) {
       if (auto st = CheckRecord(*req.creator); !st.ok()) return st;
     }
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (open_by_dimension_.contains(req.instance.dimension)) {
       return absl::AlreadyExistsError(internal::StrCat(
           "memory: an open instance has dimension ", req.instance.dimension));
@@ -448,7 +456,8 @@ class MemoryInstanceRepo final : public InstanceRepo {
     InstanceRow& row = instances_[id];
     row.instance = req.instance;
     row.instance.id = id;
-    open_by_dimension_[row.instance.dimension] = id;
+    open_by_dimension_[row.instance.dimension] =
+        OpenInstanceRef{id, row.instance.create_time};
     ConvergeRelation primary = req.primary;
     primary.converge_id = id;
     AddRelation(&row, primary);
@@ -482,27 +491,27 @@ class MemoryInstanceRepo final : public InstanceRepo {
 
   absl::StatusOr<std::optional<ConvergeInstance>> FindOpen(
       std::string_view dimension) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = open_by_dimension_.find(internal::AV(dimension));
     if (it == open_by_dimension_.end()) {
       return std::optional<ConvergeInstance>();
     }
-    return std::optional<ConvergeInstance>(instances_.at(it->second).instance);
+    return std::optional<ConvergeInstance>(
+        instances_.at(it->second.id).instance);
   }
 
   absl::StatusOr<std::optional<OpenInstanceRef>> LookupOpen(
       std::string_view dimension) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = open_by_dimension_.find(internal::AV(dimension));
     if (it == open_by_dimension_.end()) {
       return std::optional<OpenInstanceRef>();
     }
-    return std::optional<OpenInstanceRef>(OpenInstanceRef{
-        it->second, instances_.at(it->second).instance.create_time});
+    return std::optional<OpenInstanceRef>(it->second);
   }
 
   absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = instances_.find(id);
     if (it == instances_.end()) {
       return absl::NotFoundError(internal::StrCat("memory: no instance ", id));
@@ -511,7 +520,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
   }
 
   absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = instances_.find(id);
     if (it == instances_.end()) {
       return absl::NotFoundError(internal::StrCat("memory: no instance ", id));
@@ -526,7 +535,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
   }
 
   absl::Status SetVisible(int64_t id, bool visible) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = instances_.find(id);
     if (it == instances_.end()) {
       return absl::NotFoundError(internal::StrCat("memory: no instance ", id));
@@ -537,10 +546,10 @@ class MemoryInstanceRepo final : public InstanceRepo {
 
   absl::StatusOr<std::vector<ConvergeInstance>> ListOpen(
       size_t limit) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::vector<int64_t> ids;
     ids.reserve(open_by_dimension_.size());
-    for (const auto& entry : open_by_dimension_) ids.push_back(entry.second);
+    for (const auto& entry : open_by_dimension_) ids.push_back(entry.second.id);
     std::sort(ids.begin(), ids.end());
     if (limit > 0 && ids.size() > limit) ids.resize(limit);
     std::vector<ConvergeInstance> out;
@@ -551,7 +560,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
 
   absl::StatusOr<std::vector<ConvergeRelation>> Relations(
       int64_t converge_id) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::vector<ConvergeRelation> out;
     auto it = instances_.find(converge_id);
     if (it == instances_.end()) return out;
@@ -572,7 +581,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
 
   absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(
       int64_t converge_id) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::vector<MemberStatus> out;
     auto it = instances_.find(converge_id);
     if (it == instances_.end()) return out;
@@ -594,7 +603,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
   }
 
   absl::StatusOr<int64_t> CountExecuted(int64_t converge_id) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = instances_.find(converge_id);
     if (it == instances_.end()) return 0;
     return static_cast<int64_t>(it->second.executed.size());
@@ -602,7 +611,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
 
   absl::StatusOr<std::vector<int64_t>> Unrelated(
       absl::Span<const int64_t> ids, ConvergeType type) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::vector<int64_t> out;
     out.reserve(ids.size());
     for (int64_t id : ids) {
@@ -628,19 +637,18 @@ class MemoryInstanceRepo final : public InstanceRepo {
     return absl::OkStatus();
   }
 
-  uint32_t Intern(const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  uint32_t Intern(const std::string& reason) {
     auto [it, inserted] = reason_ids_.try_emplace(reason, reasons_.size());
     if (inserted) reasons_.push_back(reason);
     return it->second;
   }
 
-  ActionRow* Decided(int64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  ActionRow* Decided(int64_t id) {
     auto it = actions_.find(id);
     return it == actions_.end() || !it->second.decided ? nullptr : &it->second;
   }
 
-  void FillRow(const ActionRecord& r, ActionRow* row)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void FillRow(const ActionRecord& r, ActionRow* row) {
     row->decided = true;
     row->create = absl::ToUnixNanos(r.create_time);
     row->status_time = absl::ToUnixNanos(r.status_time);
@@ -654,8 +662,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
     row->primary = r.decision.primary;
   }
 
-  ActionRecord ToRecord(int64_t id, const ActionRow& row) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  ActionRecord ToRecord(int64_t id, const ActionRow& row) const {
     ActionRecord r;
     r.id = id;
     r.create_time = absl::FromUnixNanos(row.create);
@@ -672,8 +679,9 @@ class MemoryInstanceRepo final : public InstanceRepo {
     return r;
   }
 
-  void AddRelation(InstanceRow* row, const ConvergeRelation& rel)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // `member` is the related action's row when the caller has it at hand.
+  void AddRelation(InstanceRow* row, const ConvergeRelation& rel,
+                   ActionRow* member = nullptr) {
     RelationRow r;
     r.id = ++next_relation_id_;
     r.related_id = rel.related_id;
@@ -683,7 +691,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
     r.alerts = rel.alerts;
     row->relations.push_back(std::move(r));
     if (rel.related_type == ConvergeType::kAction) {
-      actions_[rel.related_id].related = true;
+      (member != nullptr ? *member : actions_[rel.related_id]).related = true;
       if (rel.converge_status == ConvergeStatus::kExecuted) {
         row->executed.push_back(rel.related_id);
       }
@@ -693,16 +701,15 @@ class MemoryInstanceRepo final : public InstanceRepo {
     }
   }
 
-  absl::Mutex mu_;
-  absl::node_hash_map<int64_t, ActionRow> actions_ ABSL_GUARDED_BY(mu_);
-  std::map<int64_t, InstanceRow> instances_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, int64_t> open_by_dimension_
-      ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<int64_t> converge_related_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> reasons_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, uint32_t> reason_ids_ ABSL_GUARDED_BY(mu_);
-  int64_t next_instance_id_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t next_relation_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::mutex mu_;
+  absl::node_hash_map<int64_t, ActionRow> actions_;
+  absl::node_hash_map<int64_t, InstanceRow> instances_;
+  absl::flat_hash_map<std::string, OpenInstanceRef> open_by_dimension_;
+  absl::flat_hash_set<int64_t> converge_related_;
+  std::vector<std::string> reasons_;
+  absl::flat_hash_map<std::string, uint32_t> reason_ids_;
+  int64_t next_instance_id_ = 0;
+  int64_t next_relation_id_ = 0;
 };
 
 // ---------------------------------------------------------------------------
@@ -730,7 +737,7 @@ class MemoryQueueStore final : public QueueStore {
       return absl::InvalidArgumentError(
           "memory: queue name and task id must not be empty");
     }
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     Queue& q = queues_[std::string(queue)];
     if (q.tasks.contains(task.id)) {
       return absl::AlreadyExistsError(internal::StrCat(
@@ -751,7 +758,7 @@ class MemoryQueueStore final : public QueueStore {
     if (visibility <= absl::ZeroDuration()) {
       return absl::InvalidArgumentError("memory: visibility must be > 0");
     }
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto qit = queues_.find(internal::AV(queue));
     if (qit == queues_.end()) return std::optional<Delivery>();
     Queue& q = qit->second;
@@ -776,7 +783,7 @@ class MemoryQueueStore final : public QueueStore {
 
   absl::StatusOr<bool> Ack(std::string_view queue,
                            std::string_view receipt) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     QueuedTask* t = InFlight(queue, receipt);
     if (t == nullptr) return false;
     Queue& q = queues_.find(internal::AV(queue))->second;
@@ -787,7 +794,7 @@ class MemoryQueueStore final : public QueueStore {
 
   absl::StatusOr<bool> Retry(std::string_view queue, std::string_view receipt,
                              absl::Time due, std::string_view error) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     QueuedTask* t = InFlight(queue, receipt);
     if (t == nullptr) return false;
     Queue& q = queues_.find(internal::AV(queue))->second;
@@ -802,7 +809,7 @@ class MemoryQueueStore final : public QueueStore {
 
   absl::StatusOr<bool> Bury(std::string_view queue, std::string_view receipt,
                             std::string_view error) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     QueuedTask* t = InFlight(queue, receipt);
     if (t == nullptr) return false;
     Queue& q = queues_.find(internal::AV(queue))->second;
@@ -815,7 +822,7 @@ class MemoryQueueStore final : public QueueStore {
   }
 
   absl::StatusOr<std::vector<Task>> ListDead(std::string_view queue) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::vector<Task> out;
     auto qit = queues_.find(internal::AV(queue));
     if (qit == queues_.end()) return out;
@@ -827,7 +834,7 @@ class MemoryQueueStore final : public QueueStore {
 
   absl::Status Redrive(std::string_view queue, std::string_view task_id,
                        absl::Time due) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto qit = queues_.find(internal::AV(queue));
     if (qit != queues_.end()) {
       Queue& q = qit->second;
@@ -849,7 +856,7 @@ class MemoryQueueStore final : public QueueStore {
 
   absl::StatusOr<std::vector<Task>> ListPending(std::string_view queue,
                                                 size_t limit) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::vector<Task> out;
     auto qit = queues_.find(internal::AV(queue));
     if (qit == queues_.end()) return out;
@@ -863,7 +870,7 @@ class MemoryQueueStore final : public QueueStore {
   }
 
   absl::StatusOr<QueueStats> Stats(std::string_view queue) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     QueueStats stats;
     auto qit = queues_.find(internal::AV(queue));
     if (qit == queues_.end()) return stats;
@@ -885,8 +892,7 @@ class MemoryQueueStore final : public QueueStore {
 
  private:
   // The in-flight task a receipt names, or null if the receipt is stale.
-  QueuedTask* InFlight(std::string_view queue, std::string_view receipt)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  QueuedTask* InFlight(std::string_view queue, std::string_view receipt) {
     auto qit = queues_.find(internal::AV(queue));
     if (qit == queues_.end()) return nullptr;
     size_t hash = receipt.rfind('#');
@@ -902,9 +908,9 @@ class MemoryQueueStore final : public QueueStore {
     return &t;
   }
 
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Queue> queues_ ABSL_GUARDED_BY(mu_);
-  uint64_t seq_ ABSL_GUARDED_BY(mu_) = 0;
+  std::mutex mu_;
+  absl::flat_hash_map<std::string, Queue> queues_;
+  uint64_t seq_ = 0;
 };
 
 }  // namespace
