@@ -1,0 +1,41 @@
+# Sourced by scripts/demo.sh and scripts/test.sh: installs the Debian 12
+# packages converge needs when they are missing. Idempotent; quick when
+# everything is present (one dpkg-query).
+
+CONVERGE_DEB_PACKAGES=(
+  build-essential cmake ninja-build pkg-config python3
+  libabsl-dev libfmt-dev catch2
+  libboost1.81-dev libboost-json1.81-dev
+)
+
+converge_missing_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$pkg")
+    fi
+  done
+  echo "${missing[@]:-}"
+}
+
+converge_ensure_deps() {
+  local missing
+  missing=$(converge_missing_packages "${CONVERGE_DEB_PACKAGES[@]}" "$@")
+  if [ -z "${missing// /}" ]; then
+    return 0
+  fi
+  echo "converge: installing missing packages: $missing" >&2
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+      sudo="sudo"
+    else
+      echo "converge: need root (or sudo) to install: $missing" >&2
+      return 1
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086
+  $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test. Installs missing Debian packages
+# first (apt-get; idempotent). Later stores add the real Redis and MariaDB
+# servers this script starts on loopback and stops by PID.
+#
+# Environment: BUILD_DIR (default build/test), JOBS (default nproc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+converge_ensure_deps
+
+BUILD_DIR=${BUILD_DIR:-build/test}
+JOBS=${JOBS:-$(nproc)}
+
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCONVERGE_WERROR=ON -DCONVERGE_WITH_JSON=ON >/dev/null
+cmake --build "$BUILD_DIR" -j "$JOBS"
+
+# The benchmark must keep building and running; its figures are reported,
+# not asserted here (speed is measured in bench/, not in tests).
+"$BUILD_DIR"/bench/converge_storm_bench --actions 20000 --dimensions 200 >/dev/null
+
+# Consumers: an installed package found with find_package, and the source
+# tree pulled in with add_subdirectory.
+PREFIX=$(mktemp -d)
+trap 'rm -rf "$PREFIX"' EXIT
+cmake --install "$BUILD_DIR" --prefix "$PREFIX/install" >/dev/null
+cmake -S tests/consumer -B "$PREFIX/find" -G Ninja \
+  -DCMAKE_PREFIX_PATH="$PREFIX/install" >/dev/null
+cmake --build "$PREFIX/find" >/dev/null
+"$PREFIX/find/consumer"
+cmake -S tests/consumer -B "$PREFIX/subdir" -G Ninja \
+  -DCONVERGE_SOURCE_DIR="$PWD" >/dev/null
+cmake --build "$PREFIX/subdir" >/dev/null
+"$PREFIX/subdir/consumer"
+
+cd "$BUILD_DIR"
+ctest --output-on-failure -j "$JOBS"

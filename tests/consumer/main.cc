@@ -1,0 +1,28 @@
+// Decides one action through an installed or vendored converge.
+#include <cstdio>
+
+#include "converge/json/json.h"
+#include "converge/manager.h"
+#include "converge/memory/memory_store.h"
+
+int main() {
+  converge::VirtualClock clock(absl::FromUnixSeconds(1700000000));
+  auto stores = converge::memory::NewMemoryStores({&clock});
+  if (!stores.ok()) return 1;
+  auto manager = converge::ConvergeManager::Create(stores->view(), &clock);
+  if (!manager.ok()) return 1;
+  auto rule = converge::json::ParseConvergeConfig(
+      R"({"is_enabled":true,"converge_func":"collect","timedelta":60,)"
+      R"("count":1,"condition":[{"dimension":"alert_info","value":["self"]}]})");
+  if (!rule.ok()) return 1;
+  converge::Action action;
+  action.id = 1;
+  action.create_time = clock.Now();
+  action.context["alert_info"] = "a";
+  auto decision = (*manager)->Submit(action, *rule);
+  if (!decision.ok() || decision->outcome != converge::Outcome::kExecute) {
+    return 1;
+  }
+  std::puts("consumer: ok");
+  return 0;
+}
