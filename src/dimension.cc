@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "internal/strings.h"
@@ -104,7 +105,31 @@ DimensionResult ComputeDimension(const ConvergeConfig& effective,
   }
   result.dimension.reserve(46);
   result.dimension.append("!sha1#");
-  result.dimension.append(Sha1Hex(text));
+  if (details) {
+    result.dimension.append(Sha1Hex(text));
+    return result;
+  }
+  // Hot path: in a storm the same canonical text repeats for every action
+  // of a group, so a per-thread cache of text -> digest saves most SHA-1
+  // computations. Two generations bound it (at most 2 x kGeneration
+  // entries, about 10 MiB) and keep recently used texts: when the young
+  // generation fills up it becomes the old one, and a hit in the old one is
+  // promoted.
+  using Cache = absl::flat_hash_map<std::string, std::string>;
+  thread_local Cache young, old;
+  constexpr size_t kGeneration = 32768;
+  auto it = young.find(text);
+  if (it == young.end()) {
+    auto old_it = old.find(text);
+    std::string digest =
+        old_it != old.end() ? std::move(old_it->second) : Sha1Hex(text);
+    if (young.size() >= kGeneration) {
+      old = std::move(young);
+      young = Cache();
+    }
+    it = young.emplace(text, std::move(digest)).first;
+  }
+  result.dimension.append(it->second);
   return result;
 }
 

@@ -750,6 +750,47 @@ absl::StatusOr<Action> ParseAction(std::string_view text,
   });
 }
 
+absl::StatusOr<ActionEvent> ParseActionEvent(std::string_view line,
+                                             std::string_view path) {
+  return Guard(path, [&]() -> absl::StatusOr<ActionEvent> {
+    Path root(path);
+    bj::monotonic_resource resource;
+    absl::StatusOr<bj::value> doc = ParseText(line, root, &resource);
+    if (!doc.ok()) return doc.status();
+    const bj::object* object = doc->if_object();
+    if (object == nullptr) return TypeError(root, "an object", *doc);
+
+    {
+      Path p = root.Key("type");
+      const bj::value* v = object->if_contains("type");
+      if (v == nullptr) return MissingKey(p);
+      absl::StatusOr<std::string> type = GetString(*v, p);
+      if (!type.ok()) return type.status();
+      if (*type != "action") {
+        return Error(p, absl::StrCat("expected \"action\", got \"",
+                                     absl::CHexEscape(*type), "\""));
+      }
+    }
+
+    ActionEvent event;
+    absl::Status s = ParseActionObject(*object, root, &event.action);
+    if (!s.ok()) return s;
+
+    Path config_path = root.Key("converge_config");
+    const bj::value* v = object->if_contains("converge_config");
+    if (v == nullptr) return MissingKey(config_path);
+    const bj::object* config = v->if_object();
+    if (config == nullptr) return TypeError(config_path, "an object", *v);
+    s = ParseConfigObject(*config, config_path, &event.config);
+    if (!s.ok()) return s;
+    s = ValidateConfig(event.config, config_path.Str());
+    if (!s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("json: ", s.message()));
+    }
+    return event;
+  });
+}
+
 std::string ActionToJson(const Action& action) {
   bj::object o;
   o["id"] = action.id;

@@ -491,6 +491,130 @@ TEST_CASE("ParseAction errors name the field path", "[json]") {
                {"json: action: malformed JSON at offset"});
 }
 
+constexpr const char* kEventLine = R"({"type": "action", "id": 7,
+    "time": 1700000100.5, "bk_biz_id": 2, "strategy_id": 11,
+    "signal": "abnormal", "alert_level": 2, "plugin_type": "webhook",
+    "alerts": ["a7"],
+    "context": {"dimensions": {"ip": "10.0.0.1"}},
+    "converge_config": {"is_enabled": true, "converge_func": "defense",
+      "timedelta": 600, "count": 5,
+      "condition": [{"dimension": "alert_info", "value": ["self"]}]}})";
+
+TEST_CASE("ParseActionEvent reads a replay line", "[json]") {
+  absl::StatusOr<ActionEvent> event = ParseActionEvent(kEventLine);
+  INFO(event.status().ToString());
+  REQUIRE(event.ok());
+  CHECK(event->action.id == 7);
+  CHECK(event->action.create_time ==
+        absl::FromUnixSeconds(1700000100) + absl::Milliseconds(500));
+  CHECK(event->action.bk_biz_id == 2);
+  CHECK(event->action.strategy_id == 11);
+  CHECK(event->action.alert_level == 2);
+  CHECK(event->action.plugin_type == "webhook");
+  CHECK(event->action.alerts == std::vector<std::string>{"a7"});
+  CHECK(event->action.context.at("dimensions") ==
+        Value(Value::List{"ip=10.0.0.1"}));
+  CHECK(event->config.is_enabled);
+  CHECK(event->config.converge_func == ConvergeFunction::kDefense);
+  CHECK(event->config.timedelta == 600);
+  CHECK(event->config.count == 5);
+  REQUIRE(event->config.condition.size() == 1);
+  CHECK(event->config.condition[0].dimension == "alert_info");
+  CHECK(event->config.condition[0].value == std::vector<Value>{"self"});
+
+  SECTION("the same fields as ParseAction and ParseConvergeConfig") {
+    absl::StatusOr<Action> action = ParseAction(kEventLine);
+    REQUIRE(action.ok());
+    CHECK(ActionToJson(event->action) == ActionToJson(*action));
+    absl::StatusOr<ConvergeConfig> config = ParseConvergeConfig(
+        R"({"is_enabled": true, "converge_func": "defense",
+            "timedelta": 600, "count": 5,
+            "condition": [{"dimension": "alert_info", "value": ["self"]}]})");
+    REQUIRE(config.ok());
+    CheckSameConfig(event->config, *config);
+  }
+  SECTION("an empty converge_config is a disabled config") {
+    absl::StatusOr<ActionEvent> disabled = ParseActionEvent(
+        R"({"type": "action", "id": 1, "time": 5, "converge_config": {}})");
+    REQUIRE(disabled.ok());
+    CHECK_FALSE(disabled->config.is_enabled);
+    CHECK(disabled->action.create_time == absl::FromUnixSeconds(5));
+  }
+}
+
+TEST_CASE("ParseActionEvent requires converge_config and type", "[json]") {
+  CheckInvalid(
+      ParseActionEvent(R"({"type": "action", "id": 1, "time": 1})").status(),
+      {"json: line.converge_config: missing required key"});
+  CheckInvalid(ParseActionEvent(R"({"type": "action", "id": 1, "time": 1,
+                                    "converge_config": null})")
+                   .status(),
+               {"json: line.converge_config: expected an object, got null"});
+  CheckInvalid(
+      ParseActionEvent(
+          R"({"type": "status", "id": 1, "time": 1, "converge_config": {}})")
+          .status(),
+      {"json: line.type: ", "\"action\"", "\"status\""});
+  CheckInvalid(
+      ParseActionEvent(R"({"id": 1, "time": 1, "converge_config": {}})")
+          .status(),
+      {"json: line.type: missing required key"});
+  CheckInvalid(ParseActionEvent(
+                   R"({"type": 1, "id": 1, "time": 1, "converge_config": {}})")
+                   .status(),
+               {"json: line.type: expected a string, got integer"});
+  CheckInvalid(ParseActionEvent("[]").status(),
+               {"json: line: expected an object, got array"});
+  CheckInvalid(ParseActionEvent(R"({"type": "action",)").status(),
+               {"json: line: malformed JSON at offset"});
+}
+
+TEST_CASE("ParseActionEvent errors name the field path", "[json]") {
+  CheckInvalid(ParseActionEvent(R"({"type": "action", "time": 1,
+                                    "converge_config": {}})",
+                                "line 12")
+                   .status(),
+               {"json: line 12.id: missing required key"});
+  CheckInvalid(ParseActionEvent(R"({"type": "action", "id": 1, "time": 1,
+                                    "alerts": ["a", 1.5],
+                                    "converge_config": {}})",
+                                "line 3")
+                   .status(),
+               {"json: line 3.alerts[1]: expected a string or an integer"});
+  CheckInvalid(ParseActionEvent(R"({"type": "action", "id": 1, "time": 1,
+                                    "converge_config": {"is_enabled": true,
+                                      "converge_func": "collect",
+                                      "timedelta": "60", "count": 1}})",
+                                "line 4")
+                   .status(),
+               {"json: line 4.converge_config.timedelta: expected an integer, "
+                "got string"});
+  CheckInvalid(ParseActionEvent(R"({"type": "action", "id": 1, "time": 1,
+                                    "converge_config": {"is_enabled": true,
+                                      "converge_func": "nope",
+                                      "timedelta": 60, "count": 1}})")
+                   .status(),
+               {"json: line.converge_config.converge_func: ",
+                "unknown converge function"});
+  CheckInvalid(ParseActionEvent(R"({"type": "action", "id": 1, "time": 1,
+                                    "converge_config": {"is_enabled": true,
+                                      "converge_func": "collect",
+                                      "timedelta": 60}})")
+                   .status(),
+               {"json: line.converge_config.count: missing required key"});
+  CheckInvalid(ParseActionEvent(R"({"type": "action", "id": 1, "time": 1,
+                                    "converge_config": {"count": -1}})",
+                                "line 9")
+                   .status(),
+               {"json: line 9.converge_config.count"});
+  CheckInvalid(ParseActionEvent(R"({"type": "action", "id": 1, "time": 1,
+                                    "converge_config": {
+                                      "sub_converge_config": {"count": "x"}}})")
+                   .status(),
+               {"json: line.converge_config.sub_converge_config.count: "
+                "expected an integer"});
+}
+
 TEST_CASE("oversized and deeply nested input is rejected", "[json]") {
   SECTION("more than 1 MiB") {
     std::string text = R"({"description": ")";
@@ -500,6 +624,8 @@ TEST_CASE("oversized and deeply nested input is rejected", "[json]") {
                  {"json: converge_config: ", "exceeds 1048576 bytes"});
     CheckInvalid(ParseValue(text).status(), {"exceeds 1048576 bytes"});
     CheckInvalid(ParseAction(text).status(), {"exceeds 1048576 bytes"});
+    CheckInvalid(ParseActionEvent(text).status(),
+                 {"json: line: ", "exceeds 1048576 bytes"});
   }
   SECTION("exactly 1 MiB is accepted") {
     std::string text = "\"";

@@ -113,6 +113,25 @@ absl::StatusOr<Context> ParseContext(std::string_view text,
 absl::StatusOr<Action> ParseAction(std::string_view text,
                                    std::string_view path = "action");
 
+// One replay input line: an action and the converge_config it is submitted
+// with.
+struct ActionEvent {
+  Action action;
+  ConvergeConfig config;
+};
+
+// Parses one replay input line (one JSON object, as written by
+// scripts/gen_storm.py):
+//   {"type": "action", "id": N, "time": T, ...the ParseAction fields...,
+//    "converge_config": {...}}
+// `type` is required and must be the string "action". The action fields are
+// read as ParseAction reads them (errors name "<path>.id", ...).
+// `converge_config` is required, must be an object, and is read with the
+// rules of ParseConvergeConfig with path "<path>.converge_config" (including
+// ValidateConfig). The text is parsed once.
+absl::StatusOr<ActionEvent> ParseActionEvent(std::string_view line,
+                                             std::string_view path = "line");
+
 // Writes `action` as a compact JSON object with the field names ParseAction
 // reads ("time" as an integer when it is whole seconds, else a float). Values
 // of the context are written as ValueToJson writes them, so context objects
