@@ -131,8 +131,8 @@ int main(int argc, char** argv) {
     const long d = i % dimensions;
     converge::Action& a = prepared[d];
     a.id = i + 1;
-    a.create_time = start + absl::Seconds(static_cast<double>(i) *
-                                          storm_seconds / actions);
+    a.create_time =
+        start + absl::Seconds(static_cast<double>(i) * storm_seconds / actions);
     clock.Set(a.create_time);
     absl::StatusOr<converge::Decision> r =
         manager.value()->Submit(a, d % 2 == 0 ? collect : exceed);

@@ -110,9 +110,8 @@ std::optional<Value> ResolveContextValue(const Action& a,
   if (key == "group_notice_way") {
     std::string way = NoticeWay(a);
     std::string user_type = Str(Find(a.context, "user_type"));
-    return Value(user_type == "follower"
-                     ? internal::StrCat(user_type, "_", way)
-                     : way);
+    return Value(user_type == "follower" ? internal::StrCat(user_type, "_", way)
+                                         : way);
   }
   if (key == "alert_info") return Value(AlertInfo(a));
   if (key == "notice_info") {
@@ -121,8 +120,7 @@ std::optional<Value> ResolveContextValue(const Action& a,
   }
   if (key == "action_info") {
     return Value(internal::StrCat(Field(a, "strategy_id"), "_",
-                                  Field(a, "signal"), "_",
-                                  a.action_config_id));
+                                  Field(a, "signal"), "_", a.action_config_id));
   }
   return std::nullopt;
 }

@@ -27,8 +27,9 @@ std::string RenderDimensionValue(const Value& v) {
   if (list.size() < 4) return joined;
   // Upstream calls md5 on the list itself and crashes; the intended form is
   // first,<5 hex>.<n-2>,last. We hash the comma-joined items.
-  return internal::StrCat(list.front().PyStr(), ",", Md5Hex(joined).substr(0, 5),
-                      ".", list.size() - 2, ",", list.back().PyStr());
+  return internal::StrCat(list.front().PyStr(), ",",
+                          Md5Hex(joined).substr(0, 5), ".", list.size() - 2,
+                          ",", list.back().PyStr());
 }
 
 DimensionResult ComputeDimension(const ConvergeConfig& effective,
@@ -76,8 +77,8 @@ DimensionResult ComputeDimension(const ConvergeConfig& effective,
   for (const auto& [key, cond] : merged) {
     std::vector<Value>* converged = nullptr;
     if (details) {
-      converged =
-          &result.converged_condition.try_emplace(std::string(key)).first->second;
+      converged = &result.converged_condition.try_emplace(std::string(key))
+                       .first->second;
       converged->reserve(cond->value.size());
     }
     for (const Value& raw : cond->value) {

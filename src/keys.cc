@@ -29,8 +29,8 @@ const KeyTemplate kConvergeProcessLock{
     absl::Seconds(60)};
 const KeyTemplate kNoticeCollect{
     "FTA_NOTICE_COLLECT_KEY",
-    "fta_action.notice.{action_signal}.{notice_way}.{alert_id}",
-    KeyType::kHash, absl::Seconds(86400)};
+    "fta_action.notice.{action_signal}.{notice_way}.{alert_id}", KeyType::kHash,
+    absl::Seconds(86400)};
 const KeyTemplate kNoticeCollectLock{
     "FTA_NOTICE_COLLECT_LOCK",
     "fta_action.notice.lock.{action_signal}.{notice_way}.{alert_id}",
@@ -58,7 +58,7 @@ absl::Status Walk(const KeyTemplate& tpl, OnText on_text, OnField on_field) {
     if (close == std::string_view::npos || close == open + 1) {
       return absl::InvalidArgumentError(
           internal::StrCat("keys: template ", tpl.label, " \"", tpl.key_tpl,
-                       "\" has a malformed placeholder at ", open));
+                           "\" has a malformed placeholder at ", open));
     }
     if (absl::Status st = on_field(s.substr(open + 1, close - open - 1));
         !st.ok()) {

@@ -1,8 +1,8 @@
 #include "converge/manager.h"
 
 #include <algorithm>
-#include <deque>
 #include <cmath>
+#include <deque>
 #include <string>
 #include <thread>
 #include <utility>
@@ -13,11 +13,11 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "internal/strings.h"
 #include "absl/strings/str_join.h"
 #include "converge/context.h"
 #include "converge/dimension.h"
 #include "converge/functions.h"
+#include "internal/strings.h"
 
 namespace converge {
 namespace {
@@ -53,11 +53,11 @@ std::string Describe(const ConvergeConfig& eff, int64_t window_seconds,
     if (entry.first == "action_id") continue;
     labels.push_back(internal::AV(DimensionLabel(entry.first)));
   }
-  return internal::StrCat("within ", window_seconds, " s, when ",
-                      eff.count, " or more alerts share the same ",
-                      absl::StrJoin(labels, ","), ", ",
-                      ToString(eff.converge_func),
-                      " applies to executions of the same package");
+  return internal::StrCat("within ", window_seconds, " s, when ", eff.count,
+                          " or more alerts share the same ",
+                          absl::StrJoin(labels, ","), ", ",
+                          ToString(eff.converge_func),
+                          " applies to executions of the same package");
 }
 
 absl::Status CheckSize(std::string_view path, size_t bytes, size_t limit) {
@@ -76,13 +76,13 @@ absl::Status CheckValue(std::string_view path, const Value& v, size_t limit,
   if (v.is_list()) {
     const Value::List& list = v.as_list();
     if (list.size() > limit) {
-      return absl::InvalidArgumentError(internal::StrCat(
-          path, ": list of ", list.size(), " items exceeds the limit of ",
-          limit));
+      return absl::InvalidArgumentError(
+          internal::StrCat(path, ": list of ", list.size(),
+                           " items exceeds the limit of ", limit));
     }
     for (size_t i = 0; i < list.size(); ++i) {
-      absl::Status st =
-          CheckValue(internal::StrCat(path, "[", i, "]"), list[i], limit, depth + 1);
+      absl::Status st = CheckValue(internal::StrCat(path, "[", i, "]"), list[i],
+                                   limit, depth + 1);
       if (!st.ok()) return st;
     }
   }
@@ -114,7 +114,7 @@ absl::Status ValidateAction(const Action& a, const ManagerOptions& o) {
   if (a.alerts.size() > o.max_alerts) {
     return absl::InvalidArgumentError(
         internal::StrCat("action.alerts: ", a.alerts.size(),
-                     " alerts exceed the limit of ", o.max_alerts));
+                         " alerts exceed the limit of ", o.max_alerts));
   }
   for (size_t i = 0; i < a.alerts.size(); ++i) {
     if (auto st = CheckSize(internal::StrCat("action.alerts[", i, "]"),
@@ -142,7 +142,8 @@ absl::Status ValidateAction(const Action& a, const ManagerOptions& o) {
 // Parses "action_<id>" members; others (second-level members) are ignored.
 bool ParseActionMember(std::string_view member, int64_t* id) {
   if (member.substr(0, kActionMember.size()) != kActionMember) return false;
-  return absl::SimpleAtoi(internal::AV(member.substr(kActionMember.size())), id);
+  return absl::SimpleAtoi(internal::AV(member.substr(kActionMember.size())),
+                          id);
 }
 
 // Union within each group, intersection across groups (section 3.5.3).
@@ -414,14 +415,14 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   }
   // The window to read: per condition key, the keys of its converged
   // values (none: the "" key). Built only when needed.
-  auto read_groups = [&]() -> absl::StatusOr<std::vector<std::vector<std::string>>> {
+  auto read_groups =
+      [&]() -> absl::StatusOr<std::vector<std::vector<std::string>>> {
     std::vector<std::vector<std::string>> groups;
     for (size_t i = 0; i < conditions.size(); ++i) {
       if (!first_occurrence(i)) continue;
       const std::string& key = conditions[i].dimension;
       std::vector<std::string>& group = groups.emplace_back();
-      const std::vector<Value>& values =
-          details().converged_condition.at(key);
+      const std::vector<Value>& values = details().converged_condition.at(key);
       if (values.empty()) {
         absl::StatusOr<std::string> k = render(key, "");
         if (!k.ok()) return k.status();
@@ -463,15 +464,15 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
       !FunctionReadsStatuses(eff.converge_func)) {
     absl::StatusOr<int64_t> n = stores_.repo->CountExecuted((*open)->id);
     if (!n.ok()) return n.status();
-    const bool count_free = eff.converge_func == ConvergeFunction::kTrigger ||
-                            eff.converge_func == ConvergeFunction::kRelevance ||
-                            eff.converge_func == ConvergeFunction::kCollectAlarm;
+    const bool count_free =
+        eff.converge_func == ConvergeFunction::kTrigger ||
+        eff.converge_func == ConvergeFunction::kRelevance ||
+        eff.converge_func == ConvergeFunction::kCollectAlarm;
     if (count_free || *n >= eff.count) {
       absl::StatusOr<WindowResult> indexed = stores_.window->Apply(req);
       if (!indexed.ok()) return indexed.status();
-      absl::StatusOr<std::optional<Decision>> joined =
-          JoinOpen(action, eff, plan.window_seconds, (*open)->id, *n, nullptr,
-                   &record);
+      absl::StatusOr<std::optional<Decision>> joined = JoinOpen(
+          action, eff, plan.window_seconds, (*open)->id, *n, nullptr, &record);
       if (!joined.ok()) return joined.status();
       if (joined->has_value()) return **joined;
       req.add.clear();  // indexed; the instance ended: take the slow path
@@ -479,9 +480,9 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     }
   }
 
-  absl::StatusOr<std::string> lease_key = keys_.Render(
-      keys::kConvergeProcessLock, {{"dimension", plan.dim.dimension}},
-      plan.route);
+  absl::StatusOr<std::string> lease_key =
+      keys_.Render(keys::kConvergeProcessLock,
+                   {{"dimension", plan.dim.dimension}}, plan.route);
   if (!lease_key.ok()) return lease_key.status();
   plan.lease_key = *std::move(lease_key);
 
@@ -499,10 +500,10 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
       AcquireLease(plan.lease_key, token, &req, &result);
   if (!acquired.ok()) return acquired.status();
   if (!*acquired) {
-    return absl::UnavailableError(internal::StrCat(
-        "converge: lease on dimension ", plan.dim.dimension,
-        " stayed busy after ", options_.lease_attempts,
-        " attempts; retry later"));
+    return absl::UnavailableError(
+        internal::StrCat("converge: lease on dimension ", plan.dim.dimension,
+                         " stayed busy after ", options_.lease_attempts,
+                         " attempts; retry later"));
   }
   struct Releaser {
     LockStore* lock;
@@ -550,9 +551,8 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
         if (!count.ok()) return count.status();
         n = *count;
       }
-      absl::StatusOr<std::optional<Decision>> joined =
-          JoinOpen(action, eff, plan.window_seconds, (*open)->id, n,
-                   &executed, &record);
+      absl::StatusOr<std::optional<Decision>> joined = JoinOpen(
+          action, eff, plan.window_seconds, (*open)->id, n, &executed, &record);
       if (!joined.ok()) return joined.status();
       if (joined->has_value()) return **joined;
       continue;  // the instance ended under us: look again
@@ -691,7 +691,8 @@ absl::StatusOr<std::optional<Decision>> ConvergeManager::JoinOpen(
     return std::optional<Decision>();  // ended meanwhile
   }
   if (!joined.ok()) return joined.status();
-  if (!joined->inserted) return std::optional<Decision>(Replayed(joined->record));
+  if (!joined->inserted)
+    return std::optional<Decision>(Replayed(joined->record));
   return std::optional<Decision>(joined->record.decision);
 }
 
@@ -809,10 +810,10 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
         AcquireLease(lease_key, token, nullptr, nullptr);
     if (!acquired.ok()) return acquired.status();
     if (!*acquired) {
-      return absl::UnavailableError(internal::StrCat(
-          "converge: lease on dimension ", inst->dimension,
-          " stayed busy after ", options_.lease_attempts,
-          " attempts; retry later"));
+      return absl::UnavailableError(
+          internal::StrCat("converge: lease on dimension ", inst->dimension,
+                           " stayed busy after ", options_.lease_attempts,
+                           " attempts; retry later"));
     }
   }
   struct Releaser {

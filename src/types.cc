@@ -6,8 +6,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "internal/strings.h"
 #include "absl/strings/str_join.h"
+#include "internal/strings.h"
 
 namespace converge {
 namespace {
@@ -84,9 +84,9 @@ absl::StatusOr<E> Parse(const Table<E, N>& table, std::string_view s,
   }
   std::vector<absl::string_view> names;
   for (const auto& entry : table) names.push_back(internal::AV(entry.second));
-  return absl::InvalidArgumentError(internal::StrCat(
-      "unknown ", what, " \"", s, "\" (expected one of ",
-      absl::StrJoin(names, ", "), ")"));
+  return absl::InvalidArgumentError(
+      internal::StrCat("unknown ", what, " \"", s, "\" (expected one of ",
+                       absl::StrJoin(names, ", "), ")"));
 }
 
 }  // namespace

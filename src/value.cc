@@ -94,10 +94,10 @@ void AppendPyRepr(const Value& v, std::string* out) {
   }
   // Python prefers single quotes unless the text has one and no double.
   const std::string& s = v.as_string();
-  char q = (s.find('\'') != std::string::npos &&
-            s.find('"') == std::string::npos)
-               ? '"'
-               : '\'';
+  char q =
+      (s.find('\'') != std::string::npos && s.find('"') == std::string::npos)
+          ? '"'
+          : '\'';
   out->push_back(q);
   for (char c : s) {
     if (c == q || c == '\\') out->push_back('\\');

@@ -8,7 +8,8 @@
 int main() {
   converge::VirtualClock clock(absl::FromUnixSeconds(1700000000));
   auto stores = converge::memory::NewMemoryStores({&clock}).value();
-  auto manager = converge::ConvergeManager::Create(stores.view(), &clock).value();
+  auto manager =
+      converge::ConvergeManager::Create(stores.view(), &clock).value();
 
   converge::ConvergeConfig rule;  // upstream's converge_config, typed
   rule.is_enabled = true;
@@ -18,8 +19,11 @@ int main() {
   rule.condition = {{"notice_info", {"self"}}};
 
   for (int64_t id = 1; id <= 3; ++id) {
-    converge::Action notice{.id = id, .create_time = clock.Now(), .strategy_id = 42,
-                            .signal = "abnormal", .plugin_type = "notice"};
+    converge::Action notice{.id = id,
+                            .create_time = clock.Now(),
+                            .strategy_id = 42,
+                            .signal = "abnormal",
+                            .plugin_type = "notice"};
     notice.context = {{"notice_way", "mail"}, {"notice_receiver", "alice"}};
     converge::Decision d = manager->Submit(notice, rule).value();
     std::printf("action %lld: %s\n", static_cast<long long>(id),

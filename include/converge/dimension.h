@@ -23,7 +23,8 @@
 
 namespace converge {
 
-using ConvergedCondition = std::map<std::string, std::vector<Value>, std::less<>>;
+using ConvergedCondition =
+    std::map<std::string, std::vector<Value>, std::less<>>;
 
 struct DimensionResult {
   std::string dimension;       // "!sha1#" + 40 hex
@@ -54,8 +55,8 @@ std::string RenderDimensionValue(const Value& v);
 // The effective form of a config for one object, after the profile's
 // overrides, with its legality and window.
 struct EffectiveConfig {
-  ConvergeConfig config;   // after overrides
-  bool legal = false;      // false: the object executes, no instance, no lock
+  ConvergeConfig config;  // after overrides
+  bool legal = false;     // false: the object executes, no instance, no lock
   std::string illegal_reason;
   int64_t window_seconds = 0;  // W: max_timedelta if > 0 else timedelta
                                // (floored to minutes with minute_windows)

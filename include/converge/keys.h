@@ -71,8 +71,7 @@ class KeySpace {
   // a field the template uses is missing, or when the template is malformed.
   // `route` is the hash tag content (for example "s42" for strategy 42); it
   // is ignored when hash tags are off or route is empty.
-  absl::StatusOr<std::string> Render(const KeyTemplate& tpl,
-                                     KeyFields fields,
+  absl::StatusOr<std::string> Render(const KeyTemplate& tpl, KeyFields fields,
                                      std::string_view route = {}) const;
 
   const KeySpaceOptions& options() const { return options_; }

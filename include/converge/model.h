@@ -27,13 +27,13 @@ using Context = std::map<std::string, Value, std::less<>>;
 
 // One action the host is about to run (upstream ActionInstance).
 struct Action {
-  int64_t id = 0;               // unique, > 0
-  absl::Time create_time;       // the score and the anchor of the window
-  int64_t bk_biz_id = 0;        // business
-  int64_t strategy_id = 0;      // 0 = no strategy
-  std::string signal;           // abnormal, recovered, closed, ...
-  int alert_level = 3;          // 1 fatal, 2 warning, 3 remind
-  std::string plugin_type;      // notice, webhook, job, ...
+  int64_t id = 0;           // unique, > 0
+  absl::Time create_time;   // the score and the anchor of the window
+  int64_t bk_biz_id = 0;    // business
+  int64_t strategy_id = 0;  // 0 = no strategy
+  std::string signal;       // abnormal, recovered, closed, ...
+  int alert_level = 3;      // 1 fatal, 2 warning, 3 remind
+  std::string plugin_type;  // notice, webhook, job, ...
   int64_t action_config_id = 0;
   std::vector<std::string> alerts;  // alert ids
   bool is_parent = false;  // parent ("virtual main") notices never converge

@@ -54,7 +54,9 @@ class Value {
   // True for null, "" and []: the values upstream treats as "not set".
   bool IsEmpty() const;
 
-  friend bool operator==(const Value& a, const Value& b) { return a.v_ == b.v_; }
+  friend bool operator==(const Value& a, const Value& b) {
+    return a.v_ == b.v_;
+  }
   friend bool operator!=(const Value& a, const Value& b) { return !(a == b); }
 
  private:

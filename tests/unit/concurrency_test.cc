@@ -1,8 +1,8 @@
 // Many threads deciding actions of the same dimensions at once, on one
 // memory store: the lease and the repo's checks keep the invariants.
 
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <map>
 #include <thread>
 #include <vector>
@@ -30,7 +30,8 @@ TEST_CASE("8 threads, 10,000 actions, 50 dimensions: invariants hold",
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&] {
       for (int id = next++; id <= kActions; id = next++) {
-        Action a = Act(id, id * 0.001, "dim" + std::to_string(id % kDimensions));
+        Action a =
+            Act(id, id * 0.001, "dim" + std::to_string(id % kDimensions));
         absl::StatusOr<Decision> d = env.manager->Submit(a, rule);
         if (!d.ok()) {
           ++errors;

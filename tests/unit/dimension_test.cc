@@ -1,8 +1,8 @@
 // Properties of D beyond the fixed vectors in dimension_vectors_test.cc.
 
-#include <catch2/catch.hpp>
-
 #include "converge/dimension.h"
+
+#include <catch2/catch.hpp>
 
 namespace converge {
 namespace {
@@ -20,8 +20,8 @@ ConvergeConfig WithCondition(std::vector<Condition> condition,
 TEST_CASE("D has upstream's shape and depends on function and values",
           "[dimension]") {
   Context ctx{{"alert_info", "a"}, {"notice_info", "n"}};
-  ConvergeConfig c = WithCondition({{"alert_info", {"self"}}},
-                                   ConvergeFunction::kCollect);
+  ConvergeConfig c =
+      WithCondition({{"alert_info", {"self"}}}, ConvergeFunction::kCollect);
   DimensionResult r = ComputeDimension(c, c, ctx);
   CHECK(r.dimension.size() == 46);
   CHECK(r.dimension.rfind("!sha1#", 0) == 0);
@@ -37,13 +37,12 @@ TEST_CASE("D has upstream's shape and depends on function and values",
   CHECK(ComputeDimension(c, c, ctx2).dimension != r.dimension);
 }
 
-TEST_CASE("original condition entries win over effective ones",
-          "[dimension]") {
-  ConvergeConfig eff = WithCondition({{"notice_info", {"self"}}},
-                                     ConvergeFunction::kCollect);
-  ConvergeConfig orig = WithCondition({{"notice_info", {"literal"}},
-                                       {"alert_info", {"self"}}},
-                                      ConvergeFunction::kCollect);
+TEST_CASE("original condition entries win over effective ones", "[dimension]") {
+  ConvergeConfig eff =
+      WithCondition({{"notice_info", {"self"}}}, ConvergeFunction::kCollect);
+  ConvergeConfig orig =
+      WithCondition({{"notice_info", {"literal"}}, {"alert_info", {"self"}}},
+                    ConvergeFunction::kCollect);
   Context ctx{{"alert_info", "a"}, {"notice_info", "n"}};
   DimensionResult r = ComputeDimension(eff, orig, ctx);
   CHECK(r.canonical_text == "#collect|alert_info:a|notice_info:literal");

@@ -1,9 +1,9 @@
 // Each converge function as a pure function (section 4 of the spec).
 
+#include "converge/functions.h"
+
 #include <catch2/catch.hpp>
 #include <vector>
-
-#include "converge/functions.h"
 
 namespace converge {
 namespace {

@@ -30,10 +30,10 @@ KeySpace Tagged(std::string prefix = "bkmonitorv3.ee") {
 }
 
 const KeyField kSubFields[] = {{"bk_biz_id", "2"},
-                              {"signal", "abnormal"},
-                              {"notice_way", "mail"},
-                              {"notice_receiver", "alice"},
-                              {"alert_level", "1"}};
+                               {"signal", "abnormal"},
+                               {"notice_way", "mail"},
+                               {"notice_receiver", "alice"},
+                               {"alert_level", "1"}};
 
 std::string MustRender(const KeySpace& ks, const KeyTemplate& tpl,
                        const KeyFields& fields, std::string_view route = {}) {
@@ -72,8 +72,8 @@ TEST_CASE("Upstream key names without hash tags", "[keys]") {
                    {{"dimension", "!sha1#0123abcd"}}) ==
         "bkmonitorv3.ee.fta_action.converge.!sha1#0123abcd.process.lock");
   const KeyField notice[] = {{"action_signal", "abnormal"},
-                            {"notice_way", "mail"},
-                            {"alert_id", "a1_a2"}};
+                             {"notice_way", "mail"},
+                             {"alert_id", "a1_a2"}};
   CHECK(MustRender(ks, keys::kNoticeCollect, notice) ==
         "bkmonitorv3.ee.fta_action.notice.abnormal.mail.a1_a2");
   CHECK(MustRender(ks, keys::kNoticeCollectLock, notice) ==

@@ -120,8 +120,7 @@ TEST_CASE("a busy dimension lease is Unavailable and decides nothing",
           .dimension;
   const std::string key =
       env.manager->key_space()
-          .Render(keys::kConvergeProcessLock, {{"dimension", dimension}},
-                  "s10")
+          .Render(keys::kConvergeProcessLock, {{"dimension", dimension}}, "s10")
           .value();
   REQUIRE(env.stores.lock->TryAcquire(key, "other", absl::Seconds(60)).value());
 
@@ -166,7 +165,8 @@ TEST_CASE("joiners whose outcome is settled take no lease", "[manager]") {
                   {{"dimension", env2.Instance(*w1.converge_id).dimension}},
                   "s10")
           .value();
-  REQUIRE(env2.stores.lock->TryAcquire(key2, "other", absl::Seconds(60)).value());
+  REQUIRE(
+      env2.stores.lock->TryAcquire(key2, "other", absl::Seconds(60)).value());
   CHECK(env2.manager->Submit(Act(2, 1), wait).status().code() ==
         absl::StatusCode::kUnavailable);
 }
@@ -200,8 +200,7 @@ class FlakyQueue : public QueueStoreWrapper {
   }
 };
 
-TEST_CASE("a lost summary task is rescheduled by the redelivery",
-          "[manager]") {
+TEST_CASE("a lost summary task is rescheduled by the redelivery", "[manager]") {
   VirtualClock clock(T(0));
   auto stores = memory::NewMemoryStores({&clock}).value();
   FlakyQueue queue(stores.queue.get());
@@ -286,8 +285,7 @@ TEST_CASE("second-granular windows by default, minutes as an option",
           "[manager]") {
   SECTION("seconds: a 30 s window works") {
     Env env;
-    const ConvergeConfig rule =
-        Rule(ConvergeFunction::kSkipWhenExceed, 1, 30);
+    const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 30);
     Decision d1 = env.Submit(Act(1, 0), rule);
     CHECK(d1.primary);
     CHECK(env.Submit(Act(2, 20), rule).outcome == Outcome::kSkip);
@@ -298,8 +296,7 @@ TEST_CASE("second-granular windows by default, minutes as an option",
     ManagerOptions o;
     o.rules.minute_windows = true;
     Env env(o);
-    const ConvergeConfig rule =
-        Rule(ConvergeFunction::kSkipWhenExceed, 1, 90);
+    const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 90);
     Decision d1 = env.Submit(Act(1, 0), rule);
     CHECK(env.Instance(*d1.converge_id).window_seconds == 60);
     CHECK(env.Submit(Act(2, 70), rule).primary);

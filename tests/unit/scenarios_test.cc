@@ -66,7 +66,8 @@ TEST_CASE("S2 defense: beyond the threshold needs approval", "[scenario]") {
   CHECK(a5.outcome == Outcome::kApproval);
   CHECK_RELATION(env, 1, 5, false, CS::kSkipped);
   // The stored status is upstream's "waiting".
-  CHECK(env.stores.repo->GetAction(3).value()->status == ActionStatus::kWaiting);
+  CHECK(env.stores.repo->GetAction(3).value()->status ==
+        ActionStatus::kWaiting);
   // Nothing ends the instance until a later same-D action is past the window.
   CHECK(env.Instance(1).is_open());
 }
@@ -371,8 +372,8 @@ class StaleSnapshotRepo : public InstanceRepoWrapper {
     if (stale) return std::optional<OpenInstanceRef>();
     return InstanceRepoWrapper::LookupOpen(dimension);
   }
-  absl::StatusOr<std::vector<int64_t>> Unrelated(
-      absl::Span<const int64_t> ids, ConvergeType type) override {
+  absl::StatusOr<std::vector<int64_t>> Unrelated(absl::Span<const int64_t> ids,
+                                                 ConvergeType type) override {
     if (stale) return std::vector<int64_t>(ids.begin(), ids.end());
     return InstanceRepoWrapper::Unrelated(ids, type);
   }
@@ -436,13 +437,13 @@ TEST_CASE("S16 shielded actions do not count (fixed)", "[scenario]") {
   CHECK_FALSE(d1.converge_id.has_value());
   CHECK(env.stores.repo->GetAction(1).value()->status == ActionStatus::kShield);
   // Not indexed: the window key of its alert_info is empty.
-  const std::string key =
-      env.manager->key_space()
-          .Render(keys::kConvergeDimension,
-                  {{"strategy_id", "10"}, {"dimension", "alert_info"},
-                   {"value", "g1"}},
-                  "s10")
-          .value();
+  const std::string key = env.manager->key_space()
+                              .Render(keys::kConvergeDimension,
+                                      {{"strategy_id", "10"},
+                                       {"dimension", "alert_info"},
+                                       {"value", "g1"}},
+                                      "s10")
+                              .value();
   CHECK(env.stores.window->Size(key).value() == 0);
 
   // Upstream creates C1 at A2 and counts A1 as executed; ours waits for A3.

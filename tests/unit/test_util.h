@@ -88,13 +88,13 @@ struct Env {
 };
 
 // Asserts relation (instance, member) has the given primary flag and status.
-#define CHECK_RELATION(env, cid, member, primary, status)        \
-  do {                                                           \
-    const ::converge::ConvergeRelation* rel_ =                   \
-        (env).RelationOf((cid), (member));                       \
-    REQUIRE(rel_ != nullptr);                                    \
-    CHECK(rel_->is_primary == (primary));                        \
-    CHECK(rel_->converge_status == (status));                    \
+#define CHECK_RELATION(env, cid, member, primary, status) \
+  do {                                                    \
+    const ::converge::ConvergeRelation* rel_ =            \
+        (env).RelationOf((cid), (member));                \
+    REQUIRE(rel_ != nullptr);                             \
+    CHECK(rel_->is_primary == (primary));                 \
+    CHECK(rel_->converge_status == (status));             \
   } while (0)
 
 }  // namespace converge::testing

@@ -1,13 +1,13 @@
 #include "converge/memory/memory_store.h"
 
 #include <algorithm>
-#include <limits>
-#include <tuple>
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -45,7 +45,8 @@ class MemberCodec {
                        Pack(m, "converge_", kConverge, &code)) {
       return code;
     }
-    auto [it, inserted] = interned_.try_emplace(std::string(m), strings_.size());
+    auto [it, inserted] =
+        interned_.try_emplace(std::string(m), strings_.size());
     if (inserted) strings_.push_back(std::string(m));
     return (kInterned << kTagShift) | it->second;
   }
@@ -215,8 +216,8 @@ class MemoryWindowStore final : public WindowStore {
       }
     }
     if (req.lease.has_value()) {
-      if (auto st = CheckLeaseArgs(req.lease->key, req.lease->token,
-                                   req.lease->ttl);
+      if (auto st =
+              CheckLeaseArgs(req.lease->key, req.lease->token, req.lease->ttl);
           !st.ok()) {
         return st;
       }
@@ -249,8 +250,8 @@ class MemoryWindowStore final : public WindowStore {
 
     WindowResult result;
     if (req.lease.has_value() &&
-        !s_->TryAcquireLocked(req.lease->key, req.lease->token,
-                              req.lease->ttl, now)) {
+        !s_->TryAcquireLocked(req.lease->key, req.lease->token, req.lease->ttl,
+                              now)) {
       result.lease_acquired = false;
       return result;
     }
@@ -379,9 +380,9 @@ class MemoryInstanceRepo final : public InstanceRepo {
         return RecordResult{ToRecord(record.id, existing->second), false};
       }
       if (existing->second.related) {
-        return absl::AlreadyExistsError(internal::StrCat(
-            "memory: action ", record.id,
-            " already has a relation but no decision"));
+        return absl::AlreadyExistsError(
+            internal::StrCat("memory: action ", record.id,
+                             " already has a relation but no decision"));
       }
     }
     auto inst = instances_.find(rel.converge_id);
@@ -393,8 +394,8 @@ class MemoryInstanceRepo final : public InstanceRepo {
       return absl::FailedPreconditionError(
           internal::StrCat("memory: instance ", rel.converge_id, " has ended"));
     }
-    ActionRow& row = existing != actions_.end() ? existing->second
-                                                : actions_[record.id];
+    ActionRow& row =
+        existing != actions_.end() ? existing->second : actions_[record.id];
     FillRow(record, &row);
     row.converge_id = rel.converge_id;
     AddRelation(&inst->second, rel, &row);
@@ -471,8 +472,8 @@ class MemoryInstanceRepo final : public InstanceRepo {
     if (req.instance.converge_type == ConvergeType::kAction) {
       for (int64_t cand : req.attach_candidates) {
         auto it = actions_.find(cand);
-        if (it == actions_.end() || !it->second.decided ||
-            it->second.related || it->second.outcome != Outcome::kExecute) {
+        if (it == actions_.end() || !it->second.decided || it->second.related ||
+            it->second.outcome != Outcome::kExecute) {
           continue;
         }
         ConvergeRelation rel;
@@ -530,7 +531,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
     open_by_dimension_.erase(inst.dimension);
     inst.end_time = now;
     internal::StrAppend(&inst.dimension, " fixed at ", absl::ToUnixSeconds(now),
-                    " #", id);
+                        " #", id);
     return true;
   }
 
@@ -609,8 +610,8 @@ class MemoryInstanceRepo final : public InstanceRepo {
     return static_cast<int64_t>(it->second.executed.size());
   }
 
-  absl::StatusOr<std::vector<int64_t>> Unrelated(
-      absl::Span<const int64_t> ids, ConvergeType type) override {
+  absl::StatusOr<std::vector<int64_t>> Unrelated(absl::Span<const int64_t> ids,
+                                                 ConvergeType type) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<int64_t> out;
     out.reserve(ids.size());
@@ -850,8 +851,8 @@ class MemoryQueueStore final : public QueueStore {
         return absl::OkStatus();
       }
     }
-    return absl::NotFoundError(internal::StrCat("memory: no dead task ", task_id,
-                                            " in queue ", queue));
+    return absl::NotFoundError(internal::StrCat("memory: no dead task ",
+                                                task_id, " in queue ", queue));
   }
 
   absl::StatusOr<std::vector<Task>> ListPending(std::string_view queue,
@@ -898,7 +899,8 @@ class MemoryQueueStore final : public QueueStore {
     size_t hash = receipt.rfind('#');
     if (hash == std::string_view::npos) return nullptr;
     uint64_t delivery;
-    if (!absl::SimpleAtoi(internal::AV(receipt.substr(hash + 1)), &delivery)) return nullptr;
+    if (!absl::SimpleAtoi(internal::AV(receipt.substr(hash + 1)), &delivery))
+      return nullptr;
     auto it = qit->second.tasks.find(internal::AV(receipt.substr(0, hash)));
     if (it == qit->second.tasks.end()) return nullptr;
     QueuedTask& t = it->second;

@@ -113,8 +113,8 @@ class InstanceRepoWrapper : public InstanceRepo {
   absl::StatusOr<int64_t> CountExecuted(int64_t converge_id) override {
     return target_->CountExecuted(converge_id);
   }
-  absl::StatusOr<std::vector<int64_t>> Unrelated(
-      absl::Span<const int64_t> ids, ConvergeType type) override {
+  absl::StatusOr<std::vector<int64_t>> Unrelated(absl::Span<const int64_t> ids,
+                                                 ConvergeType type) override {
     return target_->Unrelated(ids, type);
   }
 
