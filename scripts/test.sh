@@ -34,5 +34,18 @@ cmake -S tests/consumer -B "$PREFIX/subdir" -G Ninja \
 cmake --build "$PREFIX/subdir" >/dev/null
 "$PREFIX/subdir/consumer"
 
+# The concurrency cases again under ThreadSanitizer (house style). Set
+# CONVERGE_TSAN=0 to skip this stage locally.
+if [ "${CONVERGE_TSAN:-1}" != 0 ]; then
+  TSAN_DIR=${TSAN_DIR:-build/tsan}
+  cmake -S . -B "$TSAN_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS=-fsanitize=thread -DCONVERGE_BUILD_BENCH=OFF \
+    -DCONVERGE_BUILD_EXAMPLES=OFF -DCONVERGE_WITH_JSON=OFF >/dev/null
+  cmake --build "$TSAN_DIR" -j "$JOBS" --target converge_unit_tests
+  TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/converge_unit_tests \
+    "[concurrency],[memory],[manager]"
+fi
+
+# Last, so that its summary closes the output.
 cd "$BUILD_DIR"
 ctest --output-on-failure -j "$JOBS"
