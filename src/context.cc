@@ -34,7 +34,15 @@ std::string DimensionsText(const Value* v) {
     if (s.empty() || s.back() == '=') continue;
     items.push_back(std::move(s));
   }
-  std::sort(items.begin(), items.end());
+  // Sorted by key (the text before the first '='), as upstream sorts the
+  // dimensions by key.
+  std::sort(items.begin(), items.end(),
+            [](const std::string& a, const std::string& b) {
+              std::string_view ka(a), kb(b);
+              ka = ka.substr(0, ka.find('='));
+              kb = kb.substr(0, kb.find('='));
+              return ka != kb ? ka < kb : a < b;
+            });
   std::string joined;
   for (size_t i = 0; i < items.size(); ++i) {
     if (i > 0) joined.push_back(',');

@@ -67,9 +67,21 @@ DimensionResult ComputeDimension(const ConvergeConfig& effective,
             [](const auto& a, const auto& b) { return a.first < b.first; });
 
   DimensionResult result;
-  // Without details the text goes to a per-thread scratch buffer.
+  // Without details the text goes to a per-thread scratch buffer, unless a
+  // lookup re-enters ComputeDimension while it is in use.
   thread_local std::string scratch;
-  std::string& text = details ? result.canonical_text : scratch;
+  thread_local bool scratch_busy = false;
+  std::string local;
+  const bool use_scratch = !details && !scratch_busy;
+  std::string& text =
+      details ? result.canonical_text : (use_scratch ? scratch : local);
+  struct Busy {
+    bool on;
+    ~Busy() {
+      if (on) scratch_busy = false;
+    }
+  } busy{use_scratch};
+  if (use_scratch) scratch_busy = true;
   text.clear();
   text.reserve(160);
   text.push_back('#');
@@ -106,14 +118,18 @@ DimensionResult ComputeDimension(const ConvergeConfig& effective,
   }
   result.dimension.reserve(46);
   result.dimension.append("!sha1#");
-  if (details) {
+  // Long texts (large context values) are hashed, not cached, which bounds
+  // the cache's memory.
+  constexpr size_t kMaxCachedText = 512;
+  if (details || text.size() > kMaxCachedText) {
     result.dimension.append(Sha1Hex(text));
     return result;
   }
   // Hot path: in a storm the same canonical text repeats for every action
   // of a group, so a per-thread cache of text -> digest saves most SHA-1
   // computations. Two generations bound it (at most 2 x kGeneration
-  // entries, about 10 MiB) and keep recently used texts: when the young
+  // entries of at most 512 + 40 bytes) and keep recently used texts: when the
+  // young
   // generation fills up it becomes the old one, and a hit in the old one is
   // promoted.
   using Cache = absl::flat_hash_map<std::string, std::string>;

@@ -168,6 +168,18 @@ std::vector<int64_t> MatchIds(const WindowResult& result) {
   return ids;
 }
 
+// The hash tag of a dimension's lease. Instances are per D, and one D can be
+// shared by actions of several strategies (a rule whose condition names no
+// strategy-specific key), so the lease is routed by D itself, never by the
+// action's strategy: one lease per D, as upstream's K5.
+std::string LeaseRoute(std::string_view dimension) {
+  constexpr std::string_view kPrefix = "!sha1#";
+  std::string_view hex = dimension.substr(0, kPrefix.size()) == kPrefix
+                             ? dimension.substr(kPrefix.size(), 16)
+                             : dimension.substr(0, 16);
+  return internal::StrCat("d", hex);
+}
+
 Decision Replayed(const ActionRecord& record) {
   Decision d = record.decision;
   d.replayed = true;
@@ -228,10 +240,12 @@ ConvergeManager::ConvergeManager(Stores stores, const Clock* clock,
       clock_(clock),
       options_(std::move(options)),
       keys_(options_.keys) {
+  // The user's prefix (for reading leases in a store) is always followed by
+  // a random part, so that two managers never share tokens.
   token_prefix_ = options_.token_prefix;
-  if (token_prefix_.empty()) {
+  {
     absl::BitGen gen;
-    // 8 random base-62 characters (about 47 bits).
+    // 7 random base-62 characters (about 41 bits) and a separator.
     static constexpr char kDigits[] =
         "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     for (int i = 0; i < 7; ++i) {
@@ -314,8 +328,12 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
       // scheduling it again is idempotent.
       absl::StatusOr<ConvergeInstance> inst =
           stores_.repo->GetInstance(*rec.decision.converge_id);
-      if (!inst.ok()) return inst.status();
-      if (absl::Status st = EnsureSummary(*inst); !st.ok()) return st;
+      // A deleted instance (retention) has nothing left to schedule.
+      if (inst.ok()) {
+        if (absl::Status st = EnsureSummary(*inst); !st.ok()) return st;
+      } else if (inst.status().code() != absl::StatusCode::kNotFound) {
+        return inst.status();
+      }
     }
     return Replayed(rec);
   }
@@ -480,9 +498,7 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     }
   }
 
-  absl::StatusOr<std::string> lease_key =
-      keys_.Render(keys::kConvergeProcessLock,
-                   {{"dimension", plan.dim.dimension}}, plan.route);
+  absl::StatusOr<std::string> lease_key = LeaseKey(plan.dim.dimension);
   if (!lease_key.ok()) return lease_key.status();
   plan.lease_key = *std::move(lease_key);
 
@@ -523,10 +539,21 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     const absl::Time at = clock_->Now();
     record.decision.decided_at = at;
     record.status_time = at;
-    // A hint of "open" is checked by Join; a hint of "none" must be read
-    // again under the lease, or an action could miss an instance created
-    // between the hint and the lease and execute below the threshold.
-    if (round > 0 || !open->has_value()) {
+    // Still ours? A holder that outlived its lease must not write.
+    absl::StatusOr<bool> held =
+        stores_.lock->Extend(plan.lease_key, token, options_.lease_ttl);
+    if (!held.ok()) return held.status();
+    if (!*held) {
+      return absl::UnavailableError(internal::StrCat(
+          "converge: lost the lease on dimension ", plan.dim.dimension,
+          " while evaluating action ", action.id, "; retry later"));
+    }
+    // A hint of an open instance inside the window is checked by Join. Any
+    // other hint is read again under the lease: an instance may have been
+    // created (or the expired one ended and replaced) between the hint and
+    // the lease, and missing it would execute an action below the threshold.
+    if (round > 0 || !open->has_value() ||
+        (*open)->create_time < plan.start) {
       open = stores_.repo->LookupOpen(plan.dim.dimension);
       if (!open.ok()) return open.status();
     }
@@ -534,6 +561,7 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
       // Lazy expiry (section 3.5.1): ended relative to this action.
       absl::StatusOr<bool> ended = stores_.repo->End((*open)->id, at);
       if (!ended.ok()) return ended.status();
+      if (!*ended) continue;  // someone else ended it: look again
       open->reset();
     }
 
@@ -703,18 +731,27 @@ absl::StatusOr<bool> ConvergeManager::AcquireLease(const std::string& key,
   if (request != nullptr) {
     request->lease = LeaseRequest{key, token, options_.lease_ttl};
   }
-  absl::BitGen gen;
+  std::optional<absl::BitGen> gen;  // seeded only if we have to wait
   absl::Duration delay = options_.lease_backoff_min;
+  // A store error may come after the lease was taken (the write went
+  // through, the reply was lost): release it best-effort, so that D is not
+  // blocked until the lease expires. Tokens are unique, so this never frees
+  // another owner's lease.
+  auto fail = [&](absl::Status st) -> absl::StatusOr<bool> {
+    (void)stores_.lock->Release(key, token);
+    return st;
+  };
   for (int attempt = 0; attempt < options_.lease_attempts; ++attempt) {
     if (attempt > 0) {
       // Jittered, doubling, bounded real-time backoff.
-      const double jitter = absl::Uniform(gen, 0.5, 1.0);
+      if (!gen.has_value()) gen.emplace();
+      const double jitter = absl::Uniform(*gen, 0.5, 1.0);
       std::this_thread::sleep_for(absl::ToChronoNanoseconds(delay * jitter));
       delay = std::min(delay * 2, options_.lease_backoff_max);
     }
     if (request != nullptr) {
       absl::StatusOr<WindowResult> r = stores_.window->Apply(*request);
-      if (!r.ok()) return r.status();
+      if (!r.ok()) return fail(r.status());
       if (r->lease_acquired) {
         *result = *std::move(r);
         return true;
@@ -723,7 +760,7 @@ absl::StatusOr<bool> ConvergeManager::AcquireLease(const std::string& key,
     } else {
       absl::StatusOr<bool> r =
           stores_.lock->TryAcquire(key, token, options_.lease_ttl);
-      if (!r.ok()) return r.status();
+      if (!r.ok()) return fail(r.status());
       if (*r) return true;
     }
   }
@@ -760,6 +797,12 @@ absl::StatusOr<std::optional<Decision>> ConvergeManager::GetDecision(
   return std::optional<Decision>(Replayed(**rec));
 }
 
+absl::StatusOr<std::string> ConvergeManager::LeaseKey(
+    std::string_view dimension) const {
+  return keys_.Render(keys::kConvergeProcessLock, {{"dimension", dimension}},
+                      LeaseRoute(dimension));
+}
+
 absl::StatusOr<bool> ConvergeManager::EndInstance(int64_t converge_id) {
   return stores_.repo->End(converge_id, clock_->Now());
 }
@@ -788,8 +831,13 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
   // Upstream: create_time + max(execute timeout, max_timedelta) (3.4 step 2).
   // When neither is set (upstream would time out at once) the window bounds
   // the sleep instead.
-  int64_t limit =
-      std::max(record.execute_timeout, inst->converge_config.max_timedelta);
+  // max_timedelta counts in whole minutes where windows do (upstream Wm).
+  int64_t max_timedelta = inst->converge_config.max_timedelta;
+  if (options_.rules.profile == Profile::kBkmonitor ||
+      options_.rules.minute_windows) {
+    max_timedelta = max_timedelta / 60 * 60;
+  }
+  int64_t limit = std::max(record.execute_timeout, max_timedelta);
   if (limit == 0) limit = inst->window_seconds;
   std::string token;
   std::string lease_key;
@@ -800,9 +848,7 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
     next.outcome = Outcome::kExecute;
     next.reason = "the instance it waited on has ended";
   } else {
-    absl::StatusOr<std::string> key = keys_.Render(
-        keys::kConvergeProcessLock, {{"dimension", inst->dimension}},
-        internal::StrCat("s", record.strategy_id));
+    absl::StatusOr<std::string> key = LeaseKey(inst->dimension);
     if (!key.ok()) return key.status();
     lease_key = *std::move(key);
     token = NextToken(action_id);
@@ -826,6 +872,14 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
   } releaser{stores_.lock, lease_key, token};
 
   if (!token.empty()) {
+    // Under the lease: the instance may have ended since we read it.
+    inst = stores_.repo->GetInstance(inst->id);
+    if (!inst.ok()) return inst.status();
+  }
+  if (!token.empty() && !inst->is_open()) {
+    next.outcome = Outcome::kExecute;
+    next.reason = "the instance it waited on has ended";
+  } else if (!token.empty()) {
     absl::StatusOr<std::vector<MemberStatus>> executed =
         stores_.repo->ExecutedMembers(inst->id);
     if (!executed.ok()) return executed.status();
@@ -838,7 +892,17 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
     in.now = now;
     in.window_seconds = inst->window_seconds;
     next.outcome = EvaluateFunction(in).outcome;
-    if (next.outcome == Outcome::kSleep) return record.decision;
+    if (next.outcome == Outcome::kSleep) {
+      // Unchanged; return what is stored now (another evaluator may have
+      // decided meanwhile).
+      absl::StatusOr<std::optional<Decision>> stored = GetDecision(action_id);
+      if (!stored.ok()) return stored.status();
+      if (!stored->has_value()) {
+        return absl::InternalError(internal::StrCat(
+            "converge: action ", action_id, " lost its decision"));
+      }
+      return **stored;
+    }
   }
   absl::StatusOr<bool> updated =
       stores_.repo->UpdateDecision(action_id, Outcome::kSleep, next);

@@ -65,11 +65,15 @@ struct ManagerOptions {
   // Queue that receives summary tasks (kind "summary", subject the instance
   // id, id "summary:<instance id>").
   std::string summary_queue = "converge.summary";
-  // Largest accepted size of one context string value (bytes) and of the
-  // number of alerts of one action; larger input is kInvalidArgument.
+  // Largest accepted size in bytes of one string of an action (a context
+  // value or key, an alert id, signal, plugin_type) and largest number of
+  // items of a context list; larger input is kInvalidArgument. max_alerts
+  // caps the number of alerts of one action.
   size_t max_value_bytes = 4096;
   size_t max_alerts = 10000;
-  // Owner-token prefix of this manager's leases. Empty: a random one.
+  // Prefix of this manager's lease tokens (to tell holders apart when
+  // reading a store). A random part always follows it, so managers never
+  // share tokens. Default empty.
   std::string token_prefix;
 };
 
@@ -86,9 +90,17 @@ class ConvergeManager {
   // Returns the decision. An action that already has one gets it back with
   // replayed = true and nothing changes. Errors: kInvalidArgument (naming the
   // field path) for a bad action or config; kUnavailable when the dimension
-  // lease stayed busy for lease_attempts tries or a store is unreachable (the
-  // caller retries later; nothing was decided); other store errors as
-  // returned by the store.
+  // lease stayed busy for lease_attempts tries, was lost during the
+  // evaluation, or a store is unreachable (the caller retries later; nothing
+  // was decided, except when a summary task could not be scheduled after the
+  // decision was stored: the retry then replays the decision and schedules
+  // it); kAborted when the dimension's instance kept changing under the
+  // evaluation (retry); other store errors as returned by the store.
+  //
+  // The lease on D is taken unless the action joins an open instance whose
+  // outcome is settled: its function only counts the executed set and the
+  // count has reached the threshold (or the function ignores it), as
+  // upstream's need_get_lock.
   absl::StatusOr<Decision> Submit(const Action& action,
                                   const ConvergeConfig& config);
 
@@ -115,6 +127,10 @@ class ConvergeManager {
   // Ends an open instance now (see InstanceRepo::End). Returns true if this
   // call ended it, false if it had already ended; kNotFound if unknown.
   absl::StatusOr<bool> EndInstance(int64_t converge_id);
+
+  // The key of the lease that serializes evaluation of dimension D (template
+  // K5, hash-tagged by D itself: one lease per D, whatever the strategy).
+  absl::StatusOr<std::string> LeaseKey(std::string_view dimension) const;
 
   const Clock& clock() const { return *clock_; }
   const KeySpace& key_space() const { return keys_; }

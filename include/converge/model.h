@@ -91,7 +91,9 @@ struct Decision {
   // True when the decision came from the store (a redelivery), not from a
   // new evaluation.
   bool replayed = false;
-  // Human-readable reason (the instance description, or why it executes).
+  // Short reason: "created", "joined", "below threshold", "shielded",
+  // "sleep timed out", "the instance it waited on has ended", or why the
+  // config is illegal. The instance's description explains a grouping.
   std::string reason;
 };
 

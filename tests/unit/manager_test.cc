@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <functional>
+
 #include "absl/strings/match.h"
 #include "converge/dimension.h"
 #include "converge/store/wrappers.h"
@@ -119,9 +121,7 @@ TEST_CASE("a busy dimension lease is Unavailable and decides nothing",
       ComputeDimension(rule, rule, Context{{"alert_info", Value("g1")}})
           .dimension;
   const std::string key =
-      env.manager->key_space()
-          .Render(keys::kConvergeProcessLock, {{"dimension", dimension}}, "s10")
-          .value();
+      env.manager->LeaseKey(dimension).value();
   REQUIRE(env.stores.lock->TryAcquire(key, "other", absl::Seconds(60)).value());
 
   absl::StatusOr<Decision> d2 = env.manager->Submit(Act(2, 1), rule);
@@ -146,11 +146,7 @@ TEST_CASE("joiners whose outcome is settled take no lease", "[manager]") {
   const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
   Decision d1 = env.Submit(Act(1, 0), rule);
   const std::string key =
-      env.manager->key_space()
-          .Render(keys::kConvergeProcessLock,
-                  {{"dimension", env.Instance(*d1.converge_id).dimension}},
-                  "s10")
-          .value();
+      env.manager->LeaseKey(env.Instance(*d1.converge_id).dimension).value();
   REQUIRE(env.stores.lock->TryAcquire(key, "other", absl::Seconds(60)).value());
   CHECK(env.Submit(Act(2, 1), rule).outcome == Outcome::kSkip);
   // A function that reads statuses still needs the lease.
@@ -160,11 +156,7 @@ TEST_CASE("joiners whose outcome is settled take no lease", "[manager]") {
   const ConvergeConfig wait = Rule(ConvergeFunction::kWaitWhenProceed, 1, 300);
   Decision w1 = env2.Submit(Act(1, 0), wait);
   const std::string key2 =
-      env2.manager->key_space()
-          .Render(keys::kConvergeProcessLock,
-                  {{"dimension", env2.Instance(*w1.converge_id).dimension}},
-                  "s10")
-          .value();
+      env2.manager->LeaseKey(env2.Instance(*w1.converge_id).dimension).value();
   REQUIRE(
       env2.stores.lock->TryAcquire(key2, "other", absl::Seconds(60)).value());
   CHECK(env2.manager->Submit(Act(2, 1), wait).status().code() ==
@@ -176,11 +168,7 @@ TEST_CASE("the manager releases its lease after each decision", "[manager]") {
   const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
   Decision d1 = env.Submit(Act(1, 0), rule);
   const std::string key =
-      env.manager->key_space()
-          .Render(keys::kConvergeProcessLock,
-                  {{"dimension", env.Instance(*d1.converge_id).dimension}},
-                  "s10")
-          .value();
+      env.manager->LeaseKey(env.Instance(*d1.converge_id).dimension).value();
   // Free: another token takes it at once.
   CHECK(env.stores.lock->TryAcquire(key, "probe", absl::Seconds(1)).value());
 }
@@ -301,6 +289,86 @@ TEST_CASE("second-granular windows by default, minutes as an option",
     CHECK(env.Instance(*d1.converge_id).window_seconds == 60);
     CHECK(env.Submit(Act(2, 70), rule).primary);
   }
+}
+
+}  // namespace
+}  // namespace converge::testing
+
+namespace converge::testing {
+namespace {
+
+// Runs `hook` once, the first time LookupOpen is called while armed: the
+// moment between a decision's unlocked hint and its lease.
+class HookRepo : public InstanceRepoWrapper {
+ public:
+  using InstanceRepoWrapper::InstanceRepoWrapper;
+  std::function<void()> hook;
+  absl::StatusOr<std::optional<OpenInstanceRef>> LookupOpen(
+      std::string_view dimension) override {
+    auto r = InstanceRepoWrapper::LookupOpen(dimension);
+    if (hook) {
+      auto h = std::move(hook);
+      hook = nullptr;
+      h();
+    }
+    return r;
+  }
+};
+
+TEST_CASE("an expired hint is read again under the lease", "[manager]") {
+  VirtualClock clock(T(0));
+  auto stores = memory::NewMemoryStores({&clock}).value();
+  HookRepo repo(stores.repo.get());
+  Stores view = stores.view();
+  view.repo = &repo;
+  auto manager = ConvergeManager::Create(view, &clock).value();
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 100);
+  auto submit = [&](int64_t id, double at) {
+    clock.Set(std::max(clock.Now(), T(at)));
+    return manager->Submit(Act(id, at), rule).value();
+  };
+  submit(1, 0);
+  REQUIRE(submit(2, 1).primary);  // C1
+  // X@200 sees C1 (outside its window) in its hint; before it takes the
+  // lease, Y ends C1 and runs, and Z creates C2 with Y attached.
+  Decision y, z;
+  repo.hook = [&] {
+    y = submit(11, 200);
+    z = submit(12, 201);
+  };
+  Decision x = submit(10, 200);
+  REQUIRE(y.outcome == Outcome::kExecute);
+  REQUIRE(z.primary);
+  // X must join C2 (executed {Z, Y} = 2 >= 2), not run below the threshold.
+  CHECK(x.converge_id == z.converge_id);
+  CHECK(x.outcome == Outcome::kSkip);
+}
+
+TEST_CASE("one lease per dimension, whatever the strategy", "[manager]") {
+  ManagerOptions o;
+  o.lease_attempts = 1;
+  Env env(o);
+  // The condition names no strategy-specific key, so every strategy's
+  // actions share D and its instance.
+  const ConvergeConfig rule =
+      Rule(ConvergeFunction::kWaitWhenProceed, 1, 300, "bk_biz_id");
+  Decision d1 = env.Submit(Act(1, 0), rule);
+  REQUIRE(d1.primary);
+  const std::string dimension = env.Instance(*d1.converge_id).dimension;
+  REQUIRE(env.stores.lock
+              ->TryAcquire(env.manager->LeaseKey(dimension).value(), "other",
+                           absl::Seconds(60))
+              .value());
+  // An action of another strategy joins the same instance, so it needs the
+  // same lease (wait_when_proceed reads statuses: never a settled join).
+  Action a2 = Act(2, 1);
+  a2.strategy_id = 7;
+  CHECK(env.manager->Submit(a2, rule).status().code() ==
+        absl::StatusCode::kUnavailable);
+  env.clock.Advance(absl::Seconds(61));
+  Decision d2 = env.manager->Submit(a2, rule).value();
+  CHECK(d2.converge_id == d1.converge_id);
+  CHECK(d2.outcome == Outcome::kSleep);
 }
 
 }  // namespace

@@ -239,7 +239,9 @@ class MemoryWindowStore final : public WindowStore {
         it->second = score;
       }
       wk->by_score.insert({score, code});
-      if (req.key_ttl > absl::ZeroDuration()) wk->expires = now + req.key_ttl;
+      wk->expires = req.key_ttl > absl::ZeroDuration()
+                        ? now + req.key_ttl
+                        : absl::InfiniteFuture();
       // ZREMRANGEBYSCORE -inf (trim_before.
       while (!wk->by_score.empty() && wk->by_score.begin()->first < trim) {
         wk->score_of.erase(wk->by_score.begin()->second);
@@ -426,6 +428,8 @@ class MemoryInstanceRepo final : public InstanceRepo {
     ActionRow& row = *found;
     if (row.outcome != expected) return false;
     row.outcome = d.outcome;
+    row.converge_id = d.converge_id.value_or(0);
+    row.primary = d.primary;
     row.status = StatusForOutcome(d.outcome);
     row.decided_at = absl::ToUnixNanos(d.decided_at);
     row.status_time = row.decided_at;
@@ -449,9 +453,11 @@ class MemoryInstanceRepo final : public InstanceRepo {
       return absl::AlreadyExistsError(internal::StrCat(
           "memory: an open instance has dimension ", req.instance.dimension));
     }
-    if (req.creator.has_value() && Decided(req.creator->id) != nullptr) {
-      return absl::AlreadyExistsError(internal::StrCat(
-          "memory: action ", req.creator->id, " already has a decision"));
+    if (req.creator.has_value() && actions_.contains(req.creator->id)) {
+      // Decided, or related without a decision: either way not a creator.
+      return absl::AlreadyExistsError(
+          internal::StrCat("memory: action ", req.creator->id,
+                           " already has a decision or a relation"));
     }
     const int64_t id = ++next_instance_id_;
     InstanceRow& row = instances_[id];

@@ -1,10 +1,11 @@
 // The in-memory store: every store interface, kept in process memory.
 //
 // It is the reference backend: simple and obviously right, and what rule unit
-// tests and embedders use. The four stores of one MemoryStores share state
-// (the window store's leases are the lock store's leases) and one mutex per
-// store, so every call is atomic. Time comes from the injected clock (lease
-// and key expiry, status times).
+// tests and embedders use. The lock and window stores of one MemoryStores
+// share their state and one mutex (the window store's leases are the lock
+// store's leases); the repo and the queue have a mutex each. Every call is
+// atomic. The injected clock drives lease and key expiry; the times the repo
+// stores are the ones its callers pass in.
 //
 // Thread safety: every store is safe for concurrent use.
 
