@@ -180,6 +180,17 @@ std::string LeaseRoute(std::string_view dimension) {
   return internal::StrCat("d", hex);
 }
 
+// Releases a lease when the evaluation that took it returns (nothing when
+// no token was taken). Release errors are ignored: the lease then expires.
+struct LeaseReleaser {
+  LockStore* lock;
+  const std::string& key;
+  const std::string& token;
+  ~LeaseReleaser() {
+    if (!token.empty()) (void)lock->Release(key, token);
+  }
+};
+
 Decision Replayed(const ActionRecord& record) {
   Decision d = record.decision;
   d.replayed = true;
@@ -521,12 +532,7 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
                          " stayed busy after ", options_.lease_attempts,
                          " attempts; retry later"));
   }
-  struct Releaser {
-    LockStore* lock;
-    const std::string& key;
-    const std::string& token;
-    ~Releaser() { (void)lock->Release(key, token); }
-  } releaser{stores_.lock, plan.lease_key, token};
+  LeaseReleaser releaser{stores_.lock, plan.lease_key, token};
 
   // Under the lease. A concurrent delivery of the same action may have
   // decided while we waited: every repo write below refuses to decide an
@@ -552,8 +558,7 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     // other hint is read again under the lease: an instance may have been
     // created (or the expired one ended and replaced) between the hint and
     // the lease, and missing it would execute an action below the threshold.
-    if (round > 0 || !open->has_value() ||
-        (*open)->create_time < plan.start) {
+    if (round > 0 || !open->has_value() || (*open)->create_time < plan.start) {
       open = stores_.repo->LookupOpen(plan.dim.dimension);
       if (!open.ok()) return open.status();
     }
@@ -797,6 +802,16 @@ absl::StatusOr<std::optional<Decision>> ConvergeManager::GetDecision(
   return std::optional<Decision>(Replayed(**rec));
 }
 
+absl::StatusOr<Decision> ConvergeManager::StoredDecision(int64_t action_id) {
+  absl::StatusOr<std::optional<Decision>> stored = GetDecision(action_id);
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) {
+    return absl::InternalError(
+        internal::StrCat("converge: action ", action_id, " lost its decision"));
+  }
+  return **stored;
+}
+
 absl::StatusOr<std::string> ConvergeManager::LeaseKey(
     std::string_view dimension) const {
   return keys_.Render(keys::kConvergeProcessLock, {{"dimension", dimension}},
@@ -862,14 +877,7 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
                            " attempts; retry later"));
     }
   }
-  struct Releaser {
-    LockStore* lock;
-    const std::string& key;
-    const std::string& token;
-    ~Releaser() {
-      if (!token.empty()) (void)lock->Release(key, token);
-    }
-  } releaser{stores_.lock, lease_key, token};
+  LeaseReleaser releaser{stores_.lock, lease_key, token};
 
   if (!token.empty()) {
     // Under the lease: the instance may have ended since we read it.
@@ -895,13 +903,7 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
     if (next.outcome == Outcome::kSleep) {
       // Unchanged; return what is stored now (another evaluator may have
       // decided meanwhile).
-      absl::StatusOr<std::optional<Decision>> stored = GetDecision(action_id);
-      if (!stored.ok()) return stored.status();
-      if (!stored->has_value()) {
-        return absl::InternalError(internal::StrCat(
-            "converge: action ", action_id, " lost its decision"));
-      }
-      return **stored;
+      return StoredDecision(action_id);
     }
   }
   absl::StatusOr<bool> updated =
@@ -909,13 +911,7 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
   if (!updated.ok()) return updated.status();
   if (!*updated) {
     // Another evaluator changed it first; return what is stored.
-    absl::StatusOr<std::optional<Decision>> stored = GetDecision(action_id);
-    if (!stored.ok()) return stored.status();
-    if (!stored->has_value()) {
-      return absl::InternalError(internal::StrCat(
-          "converge: action ", action_id, " lost its decision"));
-    }
-    return **stored;
+    return StoredDecision(action_id);
   }
   return next;
 }

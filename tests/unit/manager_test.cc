@@ -2,7 +2,6 @@
 // idempotency of side effects, options.
 
 #include <catch2/catch.hpp>
-
 #include <functional>
 
 #include "absl/strings/match.h"
@@ -120,8 +119,7 @@ TEST_CASE("a busy dimension lease is Unavailable and decides nothing",
   const std::string dimension =
       ComputeDimension(rule, rule, Context{{"alert_info", Value("g1")}})
           .dimension;
-  const std::string key =
-      env.manager->LeaseKey(dimension).value();
+  const std::string key = env.manager->LeaseKey(dimension).value();
   REQUIRE(env.stores.lock->TryAcquire(key, "other", absl::Seconds(60)).value());
 
   absl::StatusOr<Decision> d2 = env.manager->Submit(Act(2, 1), rule);
