@@ -320,8 +320,24 @@ std::string ConvergeManager::NextToken(int64_t) {
 absl::StatusOr<Decision> ConvergeManager::Record(const ActionRecord& record) {
   absl::StatusOr<RecordResult> r = stores_.repo->RecordDecision(record);
   if (!r.ok()) return r.status();
-  if (!r->inserted) return Replayed(r->record);
+  if (!r->inserted) return Replay(r->record);
   return r->record.decision;
+}
+
+absl::StatusOr<Decision> ConvergeManager::Replay(const ActionRecord& rec) {
+  if (rec.decision.primary && rec.decision.converge_id.has_value()) {
+    // The summary task may have been lost after the creation committed:
+    // scheduling it again is idempotent.
+    absl::StatusOr<ConvergeInstance> inst =
+        stores_.repo->GetInstance(*rec.decision.converge_id);
+    // A deleted instance (retention) has nothing left to schedule.
+    if (inst.ok()) {
+      if (absl::Status st = EnsureSummary(*inst); !st.ok()) return st;
+    } else if (inst.status().code() != absl::StatusCode::kNotFound) {
+      return inst.status();
+    }
+  }
+  return Replayed(rec);
 }
 
 absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
@@ -329,26 +345,11 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   if (absl::Status st = ValidateAction(action, options_); !st.ok()) return st;
   if (absl::Status st = ValidateConfig(config); !st.ok()) return st;
 
-  absl::StatusOr<std::optional<ActionRecord>> existing =
-      stores_.repo->GetAction(action.id);
-  if (!existing.ok()) return existing.status();
-  if (existing->has_value()) {
-    const ActionRecord& rec = **existing;
-    if (rec.decision.primary && rec.decision.converge_id.has_value()) {
-      // The summary task may have been lost after the creation committed:
-      // scheduling it again is idempotent.
-      absl::StatusOr<ConvergeInstance> inst =
-          stores_.repo->GetInstance(*rec.decision.converge_id);
-      // A deleted instance (retention) has nothing left to schedule.
-      if (inst.ok()) {
-        if (absl::Status st = EnsureSummary(*inst); !st.ok()) return st;
-      } else if (inst.status().code() != absl::StatusCode::kNotFound) {
-        return inst.status();
-      }
-    }
-    return Replayed(rec);
-  }
-
+  // An action that already has a decision gets it back. Every repo write
+  // below refuses to decide an action twice and returns the stored record,
+  // so the early paths (shield, illegal, settled join) need no look-up
+  // first; the path with the lease checks before it can end or create an
+  // instance.
   const absl::Time now = clock_->Now();
   ActionRecord record;
   record.id = action.id;
@@ -509,6 +510,11 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     }
   }
 
+  absl::StatusOr<std::optional<ActionRecord>> existing =
+      stores_.repo->GetAction(action.id);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) return Replay(**existing);
+
   absl::StatusOr<std::string> lease_key = LeaseKey(plan.dim.dimension);
   if (!lease_key.ok()) return lease_key.status();
   plan.lease_key = *std::move(lease_key);
@@ -667,7 +673,7 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
       // action: look again.
       existing = stores_.repo->GetAction(action.id);
       if (!existing.ok()) return existing.status();
-      if (existing->has_value()) return Replayed(**existing);
+      if (existing->has_value()) return Replay(**existing);
       continue;
     }
     if (!created.ok()) return created.status();
@@ -724,8 +730,11 @@ absl::StatusOr<std::optional<Decision>> ConvergeManager::JoinOpen(
     return std::optional<Decision>();  // ended meanwhile
   }
   if (!joined.ok()) return joined.status();
-  if (!joined->inserted)
-    return std::optional<Decision>(Replayed(joined->record));
+  if (!joined->inserted) {
+    absl::StatusOr<Decision> replayed = Replay(joined->record);
+    if (!replayed.ok()) return replayed.status();
+    return std::optional<Decision>(*std::move(replayed));
+  }
   return std::optional<Decision>(joined->record.decision);
 }
 

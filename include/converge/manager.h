@@ -141,6 +141,8 @@ class ConvergeManager {
 
   struct Plan;  // one evaluation's computed inputs
   absl::StatusOr<Decision> Record(const ActionRecord& record);
+  // A stored decision handed back (re-scheduling a lost summary task).
+  absl::StatusOr<Decision> Replay(const ActionRecord& record);
   // The stored decision of an action that must have one.
   absl::StatusOr<Decision> StoredDecision(int64_t action_id);
   // Evaluates the function for a joiner of open instance `converge_id` and
