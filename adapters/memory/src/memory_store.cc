@@ -106,6 +106,23 @@ struct LeaseState {
   absl::flat_hash_map<std::string, Lease> leases;
   absl::flat_hash_map<std::string, WindowKey> windows;
   MemberCodec codec;
+  uint64_t ops_since_sweep = 0;
+
+  // Keys are otherwise dropped only when touched after they expired, and
+  // leases that expire unreleased (a crashed holder) only when retaken; a
+  // sweep every kSweepEvery calls removes both, so that dimensions that go
+  // quiet do not hold memory forever. Amortized O(1) per call.
+  static constexpr uint64_t kSweepEvery = 1 << 16;
+  void MaybeSweep(absl::Time now) {
+    if (++ops_since_sweep < kSweepEvery) return;
+    ops_since_sweep = 0;
+    absl::erase_if(windows, [&](const auto& entry) {
+      return entry.second.expires <= now;
+    });
+    absl::erase_if(leases, [&](const auto& entry) {
+      return entry.second.token.empty() || entry.second.expires <= now;
+    });
+  }
 
   // Lease semantics shared by LockStore and WindowStore.
   bool TryAcquireLocked(std::string_view key, std::string_view token,
@@ -225,6 +242,7 @@ class MemoryWindowStore final : public WindowStore {
 
     std::lock_guard<std::mutex> lock(s_->mu);
     const absl::Time now = s_->clock->Now();
+    s_->MaybeSweep(now);
     const int64_t trim = req.trim_before == absl::InfinitePast()
                              ? std::numeric_limits<int64_t>::min()
                              : absl::ToUnixNanos(req.trim_before);
@@ -239,9 +257,8 @@ class MemoryWindowStore final : public WindowStore {
         it->second = score;
       }
       wk->by_score.insert({score, code});
-      wk->expires = req.key_ttl > absl::ZeroDuration()
-                        ? now + req.key_ttl
-                        : absl::InfiniteFuture();
+      wk->expires = req.key_ttl > absl::ZeroDuration() ? now + req.key_ttl
+                                                       : absl::InfiniteFuture();
       // ZREMRANGEBYSCORE -inf (trim_before.
       while (!wk->by_score.empty() && wk->by_score.begin()->first < trim) {
         wk->score_of.erase(wk->by_score.begin()->second);
