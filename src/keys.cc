@@ -76,31 +76,63 @@ KeySpace::KeySpace(KeySpaceOptions options) : options_(std::move(options)) {}
 absl::StatusOr<std::string> KeySpace::Render(const KeyTemplate& tpl,
                                              KeyFields fields,
                                              std::string_view route) const {
+  // Hot path (one or two keys per decision): one pass to validate and size,
+  // one to write, into a single allocation.
+  const std::string_view t = tpl.key_tpl;
+  const bool tagged = options_.hash_tags && !route.empty();
+  size_t size = options_.prefix.size() + (options_.prefix.empty() ? 0 : 1) +
+                (tagged ? route.size() + 3 : 0);
+  auto field = [&](std::string_view name) -> const KeyField* {
+    for (const KeyField& f : fields) {
+      if (f.name == name) return &f;
+    }
+    return nullptr;
+  };
+  for (size_t pos = 0; pos < t.size();) {
+    const size_t open = t.find('{', pos);
+    if (open == std::string_view::npos) {
+      size += t.size() - pos;
+      break;
+    }
+    size += open - pos;
+    const size_t close = t.find('}', open + 1);
+    if (close == std::string_view::npos || close == open + 1) {
+      return absl::InvalidArgumentError(
+          internal::StrCat("keys: template ", tpl.label, " \"", tpl.key_tpl,
+                           "\" has a malformed placeholder at ", open));
+    }
+    const std::string_view name = t.substr(open + 1, close - open - 1);
+    const KeyField* f = field(name);
+    if (f == nullptr) {
+      return absl::InvalidArgumentError(
+          internal::StrCat("keys: template ", tpl.label, " needs field \"",
+                           name, "\", which is missing"));
+    }
+    size += f->value.size();
+    pos = close + 1;
+  }
   std::string out;
-  out.reserve(options_.prefix.size() + tpl.key_tpl.size() + 64);
+  out.reserve(size);
   if (!options_.prefix.empty()) {
     out.append(options_.prefix);
     out.push_back('.');
   }
-  if (options_.hash_tags && !route.empty()) {
+  if (tagged) {
     out.push_back('{');
     out.append(route);
     out.append("}.");
   }
-  absl::Status st = Walk(
-      tpl, [&](std::string_view text) { out.append(text); },
-      [&](std::string_view name) -> absl::Status {
-        for (const KeyField& f : fields) {
-          if (f.name == name) {
-            out.append(f.value);
-            return absl::OkStatus();
-          }
-        }
-        return absl::InvalidArgumentError(
-            internal::StrCat("keys: template ", tpl.label, " needs field \"",
-                             name, "\", which is missing"));
-      });
-  if (!st.ok()) return st;
+  for (size_t pos = 0; pos < t.size();) {
+    const size_t open = t.find('{', pos);
+    if (open == std::string_view::npos) {
+      out.append(t.substr(pos));
+      break;
+    }
+    out.append(t.substr(pos, open - pos));
+    const size_t close = t.find('}', open + 1);
+    out.append(field(t.substr(open + 1, close - open - 1))->value);
+    pos = close + 1;
+  }
   return out;
 }
 

@@ -492,7 +492,8 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   // outcome; upstream takes no lock here either (3.5.2).
   if (open->has_value() && (*open)->create_time >= plan.start &&
       !FunctionReadsStatuses(eff.converge_func)) {
-    absl::StatusOr<int64_t> n = stores_.repo->CountExecuted((*open)->id);
+    absl::StatusOr<int64_t> n = (*open)->executed_count;
+    if (*n < 0) n = stores_.repo->CountExecuted((*open)->id);
     if (!n.ok()) return n.status();
     const bool count_free =
         eff.converge_func == ConvergeFunction::kTrigger ||

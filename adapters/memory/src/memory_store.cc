@@ -531,7 +531,10 @@ class MemoryInstanceRepo final : public InstanceRepo {
     if (it == open_by_dimension_.end()) {
       return std::optional<OpenInstanceRef>();
     }
-    return std::optional<OpenInstanceRef>(it->second);
+    OpenInstanceRef ref = it->second;
+    ref.executed_count =
+        static_cast<int64_t>(instances_.at(ref.id).executed.size());
+    return std::optional<OpenInstanceRef>(ref);
   }
 
   absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {

@@ -49,6 +49,10 @@ struct CreateResult {
 struct OpenInstanceRef {
   int64_t id = 0;
   absl::Time create_time;
+  // Size of the executed set at the time of the look-up, if the backend
+  // can give it in the same query; -1 when it does not (callers then ask
+  // CountExecuted).
+  int64_t executed_count = -1;
 };
 
 struct RecordResult {
