@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <deque>
+#include <forward_list>
 #include <string>
 #include <thread>
 #include <utility>
@@ -216,8 +216,8 @@ class ContextView {
     }
     std::optional<Value> v = ResolveContextValue(action_, key);
     if (!v.has_value()) return nullptr;
-    derived_.emplace_back(std::string(key), *std::move(v));
-    return &derived_.back().second;
+    derived_.emplace_front(std::string(key), *std::move(v));
+    return &derived_.front().second;
   }
 
  private:
@@ -229,7 +229,9 @@ class ContextView {
   }
 
   const Action& action_;
-  std::deque<std::pair<std::string, Value>> derived_;
+  // A list: no allocation until a derived value is needed, and stable
+  // addresses.
+  std::forward_list<std::pair<std::string, Value>> derived_;
 };
 
 struct ConvergeManager::Plan {

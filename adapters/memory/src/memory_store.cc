@@ -358,7 +358,9 @@ struct RelationRow {
 
 struct InstanceRow {
   ConvergeInstance instance;
-  std::vector<RelationRow> relations;
+  // A deque: an instance of a storm gathers thousands of relations, and a
+  // vector's doubling would keep allocating (and freeing) large blocks.
+  std::deque<RelationRow> relations;
   std::vector<int64_t> executed;  // executed action members, by id
 };
 
