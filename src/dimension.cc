@@ -4,7 +4,6 @@
 #include <map>
 #include <string>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "internal/strings.h"
@@ -118,35 +117,7 @@ DimensionResult ComputeDimension(const ConvergeConfig& effective,
   }
   result.dimension.reserve(46);
   result.dimension.append("!sha1#");
-  // Long texts (large context values) are hashed, not cached, which bounds
-  // the cache's memory.
-  constexpr size_t kMaxCachedText = 512;
-  if (details || text.size() > kMaxCachedText) {
-    result.dimension.append(Sha1Hex(text));
-    return result;
-  }
-  // Hot path: in a storm the same canonical text repeats for every action
-  // of a group, so a per-thread cache of text -> digest saves most SHA-1
-  // computations. Two generations bound it (at most 2 x kGeneration
-  // entries of at most 512 + 40 bytes) and keep recently used texts: when the
-  // young
-  // generation fills up it becomes the old one, and a hit in the old one is
-  // promoted.
-  using Cache = absl::flat_hash_map<std::string, std::string>;
-  thread_local Cache young, old;
-  constexpr size_t kGeneration = 32768;
-  auto it = young.find(text);
-  if (it == young.end()) {
-    auto old_it = old.find(text);
-    std::string digest =
-        old_it != old.end() ? std::move(old_it->second) : Sha1Hex(text);
-    if (young.size() >= kGeneration) {
-      old = std::move(young);
-      young = Cache();
-    }
-    it = young.emplace(text, std::move(digest)).first;
-  }
-  result.dimension.append(it->second);
+  result.dimension.append(Sha1Hex(text));
   return result;
 }
 
