@@ -1,6 +1,7 @@
 #include "converge/memory/memory_store.h"
 
 #include <algorithm>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <map>
@@ -353,8 +354,84 @@ struct RelationRow {
   ConvergeType related_type = ConvergeType::kAction;
   bool is_primary = false;
   ConvergeStatus status = ConvergeStatus::kSkipped;
-  std::vector<std::string> alerts;
+  // Alert ids, length-prefixed in one string (one short alert id fits the
+  // string's inline buffer: no allocation).
+  std::string alerts;
 };
+
+std::string PackAlerts(const std::vector<std::string>& alerts) {
+  std::string out;
+  for (const std::string& a : alerts) {
+    if (a.size() < 255) {
+      out.push_back(static_cast<char>(a.size()));
+    } else {
+      out.push_back(static_cast<char>(255));
+      const uint32_t n = static_cast<uint32_t>(a.size());
+      out.append(reinterpret_cast<const char*>(&n), sizeof(n));
+    }
+    out.append(a);
+  }
+  return out;
+}
+
+std::vector<std::string> UnpackAlerts(std::string_view packed) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < packed.size()) {
+    size_t n = static_cast<unsigned char>(packed[pos++]);
+    if (n == 255) {
+      uint32_t len;
+      std::memcpy(&len, packed.data() + pos, sizeof(len));
+      pos += sizeof(len);
+      n = len;
+    }
+    out.emplace_back(packed.substr(pos, n));
+    pos += n;
+  }
+  return out;
+}
+
+struct Digest {
+  uint64_t a = 0, b = 0;
+  uint32_t c = 0;
+  friend bool operator==(const Digest& x, const Digest& y) {
+    return x.a == y.a && x.b == y.b && x.c == y.c;
+  }
+  template <typename H>
+  friend H AbslHashValue(H h, const Digest& d) {
+    return H::combine(std::move(h), d.a, d.b, d.c);
+  }
+};
+
+// Parses a canonical dimension; false for any other text.
+bool ParseDigest(std::string_view dimension, Digest* out) {
+  constexpr std::string_view kPrefix = "!sha1#";
+  if (dimension.size() != kPrefix.size() + 40 ||
+      dimension.substr(0, kPrefix.size()) != kPrefix) {
+    return false;
+  }
+  uint8_t bytes[20];
+  for (int i = 0; i < 20; ++i) {
+    int v = 0;
+    for (int j = 0; j < 2; ++j) {
+      const char ch = dimension[kPrefix.size() + 2 * i + j];
+      int d;
+      if (ch >= '0' && ch <= '9') {
+        d = ch - '0';
+      } else if (ch >= 'a' && ch <= 'f') {
+        d = ch - 'a' + 10;
+      } else {
+        return false;  // uppercase or not hex: not canonical
+      }
+      v = v * 16 + d;
+    }
+    bytes[i] = static_cast<uint8_t>(v);
+  }
+  std::memcpy(&out->a, bytes, 8);
+  std::memcpy(&out->b, bytes + 8, 8);
+  std::memcpy(&out->c, bytes + 16, 4);
+  return true;
+}
 
 struct InstanceRow {
   ConvergeInstance instance;
@@ -468,7 +545,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
       if (auto st = CheckRecord(*req.creator); !st.ok()) return st;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (open_by_dimension_.contains(req.instance.dimension)) {
+    if (FindOpenRef(req.instance.dimension) != nullptr) {
       return absl::AlreadyExistsError(internal::StrCat(
           "memory: an open instance has dimension ", req.instance.dimension));
     }
@@ -482,8 +559,8 @@ class MemoryInstanceRepo final : public InstanceRepo {
     InstanceRow& row = instances_[id];
     row.instance = req.instance;
     row.instance.id = id;
-    open_by_dimension_[row.instance.dimension] =
-        OpenInstanceRef{id, row.instance.create_time};
+    SetOpenRef(row.instance.dimension,
+               OpenInstanceRef{id, row.instance.create_time});
     ConvergeRelation primary = req.primary;
     primary.converge_id = id;
     AddRelation(&row, primary);
@@ -518,22 +595,17 @@ class MemoryInstanceRepo final : public InstanceRepo {
   absl::StatusOr<std::optional<ConvergeInstance>> FindOpen(
       std::string_view dimension) override {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = open_by_dimension_.find(internal::AV(dimension));
-    if (it == open_by_dimension_.end()) {
-      return std::optional<ConvergeInstance>();
-    }
-    return std::optional<ConvergeInstance>(
-        instances_.at(it->second.id).instance);
+    const OpenInstanceRef* ref = FindOpenRef(dimension);
+    if (ref == nullptr) return std::optional<ConvergeInstance>();
+    return std::optional<ConvergeInstance>(instances_.at(ref->id).instance);
   }
 
   absl::StatusOr<std::optional<OpenInstanceRef>> LookupOpen(
       std::string_view dimension) override {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = open_by_dimension_.find(internal::AV(dimension));
-    if (it == open_by_dimension_.end()) {
-      return std::optional<OpenInstanceRef>();
-    }
-    OpenInstanceRef ref = it->second;
+    const OpenInstanceRef* found = FindOpenRef(dimension);
+    if (found == nullptr) return std::optional<OpenInstanceRef>();
+    OpenInstanceRef ref = *found;
     ref.executed_count =
         static_cast<int64_t>(instances_.at(ref.id).executed.size());
     return std::optional<OpenInstanceRef>(ref);
@@ -556,7 +628,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
     }
     ConvergeInstance& inst = it->second.instance;
     if (!inst.is_open()) return false;
-    open_by_dimension_.erase(inst.dimension);
+    EraseOpenRef(inst.dimension);
     inst.end_time = now;
     internal::StrAppend(&inst.dimension, " fixed at ", absl::ToUnixSeconds(now),
                         " #", id);
@@ -577,8 +649,9 @@ class MemoryInstanceRepo final : public InstanceRepo {
       size_t limit) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<int64_t> ids;
-    ids.reserve(open_by_dimension_.size());
-    for (const auto& entry : open_by_dimension_) ids.push_back(entry.second.id);
+    ids.reserve(open_by_digest_.size() + open_by_text_.size());
+    for (const auto& entry : open_by_digest_) ids.push_back(entry.second.id);
+    for (const auto& entry : open_by_text_) ids.push_back(entry.second.id);
     std::sort(ids.begin(), ids.end());
     if (limit > 0 && ids.size() > limit) ids.resize(limit);
     std::vector<ConvergeInstance> out;
@@ -602,7 +675,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
       rel.related_type = r.related_type;
       rel.is_primary = r.is_primary;
       rel.converge_status = r.status;
-      rel.alerts = r.alerts;
+      rel.alerts = UnpackAlerts(r.alerts);
       out.push_back(std::move(rel));
     }
     return out;
@@ -672,6 +745,32 @@ class MemoryInstanceRepo final : public InstanceRepo {
     return it->second;
   }
 
+  const OpenInstanceRef* FindOpenRef(std::string_view dimension) const {
+    Digest d;
+    if (ParseDigest(dimension, &d)) {
+      auto it = open_by_digest_.find(d);
+      return it == open_by_digest_.end() ? nullptr : &it->second;
+    }
+    auto it = open_by_text_.find(internal::AV(dimension));
+    return it == open_by_text_.end() ? nullptr : &it->second;
+  }
+  void SetOpenRef(std::string_view dimension, OpenInstanceRef ref) {
+    Digest d;
+    if (ParseDigest(dimension, &d)) {
+      open_by_digest_[d] = ref;
+    } else {
+      open_by_text_[std::string(dimension)] = ref;
+    }
+  }
+  void EraseOpenRef(std::string_view dimension) {
+    Digest d;
+    if (ParseDigest(dimension, &d)) {
+      open_by_digest_.erase(d);
+    } else {
+      open_by_text_.erase(internal::AV(dimension));
+    }
+  }
+
   ActionRow* Decided(int64_t id) {
     auto it = actions_.find(id);
     return it == actions_.end() || !it->second.decided ? nullptr : &it->second;
@@ -717,7 +816,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
     r.related_type = rel.related_type;
     r.is_primary = rel.is_primary;
     r.status = rel.converge_status;
-    r.alerts = rel.alerts;
+    r.alerts = PackAlerts(rel.alerts);
     row->relations.push_back(std::move(r));
     if (rel.related_type == ConvergeType::kAction) {
       (member != nullptr ? *member : actions_[rel.related_id]).related = true;
@@ -731,9 +830,16 @@ class MemoryInstanceRepo final : public InstanceRepo {
   }
 
   std::mutex mu_;
-  absl::node_hash_map<int64_t, ActionRow> actions_;
+  // Flat: rows live in the table (no node per action). References into it
+  // are never held across an insertion.
+  absl::flat_hash_map<int64_t, ActionRow> actions_;
   absl::node_hash_map<int64_t, InstanceRow> instances_;
-  absl::flat_hash_map<std::string, OpenInstanceRef> open_by_dimension_;
+  // Open instances by dimension. A canonical D ("!sha1#" + 40 lowercase
+  // hex) is keyed by its 20-byte digest, stored in the table itself, so a
+  // look-up touches no separate key string; any other dimension text (a
+  // caller's own) is keyed by the text.
+  absl::flat_hash_map<Digest, OpenInstanceRef> open_by_digest_;
+  absl::flat_hash_map<std::string, OpenInstanceRef> open_by_text_;
   absl::flat_hash_set<int64_t> converge_related_;
   std::vector<std::string> reasons_;
   absl::flat_hash_map<std::string, uint32_t> reason_ids_;
