@@ -406,8 +406,9 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   plan.end = action.create_time + w;
   plan.route = internal::StrCat("s", action.strategy_id);
 
-  // Index the action under every condition key of the effective config
-  // (point 5).
+  // The action's index entries: under every condition key of the effective
+  // config (point 5). Built only on the path that indexes (see the fast
+  // path below).
   WindowRequest& req = plan.window;
   const std::string member = internal::StrCat(kActionMember, action.id);
   const std::string strategy = internal::StrCat(action.strategy_id);
@@ -425,26 +426,30 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     }
     return true;
   };
-  for (size_t i = 0; i < conditions.size(); ++i) {
-    if (!first_occurrence(i)) continue;
-    const std::string& key = conditions[i].dimension;
-    const Value* own = context.Get(key);
-    if (own == nullptr || own->IsEmpty()) continue;
-    auto add = [&](const Value& v) -> absl::Status {
-      absl::StatusOr<std::string> k =
-          render(key, v.is_string() ? v.as_string() : v.PyStr());
-      if (!k.ok()) return k.status();
-      req.add.push_back(WindowEntry{*std::move(k), member, action.create_time});
-      return absl::OkStatus();
-    };
-    if (own->is_list()) {
-      for (const Value& v : own->as_list()) {
-        if (absl::Status st = add(v); !st.ok()) return st;
+  auto index_entries = [&]() -> absl::Status {
+    for (size_t i = 0; i < conditions.size(); ++i) {
+      if (!first_occurrence(i)) continue;
+      const std::string& key = conditions[i].dimension;
+      const Value* own = context.Get(key);
+      if (own == nullptr || own->IsEmpty()) continue;
+      auto add = [&](const Value& v) -> absl::Status {
+        absl::StatusOr<std::string> k =
+            render(key, v.is_string() ? v.as_string() : v.PyStr());
+        if (!k.ok()) return k.status();
+        req.add.push_back(
+            WindowEntry{*std::move(k), member, action.create_time});
+        return absl::OkStatus();
+      };
+      if (own->is_list()) {
+        for (const Value& v : own->as_list()) {
+          if (absl::Status st = add(v); !st.ok()) return st;
+        }
+      } else if (absl::Status st = add(*own); !st.ok()) {
+        return st;
       }
-    } else if (absl::Status st = add(*own); !st.ok()) {
-      return st;
     }
-  }
+    return absl::OkStatus();
+  };
   // The window to read: per condition key, the keys of its converged
   // values (none: the "" key). Built only when needed.
   auto read_groups =
@@ -492,6 +497,11 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   // the count has reached the threshold (or the function ignores it). The
   // executed set only grows, so concurrent joiners cannot change the
   // outcome; upstream takes no lock here either (3.5.2).
+  //
+  // Such a joiner is not indexed either: the window index only serves
+  // matching, and matching drops every action that already has a relation,
+  // so the entry of an action that joins could never be counted. (If the
+  // join fails because the instance ended, the slow path below indexes it.)
   if (open->has_value() && (*open)->create_time >= plan.start &&
       !FunctionReadsStatuses(eff.converge_func)) {
     absl::StatusOr<int64_t> n = (*open)->executed_count;
@@ -502,14 +512,11 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
         eff.converge_func == ConvergeFunction::kRelevance ||
         eff.converge_func == ConvergeFunction::kCollectAlarm;
     if (count_free || *n >= eff.count) {
-      absl::StatusOr<WindowResult> indexed = stores_.window->Apply(req);
-      if (!indexed.ok()) return indexed.status();
       absl::StatusOr<std::optional<Decision>> joined = JoinOpen(
           action, eff, plan.window_seconds, (*open)->id, *n, nullptr, &record);
       if (!joined.ok()) return joined.status();
       if (joined->has_value()) return **joined;
-      req.add.clear();  // indexed; the instance ended: take the slow path
-      open->reset();
+      open->reset();  // the instance ended: take the slow path
     }
   }
 
@@ -517,6 +524,7 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
       stores_.repo->GetAction(action.id);
   if (!existing.ok()) return existing.status();
   if (existing->has_value()) return Replay(**existing);
+  if (absl::Status st = index_entries(); !st.ok()) return st;
 
   absl::StatusOr<std::string> lease_key = LeaseKey(plan.dim.dimension);
   if (!lease_key.ok()) return lease_key.status();
