@@ -18,7 +18,13 @@
 #include <string_view>
 #include <utility>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
 #include "converge/dimension.h"
+#include "internal/hash.h"
 
 namespace converge {
 namespace {
@@ -123,8 +129,71 @@ inline void Sha1Steps(uint32_t (&v)[5], uint32_t (&w)[16],
   (Sha1Step<T>(v, w, block), ...);
 }
 
-void Sha1Compress(uint32_t (&h)[5], const unsigned char* data,
-                  std::size_t nblocks) {
+#if defined(__x86_64__)
+// SHA-1 with the x86 SHA extensions (SHA-NI: sha1rnds4, sha1nexte,
+// sha1msg1, sha1msg2), used when the CPU has them. Four rounds per
+// sha1rnds4; the message schedule of group i (rounds 4i..4i+3) is
+//   W[i] = sha1msg2(sha1msg1(W[i-4], W[i-3]) ^ W[i-2], W[i-1]),
+// and the E input of group i > 0 is sha1nexte(ABCD before group i-1, W[i]).
+// Five groups of four rounds with round function kFunc, from group `first`.
+template <int kFunc>
+__attribute__((target("sha,sse4.1"))) inline void ShaNiGroups(
+    int first, const __m128i* w, __m128i& prev, __m128i& abcd, __m128i& e) {
+  for (int i = first; i < first + 5; ++i) {
+    if (i > 0) e = _mm_sha1nexte_epu32(prev, w[i]);
+    prev = abcd;
+    abcd = _mm_sha1rnds4_epu32(abcd, e, kFunc);
+  }
+}
+
+__attribute__((target("sha,sse4.1"))) void Sha1CompressShaNi(
+    uint32_t (&h)[5], const unsigned char* data, std::size_t nblocks) {
+  const __m128i kByteSwap =
+      _mm_set_epi64x(0x0001020304050607LL, 0x08090a0b0c0d0e0fLL);
+  __m128i abcd = _mm_shuffle_epi32(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(h)), 0x1B);
+  __m128i e0 = _mm_set_epi32(static_cast<int>(h[4]), 0, 0, 0);
+  for (; nblocks > 0; --nblocks, data += kBlockSize) {
+    const __m128i abcd_save = abcd;
+    const __m128i e_save = e0;
+    __m128i w[20];
+    for (int i = 0; i < 4; ++i) {
+      w[i] = _mm_shuffle_epi8(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16 * i)),
+          kByteSwap);
+    }
+    for (int i = 4; i < 20; ++i) {
+      w[i] = _mm_sha1msg2_epu32(
+          _mm_xor_si128(_mm_sha1msg1_epu32(w[i - 4], w[i - 3]), w[i - 2]),
+          w[i - 1]);
+    }
+    __m128i prev = abcd;  // ABCD before the previous group
+    __m128i e = _mm_add_epi32(e0, w[0]);
+    ShaNiGroups<0>(0, w, prev, abcd, e);
+    ShaNiGroups<1>(5, w, prev, abcd, e);
+    ShaNiGroups<2>(10, w, prev, abcd, e);
+    ShaNiGroups<3>(15, w, prev, abcd, e);
+    e0 = _mm_sha1nexte_epu32(prev, e_save);
+    abcd = _mm_add_epi32(abcd, abcd_save);
+  }
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(h),
+                   _mm_shuffle_epi32(abcd, 0x1B));
+  h[4] = static_cast<uint32_t>(_mm_extract_epi32(e0, 3));
+}
+
+bool CpuHasShaNi() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const bool sse41 = (c & (1u << 19)) != 0;
+  const bool ssse3 = (c & (1u << 9)) != 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool sha = (b & (1u << 29)) != 0;
+  return sse41 && ssse3 && sha;
+}
+#endif
+
+void Sha1CompressPortable(uint32_t (&h)[5], const unsigned char* data,
+                          std::size_t nblocks) {
   for (; nblocks > 0; --nblocks, data += kBlockSize) {
     uint32_t v[5] = {h[0], h[1], h[2], h[3], h[4]};
     uint32_t w[16];
@@ -132,6 +201,18 @@ void Sha1Compress(uint32_t (&h)[5], const unsigned char* data,
     // 80 steps rotate the slots 80 mod 5 = 0 times: A..E are back in v[0..4].
     for (int i = 0; i < 5; ++i) h[i] += v[i];
   }
+}
+
+void Sha1Compress(uint32_t (&h)[5], const unsigned char* data,
+                  std::size_t nblocks) {
+#if defined(__x86_64__)
+  static const bool kShaNi = CpuHasShaNi();
+  if (kShaNi) {
+    Sha1CompressShaNi(h, data, nblocks);
+    return;
+  }
+#endif
+  Sha1CompressPortable(h, data, nblocks);
 }
 
 // ---------------------------------------------------------------------------
@@ -208,20 +289,21 @@ void Md5Compress(uint32_t (&h)[4], const unsigned char* data,
   }
 }
 
-}  // namespace
+using Sha1CompressFn = void (*)(uint32_t (&)[5], const unsigned char*,
+                                std::size_t);
 
-std::string Sha1Hex(std::string_view data) {
+std::string Sha1HexWith(Sha1CompressFn compress, std::string_view data) {
   uint32_t h[5] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u,
                    0xc3d2e1f0u};
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   const std::size_t full = data.size() / kBlockSize;
-  Sha1Compress(h, p, full);
+  compress(h, p, full);
 
   unsigned char buf[2 * kBlockSize];
   const std::size_t n =
       PadTail(p + full * kBlockSize, data.size() % kBlockSize, data.size(),
               /*big_endian=*/true, buf);
-  Sha1Compress(h, buf, n / kBlockSize);
+  compress(h, buf, n / kBlockSize);
 
   unsigned char digest[20];
   for (int i = 0; i < 5; ++i) {
@@ -231,6 +313,16 @@ std::string Sha1Hex(std::string_view data) {
     digest[4 * i + 3] = static_cast<unsigned char>(h[i]);
   }
   return ToHex(digest);
+}
+
+}  // namespace
+
+std::string Sha1Hex(std::string_view data) {
+  return Sha1HexWith(Sha1Compress, data);
+}
+
+std::string internal::Sha1HexPortable(std::string_view data) {
+  return Sha1HexWith(Sha1CompressPortable, data);
 }
 
 std::string Md5Hex(std::string_view data) {
