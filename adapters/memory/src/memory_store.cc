@@ -1,6 +1,7 @@
 #include "converge/memory/memory_store.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <deque>
 #include <limits>
@@ -410,23 +411,26 @@ bool ParseDigest(std::string_view dimension, Digest* out) {
       dimension.substr(0, kPrefix.size()) != kPrefix) {
     return false;
   }
+  // Lowercase hex digit values; 0xFF for anything else (uppercase too: a
+  // non-canonical text).
+  static constexpr auto kHex = [] {
+    std::array<uint8_t, 256> t{};
+    for (auto& v : t) v = 0xFF;
+    for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<uint8_t>(c - '0');
+    for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<uint8_t>(c - 'a' + 10);
+    return t;
+  }();
+  const auto* hex =
+      reinterpret_cast<const unsigned char*>(dimension.data() + kPrefix.size());
   uint8_t bytes[20];
+  uint8_t bad = 0;
   for (int i = 0; i < 20; ++i) {
-    int v = 0;
-    for (int j = 0; j < 2; ++j) {
-      const char ch = dimension[kPrefix.size() + 2 * i + j];
-      int d;
-      if (ch >= '0' && ch <= '9') {
-        d = ch - '0';
-      } else if (ch >= 'a' && ch <= 'f') {
-        d = ch - 'a' + 10;
-      } else {
-        return false;  // uppercase or not hex: not canonical
-      }
-      v = v * 16 + d;
-    }
-    bytes[i] = static_cast<uint8_t>(v);
+    const uint8_t hi = kHex[hex[2 * i]];
+    const uint8_t lo = kHex[hex[2 * i + 1]];
+    bad |= hi | lo;
+    bytes[i] = static_cast<uint8_t>((hi << 4) | lo);
   }
+  if (bad & 0xF0) return false;
   std::memcpy(&out->a, bytes, 8);
   std::memcpy(&out->b, bytes + 8, 8);
   std::memcpy(&out->c, bytes + 16, 4);
@@ -559,8 +563,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
     InstanceRow& row = instances_[id];
     row.instance = req.instance;
     row.instance.id = id;
-    SetOpenRef(row.instance.dimension,
-               OpenInstanceRef{id, row.instance.create_time});
+    SetOpenRef(row.instance.dimension, &row);
     ConvergeRelation primary = req.primary;
     primary.converge_id = id;
     AddRelation(&row, primary);
@@ -595,20 +598,19 @@ class MemoryInstanceRepo final : public InstanceRepo {
   absl::StatusOr<std::optional<ConvergeInstance>> FindOpen(
       std::string_view dimension) override {
     std::lock_guard<std::mutex> lock(mu_);
-    const OpenInstanceRef* ref = FindOpenRef(dimension);
-    if (ref == nullptr) return std::optional<ConvergeInstance>();
-    return std::optional<ConvergeInstance>(instances_.at(ref->id).instance);
+    const InstanceRow* row = FindOpenRef(dimension);
+    if (row == nullptr) return std::optional<ConvergeInstance>();
+    return std::optional<ConvergeInstance>(row->instance);
   }
 
   absl::StatusOr<std::optional<OpenInstanceRef>> LookupOpen(
       std::string_view dimension) override {
     std::lock_guard<std::mutex> lock(mu_);
-    const OpenInstanceRef* found = FindOpenRef(dimension);
-    if (found == nullptr) return std::optional<OpenInstanceRef>();
-    OpenInstanceRef ref = *found;
-    ref.executed_count =
-        static_cast<int64_t>(instances_.at(ref.id).executed.size());
-    return std::optional<OpenInstanceRef>(ref);
+    const InstanceRow* row = FindOpenRef(dimension);
+    if (row == nullptr) return std::optional<OpenInstanceRef>();
+    return std::optional<OpenInstanceRef>(
+        OpenInstanceRef{row->instance.id, row->instance.create_time,
+                        static_cast<int64_t>(row->executed.size())});
   }
 
   absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {
@@ -650,8 +652,12 @@ class MemoryInstanceRepo final : public InstanceRepo {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<int64_t> ids;
     ids.reserve(open_by_digest_.size() + open_by_text_.size());
-    for (const auto& entry : open_by_digest_) ids.push_back(entry.second.id);
-    for (const auto& entry : open_by_text_) ids.push_back(entry.second.id);
+    for (const auto& entry : open_by_digest_) {
+      ids.push_back(entry.second->instance.id);
+    }
+    for (const auto& entry : open_by_text_) {
+      ids.push_back(entry.second->instance.id);
+    }
     std::sort(ids.begin(), ids.end());
     if (limit > 0 && ids.size() > limit) ids.resize(limit);
     std::vector<ConvergeInstance> out;
@@ -745,16 +751,16 @@ class MemoryInstanceRepo final : public InstanceRepo {
     return it->second;
   }
 
-  const OpenInstanceRef* FindOpenRef(std::string_view dimension) const {
+  InstanceRow* FindOpenRef(std::string_view dimension) const {
     Digest d;
     if (ParseDigest(dimension, &d)) {
       auto it = open_by_digest_.find(d);
-      return it == open_by_digest_.end() ? nullptr : &it->second;
+      return it == open_by_digest_.end() ? nullptr : it->second;
     }
     auto it = open_by_text_.find(internal::AV(dimension));
-    return it == open_by_text_.end() ? nullptr : &it->second;
+    return it == open_by_text_.end() ? nullptr : it->second;
   }
-  void SetOpenRef(std::string_view dimension, OpenInstanceRef ref) {
+  void SetOpenRef(std::string_view dimension, InstanceRow* ref) {
     Digest d;
     if (ParseDigest(dimension, &d)) {
       open_by_digest_[d] = ref;
@@ -838,8 +844,9 @@ class MemoryInstanceRepo final : public InstanceRepo {
   // hex) is keyed by its 20-byte digest, stored in the table itself, so a
   // look-up touches no separate key string; any other dimension text (a
   // caller's own) is keyed by the text.
-  absl::flat_hash_map<Digest, OpenInstanceRef> open_by_digest_;
-  absl::flat_hash_map<std::string, OpenInstanceRef> open_by_text_;
+  // Values point into instances_ (a node map: stable addresses).
+  absl::flat_hash_map<Digest, InstanceRow*> open_by_digest_;
+  absl::flat_hash_map<std::string, InstanceRow*> open_by_text_;
   absl::flat_hash_set<int64_t> converge_related_;
   std::vector<std::string> reasons_;
   absl::flat_hash_map<std::string, uint32_t> reason_ids_;
