@@ -476,28 +476,30 @@ class MemoryInstanceRepo final : public InstanceRepo {
           "memory: Join needs the action's own relation of type action");
     }
     std::lock_guard<std::mutex> lock(mu_);
-    auto existing = actions_.find(record.id);
-    if (existing != actions_.end()) {
-      if (existing->second.decided) {
-        return RecordResult{ToRecord(record.id, existing->second), false};
-      }
-      if (existing->second.related) {
-        return absl::AlreadyExistsError(
-            internal::StrCat("memory: action ", record.id,
-                             " already has a relation but no decision"));
-      }
-    }
+    // Check the instance first, so that one probe of actions_ both finds an
+    // existing row and makes the new one.
     auto inst = instances_.find(rel.converge_id);
-    if (inst == instances_.end()) {
-      return absl::NotFoundError(
-          internal::StrCat("memory: no instance ", rel.converge_id));
+    const bool open =
+        inst != instances_.end() && inst->second.instance.is_open();
+    auto [it, inserted] = actions_.try_emplace(record.id);
+    ActionRow& row = it->second;
+    if (!inserted && row.decided) {
+      return RecordResult{ToRecord(record.id, row), false};
     }
-    if (!inst->second.instance.is_open()) {
+    if (!inserted && row.related) {
+      return absl::AlreadyExistsError(
+          internal::StrCat("memory: action ", record.id,
+                           " already has a relation but no decision"));
+    }
+    if (!open) {
+      if (inserted) actions_.erase(it);
+      if (inst == instances_.end()) {
+        return absl::NotFoundError(
+            internal::StrCat("memory: no instance ", rel.converge_id));
+      }
       return absl::FailedPreconditionError(
           internal::StrCat("memory: instance ", rel.converge_id, " has ended"));
     }
-    ActionRow& row =
-        existing != actions_.end() ? existing->second : actions_[record.id];
     FillRow(record, &row);
     row.converge_id = rel.converge_id;
     AddRelation(&inst->second, rel, &row);
@@ -746,8 +748,13 @@ class MemoryInstanceRepo final : public InstanceRepo {
   }
 
   uint32_t Intern(const std::string& reason) {
+    // Decisions come in runs of the same reason ("joined").
+    if (last_reason_ < reasons_.size() && reasons_[last_reason_] == reason) {
+      return last_reason_;
+    }
     auto [it, inserted] = reason_ids_.try_emplace(reason, reasons_.size());
     if (inserted) reasons_.push_back(reason);
+    last_reason_ = it->second;
     return it->second;
   }
 
@@ -850,6 +857,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
   absl::flat_hash_set<int64_t> converge_related_;
   std::vector<std::string> reasons_;
   absl::flat_hash_map<std::string, uint32_t> reason_ids_;
+  uint32_t last_reason_ = UINT32_MAX;
   int64_t next_instance_id_ = 0;
   int64_t next_relation_id_ = 0;
 };
