@@ -6,6 +6,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "internal/hash.h"
 #include "internal/strings.h"
 
 namespace converge {
@@ -117,7 +118,7 @@ DimensionResult ComputeDimension(const ConvergeConfig& effective,
   }
   result.dimension.reserve(46);
   result.dimension.append("!sha1#");
-  result.dimension.append(Sha1Hex(text));
+  internal::AppendSha1Hex(text, &result.dimension);
   return result;
 }
 

@@ -63,13 +63,21 @@ inline std::size_t PadTail(const unsigned char* tail, std::size_t rem,
 }
 
 template <std::size_t N>
-std::string ToHex(const unsigned char (&bytes)[N]) {
+void AppendHex(const unsigned char (&bytes)[N], std::string* out) {
   static constexpr char kHexDigits[] = "0123456789abcdef";
-  std::string out(2 * N, '\0');
+  const std::size_t at = out->size();
+  out->resize(at + 2 * N);
+  char* p = out->data() + at;
   for (std::size_t i = 0; i < N; ++i) {
-    out[2 * i] = kHexDigits[bytes[i] >> 4];
-    out[2 * i + 1] = kHexDigits[bytes[i] & 0x0f];
+    p[2 * i] = kHexDigits[bytes[i] >> 4];
+    p[2 * i + 1] = kHexDigits[bytes[i] & 0x0f];
   }
+}
+
+template <std::size_t N>
+std::string ToHex(const unsigned char (&bytes)[N]) {
+  std::string out;
+  AppendHex(bytes, &out);
   return out;
 }
 
@@ -292,7 +300,9 @@ void Md5Compress(uint32_t (&h)[4], const unsigned char* data,
 using Sha1CompressFn = void (*)(uint32_t (&)[5], const unsigned char*,
                                 std::size_t);
 
-std::string Sha1HexWith(Sha1CompressFn compress, std::string_view data) {
+// Appends the hex digest to *out.
+void Sha1HexWith(Sha1CompressFn compress, std::string_view data,
+                 std::string* out) {
   uint32_t h[5] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u,
                    0xc3d2e1f0u};
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
@@ -312,17 +322,25 @@ std::string Sha1HexWith(Sha1CompressFn compress, std::string_view data) {
     digest[4 * i + 2] = static_cast<unsigned char>(h[i] >> 8);
     digest[4 * i + 3] = static_cast<unsigned char>(h[i]);
   }
-  return ToHex(digest);
+  AppendHex(digest, out);
 }
 
 }  // namespace
 
 std::string Sha1Hex(std::string_view data) {
-  return Sha1HexWith(Sha1Compress, data);
+  std::string out;
+  Sha1HexWith(Sha1Compress, data, &out);
+  return out;
+}
+
+void internal::AppendSha1Hex(std::string_view data, std::string* out) {
+  Sha1HexWith(Sha1Compress, data, out);
 }
 
 std::string internal::Sha1HexPortable(std::string_view data) {
-  return Sha1HexWith(Sha1CompressPortable, data);
+  std::string out;
+  Sha1HexWith(Sha1CompressPortable, data, &out);
+  return out;
 }
 
 std::string Md5Hex(std::string_view data) {

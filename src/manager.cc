@@ -404,16 +404,23 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   const absl::Duration w = absl::Seconds(plan.window_seconds);
   plan.start = action.create_time - w;
   plan.end = action.create_time + w;
-  plan.route = internal::StrCat("s", action.strategy_id);
 
   // The action's index entries: under every condition key of the effective
   // config (point 5). Built only on the path that indexes (see the fast
   // path below).
   WindowRequest& req = plan.window;
-  const std::string member = internal::StrCat(kActionMember, action.id);
-  const std::string strategy = internal::StrCat(action.strategy_id);
+  // Index and read keys are needed only off the settled-join fast path:
+  // their texts are made on first use.
+  std::string member, strategy;
+  auto key_texts = [&] {
+    if (!strategy.empty()) return;
+    plan.route = internal::StrCat("s", action.strategy_id);
+    member = internal::StrCat(kActionMember, action.id);
+    strategy = internal::StrCat(action.strategy_id);
+  };
   auto render = [&](std::string_view key,
                     std::string_view value) -> absl::StatusOr<std::string> {
+    key_texts();
     const KeyField fields[] = {
         {"strategy_id", strategy}, {"dimension", key}, {"value", value}};
     return keys_.Render(keys::kConvergeDimension, fields, plan.route);

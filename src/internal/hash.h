@@ -12,6 +12,9 @@ namespace converge::internal {
 // so that tests can compare the two paths on the same machine.
 std::string Sha1HexPortable(std::string_view data);
 
+// Appends Sha1Hex(data) to *out (no temporary string).
+void AppendSha1Hex(std::string_view data, std::string* out);
+
 }  // namespace converge::internal
 
 #endif  // CONVERGE_INTERNAL_HASH_H_
