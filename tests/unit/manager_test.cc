@@ -371,3 +371,32 @@ TEST_CASE("one lease per dimension, whatever the strategy", "[manager]") {
 
 }  // namespace
 }  // namespace converge::testing
+
+namespace converge::testing {
+namespace {
+
+TEST_CASE("settled joiners are not indexed", "[manager]") {
+  Env env;
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 300);
+  const std::string key = env.manager->key_space()
+                              .Render(keys::kConvergeDimension,
+                                      {{"strategy_id", "10"},
+                                       {"dimension", "alert_info"},
+                                       {"value", "g1"}},
+                                      "s10")
+                              .value();
+  env.Submit(Act(1, 0), rule);                   // below threshold: indexed
+  REQUIRE(env.Submit(Act(2, 1), rule).primary);  // creates: indexed
+  CHECK(env.stores.window->Size(key).value() == 2);
+  // Threshold reached: later joiners are decided without an index entry,
+  // and matching (which drops related actions) is unchanged.
+  CHECK(env.Submit(Act(3, 2), rule).outcome == Outcome::kSkip);
+  CHECK(env.Submit(Act(4, 3), rule).outcome == Outcome::kSkip);
+  CHECK(env.stores.window->Size(key).value() == 2);
+  // After the window, a new instance forms from the unrelated actions only.
+  CHECK(env.Submit(Act(5, 400), rule).outcome == Outcome::kExecute);
+  CHECK(env.Submit(Act(6, 401), rule).primary);
+}
+
+}  // namespace
+}  // namespace converge::testing
