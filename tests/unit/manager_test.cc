@@ -187,12 +187,11 @@ class FlakyQueue : public QueueStoreWrapper {
 };
 
 TEST_CASE("a lost summary task is rescheduled by the redelivery", "[manager]") {
-  VirtualClock clock(T(0));
-  auto stores = memory::NewMemoryStores({&clock}).value();
-  FlakyQueue queue(stores.queue.get());
-  Stores view = stores.view();
-  view.queue = &queue;
-  auto manager = ConvergeManager::Create(view, &clock).value();
+  Env env;
+  FlakyQueue queue(env.stores.queue.get());
+  env.Rewire([&](Stores* view) { view->queue = &queue; });
+  auto& manager = env.manager;
+  auto& stores = env.stores;
   const ConvergeConfig rule = Rule(ConvergeFunction::kCollect, 1, 120);
 
   absl::StatusOr<Decision> first = manager->Submit(Act(1, 0), rule);
@@ -314,12 +313,11 @@ class HookRepo : public InstanceRepoWrapper {
 };
 
 TEST_CASE("an expired hint is read again under the lease", "[manager]") {
-  VirtualClock clock(T(0));
-  auto stores = memory::NewMemoryStores({&clock}).value();
-  HookRepo repo(stores.repo.get());
-  Stores view = stores.view();
-  view.repo = &repo;
-  auto manager = ConvergeManager::Create(view, &clock).value();
+  Env env;
+  HookRepo repo(env.stores.repo.get());
+  env.Rewire([&](Stores* view) { view->repo = &repo; });
+  auto& manager = env.manager;
+  auto& clock = env.clock;
   const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 100);
   auto submit = [&](int64_t id, double at) {
     clock.Set(std::max(clock.Now(), T(at)));

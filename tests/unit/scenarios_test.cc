@@ -389,12 +389,12 @@ class StaleSnapshotRepo : public InstanceRepoWrapper {
 
 TEST_CASE("S15 concurrent creation race: one instance, one primary",
           "[scenario]") {
-  VirtualClock clock(T(0));
-  auto stores = memory::NewMemoryStores({&clock}).value();
-  StaleSnapshotRepo repo(stores.repo.get());
-  Stores view = stores.view();
-  view.repo = &repo;
-  auto manager = ConvergeManager::Create(view, &clock).value();
+  Env env;
+  StaleSnapshotRepo repo(env.stores.repo.get());
+  env.Rewire([&](Stores* view) { view->repo = &repo; });
+  auto& manager = env.manager;
+  auto& stores = env.stores;
+  auto& clock = env.clock;
   const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 4, 300);
 
   for (int i = 1; i <= 3; ++i) {

@@ -47,9 +47,18 @@ inline Action Act(int64_t id, double at, std::string group = "g1") {
 }
 
 struct Env {
-  explicit Env(ManagerOptions options = {}) : clock(T(0)) {
+  explicit Env(ManagerOptions options = {}) : clock(T(0)), options_(options) {
     stores = memory::NewMemoryStores({&clock}).value();
     manager = ConvergeManager::Create(stores.view(), &clock, options).value();
+  }
+
+  // Makes the manager again over a modified view of the stores, for tests
+  // that decorate one store with a wrapper (which must outlive the manager).
+  template <typename Edit>
+  void Rewire(Edit edit) {
+    Stores view = stores.view();
+    edit(&view);
+    manager = ConvergeManager::Create(view, &clock, options_).value();
   }
 
   // Submits `a` at its create time (the clock moves there first, unless it
@@ -84,6 +93,7 @@ struct Env {
   std::unique_ptr<ConvergeManager> manager;
 
  private:
+  ManagerOptions options_;
   std::vector<ConvergeRelation> rels_;
 };
 
