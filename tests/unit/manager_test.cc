@@ -376,13 +376,7 @@ namespace {
 TEST_CASE("settled joiners are not indexed", "[manager]") {
   Env env;
   const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 300);
-  const std::string key = env.manager->key_space()
-                              .Render(keys::kConvergeDimension,
-                                      {{"strategy_id", "10"},
-                                       {"dimension", "alert_info"},
-                                       {"value", "g1"}},
-                                      "s10")
-                              .value();
+  const std::string key = env.WindowKey("g1");
   env.Submit(Act(1, 0), rule);                   // below threshold: indexed
   REQUIRE(env.Submit(Act(2, 1), rule).primary);  // creates: indexed
   CHECK(env.stores.window->Size(key).value() == 2);

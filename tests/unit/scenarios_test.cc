@@ -437,13 +437,7 @@ TEST_CASE("S16 shielded actions do not count (fixed)", "[scenario]") {
   CHECK_FALSE(d1.converge_id.has_value());
   CHECK(env.stores.repo->GetAction(1).value()->status == ActionStatus::kShield);
   // Not indexed: the window key of its alert_info is empty.
-  const std::string key = env.manager->key_space()
-                              .Render(keys::kConvergeDimension,
-                                      {{"strategy_id", "10"},
-                                       {"dimension", "alert_info"},
-                                       {"value", "g1"}},
-                                      "s10")
-                              .value();
+  const std::string key = env.WindowKey("g1");
   CHECK(env.stores.window->Size(key).value() == 0);
 
   // Upstream creates C1 at A2 and counts A1 as executed; ours waits for A3.

@@ -71,6 +71,17 @@ struct Env {
     return *d;
   }
 
+  // The window-index key of alert_info value `group` for Act()'s strategy.
+  std::string WindowKey(const std::string& group) {
+    return manager->key_space()
+        .Render(keys::kConvergeDimension,
+                {{"strategy_id", "10"},
+                 {"dimension", "alert_info"},
+                 {"value", group}},
+                "s10")
+        .value();
+  }
+
   std::vector<ConvergeRelation> Relations(int64_t cid) {
     return stores.repo->Relations(cid).value();
   }
