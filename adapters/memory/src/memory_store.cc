@@ -107,6 +107,11 @@ struct LeaseState {
   std::mutex mu;
   absl::flat_hash_map<std::string, Lease> leases;
   absl::flat_hash_map<std::string, WindowKey> windows;
+  struct Counter {
+    int64_t value = 0;
+    absl::Time expires = absl::InfiniteFuture();
+  };
+  absl::flat_hash_map<std::string, Counter> counters;
   MemberCodec codec;
   uint64_t ops_since_sweep = 0;
 
@@ -124,6 +129,21 @@ struct LeaseState {
     absl::erase_if(leases, [&](const auto& entry) {
       return entry.second.token.empty() || entry.second.expires <= now;
     });
+    absl::erase_if(counters, [&](const auto& entry) {
+      return entry.second.expires <= now;
+    });
+  }
+
+  // The live counter `key`, dropping it if it has expired.
+  Counter* LiveCounter(std::string_view key, absl::Time now) {
+    if (counters.empty()) return nullptr;
+    auto it = counters.find(internal::AV(key));
+    if (it == counters.end()) return nullptr;
+    if (it->second.expires <= now) {
+      counters.erase(it);
+      return nullptr;
+    }
+    return &it->second;
   }
 
   // Lease semantics shared by LockStore and WindowStore.
@@ -249,6 +269,12 @@ class MemoryWindowStore final : public WindowStore {
                              ? std::numeric_limits<int64_t>::min()
                              : absl::ToUnixNanos(req.trim_before);
     for (const WindowEntry& e : req.add) {
+      if (s_->LiveCounter(e.key, now) != nullptr) {
+        return absl::FailedPreconditionError(internal::StrCat(
+            "memory: key ", e.key, " is a counter, not a window index"));
+      }
+    }
+    for (const WindowEntry& e : req.add) {
       WindowKey* wk = s_->LiveKey(e.key, now);
       if (wk == nullptr) wk = &s_->windows[e.key];
       const uint64_t code = s_->codec.Encode(e.member);
@@ -323,6 +349,47 @@ class MemoryWindowStore final : public WindowStore {
     std::lock_guard<std::mutex> lock(s_->mu);
     WindowKey* wk = s_->LiveKey(key, s_->clock->Now());
     return wk == nullptr ? 0 : static_cast<int64_t>(wk->by_score.size());
+  }
+
+  absl::StatusOr<int64_t> Increment(std::string_view key, absl::Duration ttl,
+                                    int64_t refresh_up_to) override {
+    if (key.empty()) {
+      return absl::InvalidArgumentError("memory: empty counter key");
+    }
+    if (ttl <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("memory: counter ttl must be > 0");
+    }
+    std::lock_guard<std::mutex> lock(s_->mu);
+    const absl::Time now = s_->clock->Now();
+    if (s_->LiveKey(key, now) != nullptr) {
+      return absl::FailedPreconditionError(internal::StrCat(
+          "memory: key ", key, " is a window index, not a counter"));
+    }
+    LeaseState::Counter* c = s_->LiveCounter(key, now);
+    if (c == nullptr) c = &s_->counters[std::string(key)];
+    ++c->value;
+    if (c->value <= refresh_up_to) c->expires = now + ttl;
+    return c->value;
+  }
+
+  absl::StatusOr<int64_t> CounterValue(std::string_view key) override {
+    std::lock_guard<std::mutex> lock(s_->mu);
+    LeaseState::Counter* c = s_->LiveCounter(key, s_->clock->Now());
+    return c == nullptr ? 0 : c->value;
+  }
+
+  absl::StatusOr<bool> Delete(std::string_view key) override {
+    std::lock_guard<std::mutex> lock(s_->mu);
+    const absl::Time now = s_->clock->Now();
+    if (s_->LiveCounter(key, now) != nullptr) {
+      s_->counters.erase(internal::AV(key));
+      return true;
+    }
+    if (s_->LiveKey(key, now) != nullptr) {
+      s_->windows.erase(internal::AV(key));
+      return true;
+    }
+    return false;
   }
 
  private:
@@ -576,7 +643,23 @@ class MemoryInstanceRepo final : public InstanceRepo {
       arow.primary = true;
     }
     CreateResult result;
-    if (req.instance.converge_type == ConvergeType::kAction) {
+    if (req.instance.converge_type == ConvergeType::kConverge) {
+      HideLocked(primary.related_id);
+      for (int64_t cand : req.attach_candidates) {
+        if (converge_related_.contains(cand) || !instances_.contains(cand)) {
+          continue;
+        }
+        ConvergeRelation rel;
+        rel.converge_id = id;
+        rel.related_id = cand;
+        rel.related_type = ConvergeType::kConverge;
+        rel.is_primary = false;
+        rel.converge_status = ConvergeStatus::kSkipped;
+        AddRelation(&row, rel);
+        HideLocked(cand);
+        result.attached.push_back(cand);
+      }
+    } else {
       for (int64_t cand : req.attach_candidates) {
         auto it = actions_.find(cand);
         if (it == actions_.end() || !it->second.decided || it->second.related ||
@@ -666,6 +749,130 @@ class MemoryInstanceRepo final : public InstanceRepo {
     out.reserve(ids.size());
     for (int64_t id : ids) out.push_back(instances_.at(id).instance);
     return out;
+  }
+
+  absl::StatusOr<std::vector<ConvergeInstance>> ListOpenAfter(
+      int64_t after_id, size_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<int64_t> ids;
+    auto collect = [&](const InstanceRow* row) {
+      if (row->instance.id > after_id) ids.push_back(row->instance.id);
+    };
+    for (const auto& entry : open_by_digest_) collect(entry.second);
+    for (const auto& entry : open_by_text_) collect(entry.second);
+    std::sort(ids.begin(), ids.end());
+    if (limit > 0 && ids.size() > limit) ids.resize(limit);
+    std::vector<ConvergeInstance> out;
+    out.reserve(ids.size());
+    for (int64_t id : ids) out.push_back(instances_.at(id).instance);
+    return out;
+  }
+
+  absl::StatusOr<OpenCounts> CountOpen() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    OpenCounts counts;
+    auto count = [&](const InstanceRow* row) {
+      if (row->instance.converge_type == ConvergeType::kAction) {
+        ++counts.action;
+      } else {
+        ++counts.converge;
+      }
+    };
+    for (const auto& entry : open_by_digest_) count(entry.second);
+    for (const auto& entry : open_by_text_) count(entry.second);
+    return counts;
+  }
+
+  absl::StatusOr<PurgeResult> Purge(absl::Time before, size_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    PurgeResult result;
+    const size_t cap = limit == 0 ? SIZE_MAX : limit;
+    // Members of open instances are kept, whatever their age.
+    absl::flat_hash_set<int64_t> open_members;
+    auto keep = [&](const InstanceRow* row) {
+      for (const RelationRow& r : row->relations) {
+        if (r.related_type == ConvergeType::kAction) {
+          open_members.insert(r.related_id);
+        }
+      }
+    };
+    for (const auto& entry : open_by_digest_) keep(entry.second);
+    for (const auto& entry : open_by_text_) keep(entry.second);
+
+    std::vector<int64_t> doomed;
+    for (const auto& [id, row] : instances_) {
+      if (doomed.size() >= cap) break;
+      if (row.instance.end_time.has_value() &&
+          *row.instance.end_time < before) {
+        doomed.push_back(id);
+      }
+    }
+    for (int64_t id : doomed) {
+      InstanceRow& row = instances_.at(id);
+      for (const RelationRow& r : row.relations) {
+        if (r.related_type == ConvergeType::kConverge) {
+          converge_related_.erase(r.related_id);
+        } else if (auto it = actions_.find(r.related_id);
+                   it != actions_.end()) {
+          it->second.related = false;
+          if (!it->second.decided) actions_.erase(it);
+        }
+      }
+      result.relations += static_cast<int64_t>(row.relations.size());
+      instances_.erase(id);
+      ++result.instances;
+    }
+    const int64_t cutoff = absl::ToUnixNanos(before);
+    std::vector<int64_t> old_actions;
+    for (const auto& [id, row] : actions_) {
+      if (old_actions.size() >= cap) break;
+      if (!row.decided || row.decided_at >= cutoff ||
+          open_members.contains(id)) {
+        continue;
+      }
+      if (row.converge_id != 0) {
+        auto inst = instances_.find(row.converge_id);
+        if (inst != instances_.end() && inst->second.instance.is_open()) {
+          continue;
+        }
+      }
+      old_actions.push_back(id);
+    }
+    for (int64_t id : old_actions) actions_.erase(id);
+    result.actions = static_cast<int64_t>(old_actions.size());
+    return result;
+  }
+
+  absl::StatusOr<std::vector<ConvergeRelation>> Link(
+      int64_t converge_id,
+      absl::Span<const ConvergeRelation> relations) override {
+    for (const ConvergeRelation& rel : relations) {
+      if (rel.related_type != ConvergeType::kConverge ||
+          rel.converge_id != converge_id) {
+        return absl::InvalidArgumentError(
+            "memory: Link takes relations of type converge to the instance "
+            "it names");
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = instances_.find(converge_id);
+    if (it == instances_.end()) {
+      return absl::NotFoundError(
+          internal::StrCat("memory: no instance ", converge_id));
+    }
+    if (!it->second.instance.is_open()) {
+      return absl::FailedPreconditionError(
+          internal::StrCat("memory: instance ", converge_id, " has ended"));
+    }
+    std::vector<ConvergeRelation> inserted;
+    for (const ConvergeRelation& rel : relations) {
+      if (converge_related_.contains(rel.related_id)) continue;
+      AddRelation(&it->second, rel);
+      inserted.push_back(rel);
+      inserted.back().id = it->second.relations.back().id;
+      HideLocked(rel.related_id);
+    }
+    return inserted;
   }
 
   absl::StatusOr<std::vector<ConvergeRelation>> Relations(
@@ -782,6 +989,11 @@ class MemoryInstanceRepo final : public InstanceRepo {
     } else {
       open_by_text_.erase(internal::AV(dimension));
     }
+  }
+
+  void HideLocked(int64_t instance_id) {
+    auto it = instances_.find(instance_id);
+    if (it != instances_.end()) it->second.instance.is_visible = false;
   }
 
   ActionRow* Decided(int64_t id) {
@@ -953,6 +1165,23 @@ class MemoryQueueStore final : public QueueStore {
     t->task.due = due;
     t->task.last_error = std::string(error);
     t->delivery = ++seq_;  // the old receipt goes stale
+    q.ready.insert({due, t->seq, t->task.id});
+    return true;
+  }
+
+  absl::StatusOr<bool> Reschedule(std::string_view queue,
+                                  std::string_view receipt,
+                                  absl::Time due) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QueuedTask* t = InFlight(queue, receipt);
+    if (t == nullptr) return false;
+    Queue& q = queues_.find(internal::AV(queue))->second;
+    q.ready.erase({t->visible_until, t->seq, t->task.id});
+    t->state = QueuedTask::kPending;
+    t->task.due = due;
+    t->task.attempts = 0;
+    t->task.last_error.clear();
+    t->delivery = ++seq_;
     q.ready.insert({due, t->seq, t->task.id});
     return true;
   }

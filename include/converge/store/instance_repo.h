@@ -38,6 +38,10 @@ struct CreateRequest {
   // a stored decision with outcome execute and no relation of type action is
   // attached as (executed, not primary, no alerts); the others are left
   // alone (they are undecided and will find the instance themselves).
+  // For a converge (second-level) instance the candidates are first-level
+  // instance ids: each one that has no relation of type converge is
+  // attached as (skipped, not primary) and hidden (is_visible = false); the
+  // primary member is hidden too (section 3.6 steps 4 and 5).
   std::vector<int64_t> attach_candidates;
 };
 
@@ -53,6 +57,17 @@ struct OpenInstanceRef {
   // can give it in the same query; -1 when it does not (callers then ask
   // CountExecuted).
   int64_t executed_count = -1;
+};
+
+struct OpenCounts {
+  int64_t action = 0;    // first-level instances
+  int64_t converge = 0;  // second-level instances
+};
+
+struct PurgeResult {
+  int64_t instances = 0;  // instances deleted
+  int64_t relations = 0;  // their relations deleted
+  int64_t actions = 0;    // action records deleted
 };
 
 struct RecordResult {
@@ -140,6 +155,22 @@ class InstanceRepo {
   virtual absl::StatusOr<std::vector<ConvergeInstance>> ListOpen(
       size_t limit) = 0;
 
+  // Open instances with id > after_id, ordered by id, at most `limit` (0 =
+  // all): a cursor over ListOpen for sweeps of large tables.
+  virtual absl::StatusOr<std::vector<ConvergeInstance>> ListOpenAfter(
+      int64_t after_id, size_t limit) = 0;
+
+  // Number of open instances of each type: {action, converge}.
+  virtual absl::StatusOr<OpenCounts> CountOpen() = 0;
+
+  // Retention: deletes at most `limit` (0 = all) instances that ended
+  // before `before`, with all their relations, and at most `limit` action
+  // records decided before `before` that do not belong to an open instance
+  // (their decision then is forgotten: a redelivery is decided anew).
+  // Open instances and their members are never deleted.
+  virtual absl::StatusOr<PurgeResult> Purge(absl::Time before,
+                                            size_t limit) = 0;
+
   // ---- relations ----
 
   // Relations of instance `converge_id`, ordered by relation id (empty if
@@ -154,6 +185,14 @@ class InstanceRepo {
 
   // Number of members of the executed set (ExecutedMembers().size()).
   virtual absl::StatusOr<int64_t> CountExecuted(int64_t converge_id) = 0;
+
+  // Inserts relations of `converge_id` (a second-level instance) to
+  // first-level instances, and hides each related instance (is_visible =
+  // false), atomically. A member that already has a relation of type
+  // converge is left alone. Returns the relations inserted. kNotFound if the
+  // instance does not exist, kFailedPrecondition if it has ended.
+  virtual absl::StatusOr<std::vector<ConvergeRelation>> Link(
+      int64_t converge_id, absl::Span<const ConvergeRelation> relations) = 0;
 
   // Of `ids`, those that have no relation with related_type `type`, in the
   // order given.

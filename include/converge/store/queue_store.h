@@ -71,6 +71,13 @@ class QueueStore {
                                      std::string_view receipt, absl::Time due,
                                      std::string_view error) = 0;
 
+  // Puts a delivered task back, due at `due`, with attempts reset to 0: a
+  // new occurrence of the same task, not a failure (a sleep re-poll, a
+  // requeue after lock contention). Returns false if the receipt is stale.
+  virtual absl::StatusOr<bool> Reschedule(std::string_view queue,
+                                          std::string_view receipt,
+                                          absl::Time due) = 0;
+
   // Moves a delivered task to the dead-letter list, recording `error`.
   // Returns false if the receipt is stale.
   virtual absl::StatusOr<bool> Bury(std::string_view queue,

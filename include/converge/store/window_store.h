@@ -11,6 +11,7 @@
 #ifndef CONVERGE_STORE_WINDOW_STORE_H_
 #define CONVERGE_STORE_WINDOW_STORE_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,8 +74,28 @@ class WindowStore {
   virtual absl::StatusOr<bool> Remove(std::string_view key,
                                       std::string_view member) = 0;
 
-  // Number of members of `key` (0 for a missing or expired key).
+  // Number of members of `key` (0 for a missing or expired key, or a
+  // counter key).
   virtual absl::StatusOr<int64_t> Size(std::string_view key) = 0;
+
+  // The business counter (upstream K4, section 5.1): increments the counter
+  // `key` (a missing or expired key counts from 0) and returns the new value.
+  // When the new value is <= refresh_up_to the key's expiry is set to now +
+  // ttl; above it the expiry is left as it was, so the counter still expires
+  // ttl after the last increment at or under the threshold (upstream sets no
+  // EXPIRE past the threshold). Counter keys and index keys share one key
+  // space; incrementing an index key is kFailedPrecondition. Returns
+  // kInvalidArgument for an empty key or ttl <= 0.
+  virtual absl::StatusOr<int64_t> Increment(std::string_view key,
+                                            absl::Duration ttl,
+                                            int64_t refresh_up_to) = 0;
+
+  // The value of counter `key` (0 for a missing or expired key).
+  virtual absl::StatusOr<int64_t> CounterValue(std::string_view key) = 0;
+
+  // Deletes `key`, an index or a counter. Returns true if a live key was
+  // deleted.
+  virtual absl::StatusOr<bool> Delete(std::string_view key) = 0;
 };
 
 }  // namespace converge

@@ -49,6 +49,16 @@ class WindowStoreWrapper : public WindowStore {
   absl::StatusOr<int64_t> Size(std::string_view key) override {
     return target_->Size(key);
   }
+  absl::StatusOr<int64_t> Increment(std::string_view key, absl::Duration ttl,
+                                    int64_t refresh_up_to) override {
+    return target_->Increment(key, ttl, refresh_up_to);
+  }
+  absl::StatusOr<int64_t> CounterValue(std::string_view key) override {
+    return target_->CounterValue(key);
+  }
+  absl::StatusOr<bool> Delete(std::string_view key) override {
+    return target_->Delete(key);
+  }
 
  private:
   WindowStore* target_;
@@ -102,9 +112,24 @@ class InstanceRepoWrapper : public InstanceRepo {
       size_t limit) override {
     return target_->ListOpen(limit);
   }
+  absl::StatusOr<std::vector<ConvergeInstance>> ListOpenAfter(
+      int64_t after_id, size_t limit) override {
+    return target_->ListOpenAfter(after_id, limit);
+  }
+  absl::StatusOr<OpenCounts> CountOpen() override {
+    return target_->CountOpen();
+  }
+  absl::StatusOr<PurgeResult> Purge(absl::Time before, size_t limit) override {
+    return target_->Purge(before, limit);
+  }
   absl::StatusOr<std::vector<ConvergeRelation>> Relations(
       int64_t converge_id) override {
     return target_->Relations(converge_id);
+  }
+  absl::StatusOr<std::vector<ConvergeRelation>> Link(
+      int64_t converge_id,
+      absl::Span<const ConvergeRelation> relations) override {
+    return target_->Link(converge_id, relations);
   }
   absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(
       int64_t converge_id) override {
@@ -141,6 +166,11 @@ class QueueStoreWrapper : public QueueStore {
   absl::StatusOr<bool> Retry(std::string_view queue, std::string_view receipt,
                              absl::Time due, std::string_view error) override {
     return target_->Retry(queue, receipt, due, error);
+  }
+  absl::StatusOr<bool> Reschedule(std::string_view queue,
+                                  std::string_view receipt,
+                                  absl::Time due) override {
+    return target_->Reschedule(queue, receipt, due);
   }
   absl::StatusOr<bool> Bury(std::string_view queue, std::string_view receipt,
                             std::string_view error) override {
