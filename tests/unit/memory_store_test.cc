@@ -927,8 +927,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "InstanceRepo: a converge-type instance has no executed set and "
-    "attaches no candidates",
+    "InstanceRepo: a converge-type instance has no executed set, attaches "
+    "first-level instances only and hides them",
     "[memory]") {
   Stores s;
   REQUIRE(s.repo().Create(ActionCreate("F1", 1)).ok());  // instance 1
@@ -941,18 +941,26 @@ TEST_CASE(
   req.primary.related_type = ConvergeType::kConverge;
   req.primary.is_primary = true;
   req.primary.converge_status = ConvergeStatus::kExecuted;
-  req.attach_candidates = {3};
+  // 3 is the new instance itself, 9 is unknown: neither is attached.
+  req.attach_candidates = {2, 3, 9};
   absl::StatusOr<CreateResult> c = s.repo().Create(req);
   REQUIRE(c.ok());
   CHECK(c->instance.id == 3);
   CHECK(c->instance.converge_type == ConvergeType::kConverge);
-  CHECK(c->attached.empty());
-  CHECK(s.repo().Relations(3).value().size() == 1);
+  CHECK(c->attached == std::vector<int64_t>{2});
+  const std::vector<ConvergeRelation> rels = s.repo().Relations(3).value();
+  REQUIRE(rels.size() == 2);
+  CHECK(rels[1].related_id == 2);
+  CHECK(rels[1].converge_status == ConvergeStatus::kSkipped);
+  CHECK_FALSE(rels[1].is_primary);
+  CHECK_FALSE(s.repo().GetInstance(1).value().is_visible);
+  CHECK_FALSE(s.repo().GetInstance(2).value().is_visible);
+  CHECK(s.repo().GetInstance(3).value().is_visible);
   CHECK(s.repo().ExecutedMembers(3).value().empty());
   CHECK(s.repo().CountExecuted(3).value() == 0);
   CHECK(s.repo()
-            .Unrelated(std::vector<int64_t>{1, 2}, ConvergeType::kConverge)
-            .value() == std::vector<int64_t>{2});
+            .Unrelated(std::vector<int64_t>{1, 2, 4}, ConvergeType::kConverge)
+            .value() == std::vector<int64_t>{4});
   // Type matters: instance 1 as an action id is a different thing (action 1
   // is related, through instance 1's primary relation).
   CHECK(s.repo()

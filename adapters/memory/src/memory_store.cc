@@ -646,8 +646,10 @@ class MemoryInstanceRepo final : public InstanceRepo {
     if (req.instance.converge_type == ConvergeType::kConverge) {
       HideLocked(primary.related_id);
       for (int64_t cand : req.attach_candidates) {
-        if (converge_related_.contains(cand) || !instances_.contains(cand)) {
-          continue;
+        auto cit = instances_.find(cand);
+        if (cit == instances_.end() || converge_related_.contains(cand) ||
+            cit->second.instance.converge_type != ConvergeType::kAction) {
+          continue;  // unknown, already linked, or not a first-level one
         }
         ConvergeRelation rel;
         rel.converge_id = id;
