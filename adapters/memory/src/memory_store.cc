@@ -840,7 +840,16 @@ class MemoryInstanceRepo final : public InstanceRepo {
       }
       old_actions.push_back(id);
     }
-    for (int64_t id : old_actions) actions_.erase(id);
+    for (int64_t id : old_actions) {
+      // The decision goes; a relation the action still has (to an ended
+      // instance that is kept) keeps it related.
+      auto it = actions_.find(id);
+      if (it->second.related) {
+        it->second.decided = false;
+      } else {
+        actions_.erase(it);
+      }
+    }
     result.actions = static_cast<int64_t>(old_actions.size());
     return result;
   }

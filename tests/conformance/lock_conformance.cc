@@ -1,0 +1,122 @@
+// Conformance: LockStore (converge/store/lock_store.h). Every contract sentence
+// of the header has a case here; the cases run against every store.
+
+#include "conformance.h"
+
+namespace converge::conformance {
+namespace {
+
+TEST_CASE("LockStore: a free lease is taken, a held one is refused",
+          "[conformance]") {
+  StoreSet s;
+  CHECK(s.lock().TryAcquire("L", "a", absl::Seconds(10)).value());
+  CHECK_FALSE(s.lock().TryAcquire("L", "b", absl::Seconds(10)).value());
+  // Another key is independent.
+  CHECK(s.lock().TryAcquire("L2", "b", absl::Seconds(10)).value());
+}
+
+TEST_CASE("LockStore: an expired lease is taken over by another token",
+          "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.lock().TryAcquire("L", "a", absl::Seconds(10)).value());
+  s.clock.Advance(absl::Seconds(9));
+  CHECK_FALSE(s.lock().TryAcquire("L", "b", absl::Seconds(10)).value());
+  s.clock.Advance(absl::Seconds(2));  // 11 s after: expired
+  CHECK(s.lock().TryAcquire("L", "b", absl::Seconds(10)).value());
+  // The old owner lost it: it can neither release nor extend it.
+  CHECK_FALSE(s.lock().Release("L", "a").value());
+  CHECK_FALSE(s.lock().Extend("L", "a", absl::Seconds(10)).value());
+  // And the new owner still holds it.
+  CHECK_FALSE(s.lock().TryAcquire("L", "c", absl::Seconds(10)).value());
+  CHECK(s.lock().Release("L", "b").value());
+}
+
+TEST_CASE("LockStore: re-acquire by the same token extends the lease",
+          "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.lock().TryAcquire("L", "a", absl::Seconds(10)).value());
+  s.clock.Advance(absl::Seconds(8));
+  CHECK(s.lock().TryAcquire("L", "a", absl::Seconds(10)).value());
+  // Expiry is now 18 s after the start: at 15 s it is still held.
+  s.clock.Advance(absl::Seconds(7));
+  CHECK_FALSE(s.lock().TryAcquire("L", "b", absl::Seconds(10)).value());
+  s.clock.Advance(absl::Seconds(4));  // 19 s: expired
+  CHECK(s.lock().TryAcquire("L", "b", absl::Seconds(10)).value());
+}
+
+TEST_CASE("LockStore: Release by the owner frees the lease", "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.lock().TryAcquire("L", "a", absl::Seconds(10)).value());
+  CHECK(s.lock().Release("L", "a").value());
+  // Released: a second release returns false, another token can take it.
+  CHECK_FALSE(s.lock().Release("L", "a").value());
+  CHECK(s.lock().TryAcquire("L", "b", absl::Seconds(10)).value());
+}
+
+TEST_CASE("LockStore: Release of a free lease returns false", "[conformance]") {
+  StoreSet s;
+  CHECK_FALSE(s.lock().Release("never", "a").value());
+}
+
+TEST_CASE("LockStore: Release by a non-owner returns false and keeps the lease",
+          "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.lock().TryAcquire("L", "a", absl::Seconds(10)).value());
+  CHECK_FALSE(s.lock().Release("L", "b").value());
+  CHECK_FALSE(s.lock().TryAcquire("L", "b", absl::Seconds(10)).value());
+  CHECK(s.lock().Release("L", "a").value());
+}
+
+TEST_CASE("LockStore: the owner releases its own expired lease",
+          "[conformance]") {
+  // "Releases the lease if token holds it (expired or not yet)."
+  StoreSet s;
+  REQUIRE(s.lock().TryAcquire("L", "a", absl::Seconds(10)).value());
+  s.clock.Advance(absl::Seconds(30));
+  CHECK(s.lock().Release("L", "a").value());
+}
+
+TEST_CASE("LockStore: Extend pushes the expiry of a held lease",
+          "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.lock().TryAcquire("L", "a", absl::Seconds(10)).value());
+  s.clock.Advance(absl::Seconds(5));
+  CHECK(s.lock().Extend("L", "a", absl::Seconds(20)).value());
+  s.clock.Advance(absl::Seconds(19));  // 24 s after the start; expiry at 25 s
+  CHECK_FALSE(s.lock().TryAcquire("L", "b", absl::Seconds(10)).value());
+  s.clock.Advance(absl::Seconds(2));
+  CHECK(s.lock().TryAcquire("L", "b", absl::Seconds(10)).value());
+}
+
+TEST_CASE(
+    "LockStore: Extend by a non-owner, on a free key or after expiry "
+    "returns false",
+    "[conformance]") {
+  StoreSet s;
+  CHECK_FALSE(s.lock().Extend("free", "a", absl::Seconds(10)).value());
+  REQUIRE(s.lock().TryAcquire("L", "a", absl::Seconds(10)).value());
+  CHECK_FALSE(s.lock().Extend("L", "b", absl::Seconds(10)).value());
+  s.clock.Advance(absl::Seconds(11));
+  CHECK_FALSE(s.lock().Extend("L", "a", absl::Seconds(10)).value());
+  // Extend after expiry did not revive it.
+  CHECK(s.lock().TryAcquire("L", "b", absl::Seconds(10)).value());
+}
+
+TEST_CASE("LockStore: empty key, empty token or ttl <= 0 is kInvalidArgument",
+          "[conformance]") {
+  StoreSet s;
+  auto code = [](const absl::StatusOr<bool>& r) { return r.status().code(); };
+  CHECK(code(s.lock().TryAcquire("", "a", absl::Seconds(1))) ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(code(s.lock().TryAcquire("L", "", absl::Seconds(1))) ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(code(s.lock().TryAcquire("L", "a", absl::ZeroDuration())) ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(code(s.lock().TryAcquire("L", "a", -absl::Seconds(1))) ==
+        absl::StatusCode::kInvalidArgument);
+  // Nothing was taken by the refused calls.
+  CHECK(s.lock().TryAcquire("L", "b", absl::Seconds(1)).value());
+}
+
+}  // namespace
+}  // namespace converge::conformance

@@ -1,0 +1,59 @@
+// The store under test, chosen at link time: one test source compiles into
+// one executable per store (conformance_memory, conformance_sqlite,
+// scenarios_memory, ...), each linked with one definition of MakeTestStores
+// (tests/support/memory_test_stores.cc, sqlite_test_stores.cc). This is the
+// harness of the conformance suite (house-style.md, "Conformance suite").
+
+#ifndef CONVERGE_TESTS_SUPPORT_TEST_STORES_H_
+#define CONVERGE_TESTS_SUPPORT_TEST_STORES_H_
+
+#include <memory>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "converge/clock.h"
+#include "converge/manager.h"
+#include "converge/store/instance_repo.h"
+#include "converge/store/lock_store.h"
+#include "converge/store/queue_store.h"
+#include "converge/store/window_store.h"
+
+namespace converge::testing {
+
+// One isolated set of stores; owns them (and whatever keeps them alive: a
+// SQLite set owns its temporary file and deletes it when destroyed).
+struct TestStores {
+  // Declared first, so destroyed last: what the stores live on.
+  std::shared_ptr<void> owner;
+  std::unique_ptr<LockStore> lock;
+  std::unique_ptr<QueueStore> queue;
+  std::unique_ptr<InstanceRepo> repo;
+  std::unique_ptr<WindowStore> window;
+
+  Stores view() const {
+    return Stores{lock.get(), queue.get(), repo.get(), window.get()};
+  }
+};
+
+// What a store can do beyond the interfaces' common ground. A flag that
+// excuses a store from a case says why in the store's definition.
+struct TestStoreCaps {
+  // Relation alerts round-trip any bytes. SQLite keeps them in the upstream
+  // JSON column `alerts`, which holds valid UTF-8 only (invalid text is
+  // refused with kInvalidArgument instead).
+  bool any_alert_bytes = true;
+};
+
+// Makes a fresh, empty set of stores, isolated from every other set made in
+// the process, whose lease, key and queue expiry follow `clock` (not owned;
+// must outlive the set). Calls from many threads are allowed.
+absl::StatusOr<TestStores> MakeTestStores(const Clock* clock);
+
+// "memory", "sqlite": for messages.
+std::string_view TestStoreName();
+
+TestStoreCaps TestStoreCapabilities();
+
+}  // namespace converge::testing
+
+#endif  // CONVERGE_TESTS_SUPPORT_TEST_STORES_H_
