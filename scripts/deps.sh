@@ -3,7 +3,7 @@
 # everything is present (one dpkg-query).
 
 CONVERGE_DEB_PACKAGES=(
-  build-essential cmake ninja-build pkg-config python3
+  build-essential cmake ninja-build pkg-config python3 libsqlite3-dev
   libabsl-dev libfmt-dev catch2
   libboost1.81-dev libboost-json1.81-dev
 )

@@ -18,6 +18,4 @@ absl::StatusOr<TestStores> MakeTestStores(const Clock* clock) {
 
 std::string_view TestStoreName() { return "memory"; }
 
-TestStoreCaps TestStoreCapabilities() { return TestStoreCaps{}; }
-
 }  // namespace converge::testing

@@ -35,15 +35,6 @@ struct TestStores {
   }
 };
 
-// What a store can do beyond the interfaces' common ground. A flag that
-// excuses a store from a case says why in the store's definition.
-struct TestStoreCaps {
-  // Relation alerts round-trip any bytes. SQLite keeps them in the upstream
-  // JSON column `alerts`, which holds valid UTF-8 only (invalid text is
-  // refused with kInvalidArgument instead).
-  bool any_alert_bytes = true;
-};
-
 // Makes a fresh, empty set of stores, isolated from every other set made in
 // the process, whose lease, key and queue expiry follow `clock` (not owned;
 // must outlive the set). Calls from many threads are allowed.
@@ -51,8 +42,6 @@ absl::StatusOr<TestStores> MakeTestStores(const Clock* clock);
 
 // "memory", "sqlite": for messages.
 std::string_view TestStoreName();
-
-TestStoreCaps TestStoreCapabilities();
 
 }  // namespace converge::testing
 

@@ -1,0 +1,720 @@
+#include "db.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <thread>
+
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "internal/strings.h"
+
+namespace converge::sqlite::internal {
+namespace {
+
+using converge::internal::AV;
+using converge::internal::StrCat;
+
+// ---------------------------------------------------------------------------
+// The schema, one migration per version. A migration runs in the same write
+// transaction as the schema_version row that records it; never edit a
+// released one, add the next.
+
+struct Migration {
+  int version;
+  const char* description;
+  const char* sql;
+};
+
+constexpr Migration kMigrations[] = {
+    {1, "upstream converge_instance and converge_relation; decisions",
+     R"sql(
+CREATE TABLE converge_instance (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  is_enabled INTEGER NOT NULL DEFAULT 1,
+  is_deleted INTEGER NOT NULL DEFAULT 0,
+  create_user TEXT NOT NULL DEFAULT '',
+  create_time TEXT NOT NULL,
+  update_user TEXT NOT NULL DEFAULT '',
+  update_time TEXT NOT NULL,
+  is_visible INTEGER NOT NULL DEFAULT 1,
+  converge_config TEXT NOT NULL,
+  converge_func TEXT,
+  converge_type TEXT NOT NULL,
+  bk_biz_id INTEGER NOT NULL,
+  dimension TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  content TEXT NOT NULL DEFAULT '{}',
+  detail TEXT,
+  end_time TEXT,
+  notify_status TEXT,
+  window_seconds INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX converge_instance_open_dimension
+  ON converge_instance (dimension) WHERE end_time IS NULL;
+CREATE INDEX converge_instance_create_time ON converge_instance (create_time);
+CREATE INDEX converge_instance_ended
+  ON converge_instance (end_time) WHERE end_time IS NOT NULL;
+CREATE TABLE converge_relation (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  converge_id INTEGER NOT NULL,
+  related_id INTEGER NOT NULL,
+  related_type TEXT NOT NULL,
+  is_primary INTEGER NOT NULL DEFAULT 0,
+  converge_status TEXT NOT NULL DEFAULT 'skipped',
+  alerts TEXT NOT NULL DEFAULT '[]',
+  UNIQUE (converge_id, related_id, related_type)
+);
+CREATE INDEX converge_relation_related
+  ON converge_relation (related_id, related_type);
+CREATE INDEX converge_relation_executed ON converge_relation (converge_id)
+  WHERE related_type = 'action' AND converge_status = 'executed';
+CREATE TABLE converge_action_decision (
+  action_id INTEGER PRIMARY KEY,
+  create_time_ns INTEGER NOT NULL,
+  strategy_id INTEGER NOT NULL,
+  execute_timeout INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  status_time_ns INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  converge_id INTEGER,
+  is_primary INTEGER NOT NULL,
+  decided_at_ns INTEGER NOT NULL,
+  reason TEXT NOT NULL
+);
+CREATE INDEX converge_action_decision_decided_at
+  ON converge_action_decision (decided_at_ns);
+)sql"},
+    {2, "window index, counters, leases, queue tasks", R"sql(
+CREATE TABLE converge_window_key (
+  id INTEGER PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  kind INTEGER NOT NULL,
+  counter INTEGER NOT NULL DEFAULT 0,
+  expires_ns INTEGER NOT NULL
+);
+CREATE INDEX converge_window_key_expires ON converge_window_key (expires_ns);
+CREATE TABLE converge_window_member (
+  key_id INTEGER NOT NULL,
+  member TEXT NOT NULL,
+  score_ns INTEGER NOT NULL,
+  PRIMARY KEY (key_id, member)
+) WITHOUT ROWID;
+CREATE INDEX converge_window_member_score
+  ON converge_window_member (key_id, score_ns);
+CREATE TABLE converge_lease (
+  key TEXT PRIMARY KEY,
+  token TEXT NOT NULL,
+  expires_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE converge_queue_task (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  queue TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  subject_id INTEGER NOT NULL,
+  payload BLOB NOT NULL,
+  due_ns INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  state INTEGER NOT NULL DEFAULT 0,
+  ready_ns INTEGER,
+  delivery INTEGER NOT NULL DEFAULT 0,
+  dead_seq INTEGER,
+  UNIQUE (queue, task_id)
+);
+CREATE INDEX converge_queue_task_ready
+  ON converge_queue_task (queue, ready_ns, seq) WHERE state < 2;
+CREATE INDEX converge_queue_task_dead
+  ON converge_queue_task (queue, dead_seq) WHERE state = 2;
+)sql"},
+};
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
+              "one migration per schema version");
+
+const char* SynchronousPragma(Synchronous s) {
+  switch (s) {
+    case Synchronous::kOff:
+      return "PRAGMA synchronous = OFF";
+    case Synchronous::kNormal:
+      return "PRAGMA synchronous = NORMAL";
+    case Synchronous::kFull:
+      return "PRAGMA synchronous = FULL";
+    case Synchronous::kExtra:
+      return "PRAGMA synchronous = EXTRA";
+  }
+  return "PRAGMA synchronous = FULL";
+}
+
+std::string Dir(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+absl::Status PathError(absl::StatusCode code, const std::string& path,
+                       std::string_view what) {
+  return absl::Status(code, StrCat("sqlite: ", path, ": ", what));
+}
+
+// Checks what can be checked before SQLite touches the file, for clearer
+// errors than SQLite's own (and so that nothing is written to a file that
+// is not a database).
+absl::Status PreCheck(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) {
+      return PathError(absl::StatusCode::kPermissionDenied, path,
+                       StrCat("cannot stat: ", std::strerror(errno)));
+    }
+    const std::string dir = Dir(path);
+    struct stat dst;
+    if (::stat(dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode)) {
+      return PathError(absl::StatusCode::kNotFound, path,
+                       StrCat("directory ", dir, " does not exist"));
+    }
+    if (::access(dir.c_str(), W_OK) != 0) {
+      return PathError(absl::StatusCode::kPermissionDenied, path,
+                       StrCat("cannot create the database: directory ", dir,
+                              " is not writable (", std::strerror(errno), ")"));
+    }
+    return absl::OkStatus();
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return PathError(absl::StatusCode::kFailedPrecondition, path,
+                     "not a regular file");
+  }
+  if (st.st_size == 0) return absl::OkStatus();  // an empty database
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return PathError(absl::StatusCode::kPermissionDenied, path,
+                     StrCat("cannot read: ", std::strerror(errno)));
+  }
+  char header[16] = {};
+  const size_t n = std::fread(header, 1, sizeof(header), f);
+  std::fclose(f);
+  if (n < sizeof(header) ||
+      std::memcmp(header, "SQLite format 3\0", sizeof(header)) != 0) {
+    return PathError(absl::StatusCode::kFailedPrecondition, path,
+                     "not a SQLite database (the file does not start with "
+                     "the SQLite header); refusing to touch it");
+  }
+  if (::access(path.c_str(), W_OK) != 0) {
+    return PathError(absl::StatusCode::kPermissionDenied, path,
+                     StrCat("the database file is not writable (",
+                            std::strerror(errno), ")"));
+  }
+  const std::string dir = Dir(path);
+  if (::access(dir.c_str(), W_OK) != 0) {
+    // WAL mode keeps <path>-wal and <path>-shm beside the file.
+    return PathError(absl::StatusCode::kPermissionDenied, path,
+                     StrCat("directory ", dir,
+                            " is not writable (SQLite's WAL mode needs its "
+                            "-wal and -shm files there): ",
+                            std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// Reads the schema version: 0 for a new (empty) database. Fails for a
+// database with tables but no schema_version (not ours).
+absl::StatusOr<int> SchemaVersion(Conn& conn) {
+  bool has_version_table = false;
+  std::vector<std::string> tables;
+  {
+    Stmt q(conn,
+           "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT "
+           "LIKE 'sqlite_%' ORDER BY name");
+    for (;;) {
+      absl::StatusOr<bool> row = q.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      std::string name = q.Text(0);
+      if (name == "schema_version") has_version_table = true;
+      tables.push_back(std::move(name));
+    }
+  }
+  if (!has_version_table) {
+    if (tables.empty()) return 0;
+    if (tables.size() > 5) {
+      tables.resize(5);
+      tables.push_back("...");
+    }
+    return PathError(
+        absl::StatusCode::kFailedPrecondition, conn.db().path(),
+        StrCat("not a converge database: it has tables (",
+               absl::StrJoin(tables, ", "), ") but no schema_version"));
+  }
+  Stmt q(conn, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
+  absl::StatusOr<bool> row = q.Step();
+  if (!row.ok()) return row.status();
+  return static_cast<int>(q.Int(0));
+}
+
+absl::Status CheckNotNewer(const std::string& path, int version) {
+  if (version > kSchemaVersion) {
+    return PathError(
+        absl::StatusCode::kFailedPrecondition, path,
+        StrCat("schema version ", version,
+               " is newer than this library's schema version ", kSchemaVersion,
+               " (the file was written by a newer converge); refusing to open "
+               "it"));
+  }
+  return absl::OkStatus();
+}
+
+// Applies the migrations after the file's version up to `target`, in one
+// write transaction (re-reading the version inside it: another process may
+// have migrated meanwhile).
+absl::Status Migrate(Db& db, int target) {
+  return db.Write([&](Conn& conn) -> absl::Status {
+    absl::StatusOr<int> version = SchemaVersion(conn);
+    if (!version.ok()) return version.status();
+    if (auto st = CheckNotNewer(db.path(), *version); !st.ok()) return st;
+    if (*version == 0) {
+      if (auto st = conn.Exec(
+              "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+              "applied_at TEXT NOT NULL, description TEXT NOT NULL)");
+          !st.ok()) {
+        return st;
+      }
+    }
+    for (const Migration& m : kMigrations) {
+      if (m.version <= *version || m.version > target) continue;
+      if (auto st = conn.Exec(m.sql); !st.ok()) return st;
+      Stmt ins(conn,
+               "INSERT INTO schema_version (version, applied_at, description) "
+               "VALUES (?1, ?2, ?3)");
+      ins.Bind(1, int64_t{m.version})
+          .Bind(2, DateTime(absl::Now()))
+          .Bind(3, std::string_view(m.description));
+      if (auto st = ins.Run(); !st.ok()) return st;
+    }
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Errors
+
+absl::StatusCode CodeFor(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_PROTOCOL:
+      return absl::StatusCode::kUnavailable;
+    case SQLITE_CORRUPT:
+      return absl::StatusCode::kDataLoss;
+    case SQLITE_NOTADB:
+    case SQLITE_SCHEMA:
+      return absl::StatusCode::kFailedPrecondition;
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH:
+      return absl::StatusCode::kPermissionDenied;
+    case SQLITE_FULL:
+    case SQLITE_NOMEM:
+      return absl::StatusCode::kResourceExhausted;
+    case SQLITE_CONSTRAINT:
+      return absl::StatusCode::kAlreadyExists;
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE:
+    case SQLITE_MISMATCH:
+      return absl::StatusCode::kInvalidArgument;
+    default:
+      return absl::StatusCode::kInternal;
+  }
+}
+
+std::string_view CodeName(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_ERROR:
+      return "SQLITE_ERROR";
+    case SQLITE_INTERNAL:
+      return "SQLITE_INTERNAL";
+    case SQLITE_PERM:
+      return "SQLITE_PERM";
+    case SQLITE_ABORT:
+      return "SQLITE_ABORT";
+    case SQLITE_BUSY:
+      return "SQLITE_BUSY";
+    case SQLITE_LOCKED:
+      return "SQLITE_LOCKED";
+    case SQLITE_NOMEM:
+      return "SQLITE_NOMEM";
+    case SQLITE_READONLY:
+      return "SQLITE_READONLY";
+    case SQLITE_INTERRUPT:
+      return "SQLITE_INTERRUPT";
+    case SQLITE_IOERR:
+      return "SQLITE_IOERR";
+    case SQLITE_CORRUPT:
+      return "SQLITE_CORRUPT";
+    case SQLITE_NOTFOUND:
+      return "SQLITE_NOTFOUND";
+    case SQLITE_FULL:
+      return "SQLITE_FULL";
+    case SQLITE_CANTOPEN:
+      return "SQLITE_CANTOPEN";
+    case SQLITE_PROTOCOL:
+      return "SQLITE_PROTOCOL";
+    case SQLITE_SCHEMA:
+      return "SQLITE_SCHEMA";
+    case SQLITE_TOOBIG:
+      return "SQLITE_TOOBIG";
+    case SQLITE_CONSTRAINT:
+      return "SQLITE_CONSTRAINT";
+    case SQLITE_MISMATCH:
+      return "SQLITE_MISMATCH";
+    case SQLITE_MISUSE:
+      return "SQLITE_MISUSE";
+    case SQLITE_AUTH:
+      return "SQLITE_AUTH";
+    case SQLITE_RANGE:
+      return "SQLITE_RANGE";
+    case SQLITE_NOTADB:
+      return "SQLITE_NOTADB";
+    default:
+      return "SQLITE_?";
+  }
+}
+
+absl::Status Conn::Error(int rc, std::string_view what) {
+  last_error_ = rc;
+  std::string message = sqlite3_errmsg(handle_);
+  std::string hint;
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      hint = StrCat(
+          "; another connection held the lock for longer than the "
+          "busy timeout (",
+          absl::FormatDuration(db_->options().busy_timeout), ")");
+      break;
+    case SQLITE_CORRUPT:
+      hint = "; the database file is damaged";
+      break;
+    case SQLITE_NOTADB:
+      hint = "; the file is not a SQLite database";
+      break;
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+      hint = "; check that the file and its directory are writable";
+      break;
+    default:
+      break;
+  }
+  return absl::Status(CodeFor(rc), StrCat("sqlite: ", db_->path(), ": ", what,
+                                          ": ", message, " (", CodeName(rc),
+                                          ", extended code ", rc, ")", hint));
+}
+
+// ---------------------------------------------------------------------------
+// Conn and Stmt
+
+Conn::~Conn() {
+  for (auto& entry : cache_) sqlite3_finalize(entry.second);
+  sqlite3_close_v2(handle_);
+}
+
+absl::StatusOr<sqlite3_stmt*> Conn::Prepare(std::string_view sql) {
+  auto it = cache_.find(AV(sql));
+  if (it != cache_.end()) return it->second;
+  sqlite3_stmt* stmt = nullptr;
+  const int rc =
+      sqlite3_prepare_v3(handle_, sql.data(), static_cast<int>(sql.size()),
+                         SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) {
+    return Error(rc, StrCat("preparing \"", sql.substr(0, 60), "\""));
+  }
+  cache_.emplace(AV(sql), stmt);
+  return stmt;
+}
+
+absl::Status Conn::Exec(std::string_view sql) {
+  char* err = nullptr;
+  const std::string text(sql);
+  const int rc = sqlite3_exec(handle_, text.c_str(), nullptr, nullptr, &err);
+  sqlite3_free(err);
+  if (rc != SQLITE_OK) {
+    return Error(rc, StrCat("\"", sql.substr(0, sql.find('\n', 1)), "\""));
+  }
+  return absl::OkStatus();
+}
+
+Stmt::Stmt(Conn& conn, std::string_view sql) : conn_(conn) {
+  absl::StatusOr<sqlite3_stmt*> s = conn.Prepare(sql);
+  if (s.ok()) {
+    stmt_ = *s;
+  } else {
+    status_ = s.status();
+  }
+}
+
+Stmt::~Stmt() {
+  if (stmt_ != nullptr) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+}
+
+Stmt& Stmt::Bind(int index, int64_t value) {
+  if (stmt_ != nullptr && status_.ok()) {
+    const int rc = sqlite3_bind_int64(stmt_, index, value);
+    if (rc != SQLITE_OK) status_ = conn_.Error(rc, "binding a value");
+  }
+  return *this;
+}
+
+Stmt& Stmt::Bind(int index, std::string_view text) {
+  if (stmt_ != nullptr && status_.ok()) {
+    // Never a null pointer: an empty text is '' (not NULL).
+    const int rc = sqlite3_bind_text64(
+        stmt_, index, text.data() != nullptr ? text.data() : "", text.size(),
+        SQLITE_TRANSIENT, SQLITE_UTF8);
+    if (rc != SQLITE_OK) status_ = conn_.Error(rc, "binding a text");
+  }
+  return *this;
+}
+
+Stmt& Stmt::BindBlob(int index, std::string_view bytes) {
+  if (stmt_ != nullptr && status_.ok()) {
+    const int rc = sqlite3_bind_blob64(
+        stmt_, index, bytes.data() != nullptr ? bytes.data() : "", bytes.size(),
+        SQLITE_TRANSIENT);
+    if (rc != SQLITE_OK) status_ = conn_.Error(rc, "binding a blob");
+  }
+  return *this;
+}
+
+Stmt& Stmt::BindNull(int index) {
+  if (stmt_ != nullptr && status_.ok()) {
+    const int rc = sqlite3_bind_null(stmt_, index);
+    if (rc != SQLITE_OK) status_ = conn_.Error(rc, "binding null");
+  }
+  return *this;
+}
+
+absl::StatusOr<bool> Stmt::Step() {
+  if (!status_.ok()) return status_;
+  const int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  status_ = conn_.Error(
+      sqlite3_extended_errcode(conn_.handle()),
+      StrCat("running \"", std::string_view(sqlite3_sql(stmt_)).substr(0, 60),
+             "\""));
+  return status_;
+}
+
+absl::Status Stmt::Run() {
+  for (;;) {
+    absl::StatusOr<bool> row = Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return absl::OkStatus();
+  }
+}
+
+std::string Stmt::Text(int col) const { return std::string(TextView(col)); }
+
+std::string_view Stmt::TextView(int col) const {
+  // Blob access, so that bytes come back exactly (no text conversion).
+  const void* p = sqlite3_column_blob(stmt_, col);
+  const int n = sqlite3_column_bytes(stmt_, col);
+  if (p == nullptr || n <= 0) return std::string_view();
+  return std::string_view(static_cast<const char*>(p), static_cast<size_t>(n));
+}
+
+// ---------------------------------------------------------------------------
+// Db
+
+Db::Db(const SqliteOptions& options)
+    : options_(options),
+      clock_(options.clock != nullptr ? options.clock : RealClock::Default()) {}
+
+Db::~Db() = default;
+
+absl::StatusOr<std::unique_ptr<Conn>> Db::Connect() {
+  sqlite3* handle = nullptr;
+  const int rc = sqlite3_open_v2(
+      options_.path.c_str(), &handle,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+      nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message =
+        handle != nullptr ? sqlite3_errmsg(handle) : sqlite3_errstr(rc);
+    sqlite3_close_v2(handle);
+    return absl::Status(CodeFor(rc), StrCat("sqlite: ", options_.path,
+                                            ": cannot open: ", message, " (",
+                                            CodeName(rc), ")"));
+  }
+  sqlite3_extended_result_codes(handle, 1);
+  auto conn = std::make_unique<Conn>(this, handle);
+  sqlite3_busy_timeout(handle,
+                       static_cast<int>(std::min<int64_t>(
+                           absl::ToInt64Milliseconds(options_.busy_timeout),
+                           std::numeric_limits<int>::max())));
+  if (auto st = conn->Exec(SynchronousPragma(options_.synchronous)); !st.ok()) {
+    return st;
+  }
+  return conn;
+}
+
+absl::StatusOr<Db::Lease> Db::Acquire() {
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    if (!pool_.empty()) {
+      std::unique_ptr<Conn> conn = std::move(pool_.back());
+      pool_.pop_back();
+      return Lease(this, std::move(conn));
+    }
+  }
+  absl::StatusOr<std::unique_ptr<Conn>> conn = Connect();
+  if (!conn.ok()) return conn.status();
+  return Lease(this, std::move(*conn));
+}
+
+void Db::Return(std::unique_ptr<Conn> conn) {
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  pool_.push_back(std::move(conn));
+}
+
+void Db::Rollback(Conn& conn) {
+  if (sqlite3_get_autocommit(conn.handle()) == 0) {
+    const int saved = conn.last_error();
+    (void)conn.Exec("ROLLBACK");
+    conn.set_last_error(saved);
+  }
+}
+
+void Db::Backoff(int attempt) {
+  // 1, 2, 4, ... 64 ms: SQLite's busy handler already waited for plain
+  // lock contention; this covers the cases it does not retry (a stale WAL
+  // snapshot, WAL recovery by another connection).
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(1 << std::min(attempt, 6)));
+}
+
+bool Db::SweepDue() {
+  std::lock_guard<std::mutex> lock(sweep_mu_);
+  if (++calls_since_sweep_ < 4096) return false;
+  calls_since_sweep_ = 0;
+  return true;
+}
+
+absl::Status Db::Setup(Conn& conn) {
+  // Reading the version needs no write: a file from a newer converge, or
+  // another program's database, is refused untouched.
+  absl::StatusOr<int> version = SchemaVersion(conn);
+  if (!version.ok()) return version.status();
+  if (auto st = CheckNotNewer(path(), *version); !st.ok()) return st;
+  if (options_.check_on_open && *version > 0) {
+    Stmt check(conn, "PRAGMA quick_check(5)");
+    std::vector<std::string> problems;
+    for (;;) {
+      absl::StatusOr<bool> row = check.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      std::string line = check.Text(0);
+      if (line != "ok") problems.push_back(std::move(line));
+    }
+    if (!problems.empty()) {
+      return PathError(absl::StatusCode::kDataLoss, path(),
+                       StrCat("the database file is damaged (PRAGMA "
+                              "quick_check: ",
+                              absl::StrJoin(problems, "; "), ")"));
+    }
+  }
+  {
+    Stmt wal(conn, "PRAGMA journal_mode = WAL");
+    absl::StatusOr<bool> row = wal.Step();
+    if (!row.ok()) return row.status();
+    if (!*row || wal.Text(0) != "wal") {
+      return PathError(absl::StatusCode::kFailedPrecondition, path(),
+                       StrCat("cannot switch to WAL mode (journal mode stays ",
+                              *row ? wal.Text(0) : std::string("unknown"),
+                              "); is the file on a network file system?"));
+    }
+  }
+  if (*version < kSchemaVersion) return Migrate(*this, kSchemaVersion);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<Db>> Db::Open(const SqliteOptions& options) {
+  if (options.path.empty()) {
+    return absl::InvalidArgumentError("sqlite: options.path is empty");
+  }
+  if (options.path.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        "sqlite: options.path contains a NUL byte");
+  }
+  if (options.busy_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        StrCat("sqlite: options.busy_timeout must be >= 0, got ",
+               absl::FormatDuration(options.busy_timeout)));
+  }
+  if (auto st = PreCheck(options.path); !st.ok()) return st;
+  std::shared_ptr<Db> db(new Db(options));
+  absl::StatusOr<Lease> conn = db->Acquire();
+  if (!conn.ok()) return conn.status();
+  if (auto st = db->Setup(**conn); !st.ok()) return st;
+  return db;
+}
+
+absl::Status Db::MigrateForTest(const std::string& path, int version) {
+  SqliteOptions options;
+  options.path = path;
+  std::shared_ptr<Db> db(new Db(options));
+  absl::StatusOr<Lease> conn = db->Acquire();
+  if (!conn.ok()) return conn.status();
+  if (auto st = (*conn)->Exec("PRAGMA journal_mode = WAL"); !st.ok()) {
+    return st;
+  }
+  return Migrate(*db, version);
+}
+
+// ---------------------------------------------------------------------------
+// Encodings
+
+int64_t Nanos(absl::Time t) {
+  if (t == absl::InfinitePast()) return std::numeric_limits<int64_t>::min();
+  if (t == absl::InfiniteFuture()) return std::numeric_limits<int64_t>::max();
+  // ToUnixNanos saturates outside the int64 range.
+  return absl::ToUnixNanos(t);
+}
+
+absl::Time FromNanos(int64_t nanos) {
+  if (nanos == std::numeric_limits<int64_t>::min()) return absl::InfinitePast();
+  if (nanos == std::numeric_limits<int64_t>::max()) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromUnixNanos(nanos);
+}
+
+std::string DateTime(absl::Time t) {
+  if (t == absl::InfiniteFuture()) return "9999-12-31 23:59:59.999999999";
+  if (t == absl::InfinitePast()) return "0000-01-01 00:00:00.000000000";
+  return absl::FormatTime("%Y-%m-%d %H:%M:%E9S", t, absl::UTCTimeZone());
+}
+
+absl::StatusOr<absl::Time> ParseDateTime(std::string_view text) {
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime("%Y-%m-%d %H:%M:%E*S", AV(text), absl::UTCTimeZone(), &t,
+                       &err)) {
+    return absl::DataLossError(StrCat("bad datetime \"", text, "\": ", err));
+  }
+  return t;
+}
+
+}  // namespace converge::sqlite::internal

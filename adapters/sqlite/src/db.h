@@ -1,0 +1,237 @@
+// Internal: one SQLite database file shared by the four stores of a set --
+// a pool of connections with their cached prepared statements, transactions
+// with busy retries, error mapping, and the versioned schema.
+//
+// Thread safety: Db is safe for concurrent use. A Conn is used by one
+// thread at a time (it is checked out of the pool for the duration of one
+// store call).
+
+#ifndef CONVERGE_ADAPTERS_SQLITE_SRC_DB_H_
+#define CONVERGE_ADAPTERS_SQLITE_SRC_DB_H_
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "converge/clock.h"
+#include "converge/sqlite/sqlite_store.h"
+
+namespace converge::sqlite::internal {
+
+class Db;
+
+// One connection and its statement cache.
+class Conn {
+ public:
+  Conn(Db* db, sqlite3* handle) : db_(db), handle_(handle) {}
+  ~Conn();
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  sqlite3* handle() const { return handle_; }
+  Db& db() const { return *db_; }
+
+  // The cached statement for `sql` (a string with static storage: the
+  // cache keys on its text), reset and with no bindings.
+  absl::StatusOr<sqlite3_stmt*> Prepare(std::string_view sql);
+  // Runs statements without results (BEGIN, COMMIT, PRAGMA ... = x, DDL).
+  absl::Status Exec(std::string_view sql);
+
+  // The primary result code of the last failed call on this connection
+  // (SQLITE_BUSY, ...), SQLITE_OK if none failed.
+  int last_error() const { return last_error_; }
+  void set_last_error(int rc) { last_error_ = rc; }
+
+  // An error status for result code `rc` of this connection: "sqlite:
+  // <path>: <what>: <message> (SQLITE_X)", with the code mapped (see
+  // StatusFor).
+  absl::Status Error(int rc, std::string_view what);
+
+ private:
+  Db* db_;
+  sqlite3* handle_;
+  absl::flat_hash_map<absl::string_view, sqlite3_stmt*> cache_;
+  int last_error_ = SQLITE_OK;
+};
+
+// A prepared statement in use: binds, steps, reads columns, and resets the
+// statement when it goes out of scope.
+class Stmt {
+ public:
+  // Prepares `sql` on `conn`; check ok() (or let Step report the error).
+  Stmt(Conn& conn, std::string_view sql);
+  ~Stmt();
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& Bind(int index, int64_t value);
+  Stmt& Bind(int index, std::string_view text);
+  Stmt& BindBlob(int index, std::string_view bytes);
+  Stmt& BindNull(int index);
+  Stmt& Bind(int index, std::optional<int64_t> value) {
+    return value.has_value() ? Bind(index, *value) : BindNull(index);
+  }
+
+  // Steps once: true if a row is available, false when done.
+  absl::StatusOr<bool> Step();
+  // Steps to the end (statements without result rows, or whose rows are
+  // not read).
+  absl::Status Run();
+
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool IsNull(int col) const {
+    return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+  }
+  std::string Text(int col) const;
+  std::string_view TextView(int col) const;
+
+  // Rows changed by the last Run (sqlite3_changes).
+  int64_t Changes() const { return sqlite3_changes64(conn_.handle()); }
+
+ private:
+  Conn& conn_;
+  sqlite3_stmt* stmt_ = nullptr;
+  absl::Status status_;
+};
+
+// Maps a SQLite result code to a status code (house-style.md, "Errors").
+absl::StatusCode CodeFor(int rc);
+// "SQLITE_BUSY" and the like, for messages.
+std::string_view CodeName(int rc);
+
+class Db {
+ public:
+  // Opens the file and brings its schema to kSchemaVersion (see
+  // OpenSqliteStores for every error).
+  static absl::StatusOr<std::shared_ptr<Db>> Open(const SqliteOptions& options);
+  ~Db();
+
+  const std::string& path() const { return options_.path; }
+  const Clock& clock() const { return *clock_; }
+  const SqliteOptions& options() const { return options_; }
+
+  // A connection checked out of the pool; returned when destroyed.
+  class Lease {
+   public:
+    Lease(Db* db, std::unique_ptr<Conn> conn)
+        : db_(db), conn_(std::move(conn)) {}
+    Lease(Lease&&) = default;
+    ~Lease() {
+      if (conn_ != nullptr) db_->Return(std::move(conn_));
+    }
+    Conn& operator*() const { return *conn_; }
+    Conn* operator->() const { return conn_.get(); }
+
+   private:
+    Db* db_;
+    std::unique_ptr<Conn> conn_;
+  };
+  absl::StatusOr<Lease> Acquire();
+
+  // Runs `fn(Conn&)` (returning absl::Status or absl::StatusOr<T>) in a
+  // write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back if fn
+  // fails. Writers of this process take turns on a mutex first, so that
+  // they never wait on each other through SQLite's sleeping busy handler.
+  // A transaction that meets SQLITE_BUSY is retried until busy_timeout has
+  // passed; then the error is returned (kUnavailable).
+  template <typename Fn>
+  auto Write(Fn&& fn) -> decltype(fn(std::declval<Conn&>())) {
+    return Transact("BEGIN IMMEDIATE", true, std::forward<Fn>(fn));
+  }
+
+  // Runs `fn(Conn&)` in a read transaction (one snapshot).
+  template <typename Fn>
+  auto Read(Fn&& fn) -> decltype(fn(std::declval<Conn&>())) {
+    return Transact("BEGIN", false, std::forward<Fn>(fn));
+  }
+
+  // Window-store housekeeping: true about once every 4096 calls.
+  bool SweepDue();
+
+  // Test hook: creates or migrates the schema of `path` up to `version`
+  // (< kSchemaVersion makes an "older file"), with no other checks.
+  static absl::Status MigrateForTest(const std::string& path, int version);
+
+ private:
+  explicit Db(const SqliteOptions& options);
+
+  absl::StatusOr<std::unique_ptr<Conn>> Connect();
+  void Return(std::unique_ptr<Conn> conn);
+  absl::Status Setup(Conn& conn);
+  // Real-time pause between attempts of a busy transaction.
+  static void Backoff(int attempt);
+
+  template <typename Fn>
+  auto Transact(std::string_view begin, bool write, Fn&& fn)
+      -> decltype(fn(std::declval<Conn&>())) {
+    using Result = decltype(fn(std::declval<Conn&>()));
+    absl::StatusOr<Lease> conn = Acquire();
+    if (!conn.ok()) return Result(conn.status());
+    std::unique_lock<std::mutex> lock(write_mu_, std::defer_lock);
+    if (write) lock.lock();
+    const absl::Time deadline = absl::Now() + options_.busy_timeout;
+    for (int attempt = 0;; ++attempt) {
+      (*conn)->set_last_error(SQLITE_OK);
+      absl::Status st = (*conn)->Exec(begin);
+      if (st.ok()) {
+        Result r = fn(**conn);
+        if (StatusOf(r).ok()) {
+          st = (*conn)->Exec("COMMIT");
+          if (st.ok()) return r;
+        } else {
+          st = StatusOf(r);
+        }
+        Rollback(**conn);
+      }
+      if (!Busy((*conn)->last_error()) || absl::Now() >= deadline) {
+        return Result(st);
+      }
+      Backoff(attempt);
+    }
+  }
+
+  static absl::Status StatusOf(const absl::Status& s) { return s; }
+  template <typename T>
+  static absl::Status StatusOf(const absl::StatusOr<T>& s) {
+    return s.status();
+  }
+  static bool Busy(int rc) {
+    return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+  }
+  static void Rollback(Conn& conn);
+
+  SqliteOptions options_;
+  const Clock* clock_;
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<Conn>> pool_;
+  std::mutex write_mu_;
+  std::mutex sweep_mu_;
+  uint64_t calls_since_sweep_ = 0;
+};
+
+// ---- value encodings shared by the stores ----
+
+// Nanoseconds since the Unix epoch, saturating at the int64 range (the
+// infinite times map to its ends).
+int64_t Nanos(absl::Time t);
+absl::Time FromNanos(int64_t nanos);
+// Upstream datetime columns: "YYYY-MM-DD HH:MM:SS.fffffffff" UTC, fixed
+// width so that text order is time order.
+std::string DateTime(absl::Time t);
+absl::StatusOr<absl::Time> ParseDateTime(std::string_view text);
+
+}  // namespace converge::sqlite::internal
+
+#endif  // CONVERGE_ADAPTERS_SQLITE_SRC_DB_H_

@@ -1,0 +1,1717 @@
+#include "converge/sqlite/sqlite_store.h"
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "converge/json/json.h"
+#include "db.h"
+#include "internal/strings.h"
+
+namespace converge::sqlite {
+namespace {
+
+using converge::internal::AV;
+using converge::internal::StrCat;
+using internal::Conn;
+using internal::DateTime;
+using internal::Db;
+using internal::FromNanos;
+using internal::Nanos;
+using internal::ParseDateTime;
+using internal::Stmt;
+
+// Column values that must parse back; a value that does not is damage.
+template <typename T>
+absl::StatusOr<T> Column(absl::StatusOr<T> parsed, const Db& db,
+                         std::string_view where) {
+  if (parsed.ok()) return parsed;
+  return absl::DataLossError(StrCat("sqlite: ", db.path(), ": ", where, ": ",
+                                    parsed.status().message()));
+}
+
+// ---------------------------------------------------------------------------
+// JSON columns. Strings are written byte for byte and read back allowing
+// invalid UTF-8, so that any alert id or context value round-trips (valid
+// UTF-8, the normal case, gives plain upstream JSON).
+
+boost::json::parse_options LenientJson() {
+  boost::json::parse_options o;
+  o.allow_invalid_utf8 = true;
+  o.max_depth = 64;
+  return o;
+}
+
+std::string AlertsJson(const std::vector<std::string>& alerts) {
+  if (alerts.empty()) return "[]";
+  boost::json::array a;
+  a.reserve(alerts.size());
+  for (const std::string& s : alerts) {
+    a.emplace_back(boost::json::string_view(s.data(), s.size()));
+  }
+  return boost::json::serialize(a);
+}
+
+absl::StatusOr<std::vector<std::string>> ParseAlerts(std::string_view text) {
+  std::vector<std::string> out;
+  if (text == "[]" || text.empty()) return out;
+  boost::json::error_code ec;
+  boost::json::value v =
+      boost::json::parse(boost::json::string_view(text.data(), text.size()), ec,
+                         {}, LenientJson());
+  if (ec || !v.is_array()) {
+    return absl::DataLossError(StrCat("alerts is not a JSON array: ", text));
+  }
+  for (const boost::json::value& item : v.get_array()) {
+    if (item.is_string()) {
+      out.emplace_back(item.get_string().data(), item.get_string().size());
+    } else {
+      // Upstream may hold numeric alert ids.
+      out.push_back(boost::json::serialize(item));
+    }
+  }
+  return out;
+}
+
+boost::json::value ToJson(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::kNull:
+      return nullptr;
+    case Value::Kind::kBool:
+      return v.as_bool();
+    case Value::Kind::kInt:
+      return v.as_int();
+    case Value::Kind::kDouble:
+      return v.as_double();
+    case Value::Kind::kString:
+      return boost::json::string(v.as_string().data(), v.as_string().size());
+    case Value::Kind::kList: {
+      boost::json::array a;
+      for (const Value& item : v.as_list()) a.push_back(ToJson(item));
+      return a;
+    }
+  }
+  return nullptr;
+}
+
+Value FromJson(const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::null:
+      return Value();
+    case boost::json::kind::bool_:
+      return Value(v.get_bool());
+    case boost::json::kind::int64:
+      return Value(v.get_int64());
+    case boost::json::kind::uint64:
+      return Value(static_cast<double>(v.get_uint64()));
+    case boost::json::kind::double_:
+      return Value(v.get_double());
+    case boost::json::kind::string:
+      return Value(std::string(v.get_string().data(), v.get_string().size()));
+    case boost::json::kind::array: {
+      Value::List list;
+      for (const boost::json::value& item : v.get_array()) {
+        list.push_back(FromJson(item));
+      }
+      return Value(std::move(list));
+    }
+    case boost::json::kind::object:
+      break;
+  }
+  return Value(boost::json::serialize(v));
+}
+
+// converge_config as upstream stores it: the effective config with the
+// computed converged_condition map inside.
+absl::StatusOr<std::string> ConfigJson(const ConvergeInstance& inst) {
+  std::string text = json::ConvergeConfigToJson(inst.converge_config);
+  // It must read back: refuse now rather than fail every later read.
+  if (absl::StatusOr<ConvergeConfig> back =
+          json::ParseConvergeConfig(text, "converge_instance.converge_config");
+      !back.ok()) {
+    return absl::InvalidArgumentError(
+        StrCat("sqlite: the instance's converge_config cannot be stored: ",
+               back.status().message()));
+  }
+  if (inst.converged_condition.empty()) return text;
+  boost::json::object cc;
+  for (const auto& [key, values] : inst.converged_condition) {
+    boost::json::array a;
+    for (const Value& v : values) a.push_back(ToJson(v));
+    cc[boost::json::string_view(key.data(), key.size())] = std::move(a);
+  }
+  // text is a JSON object: "{...}".
+  text.pop_back();
+  if (text.size() > 1) text += ',';
+  text += "\"converged_condition\":";
+  text += boost::json::serialize(cc);
+  text += '}';
+  return text;
+}
+
+absl::Status ParseConfigColumn(std::string_view text, ConvergeInstance* inst) {
+  absl::StatusOr<ConvergeConfig> config =
+      json::ParseConvergeConfig(text, "converge_instance.converge_config");
+  if (!config.ok()) return absl::DataLossError(config.status().message());
+  inst->converge_config = std::move(*config);
+  inst->converged_condition.clear();
+  if (text.find("\"converged_condition\"") == std::string_view::npos) {
+    return absl::OkStatus();
+  }
+  boost::json::error_code ec;
+  boost::json::value v =
+      boost::json::parse(boost::json::string_view(text.data(), text.size()), ec,
+                         {}, LenientJson());
+  if (ec || !v.is_object()) {
+    return absl::DataLossError("converge_config is not a JSON object");
+  }
+  const boost::json::value* cc =
+      v.get_object().if_contains("converged_condition");
+  if (cc == nullptr || cc->is_null()) return absl::OkStatus();
+  if (!cc->is_object()) {
+    return absl::DataLossError(
+        "converge_config.converged_condition is not an object");
+  }
+  for (const auto& entry : cc->get_object()) {
+    std::vector<Value>& values = inst->converged_condition[std::string(
+        entry.key().data(), entry.key().size())];
+    if (entry.value().is_array()) {
+      for (const boost::json::value& item : entry.value().get_array()) {
+        values.push_back(FromJson(item));
+      }
+    } else {
+      values.push_back(FromJson(entry.value()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Enums as their upstream spellings.
+
+template <typename T>
+absl::StatusOr<T> ParseEnum(absl::StatusOr<T> parsed, std::string_view column,
+                            std::string_view text) {
+  if (parsed.ok()) return parsed;
+  return absl::DataLossError(
+      StrCat("unknown ", column, " \"", text, "\" in the database"));
+}
+
+// ---------------------------------------------------------------------------
+// Shared lease logic (LockStore and WindowStore::Apply).
+
+absl::Status CheckLeaseArgs(std::string_view key, std::string_view token,
+                            std::optional<absl::Duration> ttl) {
+  if (key.empty()) return absl::InvalidArgumentError("sqlite: empty lease key");
+  if (token.empty()) {
+    return absl::InvalidArgumentError("sqlite: empty lease token");
+  }
+  if (ttl.has_value() && *ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("sqlite: lease ttl must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+int64_t Expiry(absl::Time now, absl::Duration ttl) { return Nanos(now + ttl); }
+
+absl::StatusOr<bool> TryAcquireIn(Conn& conn, std::string_view key,
+                                  std::string_view token, absl::Duration ttl,
+                                  absl::Time now) {
+  // Taken if free, expired, or already ours; the conflict clause's WHERE
+  // leaves another holder's unexpired lease alone (0 rows changed).
+  Stmt up(conn,
+          "INSERT INTO converge_lease (key, token, expires_ns) "
+          "VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET "
+          "token = excluded.token, expires_ns = excluded.expires_ns "
+          "WHERE converge_lease.token = excluded.token "
+          "OR converge_lease.expires_ns <= ?4");
+  up.Bind(1, key).Bind(2, token).Bind(3, Expiry(now, ttl)).Bind(4, Nanos(now));
+  if (auto st = up.Run(); !st.ok()) return st;
+  return up.Changes() == 1;
+}
+
+class SqliteLockStore final : public LockStore {
+ public:
+  explicit SqliteLockStore(std::shared_ptr<Db> db) : db_(std::move(db)) {}
+
+  absl::StatusOr<bool> TryAcquire(std::string_view key, std::string_view token,
+                                  absl::Duration ttl) override {
+    if (auto st = CheckLeaseArgs(key, token, ttl); !st.ok()) return st;
+    return db_->Write([&](Conn& conn) {
+      return TryAcquireIn(conn, key, token, ttl, db_->clock().Now());
+    });
+  }
+
+  absl::StatusOr<bool> Release(std::string_view key,
+                               std::string_view token) override {
+    if (auto st = CheckLeaseArgs(key, token, std::nullopt); !st.ok()) return st;
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<bool> {
+      Stmt del(conn,
+               "DELETE FROM converge_lease WHERE key = ?1 AND token = ?2");
+      del.Bind(1, key).Bind(2, token);
+      if (auto st = del.Run(); !st.ok()) return st;
+      return del.Changes() == 1;
+    });
+  }
+
+  absl::StatusOr<bool> Extend(std::string_view key, std::string_view token,
+                              absl::Duration ttl) override {
+    if (auto st = CheckLeaseArgs(key, token, ttl); !st.ok()) return st;
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<bool> {
+      const absl::Time now = db_->clock().Now();
+      Stmt up(conn,
+              "UPDATE converge_lease SET expires_ns = ?3 WHERE key = ?1 AND "
+              "token = ?2 AND expires_ns > ?4");
+      up.Bind(1, key)
+          .Bind(2, token)
+          .Bind(3, Expiry(now, ttl))
+          .Bind(4, Nanos(now));
+      if (auto st = up.Run(); !st.ok()) return st;
+      return up.Changes() == 1;
+    });
+  }
+
+ private:
+  std::shared_ptr<Db> db_;
+};
+
+// ---------------------------------------------------------------------------
+// Window store. converge_window_key holds every key, an index (kind 0) or a
+// counter (kind 1), with its expiry (NULL: never); converge_window_member
+// the members of index keys. An expired key is dead: reads skip it and the
+// next write to it starts afresh. expires_ns is kNever for keys that never
+// expire.
+
+constexpr int64_t kIndex = 0;
+constexpr int64_t kCounter = 1;
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
+struct KeyRow {
+  int64_t id = 0;
+  int64_t kind = kIndex;
+  int64_t counter = 0;
+  int64_t expires = kNever;
+  bool Live(int64_t now) const { return expires > now; }
+};
+
+absl::StatusOr<std::optional<KeyRow>> FindKey(Conn& conn,
+                                              std::string_view key) {
+  Stmt q(conn,
+         "SELECT id, kind, counter, expires_ns FROM converge_window_key "
+         "WHERE key = ?1");
+  q.Bind(1, key);
+  absl::StatusOr<bool> row = q.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<KeyRow>();
+  KeyRow k;
+  k.id = q.Int(0);
+  k.kind = q.Int(1);
+  k.counter = q.Int(2);
+  k.expires = q.Int(3);
+  return std::optional<KeyRow>(k);
+}
+
+absl::Status DeleteKey(Conn& conn, int64_t id) {
+  Stmt members(conn, "DELETE FROM converge_window_member WHERE key_id = ?1");
+  members.Bind(1, id);
+  if (auto st = members.Run(); !st.ok()) return st;
+  Stmt key(conn, "DELETE FROM converge_window_key WHERE id = ?1");
+  key.Bind(1, id);
+  return key.Run();
+}
+
+// Makes `key` a live key of `kind` with no members and counter 0, replacing
+// a dead one. Returns its id.
+absl::StatusOr<int64_t> NewKey(Conn& conn, std::string_view key,
+                               const std::optional<KeyRow>& old, int64_t kind,
+                               int64_t expires) {
+  if (old.has_value()) {
+    if (auto st = DeleteKey(conn, old->id); !st.ok()) return st;
+  }
+  Stmt ins(conn,
+           "INSERT INTO converge_window_key (key, kind, counter, expires_ns) "
+           "VALUES (?1, ?2, 0, ?3)");
+  ins.Bind(1, key).Bind(2, kind).Bind(3, expires);
+  if (auto st = ins.Run(); !st.ok()) return st;
+  return sqlite3_last_insert_rowid(conn.handle());
+}
+
+absl::Status SetKeyExpiry(Conn& conn, int64_t id, int64_t expires) {
+  Stmt up(conn, "UPDATE converge_window_key SET expires_ns = ?2 WHERE id = ?1");
+  up.Bind(1, id).Bind(2, expires);
+  return up.Run();
+}
+
+class SqliteWindowStore final : public WindowStore {
+ public:
+  explicit SqliteWindowStore(std::shared_ptr<Db> db) : db_(std::move(db)) {}
+
+  absl::StatusOr<WindowResult> Apply(const WindowRequest& req) override {
+    for (const WindowEntry& e : req.add) {
+      if (e.key.empty() || e.member.empty()) {
+        return absl::InvalidArgumentError(
+            "sqlite: window entry with an empty key or member");
+      }
+    }
+    for (const auto& group : req.read_groups) {
+      for (const std::string& key : group) {
+        if (key.empty()) {
+          return absl::InvalidArgumentError("sqlite: empty window key to read");
+        }
+      }
+    }
+    if (req.lease.has_value()) {
+      if (auto st =
+              CheckLeaseArgs(req.lease->key, req.lease->token, req.lease->ttl);
+          !st.ok()) {
+        return st;
+      }
+    }
+    auto body = [&](Conn& conn) -> absl::StatusOr<WindowResult> {
+      const absl::Time now = db_->clock().Now();
+      const int64_t now_ns = Nanos(now);
+      if (!req.add.empty() || req.lease.has_value()) {
+        if (db_->SweepDue()) {
+          if (auto st = Sweep(conn, now_ns); !st.ok()) return st;
+        }
+      }
+      if (auto st = AddAll(conn, req, now, now_ns); !st.ok()) return st;
+      WindowResult result;
+      if (req.lease.has_value()) {
+        absl::StatusOr<bool> got = TryAcquireIn(
+            conn, req.lease->key, req.lease->token, req.lease->ttl, now);
+        if (!got.ok()) return got.status();
+        if (!*got) {
+          result.lease_acquired = false;
+          return result;
+        }
+      }
+      const int64_t lo = Nanos(req.start);
+      const int64_t hi = Nanos(req.end);
+      result.groups.reserve(req.read_groups.size());
+      for (const auto& group : req.read_groups) {
+        std::vector<std::string>& out = result.groups.emplace_back();
+        if (lo > hi) continue;
+        absl::flat_hash_set<std::string> seen;
+        for (const std::string& key : group) {
+          Stmt q(conn,
+                 "SELECT m.member FROM converge_window_key k JOIN "
+                 "converge_window_member m ON m.key_id = k.id WHERE "
+                 "k.key = ?1 AND k.kind = 0 AND k.expires_ns > ?2 AND "
+                 "m.score_ns BETWEEN ?3 AND ?4");
+          q.Bind(1, key).Bind(2, now_ns).Bind(3, lo).Bind(4, hi);
+          for (;;) {
+            absl::StatusOr<bool> row = q.Step();
+            if (!row.ok()) return row.status();
+            if (!*row) break;
+            if (group.size() == 1) {
+              out.push_back(q.Text(0));
+            } else if (seen.insert(std::string(q.TextView(0))).second) {
+              out.push_back(q.Text(0));
+            }
+          }
+        }
+      }
+      return result;
+    };
+    if (req.add.empty() && !req.lease.has_value()) return db_->Read(body);
+    return db_->Write(body);
+  }
+
+  absl::StatusOr<bool> Remove(std::string_view key,
+                              std::string_view member) override {
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<bool> {
+      const int64_t now = Nanos(db_->clock().Now());
+      absl::StatusOr<std::optional<KeyRow>> k = FindKey(conn, key);
+      if (!k.ok()) return k.status();
+      if (!k->has_value() || !(*k)->Live(now) || (*k)->kind != kIndex) {
+        return false;
+      }
+      Stmt del(conn,
+               "DELETE FROM converge_window_member WHERE key_id = ?1 AND "
+               "member = ?2");
+      del.Bind(1, (*k)->id).Bind(2, member);
+      if (auto st = del.Run(); !st.ok()) return st;
+      if (del.Changes() == 0) return false;
+      if (auto st = DropIfEmpty(conn, (*k)->id); !st.ok()) return st;
+      return true;
+    });
+  }
+
+  absl::StatusOr<int64_t> Size(std::string_view key) override {
+    return db_->Read([&](Conn& conn) -> absl::StatusOr<int64_t> {
+      Stmt q(conn,
+             "SELECT COUNT(*) FROM converge_window_key k JOIN "
+             "converge_window_member m ON m.key_id = k.id WHERE k.key = ?1 "
+             "AND k.kind = 0 AND k.expires_ns > ?2");
+      q.Bind(1, key).Bind(2, Nanos(db_->clock().Now()));
+      absl::StatusOr<bool> row = q.Step();
+      if (!row.ok()) return row.status();
+      return q.Int(0);
+    });
+  }
+
+  absl::StatusOr<int64_t> Increment(std::string_view key, absl::Duration ttl,
+                                    int64_t refresh_up_to) override {
+    if (key.empty()) {
+      return absl::InvalidArgumentError("sqlite: empty counter key");
+    }
+    if (ttl <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("sqlite: counter ttl must be > 0");
+    }
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<int64_t> {
+      const absl::Time now = db_->clock().Now();
+      const int64_t now_ns = Nanos(now);
+      absl::StatusOr<std::optional<KeyRow>> k = FindKey(conn, key);
+      if (!k.ok()) return k.status();
+      const bool live = k->has_value() && (*k)->Live(now_ns);
+      if (live && (*k)->kind == kIndex) {
+        return absl::FailedPreconditionError(
+            StrCat("sqlite: key ", key, " is a window index, not a counter"));
+      }
+      int64_t id;
+      int64_t value;
+      int64_t expires = kNever;
+      if (live) {
+        id = (*k)->id;
+        value = (*k)->counter + 1;
+        expires = (*k)->expires;
+      } else {
+        absl::StatusOr<int64_t> made = NewKey(conn, key, *k, kCounter, kNever);
+        if (!made.ok()) return made.status();
+        id = *made;
+        value = 1;
+      }
+      if (value <= refresh_up_to) expires = Expiry(now, ttl);
+      Stmt up(conn,
+              "UPDATE converge_window_key SET counter = ?2, expires_ns = ?3 "
+              "WHERE id = ?1");
+      up.Bind(1, id).Bind(2, value).Bind(3, expires);
+      if (auto st = up.Run(); !st.ok()) return st;
+      return value;
+    });
+  }
+
+  absl::StatusOr<int64_t> CounterValue(std::string_view key) override {
+    return db_->Read([&](Conn& conn) -> absl::StatusOr<int64_t> {
+      Stmt q(conn,
+             "SELECT counter FROM converge_window_key WHERE key = ?1 AND "
+             "kind = 1 AND expires_ns > ?2");
+      q.Bind(1, key).Bind(2, Nanos(db_->clock().Now()));
+      absl::StatusOr<bool> row = q.Step();
+      if (!row.ok()) return row.status();
+      return *row ? q.Int(0) : 0;
+    });
+  }
+
+  absl::StatusOr<bool> Delete(std::string_view key) override {
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<bool> {
+      absl::StatusOr<std::optional<KeyRow>> k = FindKey(conn, key);
+      if (!k.ok()) return k.status();
+      if (!k->has_value()) return false;
+      const bool live = (*k)->Live(Nanos(db_->clock().Now()));
+      if (auto st = DeleteKey(conn, (*k)->id); !st.ok()) return st;
+      return live;
+    });
+  }
+
+ private:
+  // The adds of `req`: all keys checked first (a live counter among them
+  // refuses the whole request), then each key made live (fresh if it was
+  // dead) with its expiry pushed, its members upserted and trimmed.
+  absl::Status AddAll(Conn& conn, const WindowRequest& req, absl::Time now,
+                      int64_t now_ns) {
+    if (req.add.empty()) return absl::OkStatus();
+    // key -> id, in first-seen order.
+    std::vector<std::pair<std::string_view, int64_t>> keys;
+    absl::flat_hash_map<std::string_view, size_t> index;
+    for (const WindowEntry& e : req.add) {
+      if (!index.try_emplace(e.key, keys.size()).second) continue;
+      keys.emplace_back(e.key, 0);
+    }
+    std::vector<std::optional<KeyRow>> rows;
+    rows.reserve(keys.size());
+    for (const auto& [key, unused] : keys) {
+      absl::StatusOr<std::optional<KeyRow>> k = FindKey(conn, key);
+      if (!k.ok()) return k.status();
+      if (k->has_value() && (*k)->Live(now_ns) && (*k)->kind == kCounter) {
+        return absl::FailedPreconditionError(
+            StrCat("sqlite: key ", key, " is a counter, not a window index"));
+      }
+      rows.push_back(*k);
+    }
+    const int64_t expires =
+        req.key_ttl > absl::ZeroDuration() ? Expiry(now, req.key_ttl) : kNever;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const std::optional<KeyRow>& k = rows[i];
+      if (k.has_value() && k->Live(now_ns)) {
+        keys[i].second = k->id;
+        if (auto st = SetKeyExpiry(conn, k->id, expires); !st.ok()) return st;
+      } else {
+        absl::StatusOr<int64_t> id =
+            NewKey(conn, keys[i].first, k, kIndex, expires);
+        if (!id.ok()) return id.status();
+        keys[i].second = *id;
+      }
+    }
+    for (const WindowEntry& e : req.add) {
+      Stmt up(conn,
+              "INSERT INTO converge_window_member (key_id, member, score_ns) "
+              "VALUES (?1, ?2, ?3) ON CONFLICT (key_id, member) DO UPDATE SET "
+              "score_ns = excluded.score_ns");
+      up.Bind(1, keys[index.at(e.key)].second)
+          .Bind(2, e.member)
+          .Bind(3, Nanos(e.score));
+      if (auto st = up.Run(); !st.ok()) return st;
+    }
+    if (req.trim_before != absl::InfinitePast()) {
+      for (const auto& [key, id] : keys) {
+        Stmt trim(conn,
+                  "DELETE FROM converge_window_member WHERE key_id = ?1 AND "
+                  "score_ns < ?2");
+        trim.Bind(1, id).Bind(2, Nanos(req.trim_before));
+        if (auto st = trim.Run(); !st.ok()) return st;
+        if (trim.Changes() > 0) {
+          if (auto st = DropIfEmpty(conn, id); !st.ok()) return st;
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // A key without members is no key (as a Redis sorted set).
+  static absl::Status DropIfEmpty(Conn& conn, int64_t id) {
+    Stmt del(conn,
+             "DELETE FROM converge_window_key WHERE id = ?1 AND NOT EXISTS "
+             "(SELECT 1 FROM converge_window_member WHERE key_id = ?1)");
+    del.Bind(1, id);
+    return del.Run();
+  }
+
+  // Drops dead keys and expired leases, a bounded batch at a time, so that
+  // dimensions that went quiet do not keep rows forever.
+  static absl::Status Sweep(Conn& conn, int64_t now) {
+    Stmt members(conn,
+                 "DELETE FROM converge_window_member WHERE key_id IN (SELECT "
+                 "id FROM converge_window_key WHERE expires_ns <= ?1 LIMIT "
+                 "1000)");
+    members.Bind(1, now);
+    if (auto st = members.Run(); !st.ok()) return st;
+    Stmt keys(conn,
+              "DELETE FROM converge_window_key WHERE id IN (SELECT id FROM "
+              "converge_window_key WHERE expires_ns <= ?1 LIMIT 1000) AND NOT "
+              "EXISTS (SELECT 1 FROM converge_window_member m WHERE "
+              "m.key_id = converge_window_key.id)");
+    keys.Bind(1, now);
+    if (auto st = keys.Run(); !st.ok()) return st;
+    Stmt leases(conn,
+                "DELETE FROM converge_lease WHERE key IN (SELECT key FROM "
+                "converge_lease WHERE expires_ns <= ?1 LIMIT 1000)");
+    leases.Bind(1, now);
+    return leases.Run();
+  }
+
+  std::shared_ptr<Db> db_;
+};
+
+// ---------------------------------------------------------------------------
+// Instance repo.
+
+absl::Status CheckRecord(const ActionRecord& r) {
+  if (r.id <= 0 || r.decision.action_id != r.id) {
+    return absl::InvalidArgumentError(
+        StrCat("sqlite: record id ", r.id, " and decision action_id ",
+               r.decision.action_id, " must be equal and > 0"));
+  }
+  return absl::OkStatus();
+}
+
+// A converge_id of 0 is none (as the memory store keeps it).
+std::optional<int64_t> InstanceIdOrNull(std::optional<int64_t> id) {
+  return id.has_value() && *id != 0 ? id : std::nullopt;
+}
+
+absl::StatusOr<std::optional<ActionRecord>> LoadAction(Conn& conn, int64_t id) {
+  Stmt q(conn,
+         "SELECT action_id, create_time_ns, strategy_id, execute_timeout, "
+         "status, status_time_ns, outcome, converge_id, is_primary, "
+         "decided_at_ns, reason FROM converge_action_decision WHERE "
+         "action_id = ?1");
+  q.Bind(1, id);
+  absl::StatusOr<bool> row = q.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<ActionRecord>();
+  ActionRecord r;
+  r.id = q.Int(0);
+  r.create_time = FromNanos(q.Int(1));
+  r.strategy_id = q.Int(2);
+  r.execute_timeout = q.Int(3);
+  absl::StatusOr<ActionStatus> status = Column(
+      ParseEnum(ParseActionStatus(q.TextView(4)), "status", q.TextView(4)),
+      conn.db(), "converge_action_decision");
+  if (!status.ok()) return status.status();
+  r.status = *status;
+  r.status_time = FromNanos(q.Int(5));
+  absl::StatusOr<Outcome> outcome =
+      Column(ParseEnum(ParseOutcome(q.TextView(6)), "outcome", q.TextView(6)),
+             conn.db(), "converge_action_decision");
+  if (!outcome.ok()) return outcome.status();
+  r.decision.action_id = r.id;
+  r.decision.outcome = *outcome;
+  if (!q.IsNull(7)) r.decision.converge_id = q.Int(7);
+  r.decision.primary = q.Int(8) != 0;
+  r.decision.decided_at = FromNanos(q.Int(9));
+  r.decision.reason = q.Text(10);
+  return std::optional<ActionRecord>(std::move(r));
+}
+
+// Inserts `r` (which must have no row yet), with converge_id and primary
+// as given.
+absl::Status InsertAction(Conn& conn, const ActionRecord& r,
+                          std::optional<int64_t> converge_id, bool primary) {
+  Stmt ins(conn,
+           "INSERT INTO converge_action_decision (action_id, create_time_ns, "
+           "strategy_id, execute_timeout, status, status_time_ns, outcome, "
+           "converge_id, is_primary, decided_at_ns, reason) VALUES (?1, ?2, "
+           "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+  ins.Bind(1, r.id)
+      .Bind(2, Nanos(r.create_time))
+      .Bind(3, r.strategy_id)
+      .Bind(4, r.execute_timeout)
+      .Bind(5, ToString(r.status))
+      .Bind(6, Nanos(r.status_time))
+      .Bind(7, ToString(r.decision.outcome))
+      .Bind(8, InstanceIdOrNull(converge_id))
+      .Bind(9, int64_t{primary ? 1 : 0})
+      .Bind(10, Nanos(r.decision.decided_at))
+      .Bind(11, r.decision.reason);
+  return ins.Run();
+}
+
+absl::StatusOr<bool> HasRelation(Conn& conn, int64_t related_id,
+                                 ConvergeType type) {
+  Stmt q(conn,
+         "SELECT 1 FROM converge_relation WHERE related_id = ?1 AND "
+         "related_type = ?2 LIMIT 1");
+  q.Bind(1, related_id).Bind(2, ToString(type));
+  return q.Step();
+}
+
+absl::StatusOr<int64_t> InsertRelation(Conn& conn, int64_t converge_id,
+                                       const ConvergeRelation& rel) {
+  Stmt ins(conn,
+           "INSERT INTO converge_relation (converge_id, related_id, "
+           "related_type, is_primary, converge_status, alerts) VALUES (?1, "
+           "?2, ?3, ?4, ?5, ?6)");
+  ins.Bind(1, converge_id)
+      .Bind(2, rel.related_id)
+      .Bind(3, ToString(rel.related_type))
+      .Bind(4, int64_t{rel.is_primary ? 1 : 0})
+      .Bind(5, ToString(rel.converge_status))
+      .Bind(6, AlertsJson(rel.alerts));
+  if (auto st = ins.Run(); !st.ok()) return st;
+  return sqlite3_last_insert_rowid(conn.handle());
+}
+
+struct InstanceState {
+  bool exists = false;
+  bool open = false;
+  ConvergeType type = ConvergeType::kAction;
+};
+
+absl::StatusOr<InstanceState> StateOf(Conn& conn, int64_t id) {
+  Stmt q(conn,
+         "SELECT end_time IS NULL, converge_type FROM converge_instance "
+         "WHERE id = ?1");
+  q.Bind(1, id);
+  absl::StatusOr<bool> row = q.Step();
+  if (!row.ok()) return row.status();
+  InstanceState s;
+  if (!*row) return s;
+  s.exists = true;
+  s.open = q.Int(0) != 0;
+  absl::StatusOr<ConvergeType> type =
+      Column(ParseEnum(ParseConvergeType(q.TextView(1)), "converge_type",
+                       q.TextView(1)),
+             conn.db(), "converge_instance");
+  if (!type.ok()) return type.status();
+  s.type = *type;
+  return s;
+}
+
+absl::Status Hide(Conn& conn, int64_t id, absl::Time now) {
+  Stmt up(conn,
+          "UPDATE converge_instance SET is_visible = 0, update_time = ?2 "
+          "WHERE id = ?1");
+  up.Bind(1, id).Bind(2, DateTime(now));
+  return up.Run();
+}
+
+#define CONVERGE_INSTANCE_COLUMNS                                         \
+  "id, converge_type, converge_func, bk_biz_id, dimension, description, " \
+  "content, create_time, end_time, is_visible, converge_config, "         \
+  "window_seconds"
+
+absl::StatusOr<ConvergeInstance> InstanceFromRow(const Stmt& q, const Db& db) {
+  ConvergeInstance i;
+  i.id = q.Int(0);
+  const std::string where = StrCat("converge_instance ", i.id);
+  absl::StatusOr<ConvergeType> type =
+      Column(ParseEnum(ParseConvergeType(q.TextView(1)), "converge_type",
+                       q.TextView(1)),
+             db, where);
+  if (!type.ok()) return type.status();
+  i.converge_type = *type;
+  absl::StatusOr<ConvergeFunction> func =
+      Column(ParseEnum(ParseConvergeFunction(q.TextView(2)), "converge_func",
+                       q.TextView(2)),
+             db, where);
+  if (!func.ok()) return func.status();
+  i.converge_func = *func;
+  i.bk_biz_id = q.Int(3);
+  i.dimension = q.Text(4);
+  i.description = q.Text(5);
+  i.content = q.Text(6);
+  absl::StatusOr<absl::Time> created =
+      Column(ParseDateTime(q.TextView(7)), db, where);
+  if (!created.ok()) return created.status();
+  i.create_time = *created;
+  if (!q.IsNull(8)) {
+    absl::StatusOr<absl::Time> ended =
+        Column(ParseDateTime(q.TextView(8)), db, where);
+    if (!ended.ok()) return ended.status();
+    i.end_time = *ended;
+  }
+  i.is_visible = q.Int(9) != 0;
+  if (auto st = ParseConfigColumn(q.TextView(10), &i); !st.ok()) {
+    return absl::DataLossError(
+        StrCat("sqlite: ", db.path(), ": ", where, ": ", st.message()));
+  }
+  i.window_seconds = q.Int(11);
+  return i;
+}
+
+// Runs `q` (bound) and collects its instance rows.
+absl::StatusOr<std::vector<ConvergeInstance>> Instances(Stmt& q, const Db& db) {
+  std::vector<ConvergeInstance> out;
+  for (;;) {
+    absl::StatusOr<bool> row = q.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return out;
+    absl::StatusOr<ConvergeInstance> inst = InstanceFromRow(q, db);
+    if (!inst.ok()) return inst.status();
+    out.push_back(std::move(*inst));
+  }
+}
+
+int64_t Limit(size_t limit) {
+  return limit == 0 || limit > static_cast<size_t>(
+                                   std::numeric_limits<int64_t>::max())
+             ? -1  // SQLite: no limit
+             : static_cast<int64_t>(limit);
+}
+
+class SqliteInstanceRepo final : public InstanceRepo {
+ public:
+  explicit SqliteInstanceRepo(std::shared_ptr<Db> db) : db_(std::move(db)) {}
+
+  absl::StatusOr<std::optional<ActionRecord>> GetAction(
+      int64_t action_id) override {
+    return db_->Read([&](Conn& conn) { return LoadAction(conn, action_id); });
+  }
+
+  absl::StatusOr<RecordResult> RecordDecision(
+      const ActionRecord& record) override {
+    if (auto st = CheckRecord(record); !st.ok()) return st;
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<RecordResult> {
+      absl::StatusOr<std::optional<ActionRecord>> old =
+          LoadAction(conn, record.id);
+      if (!old.ok()) return old.status();
+      if (old->has_value()) return RecordResult{**old, false};
+      if (auto st = InsertAction(conn, record, record.decision.converge_id,
+                                 record.decision.primary);
+          !st.ok()) {
+        return st;
+      }
+      RecordResult result{record, true};
+      result.record.decision.converge_id =
+          InstanceIdOrNull(record.decision.converge_id);
+      return result;
+    });
+  }
+
+  absl::StatusOr<RecordResult> Join(const ActionRecord& record,
+                                    const ConvergeRelation& rel) override {
+    if (auto st = CheckRecord(record); !st.ok()) return st;
+    if (rel.related_id != record.id ||
+        rel.related_type != ConvergeType::kAction) {
+      return absl::InvalidArgumentError(
+          "sqlite: Join needs the action's own relation of type action");
+    }
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<RecordResult> {
+      absl::StatusOr<std::optional<ActionRecord>> old =
+          LoadAction(conn, record.id);
+      if (!old.ok()) return old.status();
+      if (old->has_value()) return RecordResult{**old, false};
+      absl::StatusOr<bool> related =
+          HasRelation(conn, record.id, ConvergeType::kAction);
+      if (!related.ok()) return related.status();
+      if (*related) {
+        return absl::AlreadyExistsError(
+            StrCat("sqlite: action ", record.id,
+                   " already has a relation but no decision"));
+      }
+      absl::StatusOr<InstanceState> inst = StateOf(conn, rel.converge_id);
+      if (!inst.ok()) return inst.status();
+      if (!inst->exists) {
+        return absl::NotFoundError(
+            StrCat("sqlite: no instance ", rel.converge_id));
+      }
+      if (!inst->open) {
+        return absl::FailedPreconditionError(
+            StrCat("sqlite: instance ", rel.converge_id, " has ended"));
+      }
+      if (auto st = InsertAction(conn, record, rel.converge_id,
+                                 record.decision.primary);
+          !st.ok()) {
+        return st;
+      }
+      absl::StatusOr<int64_t> rid = InsertRelation(conn, rel.converge_id, rel);
+      if (!rid.ok()) return rid.status();
+      RecordResult result{record, true};
+      result.record.decision.converge_id = rel.converge_id;
+      return result;
+    });
+  }
+
+  absl::Status SetActionStatus(int64_t action_id, ActionStatus status,
+                               absl::Time at) override {
+    return db_->Write([&](Conn& conn) -> absl::Status {
+      Stmt up(conn,
+              "UPDATE converge_action_decision SET status = ?2, "
+              "status_time_ns = ?3 WHERE action_id = ?1");
+      up.Bind(1, action_id).Bind(2, ToString(status)).Bind(3, Nanos(at));
+      if (auto st = up.Run(); !st.ok()) return st;
+      if (up.Changes() == 0) {
+        return absl::NotFoundError(
+            StrCat("sqlite: action ", action_id, " has no decision"));
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<bool> UpdateDecision(int64_t action_id, Outcome expected,
+                                      const Decision& d) override {
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<bool> {
+      Stmt up(conn,
+              "UPDATE converge_action_decision SET outcome = ?3, "
+              "converge_id = ?4, is_primary = ?5, status = ?6, "
+              "decided_at_ns = ?7, status_time_ns = ?7, reason = ?8 WHERE "
+              "action_id = ?1 AND outcome = ?2");
+      up.Bind(1, action_id)
+          .Bind(2, ToString(expected))
+          .Bind(3, ToString(d.outcome))
+          .Bind(4, InstanceIdOrNull(d.converge_id))
+          .Bind(5, int64_t{d.primary ? 1 : 0})
+          .Bind(6, ToString(StatusForOutcome(d.outcome)))
+          .Bind(7, Nanos(d.decided_at))
+          .Bind(8, d.reason);
+      if (auto st = up.Run(); !st.ok()) return st;
+      if (up.Changes() == 1) return true;
+      Stmt q(conn,
+             "SELECT 1 FROM converge_action_decision WHERE action_id = ?1");
+      q.Bind(1, action_id);
+      absl::StatusOr<bool> exists = q.Step();
+      if (!exists.ok()) return exists.status();
+      if (!*exists) {
+        return absl::NotFoundError(
+            StrCat("sqlite: action ", action_id, " has no decision"));
+      }
+      return false;
+    });
+  }
+
+  absl::StatusOr<CreateResult> Create(const CreateRequest& req) override {
+    if (req.instance.end_time.has_value()) {
+      return absl::InvalidArgumentError(
+          "sqlite: a new instance must not have an end_time");
+    }
+    if (req.instance.dimension.empty()) {
+      return absl::InvalidArgumentError("sqlite: empty instance dimension");
+    }
+    if (req.creator.has_value()) {
+      if (auto st = CheckRecord(*req.creator); !st.ok()) return st;
+    }
+    absl::StatusOr<std::string> config = ConfigJson(req.instance);
+    if (!config.ok()) return config.status();
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<CreateResult> {
+      const ConvergeInstance& in = req.instance;
+      {
+        Stmt q(conn,
+               "SELECT 1 FROM converge_instance WHERE dimension = ?1 AND "
+               "end_time IS NULL");
+        q.Bind(1, in.dimension);
+        absl::StatusOr<bool> open = q.Step();
+        if (!open.ok()) return open.status();
+        if (*open) {
+          return absl::AlreadyExistsError(
+              StrCat("sqlite: an open instance has dimension ", in.dimension));
+        }
+      }
+      if (req.creator.has_value()) {
+        absl::StatusOr<std::optional<ActionRecord>> old =
+            LoadAction(conn, req.creator->id);
+        if (!old.ok()) return old.status();
+        absl::StatusOr<bool> related = false;
+        if (!old->has_value()) {
+          related = HasRelation(conn, req.creator->id, ConvergeType::kAction);
+          if (!related.ok()) return related.status();
+        }
+        if (old->has_value() || *related) {
+          return absl::AlreadyExistsError(
+              StrCat("sqlite: action ", req.creator->id,
+                     " already has a decision or a relation"));
+        }
+      }
+      const absl::Time now = db_->clock().Now();
+      Stmt ins(conn,
+               "INSERT INTO converge_instance (create_time, update_time, "
+               "is_visible, converge_config, converge_func, converge_type, "
+               "bk_biz_id, dimension, description, content, window_seconds) "
+               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+      ins.Bind(1, DateTime(in.create_time))
+          .Bind(2, DateTime(now))
+          .Bind(3, int64_t{in.is_visible ? 1 : 0})
+          .Bind(4, *config)
+          .Bind(5, ToString(in.converge_func))
+          .Bind(6, ToString(in.converge_type))
+          .Bind(7, in.bk_biz_id)
+          .Bind(8, in.dimension)
+          .Bind(9, in.description)
+          .Bind(10, in.content)
+          .Bind(11, in.window_seconds);
+      if (auto st = ins.Run(); !st.ok()) {
+        // The unique index on open dimensions: another process won.
+        if ((conn.last_error() & 0xff) == SQLITE_CONSTRAINT) {
+          return absl::AlreadyExistsError(
+              StrCat("sqlite: an open instance has dimension ", in.dimension));
+        }
+        return st;
+      }
+      const int64_t id = sqlite3_last_insert_rowid(conn.handle());
+      ConvergeRelation primary = req.primary;
+      primary.converge_id = id;
+      if (absl::StatusOr<int64_t> rid = InsertRelation(conn, id, primary);
+          !rid.ok()) {
+        return rid.status();
+      }
+      if (req.creator.has_value()) {
+        if (auto st = InsertAction(conn, *req.creator, id, true); !st.ok()) {
+          return st;
+        }
+      }
+      CreateResult result;
+      result.instance = in;
+      result.instance.id = id;
+      if (in.converge_type == ConvergeType::kConverge) {
+        if (auto st = Hide(conn, primary.related_id, now); !st.ok()) return st;
+        for (int64_t cand : req.attach_candidates) {
+          absl::StatusOr<InstanceState> s = StateOf(conn, cand);
+          if (!s.ok()) return s.status();
+          if (!s->exists || s->type != ConvergeType::kAction) continue;
+          absl::StatusOr<bool> related =
+              HasRelation(conn, cand, ConvergeType::kConverge);
+          if (!related.ok()) return related.status();
+          if (*related) continue;
+          ConvergeRelation rel;
+          rel.related_id = cand;
+          rel.related_type = ConvergeType::kConverge;
+          rel.converge_status = ConvergeStatus::kSkipped;
+          if (absl::StatusOr<int64_t> rid = InsertRelation(conn, id, rel);
+              !rid.ok()) {
+            return rid.status();
+          }
+          if (auto st = Hide(conn, cand, now); !st.ok()) return st;
+          result.attached.push_back(cand);
+        }
+      } else {
+        for (int64_t cand : req.attach_candidates) {
+          absl::StatusOr<std::optional<ActionRecord>> a =
+              LoadAction(conn, cand);
+          if (!a.ok()) return a.status();
+          if (!a->has_value() || (*a)->decision.outcome != Outcome::kExecute) {
+            continue;
+          }
+          absl::StatusOr<bool> related =
+              HasRelation(conn, cand, ConvergeType::kAction);
+          if (!related.ok()) return related.status();
+          if (*related) continue;
+          ConvergeRelation rel;
+          rel.related_id = cand;
+          rel.related_type = ConvergeType::kAction;
+          rel.converge_status = ConvergeStatus::kExecuted;
+          if (absl::StatusOr<int64_t> rid = InsertRelation(conn, id, rel);
+              !rid.ok()) {
+            return rid.status();
+          }
+          result.attached.push_back(cand);
+        }
+      }
+      return result;
+    });
+  }
+
+  absl::StatusOr<std::optional<ConvergeInstance>> FindOpen(
+      std::string_view dimension) override {
+    return db_->Read(
+        [&](Conn& conn) -> absl::StatusOr<std::optional<ConvergeInstance>> {
+          Stmt q(conn, "SELECT " CONVERGE_INSTANCE_COLUMNS
+                       " FROM converge_instance WHERE dimension = ?1 AND "
+                       "end_time IS NULL");
+          q.Bind(1, dimension);
+          absl::StatusOr<std::vector<ConvergeInstance>> found =
+              Instances(q, *db_);
+          if (!found.ok()) return found.status();
+          if (found->empty()) return std::optional<ConvergeInstance>();
+          return std::optional<ConvergeInstance>(std::move(found->front()));
+        });
+  }
+
+  absl::StatusOr<std::optional<OpenInstanceRef>> LookupOpen(
+      std::string_view dimension) override {
+    return db_->Read(
+        [&](Conn& conn) -> absl::StatusOr<std::optional<OpenInstanceRef>> {
+          Stmt q(conn,
+                 "SELECT i.id, i.create_time, (SELECT COUNT(*) FROM "
+                 "converge_relation r WHERE r.converge_id = i.id AND "
+                 "r.related_type = 'action' AND r.converge_status = "
+                 "'executed') FROM converge_instance i WHERE i.dimension = "
+                 "?1 AND i.end_time IS NULL");
+          q.Bind(1, dimension);
+          absl::StatusOr<bool> row = q.Step();
+          if (!row.ok()) return row.status();
+          if (!*row) return std::optional<OpenInstanceRef>();
+          absl::StatusOr<absl::Time> created =
+              Column(ParseDateTime(q.TextView(1)), *db_, "converge_instance");
+          if (!created.ok()) return created.status();
+          return std::optional<OpenInstanceRef>(
+              OpenInstanceRef{q.Int(0), *created, q.Int(2)});
+        });
+  }
+
+  absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {
+    return db_->Read([&](Conn& conn) -> absl::StatusOr<ConvergeInstance> {
+      Stmt q(conn, "SELECT " CONVERGE_INSTANCE_COLUMNS
+                   " FROM converge_instance WHERE id = ?1");
+      q.Bind(1, id);
+      absl::StatusOr<std::vector<ConvergeInstance>> found = Instances(q, *db_);
+      if (!found.ok()) return found.status();
+      if (found->empty()) {
+        return absl::NotFoundError(StrCat("sqlite: no instance ", id));
+      }
+      return std::move(found->front());
+    });
+  }
+
+  absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<bool> {
+      // Compare-and-set on end_time; the rewrite frees D for a new instance.
+      Stmt up(conn,
+              "UPDATE converge_instance SET end_time = ?2, update_time = ?2, "
+              "dimension = dimension || ?3 WHERE id = ?1 AND end_time IS "
+              "NULL");
+      up.Bind(1, id)
+          .Bind(2, DateTime(now))
+          .Bind(3, StrCat(" fixed at ", absl::ToUnixSeconds(now), " #", id));
+      if (auto st = up.Run(); !st.ok()) return st;
+      if (up.Changes() == 1) return true;
+      absl::StatusOr<InstanceState> s = StateOf(conn, id);
+      if (!s.ok()) return s.status();
+      if (!s->exists) {
+        return absl::NotFoundError(StrCat("sqlite: no instance ", id));
+      }
+      return false;
+    });
+  }
+
+  absl::Status SetVisible(int64_t id, bool visible) override {
+    return db_->Write([&](Conn& conn) -> absl::Status {
+      Stmt up(conn,
+              "UPDATE converge_instance SET is_visible = ?2, update_time = "
+              "?3 WHERE id = ?1");
+      up.Bind(1, id)
+          .Bind(2, int64_t{visible ? 1 : 0})
+          .Bind(3, DateTime(db_->clock().Now()));
+      if (auto st = up.Run(); !st.ok()) return st;
+      if (up.Changes() == 0) {
+        return absl::NotFoundError(StrCat("sqlite: no instance ", id));
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<std::vector<ConvergeInstance>> ListOpen(
+      size_t limit) override {
+    return ListOpenAfter(std::numeric_limits<int64_t>::min(), limit);
+  }
+
+  absl::StatusOr<std::vector<ConvergeInstance>> ListOpenAfter(
+      int64_t after_id, size_t limit) override {
+    return db_->Read(
+        [&](Conn& conn) -> absl::StatusOr<std::vector<ConvergeInstance>> {
+          Stmt q(conn, "SELECT " CONVERGE_INSTANCE_COLUMNS
+                       " FROM converge_instance WHERE end_time IS NULL AND "
+                       "id > ?1 ORDER BY id LIMIT ?2");
+          q.Bind(1, after_id).Bind(2, Limit(limit));
+          return Instances(q, *db_);
+        });
+  }
+
+  absl::StatusOr<OpenCounts> CountOpen() override {
+    return db_->Read([&](Conn& conn) -> absl::StatusOr<OpenCounts> {
+      Stmt q(conn,
+             "SELECT converge_type, COUNT(*) FROM converge_instance WHERE "
+             "end_time IS NULL GROUP BY converge_type");
+      OpenCounts counts;
+      for (;;) {
+        absl::StatusOr<bool> row = q.Step();
+        if (!row.ok()) return row.status();
+        if (!*row) return counts;
+        if (q.TextView(0) == "converge") {
+          counts.converge += q.Int(1);
+        } else {
+          counts.action += q.Int(1);
+        }
+      }
+    });
+  }
+
+  absl::StatusOr<PurgeResult> Purge(absl::Time before, size_t limit) override {
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<PurgeResult> {
+      PurgeResult result;
+      std::vector<int64_t> doomed;
+      {
+        Stmt q(conn,
+               "SELECT id FROM converge_instance WHERE end_time IS NOT NULL "
+               "AND end_time < ?1 ORDER BY id LIMIT ?2");
+        q.Bind(1, DateTime(before)).Bind(2, Limit(limit));
+        for (;;) {
+          absl::StatusOr<bool> row = q.Step();
+          if (!row.ok()) return row.status();
+          if (!*row) break;
+          doomed.push_back(q.Int(0));
+        }
+      }
+      for (int64_t id : doomed) {
+        Stmt rels(conn, "DELETE FROM converge_relation WHERE converge_id = ?1");
+        rels.Bind(1, id);
+        if (auto st = rels.Run(); !st.ok()) return st;
+        result.relations += rels.Changes();
+        Stmt inst(conn, "DELETE FROM converge_instance WHERE id = ?1");
+        inst.Bind(1, id);
+        if (auto st = inst.Run(); !st.ok()) return st;
+        result.instances += inst.Changes();
+      }
+      // Decisions older than `before`, unless the action is a member of an
+      // open instance or its decision names one.
+      Stmt del(conn,
+               "DELETE FROM converge_action_decision WHERE action_id IN ("
+               "SELECT a.action_id FROM converge_action_decision a WHERE "
+               "a.decided_at_ns < ?1 AND NOT EXISTS (SELECT 1 FROM "
+               "converge_relation r JOIN converge_instance i ON i.id = "
+               "r.converge_id WHERE r.related_id = a.action_id AND "
+               "r.related_type = 'action' AND i.end_time IS NULL) AND NOT "
+               "EXISTS (SELECT 1 FROM converge_instance i WHERE i.id = "
+               "a.converge_id AND i.end_time IS NULL) ORDER BY a.action_id "
+               "LIMIT ?2)");
+      del.Bind(1, Nanos(before)).Bind(2, Limit(limit));
+      if (auto st = del.Run(); !st.ok()) return st;
+      result.actions = del.Changes();
+      return result;
+    });
+  }
+
+  absl::StatusOr<std::vector<ConvergeRelation>> Relations(
+      int64_t converge_id) override {
+    return db_->Read(
+        [&](Conn& conn) -> absl::StatusOr<std::vector<ConvergeRelation>> {
+          Stmt q(conn,
+                 "SELECT id, related_id, related_type, is_primary, "
+                 "converge_status, alerts FROM converge_relation WHERE "
+                 "converge_id = ?1 ORDER BY id");
+          q.Bind(1, converge_id);
+          std::vector<ConvergeRelation> out;
+          for (;;) {
+            absl::StatusOr<bool> row = q.Step();
+            if (!row.ok()) return row.status();
+            if (!*row) return out;
+            ConvergeRelation r;
+            r.id = q.Int(0);
+            r.converge_id = converge_id;
+            r.related_id = q.Int(1);
+            const std::string where = StrCat("converge_relation ", r.id);
+            absl::StatusOr<ConvergeType> type =
+                Column(ParseEnum(ParseConvergeType(q.TextView(2)),
+                                 "related_type", q.TextView(2)),
+                       *db_, where);
+            if (!type.ok()) return type.status();
+            r.related_type = *type;
+            r.is_primary = q.Int(3) != 0;
+            absl::StatusOr<ConvergeStatus> status =
+                Column(ParseEnum(ParseConvergeStatus(q.TextView(4)),
+                                 "converge_status", q.TextView(4)),
+                       *db_, where);
+            if (!status.ok()) return status.status();
+            r.converge_status = *status;
+            absl::StatusOr<std::vector<std::string>> alerts =
+                Column(ParseAlerts(q.TextView(5)), *db_, where);
+            if (!alerts.ok()) return alerts.status();
+            r.alerts = std::move(*alerts);
+            out.push_back(std::move(r));
+          }
+        });
+  }
+
+  absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(
+      int64_t converge_id) override {
+    return db_->Read(
+        [&](Conn& conn) -> absl::StatusOr<std::vector<MemberStatus>> {
+          Stmt q(conn,
+                 "SELECT r.related_id, a.status, a.status_time_ns FROM "
+                 "converge_relation r LEFT JOIN converge_action_decision a ON "
+                 "a.action_id = r.related_id WHERE r.converge_id = ?1 AND "
+                 "r.related_type = 'action' AND r.converge_status = 'executed' "
+                 "ORDER BY r.related_id");
+          q.Bind(1, converge_id);
+          std::vector<MemberStatus> out;
+          for (;;) {
+            absl::StatusOr<bool> row = q.Step();
+            if (!row.ok()) return row.status();
+            if (!*row) return out;
+            MemberStatus m;
+            m.action_id = q.Int(0);
+            if (!q.IsNull(1)) {
+              absl::StatusOr<ActionStatus> s =
+                  Column(ParseEnum(ParseActionStatus(q.TextView(1)), "status",
+                                   q.TextView(1)),
+                         *db_, "converge_action_decision");
+              if (!s.ok()) return s.status();
+              m.status = *s;
+              m.status_time = FromNanos(q.Int(2));
+            }
+            out.push_back(m);
+          }
+        });
+  }
+
+  absl::StatusOr<int64_t> CountExecuted(int64_t converge_id) override {
+    return db_->Read([&](Conn& conn) -> absl::StatusOr<int64_t> {
+      Stmt q(conn,
+             "SELECT COUNT(*) FROM converge_relation WHERE converge_id = ?1 "
+             "AND related_type = 'action' AND converge_status = 'executed'");
+      q.Bind(1, converge_id);
+      absl::StatusOr<bool> row = q.Step();
+      if (!row.ok()) return row.status();
+      return q.Int(0);
+    });
+  }
+
+  absl::StatusOr<std::vector<ConvergeRelation>> Link(
+      int64_t converge_id,
+      absl::Span<const ConvergeRelation> relations) override {
+    for (const ConvergeRelation& rel : relations) {
+      if (rel.related_type != ConvergeType::kConverge ||
+          rel.converge_id != converge_id) {
+        return absl::InvalidArgumentError(
+            "sqlite: Link takes relations of type converge to the instance "
+            "it names");
+      }
+    }
+    return db_->Write([&](Conn& conn)
+                          -> absl::StatusOr<std::vector<ConvergeRelation>> {
+      absl::StatusOr<InstanceState> s = StateOf(conn, converge_id);
+      if (!s.ok()) return s.status();
+      if (!s->exists) {
+        return absl::NotFoundError(StrCat("sqlite: no instance ", converge_id));
+      }
+      if (!s->open) {
+        return absl::FailedPreconditionError(
+            StrCat("sqlite: instance ", converge_id, " has ended"));
+      }
+      const absl::Time now = db_->clock().Now();
+      std::vector<ConvergeRelation> inserted;
+      for (const ConvergeRelation& rel : relations) {
+        absl::StatusOr<bool> related =
+            HasRelation(conn, rel.related_id, ConvergeType::kConverge);
+        if (!related.ok()) return related.status();
+        if (*related) continue;
+        absl::StatusOr<int64_t> rid = InsertRelation(conn, converge_id, rel);
+        if (!rid.ok()) return rid.status();
+        if (auto st = Hide(conn, rel.related_id, now); !st.ok()) return st;
+        inserted.push_back(rel);
+        inserted.back().id = *rid;
+      }
+      return inserted;
+    });
+  }
+
+  absl::StatusOr<std::vector<int64_t>> Unrelated(absl::Span<const int64_t> ids,
+                                                 ConvergeType type) override {
+    return db_->Read([&](Conn& conn) -> absl::StatusOr<std::vector<int64_t>> {
+      std::vector<int64_t> out;
+      out.reserve(ids.size());
+      for (int64_t id : ids) {
+        absl::StatusOr<bool> related = HasRelation(conn, id, type);
+        if (!related.ok()) return related.status();
+        if (!*related) out.push_back(id);
+      }
+      return out;
+    });
+  }
+
+ private:
+  std::shared_ptr<Db> db_;
+};
+
+// ---------------------------------------------------------------------------
+// Queue store. A task row is pending (state 0, ready_ns = due), in flight
+// (1, ready_ns = visible until) or dead (2). seq is the enqueue order and,
+// with the delivery counter, names a delivery in the receipt "seq.delivery";
+// AUTOINCREMENT never reuses a seq, so an old receipt never names a new task.
+
+constexpr int64_t kPending = 0;
+constexpr int64_t kInFlight = 1;
+constexpr int64_t kDead = 2;
+
+bool ParseReceipt(std::string_view receipt, int64_t* seq, int64_t* delivery) {
+  const size_t dot = receipt.find('.');
+  if (dot == std::string_view::npos) return false;
+  return absl::SimpleAtoi(AV(receipt.substr(0, dot)), seq) &&
+         absl::SimpleAtoi(AV(receipt.substr(dot + 1)), delivery);
+}
+
+Task TaskFromRow(const Stmt& q, int first) {
+  Task t;
+  t.id = q.Text(first);
+  t.kind = q.Text(first + 1);
+  t.subject_id = q.Int(first + 2);
+  t.payload = q.Text(first + 3);
+  t.due = FromNanos(q.Int(first + 4));
+  t.attempts = static_cast<int32_t>(q.Int(first + 5));
+  t.last_error = q.Text(first + 6);
+  return t;
+}
+
+class SqliteQueueStore final : public QueueStore {
+ public:
+  explicit SqliteQueueStore(std::shared_ptr<Db> db) : db_(std::move(db)) {}
+
+  absl::Status Enqueue(std::string_view queue, const Task& task) override {
+    if (queue.empty() || task.id.empty()) {
+      return absl::InvalidArgumentError(
+          "sqlite: queue name and task id must not be empty");
+    }
+    return db_->Write([&](Conn& conn) -> absl::Status {
+      Stmt ins(conn,
+               "INSERT INTO converge_queue_task (queue, task_id, kind, "
+               "subject_id, payload, due_ns, attempts, last_error, state, "
+               "ready_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, 0, ?6) ON "
+               "CONFLICT (queue, task_id) DO NOTHING");
+      ins.Bind(1, queue)
+          .Bind(2, task.id)
+          .Bind(3, task.kind)
+          .Bind(4, task.subject_id)
+          .BindBlob(5, task.payload)
+          .Bind(6, Nanos(task.due))
+          .Bind(7, task.last_error);
+      if (auto st = ins.Run(); !st.ok()) return st;
+      if (ins.Changes() == 0) {
+        return absl::AlreadyExistsError(StrCat(
+            "sqlite: task ", task.id, " already exists in queue ", queue));
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<std::optional<Delivery>> Dequeue(
+      std::string_view queue, absl::Time now,
+      absl::Duration visibility) override {
+    if (visibility <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("sqlite: visibility must be > 0");
+    }
+    const int64_t now_ns = Nanos(now);
+    // Polling an idle queue takes no write lock.
+    absl::StatusOr<bool> any =
+        db_->Read([&](Conn& conn) -> absl::StatusOr<bool> {
+          Stmt q(conn,
+                 "SELECT 1 FROM converge_queue_task WHERE queue = ?1 AND "
+                 "state < 2 AND ready_ns <= ?2 LIMIT 1");
+          q.Bind(1, queue).Bind(2, now_ns);
+          return q.Step();
+        });
+    if (!any.ok()) return any.status();
+    if (!*any) return std::optional<Delivery>();
+    return db_->Write(
+        [&](Conn& conn) -> absl::StatusOr<std::optional<Delivery>> {
+          const int64_t visible_until = Nanos(now + visibility);
+          Stmt up(conn,
+                  "UPDATE converge_queue_task SET state = 1, ready_ns = ?3, "
+                  "delivery = delivery + 1, attempts = attempts + 1 WHERE "
+                  "seq = (SELECT seq FROM converge_queue_task WHERE queue = "
+                  "?1 AND state < 2 AND ready_ns <= ?2 ORDER BY ready_ns, "
+                  "seq LIMIT 1) RETURNING seq, delivery, task_id, kind, "
+                  "subject_id, payload, due_ns, attempts, last_error");
+          up.Bind(1, queue).Bind(2, now_ns).Bind(3, visible_until);
+          absl::StatusOr<bool> row = up.Step();
+          if (!row.ok()) return row.status();
+          if (!*row) return std::optional<Delivery>();
+          Delivery d;
+          d.task = TaskFromRow(up, 2);
+          d.receipt = StrCat(up.Int(0), ".", up.Int(1));
+          d.visible_until = FromNanos(visible_until);
+          if (auto st = up.Run(); !st.ok()) return st;
+          return std::optional<Delivery>(std::move(d));
+        });
+  }
+
+  absl::StatusOr<bool> Ack(std::string_view queue,
+                           std::string_view receipt) override {
+    int64_t seq, delivery;
+    if (!ParseReceipt(receipt, &seq, &delivery)) return false;
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<bool> {
+      Stmt del(conn,
+               "DELETE FROM converge_queue_task WHERE seq = ?1 AND "
+               "delivery = ?2 AND queue = ?3 AND state = 1");
+      del.Bind(1, seq).Bind(2, delivery).Bind(3, queue);
+      if (auto st = del.Run(); !st.ok()) return st;
+      return del.Changes() == 1;
+    });
+  }
+
+  absl::StatusOr<bool> Retry(std::string_view queue, std::string_view receipt,
+                             absl::Time due, std::string_view error) override {
+    int64_t seq, delivery;
+    if (!ParseReceipt(receipt, &seq, &delivery)) return false;
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<bool> {
+      Stmt up(conn,
+              "UPDATE converge_queue_task SET state = 0, due_ns = ?4, "
+              "ready_ns = ?4, last_error = ?5, delivery = delivery + 1 "
+              "WHERE seq = ?1 AND delivery = ?2 AND queue = ?3 AND state = 1");
+      up.Bind(1, seq)
+          .Bind(2, delivery)
+          .Bind(3, queue)
+          .Bind(4, Nanos(due))
+          .Bind(5, error);
+      if (auto st = up.Run(); !st.ok()) return st;
+      return up.Changes() == 1;
+    });
+  }
+
+  absl::StatusOr<bool> Reschedule(std::string_view queue,
+                                  std::string_view receipt,
+                                  absl::Time due) override {
+    int64_t seq, delivery;
+    if (!ParseReceipt(receipt, &seq, &delivery)) return false;
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<bool> {
+      Stmt up(conn,
+              "UPDATE converge_queue_task SET state = 0, due_ns = ?4, "
+              "ready_ns = ?4, attempts = 0, last_error = '', delivery = "
+              "delivery + 1 WHERE seq = ?1 AND delivery = ?2 AND queue = ?3 "
+              "AND state = 1");
+      up.Bind(1, seq).Bind(2, delivery).Bind(3, queue).Bind(4, Nanos(due));
+      if (auto st = up.Run(); !st.ok()) return st;
+      return up.Changes() == 1;
+    });
+  }
+
+  absl::StatusOr<bool> Bury(std::string_view queue, std::string_view receipt,
+                            std::string_view error) override {
+    int64_t seq, delivery;
+    if (!ParseReceipt(receipt, &seq, &delivery)) return false;
+    return db_->Write([&](Conn& conn) -> absl::StatusOr<bool> {
+      Stmt up(conn,
+              "UPDATE converge_queue_task SET state = 2, ready_ns = NULL, "
+              "last_error = ?4, delivery = delivery + 1, dead_seq = (SELECT "
+              "COALESCE(MAX(dead_seq), 0) + 1 FROM converge_queue_task WHERE "
+              "queue = ?3 AND state = 2) WHERE seq = ?1 AND delivery = ?2 AND "
+              "queue = ?3 AND state = 1");
+      up.Bind(1, seq).Bind(2, delivery).Bind(3, queue).Bind(4, error);
+      if (auto st = up.Run(); !st.ok()) return st;
+      return up.Changes() == 1;
+    });
+  }
+
+  absl::StatusOr<std::vector<Task>> ListDead(std::string_view queue) override {
+    return db_->Read([&](Conn& conn) -> absl::StatusOr<std::vector<Task>> {
+      Stmt q(conn,
+             "SELECT task_id, kind, subject_id, payload, due_ns, attempts, "
+             "last_error FROM converge_queue_task WHERE queue = ?1 AND state "
+             "= 2 ORDER BY dead_seq");
+      q.Bind(1, queue);
+      return Tasks(q);
+    });
+  }
+
+  absl::Status Redrive(std::string_view queue, std::string_view task_id,
+                       absl::Time due) override {
+    return db_->Write([&](Conn& conn) -> absl::Status {
+      Stmt up(conn,
+              "UPDATE converge_queue_task SET state = 0, due_ns = ?3, "
+              "ready_ns = ?3, attempts = 0, dead_seq = NULL WHERE queue = ?1 "
+              "AND task_id = ?2 AND state = 2");
+      up.Bind(1, queue).Bind(2, task_id).Bind(3, Nanos(due));
+      if (auto st = up.Run(); !st.ok()) return st;
+      if (up.Changes() == 0) {
+        return absl::NotFoundError(
+            StrCat("sqlite: no dead task ", task_id, " in queue ", queue));
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<std::vector<Task>> ListPending(std::string_view queue,
+                                                size_t limit) override {
+    return db_->Read([&](Conn& conn) -> absl::StatusOr<std::vector<Task>> {
+      Stmt q(conn,
+             "SELECT task_id, kind, subject_id, payload, due_ns, attempts, "
+             "last_error FROM converge_queue_task WHERE queue = ?1 AND state "
+             "= 0 ORDER BY ready_ns, seq LIMIT ?2");
+      q.Bind(1, queue).Bind(2, Limit(limit));
+      return Tasks(q);
+    });
+  }
+
+  absl::StatusOr<QueueStats> Stats(std::string_view queue) override {
+    return db_->Read([&](Conn& conn) -> absl::StatusOr<QueueStats> {
+      Stmt q(conn,
+             "SELECT state, COUNT(*) FROM converge_queue_task WHERE queue = "
+             "?1 GROUP BY state");
+      q.Bind(1, queue);
+      QueueStats stats;
+      for (;;) {
+        absl::StatusOr<bool> row = q.Step();
+        if (!row.ok()) return row.status();
+        if (!*row) return stats;
+        switch (q.Int(0)) {
+          case kPending:
+            stats.pending = q.Int(1);
+            break;
+          case kInFlight:
+            stats.in_flight = q.Int(1);
+            break;
+          case kDead:
+            stats.dead = q.Int(1);
+            break;
+          default:
+            return absl::DataLossError(
+                StrCat("sqlite: ", db_->path(),
+                       ": converge_queue_task: unknown state ", q.Int(0)));
+        }
+      }
+    });
+  }
+
+ private:
+  static absl::StatusOr<std::vector<Task>> Tasks(Stmt& q) {
+    std::vector<Task> out;
+    for (;;) {
+      absl::StatusOr<bool> row = q.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) return out;
+      out.push_back(TaskFromRow(q, 0));
+    }
+  }
+
+  std::shared_ptr<Db> db_;
+};
+
+}  // namespace
+
+absl::StatusOr<SqliteStores> OpenSqliteStores(const SqliteOptions& options) {
+  absl::StatusOr<std::shared_ptr<Db>> db = Db::Open(options);
+  if (!db.ok()) return db.status();
+  SqliteStores stores;
+  stores.lock = std::make_unique<SqliteLockStore>(*db);
+  stores.window = std::make_unique<SqliteWindowStore>(*db);
+  stores.repo = std::make_unique<SqliteInstanceRepo>(*db);
+  stores.queue = std::make_unique<SqliteQueueStore>(*db);
+  return stores;
+}
+
+absl::StatusOr<SqliteOptions> ParseStoreUri(std::string_view uri) {
+  constexpr std::string_view kScheme = "sqlite:";
+  if (uri.substr(0, kScheme.size()) != kScheme) {
+    return absl::InvalidArgumentError(
+        StrCat("sqlite: store URI \"", uri, "\" does not start with sqlite:"));
+  }
+  std::string_view rest = uri.substr(kScheme.size());
+  if (rest.substr(0, 2) == "//") rest.remove_prefix(2);
+  std::string_view query;
+  if (const size_t q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  if (rest.empty()) {
+    return absl::InvalidArgumentError(
+        StrCat("sqlite: store URI \"", uri, "\" has no path"));
+  }
+  SqliteOptions options;
+  options.path = std::string(rest);
+  if (query.empty()) return options;
+  for (absl::string_view param : absl::StrSplit(AV(query), '&')) {
+    const size_t eq = param.find('=');
+    const absl::string_view name = param.substr(0, eq);
+    const absl::string_view value = eq == absl::string_view::npos
+                                        ? absl::string_view()
+                                        : param.substr(eq + 1);
+    auto bad = [&](std::string_view why) {
+      return absl::InvalidArgumentError(
+          StrCat("sqlite: store URI \"", uri, "\": parameter ",
+                 std::string_view(name.data(), name.size()), ": ", why));
+    };
+    if (name == "busy_timeout_ms") {
+      int64_t ms;
+      if (!absl::SimpleAtoi(value, &ms) || ms < 0) {
+        return bad("expected a number of milliseconds >= 0");
+      }
+      options.busy_timeout = absl::Milliseconds(ms);
+    } else if (name == "synchronous") {
+      if (value == "off") {
+        options.synchronous = Synchronous::kOff;
+      } else if (value == "normal") {
+        options.synchronous = Synchronous::kNormal;
+      } else if (value == "full") {
+        options.synchronous = Synchronous::kFull;
+      } else if (value == "extra") {
+        options.synchronous = Synchronous::kExtra;
+      } else {
+        return bad("expected off, normal, full or extra");
+      }
+    } else if (name == "check_on_open") {
+      if (value == "1" || value == "true") {
+        options.check_on_open = true;
+      } else if (value == "0" || value == "false") {
+        options.check_on_open = false;
+      } else {
+        return bad("expected 0 or 1");
+      }
+    } else {
+      return bad(
+          "unknown (known: busy_timeout_ms, synchronous, check_on_open)");
+    }
+  }
+  return options;
+}
+
+}  // namespace converge::sqlite
