@@ -1,5 +1,7 @@
-// Shared fixtures for the unit tests: a manager on the memory store and a
-// virtual clock, and builders for actions and configs.
+// Shared fixtures for the unit tests: a manager on the store under test
+// (tests/support/test_stores.h: the memory store, or SQLite in the
+// scenarios_sqlite executable) and a virtual clock, and builders for actions
+// and configs.
 
 #ifndef CONVERGE_TESTS_UNIT_TEST_UTIL_H_
 #define CONVERGE_TESTS_UNIT_TEST_UTIL_H_
@@ -11,6 +13,7 @@
 
 #include "converge/manager.h"
 #include "converge/memory/memory_store.h"
+#include "support/test_stores.h"
 
 namespace converge::testing {
 
@@ -48,7 +51,10 @@ inline Action Act(int64_t id, double at, std::string group = "g1") {
 
 struct Env {
   explicit Env(ManagerOptions options = {}) : clock(T(0)), options_(options) {
-    stores = memory::NewMemoryStores({&clock}).value();
+    absl::StatusOr<TestStores> made = MakeTestStores(&clock);
+    INFO(made.status().ToString());
+    REQUIRE(made.ok());
+    stores = std::move(*made);
     manager = ConvergeManager::Create(stores.view(), &clock, options).value();
   }
 
@@ -100,7 +106,7 @@ struct Env {
   }
 
   VirtualClock clock;
-  memory::MemoryStores stores;
+  TestStores stores;
   std::unique_ptr<ConvergeManager> manager;
 
  private:

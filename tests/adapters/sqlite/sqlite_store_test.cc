@@ -1,0 +1,621 @@
+// SQLite-specific tests: the URI, the schema and its migrations, state
+// across reopening, several connections on one file, and bad files (not
+// SQLite, damaged, read-only directory, locked past the timeout), each a
+// clear status naming the path with nothing written. The store's contract
+// itself is the conformance suite's (conformance_sqlite).
+
+#include "converge/sqlite/sqlite_store.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "db.h"  // adapters/sqlite/src: the migration test hook
+
+namespace converge::sqlite {
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::Time At(double seconds) {
+  return absl::UnixEpoch() + absl::Seconds(seconds);
+}
+
+// A temporary directory, removed (with write permission restored) at the
+// end of the test.
+struct TempDir {
+  TempDir() {
+    std::string pattern =
+        (fs::temp_directory_path() / "converge-sqlite-XXXXXX");
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    path = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
+    fs::remove_all(path, ec);
+  }
+  std::string File(const std::string& name) const { return path / name; }
+  fs::path path;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+std::set<std::string> Listing(const fs::path& dir) {
+  std::set<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    out.insert(e.path().filename());
+  }
+  return out;
+}
+
+SqliteOptions Options(const std::string& path, const Clock* clock = nullptr) {
+  SqliteOptions o;
+  o.path = path;
+  o.clock = clock;
+  o.synchronous = Synchronous::kOff;
+  o.busy_timeout = absl::Milliseconds(200);
+  return o;
+}
+
+bool Mentions(const absl::Status& s, std::string_view text) {
+  return absl::StrContains(std::string(s.message()), std::string(text));
+}
+
+// A raw connection, for looking at and tampering with the file.
+struct Raw {
+  explicit Raw(const std::string& path) {
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    sqlite3_busy_timeout(db, 2000);
+  }
+  ~Raw() { sqlite3_close(db); }
+  int Exec(const std::string& sql) {
+    return sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
+  }
+  std::vector<std::string> Column(const std::string& sql) {
+    std::vector<std::string> out;
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      const unsigned char* t = sqlite3_column_text(s, 0);
+      out.push_back(t != nullptr ? reinterpret_cast<const char*>(t) : "NULL");
+    }
+    sqlite3_finalize(s);
+    return out;
+  }
+  sqlite3* db = nullptr;
+};
+
+ActionRecord Rec(int64_t id, Outcome outcome = Outcome::kExecute) {
+  ActionRecord r;
+  r.id = id;
+  r.create_time = At(100);
+  r.status = StatusForOutcome(outcome);
+  r.status_time = At(100);
+  r.decision.action_id = id;
+  r.decision.outcome = outcome;
+  r.decision.decided_at = At(100);
+  r.decision.reason = "r";
+  return r;
+}
+
+CreateRequest Create(std::string dimension, int64_t creator) {
+  CreateRequest req;
+  req.instance.dimension = std::move(dimension);
+  req.instance.create_time = At(100);
+  req.instance.converge_func = ConvergeFunction::kCollect;
+  req.instance.converge_config.is_enabled = true;
+  req.instance.converge_config.converge_func = ConvergeFunction::kCollect;
+  req.instance.converge_config.timedelta = 60;
+  req.instance.converged_condition = {{"alert_info", {Value("g1")}}};
+  req.primary.related_id = creator;
+  req.primary.is_primary = true;
+  req.primary.converge_status = ConvergeStatus::kExecuted;
+  req.primary.alerts = {"a-" + std::to_string(creator)};
+  req.creator = Rec(creator);
+  return req;
+}
+
+// Makes a database at `path` holding one instance, one decision and one
+// task, checkpointed into the main file.
+void MakeDatabase(const std::string& path) {
+  SqliteStores s = OpenSqliteStores(Options(path)).value();
+  REQUIRE(s.repo->Create(Create("D", 1)).ok());
+  for (int64_t id = 2; id < 200; ++id) {
+    REQUIRE(s.repo->RecordDecision(Rec(id)).ok());
+  }
+  Task t;
+  t.id = "t";
+  t.due = At(5);
+  REQUIRE(s.queue->Enqueue("q", t).ok());
+}
+
+// ---------------------------------------------------------------------------
+// URI and options
+
+TEST_CASE("ParseStoreUri reads sqlite:PATH and its parameters", "[sqlite]") {
+  SqliteOptions o = ParseStoreUri("sqlite:/var/lib/converge.db").value();
+  CHECK(o.path == "/var/lib/converge.db");
+  CHECK(o.synchronous == Synchronous::kFull);
+  CHECK(o.busy_timeout == absl::Seconds(5));
+  CHECK(o.check_on_open);
+  CHECK(o.clock == nullptr);
+  CHECK(ParseStoreUri("sqlite:state.db").value().path == "state.db");
+  CHECK(ParseStoreUri("sqlite:///tmp/x.db").value().path == "/tmp/x.db");
+  o = ParseStoreUri(
+          "sqlite:x.db?busy_timeout_ms=250&synchronous=normal&check_on_open=0")
+          .value();
+  CHECK(o.path == "x.db");
+  CHECK(o.busy_timeout == absl::Milliseconds(250));
+  CHECK(o.synchronous == Synchronous::kNormal);
+  CHECK_FALSE(o.check_on_open);
+}
+
+TEST_CASE("ParseStoreUri refuses what it cannot read", "[sqlite]") {
+  auto code = [](std::string_view uri) {
+    return ParseStoreUri(uri).status().code();
+  };
+  CHECK(code("memory:") == absl::StatusCode::kInvalidArgument);
+  CHECK(code("/tmp/x.db") == absl::StatusCode::kInvalidArgument);
+  CHECK(code("sqlite:") == absl::StatusCode::kInvalidArgument);
+  CHECK(code("sqlite:x.db?busy_timeout_ms=-1") ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(code("sqlite:x.db?synchronous=sometimes") ==
+        absl::StatusCode::kInvalidArgument);
+  absl::Status st = ParseStoreUri("sqlite:x.db?cache=big").status();
+  CHECK(st.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Mentions(st, "cache"));
+}
+
+TEST_CASE("bad options are kInvalidArgument", "[sqlite]") {
+  CHECK(OpenSqliteStores(SqliteOptions{}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  TempDir dir;
+  SqliteOptions o = Options(dir.File("x.db"));
+  o.busy_timeout = -absl::Seconds(1);
+  absl::Status st = OpenSqliteStores(o).status();
+  CHECK(st.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Mentions(st, "busy_timeout"));
+  CHECK(Listing(dir.path).empty());
+}
+
+// ---------------------------------------------------------------------------
+// Schema
+
+TEST_CASE("a new file gets the current schema, in WAL mode", "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("new.db");
+  REQUIRE(OpenSqliteStores(Options(path)).ok());
+  Raw raw(path);
+  CHECK(raw.Column("PRAGMA journal_mode") == std::vector<std::string>{"wal"});
+  CHECK(raw.Column("SELECT version FROM schema_version ORDER BY version") ==
+        std::vector<std::string>{"1", "2"});
+  // Upstream's columns, by name (section 1 of converge-semantics.md).
+  std::vector<std::string> cols =
+      raw.Column("SELECT name FROM pragma_table_info('converge_instance')");
+  for (const char* c :
+       {"id", "is_enabled", "is_deleted", "create_user", "create_time",
+        "update_user", "update_time", "is_visible", "converge_config",
+        "converge_func", "converge_type", "bk_biz_id", "dimension",
+        "description", "content", "detail", "end_time", "notify_status"}) {
+    INFO(c);
+    CHECK(std::find(cols.begin(), cols.end(), c) != cols.end());
+  }
+  cols = raw.Column("SELECT name FROM pragma_table_info('converge_relation')");
+  CHECK(cols == std::vector<std::string>{"id", "converge_id", "related_id",
+                                         "related_type", "is_primary",
+                                         "converge_status", "alerts"});
+}
+
+TEST_CASE("rows are upstream-compatible", "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("u.db");
+  {
+    SqliteStores s = OpenSqliteStores(Options(path)).value();
+    CreateRequest req = Create("!sha1#" + std::string(40, 'b'), 7);
+    req.instance.create_time = At(1700000000.5);
+    REQUIRE(s.repo->Create(req).ok());
+    REQUIRE(s.repo->End(1, At(1700000100)).value());
+  }
+  Raw raw(path);
+  CHECK(raw.Column("SELECT converge_type || '|' || converge_func || '|' || "
+                   "create_time || '|' || end_time || '|' || dimension FROM "
+                   "converge_instance") ==
+        std::vector<std::string>{
+            "action|collect|2023-11-14 22:13:20.500000000|2023-11-14 "
+            "22:15:00.000000000|!sha1#" +
+            std::string(40, 'b') + " fixed at 1700000100 #1"});
+  // converge_config is JSON holding the computed converged_condition.
+  std::string config = raw.Column(
+                              "SELECT converge_config FROM "
+                              "converge_instance")
+                           .at(0);
+  CHECK(absl::StrContains(config, "\"converge_func\":\"collect\""));
+  CHECK(absl::StrContains(config,
+                          "\"converged_condition\":{\"alert_info\":[\"g1\"]}"));
+  CHECK(raw.Column("SELECT related_type || '|' || is_primary || '|' || "
+                   "converge_status || '|' || alerts FROM converge_relation") ==
+        std::vector<std::string>{"action|1|executed|[\"a-7\"]"});
+}
+
+TEST_CASE("the database enforces one open instance per dimension", "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("u.db");
+  {
+    SqliteStores s = OpenSqliteStores(Options(path)).value();
+    REQUIRE(s.repo->Create(Create("D", 1)).ok());
+  }
+  Raw raw(path);
+  const std::string insert =
+      "INSERT INTO converge_instance (create_time, update_time, "
+      "converge_config, converge_type, bk_biz_id, dimension) VALUES ('x', "
+      "'x', '{}', 'action', 0, 'D')";
+  // Even a writer that skips converge's checks cannot add a second one.
+  CHECK(raw.Exec(insert) == SQLITE_CONSTRAINT);
+  // An ended one frees D.
+  REQUIRE(raw.Exec("UPDATE converge_instance SET end_time = 'y'") == SQLITE_OK);
+  CHECK(raw.Exec(insert) == SQLITE_OK);
+}
+
+TEST_CASE("state survives closing and reopening", "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("p.db");
+  VirtualClock clock(At(1000));
+  {
+    SqliteStores s = OpenSqliteStores(Options(path, &clock)).value();
+    REQUIRE(s.repo->Create(Create("D", 1)).ok());
+    Task t;
+    t.id = "summary:1";
+    t.due = At(1060);
+    REQUIRE(s.queue->Enqueue("converge.summary", t).ok());
+    WindowRequest w;
+    w.add = {WindowEntry{"k", "action_1", At(1000)}};
+    w.key_ttl = absl::Seconds(600);
+    w.lease = LeaseRequest{"L", "me", absl::Seconds(60)};
+    REQUIRE(s.window->Apply(w).value().lease_acquired);
+    REQUIRE(s.window->Increment("c", absl::Seconds(600), 10).ok());
+  }
+  SqliteStores s = OpenSqliteStores(Options(path, &clock)).value();
+  CHECK(s.repo->FindOpen("D").value()->id == 1);
+  CHECK(s.repo->GetAction(1).value()->decision.primary);
+  CHECK(s.queue->ListPending("converge.summary", 0).value().at(0).id ==
+        "summary:1");
+  CHECK(s.window->Size("k").value() == 1);
+  CHECK(s.window->CounterValue("c").value() == 1);
+  CHECK_FALSE(s.lock->TryAcquire("L", "other", absl::Seconds(1)).value());
+  CHECK(s.lock->Release("L", "me").value());
+  // Ids keep counting.
+  CHECK(s.repo->Create(Create("E", 2)).value().instance.id == 2);
+}
+
+TEST_CASE("an older file is migrated on open", "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("old.db");
+  REQUIRE(internal::Db::MigrateForTest(path, 1).ok());
+  {
+    Raw raw(path);
+    REQUIRE(raw.Column("SELECT MAX(version) FROM schema_version") ==
+            std::vector<std::string>{"1"});
+    // A version-1 file has no queue table yet; it holds a decision.
+    CHECK(raw.Column("SELECT name FROM sqlite_master WHERE name = "
+                     "'converge_queue_task'")
+              .empty());
+    REQUIRE(raw.Exec("INSERT INTO converge_action_decision VALUES (5, 0, 0, "
+                     "0, 'converged', 0, 'execute', NULL, 0, 0, 'old')") ==
+            SQLITE_OK);
+  }
+  SqliteStores s = OpenSqliteStores(Options(path)).value();
+  Raw raw(path);
+  CHECK(raw.Column("SELECT version FROM schema_version ORDER BY version") ==
+        std::vector<std::string>{"1", "2"});
+  CHECK(s.repo->GetAction(5).value()->decision.reason == "old");
+  Task t;
+  t.id = "t";
+  CHECK(s.queue->Enqueue("q", t).ok());
+}
+
+TEST_CASE("a file with a newer schema is refused, untouched", "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("new.db");
+  MakeDatabase(path);
+  {
+    Raw raw(path);
+    REQUIRE(raw.Exec("INSERT INTO schema_version VALUES (3, 'later', "
+                     "'from the future')") == SQLITE_OK);
+    REQUIRE(raw.Exec("PRAGMA wal_checkpoint(TRUNCATE)") == SQLITE_OK);
+  }
+  const std::string before = ReadFile(path);
+  absl::Status st = OpenSqliteStores(Options(path)).status();
+  INFO(st.ToString());
+  CHECK(st.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(Mentions(st, path));
+  CHECK(Mentions(st, "schema version 3"));
+  CHECK(Mentions(st, "schema version 2"));
+  CHECK(ReadFile(path) == before);
+}
+
+// ---------------------------------------------------------------------------
+// Bad files
+
+TEST_CASE("a file that is not SQLite is refused, untouched", "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("notes.txt");
+  const std::string text(5000, 'x');
+  WriteFile(path, "these are my notes, not a database\n" + text);
+  const std::string before = ReadFile(path);
+  absl::Status st = OpenSqliteStores(Options(path)).status();
+  INFO(st.ToString());
+  CHECK(st.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(Mentions(st, path));
+  CHECK(Mentions(st, "not a SQLite database"));
+  CHECK(ReadFile(path) == before);
+  CHECK(Listing(dir.path) == std::set<std::string>{"notes.txt"});
+}
+
+TEST_CASE("another program's SQLite database is refused, untouched",
+          "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("other.db");
+  {
+    Raw raw(path);
+    REQUIRE(raw.Exec("CREATE TABLE customers (id INTEGER PRIMARY KEY)") ==
+            SQLITE_OK);
+  }
+  const std::string before = ReadFile(path);
+  absl::Status st = OpenSqliteStores(Options(path)).status();
+  INFO(st.ToString());
+  CHECK(st.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(Mentions(st, path));
+  CHECK(Mentions(st, "not a converge database"));
+  CHECK(Mentions(st, "customers"));
+  CHECK(ReadFile(path) == before);
+}
+
+TEST_CASE("a truncated database is kDataLoss, untouched", "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("cut.db");
+  MakeDatabase(path);
+  std::string bytes = ReadFile(path);
+  REQUIRE(bytes.size() > 4 * 4096);
+  bytes.resize(bytes.size() / 2);
+  WriteFile(path, bytes);
+  absl::Status st = OpenSqliteStores(Options(path)).status();
+  INFO(st.ToString());
+  CHECK(st.code() == absl::StatusCode::kDataLoss);
+  CHECK(Mentions(st, path));
+  CHECK(Mentions(st, "damaged"));
+  CHECK(ReadFile(path) == bytes);
+}
+
+TEST_CASE("a database with overwritten pages is kDataLoss, untouched",
+          "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("bad.db");
+  MakeDatabase(path);
+  std::string bytes = ReadFile(path);
+  REQUIRE(bytes.size() > 4 * 4096);
+  // Garbage over every page but the first (the header and the schema).
+  for (size_t i = 4096; i < bytes.size(); ++i) {
+    bytes[i] = static_cast<char>((i * 7919) & 0xff);
+  }
+  WriteFile(path, bytes);
+  SECTION("refused on open") {
+    absl::Status st = OpenSqliteStores(Options(path)).status();
+    INFO(st.ToString());
+    CHECK(st.code() == absl::StatusCode::kDataLoss);
+    CHECK(Mentions(st, path));
+    CHECK(Mentions(st, "damaged"));
+  }
+  SECTION("without the check on open, the first read fails cleanly") {
+    SqliteOptions o = Options(path);
+    o.check_on_open = false;
+    absl::StatusOr<SqliteStores> s = OpenSqliteStores(o);
+    if (s.ok()) {
+      absl::StatusOr<ConvergeInstance> got = s->repo->GetInstance(1);
+      INFO(got.status().ToString());
+      CHECK(got.status().code() == absl::StatusCode::kDataLoss);
+      CHECK(Mentions(got.status(), path));
+    } else {
+      CHECK(s.status().code() == absl::StatusCode::kDataLoss);
+    }
+  }
+  CHECK(ReadFile(path) == bytes);
+}
+
+TEST_CASE("a missing directory is kNotFound", "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("no/such/dir/x.db");
+  absl::Status st = OpenSqliteStores(Options(path)).status();
+  CHECK(st.code() == absl::StatusCode::kNotFound);
+  CHECK(Mentions(st, path));
+  CHECK(Mentions(st, "does not exist"));
+}
+
+// Runs `fn` in a child process as an unprivileged user when the test runs as
+// root (root writes into read-only directories); returns what fn returned.
+std::string AsUnprivileged(const std::function<std::string()>& fn) {
+  if (geteuid() != 0) return fn();
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    const std::string out = fn();
+    if (write(fds[1], out.data(), out.size()) < 0) _exit(3);
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;) out.append(buf, n);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  return out;
+}
+
+std::string OpenStatus(const std::string& path) {
+  absl::Status st = OpenSqliteStores(Options(path)).status();
+  return std::string(absl::StatusCodeToString(st.code())) + " " +
+         std::string(st.message());
+}
+
+TEST_CASE("a read-only directory is kPermissionDenied, nothing written",
+          "[sqlite]") {
+  TempDir dir;
+  // World-readable so that the unprivileged child can look inside.
+  fs::permissions(dir.path, fs::perms::owner_all | fs::perms::group_read |
+                                fs::perms::group_exec | fs::perms::others_read |
+                                fs::perms::others_exec);
+  SECTION("a new database") {
+    const std::string path = dir.File("x.db");
+    fs::permissions(dir.path, fs::perms::owner_write, fs::perm_options::remove);
+    const std::string out = AsUnprivileged([&] { return OpenStatus(path); });
+    INFO(out);
+    CHECK(absl::StartsWith(out, "PERMISSION_DENIED"));
+    CHECK(absl::StrContains(out, path));
+    CHECK(absl::StrContains(out, "not writable"));
+    CHECK(Listing(dir.path).empty());
+  }
+  SECTION("an existing database") {
+    const std::string path = dir.File("x.db");
+    MakeDatabase(path);
+    {
+      Raw raw(path);
+      REQUIRE(raw.Exec("PRAGMA wal_checkpoint(TRUNCATE)") == SQLITE_OK);
+    }
+    fs::remove(path + "-wal");
+    fs::remove(path + "-shm");
+    fs::permissions(path, fs::perms::all);  // the file itself is writable
+    fs::permissions(dir.path, fs::perms::owner_write, fs::perm_options::remove);
+    const std::string before = ReadFile(path);
+    const std::string out = AsUnprivileged([&] { return OpenStatus(path); });
+    INFO(out);
+    CHECK(absl::StartsWith(out, "PERMISSION_DENIED"));
+    CHECK(absl::StrContains(out, path));
+    CHECK(absl::StrContains(out, "not writable"));
+    CHECK(ReadFile(path) == before);
+    CHECK(Listing(dir.path) == std::set<std::string>{"x.db"});
+  }
+}
+
+TEST_CASE(
+    "a write lock held past the busy timeout is kUnavailable, nothing "
+    "written",
+    "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("busy.db");
+  SqliteOptions o = Options(path);
+  o.busy_timeout = absl::Milliseconds(100);
+  SqliteStores s = OpenSqliteStores(o).value();
+  Raw other(path);
+  REQUIRE(other.Exec("BEGIN IMMEDIATE") == SQLITE_OK);
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<RecordResult> r = s.repo->RecordDecision(Rec(1));
+  const auto waited = std::chrono::steady_clock::now() - start;
+  INFO(r.status().ToString());
+  CHECK(r.status().code() == absl::StatusCode::kUnavailable);
+  CHECK(Mentions(r.status(), path));
+  CHECK(Mentions(r.status(), "SQLITE_BUSY"));
+  CHECK(Mentions(r.status(), "busy timeout"));
+  CHECK(waited >= std::chrono::milliseconds(100));
+  // Readers are not blocked by a writer (WAL).
+  CHECK_FALSE(s.repo->GetAction(1).value().has_value());
+  REQUIRE(other.Exec("COMMIT") == SQLITE_OK);
+  CHECK_FALSE(s.repo->GetAction(1).value().has_value());
+  // Once the lock is free the same call succeeds.
+  CHECK(s.repo->RecordDecision(Rec(1)).value().inserted);
+}
+
+TEST_CASE(
+    "opening a database locked exclusively past the busy timeout is "
+    "kUnavailable, nothing written",
+    "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("locked.db");
+  Raw other(path);
+  REQUIRE(other.Exec("PRAGMA locking_mode = EXCLUSIVE") == SQLITE_OK);
+  REQUIRE(other.Exec("CREATE TABLE IF NOT EXISTS schema_version (version "
+                     "INTEGER PRIMARY KEY, applied_at TEXT NOT NULL, "
+                     "description TEXT NOT NULL)") == SQLITE_OK);
+  REQUIRE(other.Exec("BEGIN EXCLUSIVE") == SQLITE_OK);
+  SqliteOptions o = Options(path);
+  o.busy_timeout = absl::Milliseconds(100);
+  absl::Status st = OpenSqliteStores(o).status();
+  INFO(st.ToString());
+  CHECK(st.code() == absl::StatusCode::kUnavailable);
+  CHECK(Mentions(st, path));
+  CHECK(Mentions(st, "locked"));
+  REQUIRE(other.Exec("COMMIT") == SQLITE_OK);
+  CHECK(other.Column("SELECT COUNT(*) FROM schema_version") ==
+        std::vector<std::string>{"0"});
+}
+
+// ---------------------------------------------------------------------------
+// Several connections
+
+TEST_CASE("two store sets on one file race Create: one instance",
+          "[sqlite][concurrency]") {
+  // As two processes would: separate connections, the file's lock and the
+  // unique index decide.
+  TempDir dir;
+  const std::string path = dir.File("shared.db");
+  SqliteStores a = OpenSqliteStores(Options(path)).value();
+  SqliteStores b = OpenSqliteStores(Options(path)).value();
+  for (int round = 0; round < 10; ++round) {
+    const std::string d = "D" + std::to_string(round);
+    std::atomic<int> created{0}, refused{0}, errors{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        InstanceRepo& repo = t % 2 == 0 ? *a.repo : *b.repo;
+        absl::StatusOr<CreateResult> r =
+            repo.Create(Create(d, round * 100 + t + 1));
+        if (r.ok()) {
+          ++created;
+        } else if (r.status().code() == absl::StatusCode::kAlreadyExists) {
+          ++refused;
+        } else {
+          ++errors;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    CHECK(errors.load() == 0);
+    CHECK(created.load() == 1);
+    CHECK(refused.load() == 7);
+    CHECK(a.repo->FindOpen(d).value()->id == b.repo->FindOpen(d).value()->id);
+  }
+}
+
+}  // namespace
+}  // namespace converge::sqlite
