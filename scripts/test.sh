@@ -13,7 +13,7 @@ BUILD_DIR=${BUILD_DIR:-build/test}
 JOBS=${JOBS:-$(nproc)}
 
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCONVERGE_WERROR=ON -DCONVERGE_WITH_JSON=ON >/dev/null
+  -DCONVERGE_WERROR=ON -DCONVERGE_WITH_JSON=ON -DCONVERGE_WITH_SQLITE=ON >/dev/null
 cmake --build "$BUILD_DIR" -j "$JOBS"
 
 # The benchmark must keep building and running; its figures are reported,
@@ -41,9 +41,13 @@ if [ "${CONVERGE_TSAN:-1}" != 0 ]; then
   cmake -S . -B "$TSAN_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS=-fsanitize=thread -DCONVERGE_BUILD_BENCH=OFF \
     -DCONVERGE_BUILD_EXAMPLES=OFF -DCONVERGE_WITH_JSON=OFF >/dev/null
-  cmake --build "$TSAN_DIR" -j "$JOBS" --target converge_unit_tests
-  TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/converge_unit_tests \
-    "[concurrency],[memory],[manager]"
+  cmake --build "$TSAN_DIR" -j "$JOBS" --target converge_unit_tests \
+    scenarios_memory conformance_memory
+  TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/converge_unit_tests "[memory]"
+  TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/scenarios_memory \
+    "[concurrency],[manager]"
+  TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/conformance/conformance_memory \
+    "[concurrency]"
 fi
 
 # Last, so that its summary closes the output.

@@ -1,9 +1,14 @@
 // Decides one action through an installed or vendored converge.
+#include <stdlib.h>
+
 #include <cstdio>
+#include <filesystem>
+#include <string>
 
 #include "converge/json/json.h"
 #include "converge/manager.h"
 #include "converge/memory/memory_store.h"
+#include "converge/sqlite/sqlite_store.h"
 
 int main() {
   converge::VirtualClock clock(absl::FromUnixSeconds(1700000000));
@@ -23,6 +28,26 @@ int main() {
   if (!decision.ok() || decision->outcome != converge::Outcome::kExecute) {
     return 1;
   }
+
+  // The same decision on a SQLite file.
+  char dir[] = "/tmp/converge-consumer-XXXXXX";
+  if (mkdtemp(dir) == nullptr) return 1;
+  converge::sqlite::SqliteOptions options;
+  options.path = std::string(dir) + "/consumer.db";
+  options.clock = &clock;
+  bool ok = false;
+  {
+    auto sqlite = converge::sqlite::OpenSqliteStores(options);
+    if (sqlite.ok()) {
+      auto m = converge::ConvergeManager::Create(sqlite->view(), &clock);
+      if (m.ok()) {
+        auto d = (*m)->Submit(action, *rule);
+        ok = d.ok() && d->outcome == converge::Outcome::kExecute;
+      }
+    }
+  }
+  std::filesystem::remove_all(dir);
+  if (!ok) return 1;
   std::puts("consumer: ok");
   return 0;
 }
