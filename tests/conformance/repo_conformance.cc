@@ -566,6 +566,7 @@ TEST_CASE("InstanceRepo: an instance round-trips every field",
       {"notice_way",
        {Value("mail"), Value(int64_t{2}), Value(true),
         Value(Value::List{Value("a"), Value()})}},
+      {"raw", {Value("not UTF-8: \xff\xfe"), Value(2.5)}},
   };
   REQUIRE(s.repo().Create(req).ok());
 

@@ -161,39 +161,45 @@ absl::StatusOr<std::string> ConfigJson(const ConvergeInstance& inst) {
 }
 
 absl::Status ParseConfigColumn(std::string_view text, ConvergeInstance* inst) {
+  inst->converged_condition.clear();
+  std::string config_text;
+  if (text.find("\"converged_condition\"") != std::string_view::npos) {
+    // Take converged_condition out (its values may be any bytes) and give
+    // the rest to the strict config parser.
+    boost::json::error_code ec;
+    boost::json::value v =
+        boost::json::parse(boost::json::string_view(text.data(), text.size()),
+                           ec, {}, LenientJson());
+    if (ec || !v.is_object()) {
+      return absl::DataLossError("converge_config is not a JSON object");
+    }
+    boost::json::object& obj = v.get_object();
+    if (const boost::json::value* cc = obj.if_contains("converged_condition");
+        cc != nullptr && !cc->is_null()) {
+      if (!cc->is_object()) {
+        return absl::DataLossError(
+            "converge_config.converged_condition is not an object");
+      }
+      for (const auto& entry : cc->get_object()) {
+        std::vector<Value>& values = inst->converged_condition[std::string(
+            entry.key().data(), entry.key().size())];
+        if (entry.value().is_array()) {
+          for (const boost::json::value& item : entry.value().get_array()) {
+            values.push_back(FromJson(item));
+          }
+        } else {
+          values.push_back(FromJson(entry.value()));
+        }
+      }
+    }
+    obj.erase("converged_condition");
+    config_text = boost::json::serialize(obj);
+    text = config_text;
+  }
   absl::StatusOr<ConvergeConfig> config =
       json::ParseConvergeConfig(text, "converge_instance.converge_config");
   if (!config.ok()) return absl::DataLossError(config.status().message());
   inst->converge_config = std::move(*config);
-  inst->converged_condition.clear();
-  if (text.find("\"converged_condition\"") == std::string_view::npos) {
-    return absl::OkStatus();
-  }
-  boost::json::error_code ec;
-  boost::json::value v =
-      boost::json::parse(boost::json::string_view(text.data(), text.size()), ec,
-                         {}, LenientJson());
-  if (ec || !v.is_object()) {
-    return absl::DataLossError("converge_config is not a JSON object");
-  }
-  const boost::json::value* cc =
-      v.get_object().if_contains("converged_condition");
-  if (cc == nullptr || cc->is_null()) return absl::OkStatus();
-  if (!cc->is_object()) {
-    return absl::DataLossError(
-        "converge_config.converged_condition is not an object");
-  }
-  for (const auto& entry : cc->get_object()) {
-    std::vector<Value>& values = inst->converged_condition[std::string(
-        entry.key().data(), entry.key().size())];
-    if (entry.value().is_array()) {
-      for (const boost::json::value& item : entry.value().get_array()) {
-        values.push_back(FromJson(item));
-      }
-    } else {
-      values.push_back(FromJson(entry.value()));
-    }
-  }
   return absl::OkStatus();
 }
 
