@@ -296,9 +296,9 @@ absl::StatusOr<std::unique_ptr<ConvergeManager>> ConvergeManager::Create(
     return absl::InvalidArgumentError(
         "converge: options.index_retention and summary_delay: must be >= 0");
   }
-  if (options.summary_queue.empty()) {
+  if (options.task_queue.empty()) {
     return absl::InvalidArgumentError(
-        "converge: options.summary_queue: must not be empty");
+        "converge: options.task_queue: must not be empty");
   }
   return std::unique_ptr<ConvergeManager>(
       new ConvergeManager(stores, clock, std::move(options)));
@@ -810,7 +810,7 @@ absl::Status ConvergeManager::EnsureSummary(const ConvergeInstance& instance) {
   task.kind = "summary";
   task.subject_id = instance.id;
   task.due = instance.create_time + options_.summary_delay;
-  absl::Status st = stores_.queue->Enqueue(options_.summary_queue, task);
+  absl::Status st = stores_.queue->Enqueue(options_.task_queue, task);
   if (st.code() == absl::StatusCode::kAlreadyExists) return absl::OkStatus();
   return st;
 }

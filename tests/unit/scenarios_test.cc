@@ -258,7 +258,7 @@ TEST_CASE("S9 collect on notices, no business summary", "[scenario]") {
 
   // Its summary task is scheduled 60 s after creation.
   std::vector<Task> pending =
-      env.stores.queue->ListPending("converge.summary", 0).value();
+      env.stores.queue->ListPending("converge", 0).value();
   REQUIRE(pending.size() == 1);
   CHECK(pending[0].id == "summary:1");
   CHECK(pending[0].kind == "summary");
@@ -270,7 +270,7 @@ TEST_CASE("S9 collect on notices, no business summary", "[scenario]") {
   CHECK_RELATION(env, 1, 2, false, CS::kSkipped);
   CHECK_RELATION(env, 1, 3, false, CS::kSkipped);
   // Exactly one summary task per instance.
-  CHECK(env.stores.queue->Stats("converge.summary").value().pending == 1);
+  CHECK(env.stores.queue->Stats("converge").value().pending == 1);
 
   // The summary's run ends C1 (lifecycle issue); N4 then starts a new
   // instance: the window matches N1..N4, minus the related ones = {N4}.
@@ -281,7 +281,7 @@ TEST_CASE("S9 collect on notices, no business summary", "[scenario]") {
   CHECK(n4.primary);
   CHECK(n4.converge_id == 2);
   CHECK(env.Relations(2).size() == 1);
-  CHECK(env.stores.queue->Stats("converge.summary").value().pending == 2);
+  CHECK(env.stores.queue->Stats("converge").value().pending == 2);
 }
 
 TEST_CASE("S10 collect_alarm at first level", "[scenario]") {
@@ -297,7 +297,7 @@ TEST_CASE("S10 collect_alarm at first level", "[scenario]") {
   CHECK(env.Submit(Act(3, 20), rule).outcome == Outcome::kSkip);
   CHECK_RELATION(env, 1, 3, false, CS::kSkipped);
   std::vector<Task> pending =
-      env.stores.queue->ListPending("converge.summary", 0).value();
+      env.stores.queue->ListPending("converge", 0).value();
   REQUIRE(pending.size() == 1);
   CHECK(pending[0].subject_id == 1);
   CHECK(pending[0].due == T(70));
