@@ -13,6 +13,7 @@
 #ifndef CONVERGE_MANAGER_H_
 #define CONVERGE_MANAGER_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -287,7 +288,37 @@ class ConvergeManager {
       const Action& action, const ConvergeConfig& eff, int64_t window_seconds,
       int64_t converge_id, int64_t executed_count,
       const std::vector<MemberStatus>* executed, ActionRecord* record);
+  absl::StatusOr<Decision> SubmitImpl(const Action& action,
+                                      const ConvergeConfig& config);
   absl::Status EnsureSummary(const ConvergeInstance& instance);
+  // Indexes a first-level instance in the business index (K3) and
+  // schedules its second-level processing, if its config has a second
+  // level (idempotent).
+  absl::Status EnsureSubConverge(const ConvergeInstance& instance);
+  // Schedules the re-poll of a sleeping action or the timeout of an
+  // approval (idempotent; nothing for other outcomes).
+  absl::Status EnsureFollowUp(const Decision& decision);
+  // Enqueues task "<kind>:<subject>" due at `due`; an existing one is fine.
+  absl::Status EnqueueOnce(std::string_view kind, int64_t subject,
+                           absl::Time due);
+  // Ends `id` and, for a second-level instance, its linked first-level
+  // instances (section 5.5), reporting each end.
+  absl::StatusOr<bool> EndRecursive(int64_t id, absl::Time now, int depth);
+  // Compare-and-set of an approval outcome.
+  absl::StatusOr<Decision> SettleApproval(int64_t action_id, Outcome next,
+                                          std::string reason, bool timeout);
+  void NotifyInstance(InstanceEvent::Kind kind,
+                      const ConvergeInstance& instance, absl::Time at);
+  void NotifyDecisionChanged(const Decision& decision,
+                             std::optional<ConvergeFunction> func);
+  static bool HasSecondLevel(const ConvergeConfig& config);
+  // The five business fields of a converged condition (bk_biz_id, signal,
+  // notice_way, notice_receiver, alert_level), or nullopt if one is
+  // missing: such an instance takes no part in the second level.
+  static std::optional<std::array<std::string, 5>> BusinessFields(
+      const std::map<std::string, std::vector<Value>, std::less<>>& cond);
+  absl::StatusOr<std::string> BusinessKey(
+      const KeyTemplate& tpl, const std::array<std::string, 5>& fields) const;
   absl::StatusOr<bool> AcquireLease(const std::string& key,
                                     const std::string& token,
                                     WindowRequest* request,
