@@ -102,6 +102,16 @@ absl::Status Replayer::CheckFailures() {
   std::string what = "a task failed";
   absl::StatusOr<std::vector<Task>> dead = store_.stores.queue->ListDead(queue);
   if (dead.ok() && !dead->empty()) {
+    // An action the manager refused as bad input (sizes are checked when
+    // its task runs): report it as the input error it is.
+    constexpr std::string_view kInvalid = "INVALID_ARGUMENT: ";
+    const Task& last = dead->back();
+    if (last.kind == "action" &&
+        std::string_view(last.last_error).substr(0, kInvalid.size()) ==
+            kInvalid) {
+      return absl::InvalidArgumentError(
+          last.last_error.substr(kInvalid.size()));
+    }
     what = absl::StrCat(
         "task ", dead->back().id,
         " failed and went to the dead-letter list: ", dead->back().last_error);
