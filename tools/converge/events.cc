@@ -293,11 +293,25 @@ std::optional<Event> ParseEvent(std::string_view text,
   }
 }
 
-InputError TimeOrderError(absl::Time time, absl::Time previous) {
-  return InputError{
-      "time", absl::StrCat(TimeToJson(time),
-                           " is before the time of the previous event, ",
-                           TimeToJson(previous), " (times must not decrease)")};
+std::optional<InputError> CheckEventTime(absl::Time time, absl::Time previous) {
+  if (time < previous) {
+    return InputError{
+        "time",
+        absl::StrCat(TimeToJson(time),
+                     " is before the time of the previous event, ",
+                     TimeToJson(previous), " (times must not decrease)")};
+  }
+  if (time - previous > kMaxTimeJump) {
+    return InputError{
+        "time",
+        absl::StrCat(TimeToJson(time),
+                     " is more than 366 days after the "
+                     "previous event's time, ",
+                     TimeToJson(previous),
+                     " (times are Unix seconds, not milliseconds; the replay "
+                     "would run the periodic jobs for every minute between)")};
+  }
+  return std::nullopt;
 }
 
 std::optional<InputError> InputErrorFromStatus(const absl::Status& status) {

@@ -60,8 +60,13 @@ std::optional<Event> ParseEvent(std::string_view text,
                                 std::string_view default_config_json,
                                 InputError* error);
 
-// The error for an event whose time is before `previous`'s.
-InputError TimeOrderError(absl::Time time, absl::Time previous);
+// Checks an event's time against the previous event's: times must not
+// decrease, and may not jump ahead by more than kMaxTimeJump (the replay
+// runs every periodic job, such as the sweep each minute, across a gap; a
+// time in milliseconds after times in seconds would never finish).
+// Returns the error for field "time", or nullopt.
+inline constexpr absl::Duration kMaxTimeJump = absl::Hours(24 * 366);
+std::optional<InputError> CheckEventTime(absl::Time time, absl::Time previous);
 
 // An InputError for a kInvalidArgument the manager or the processor
 // returned for an action ("action.context.host: ..."), with the field named

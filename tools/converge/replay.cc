@@ -85,10 +85,8 @@ absl::Status Replayer::Start(absl::Time t) {
 }
 
 std::optional<InputError> Replayer::CheckOrder(const Event& event) const {
-  if (last_time_.has_value() && event.time < *last_time_) {
-    return TimeOrderError(event.time, *last_time_);
-  }
-  return std::nullopt;
+  if (!last_time_.has_value()) return std::nullopt;
+  return CheckEventTime(event.time, *last_time_);
 }
 
 // A task that failed is retried after a jittered backoff or buried: either

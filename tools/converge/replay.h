@@ -63,7 +63,8 @@ class Replayer {
                                                           LineSink sink);
   ~Replayer();
 
-  // The error for an event that goes back in time, or nullopt.
+  // The error for an event whose time goes back, or jumps too far ahead
+  // (CheckEventTime), or nullopt.
   std::optional<InputError> CheckOrder(const Event& event) const;
 
   // Applies one event (see the file comment). kInvalidArgument (see

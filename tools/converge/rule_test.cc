@@ -170,9 +170,10 @@ std::optional<FileError> ReadCase(const bj::value& v, const std::string& path,
     if (!event.has_value()) {
       return FileError{Join(p, error.field), error.detail};
     }
-    if (last.has_value() && event->time < *last) {
-      InputError order = TimeOrderError(event->time, *last);
-      return FileError{Join(p, order.field), order.detail};
+    if (last.has_value()) {
+      if (std::optional<InputError> e = CheckEventTime(event->time, *last)) {
+        return FileError{Join(p, e->field), e->detail};
+      }
     }
     last = event->time;
     out->input.push_back(*std::move(event));
