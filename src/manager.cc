@@ -853,11 +853,15 @@ absl::StatusOr<bool> ConvergeManager::AcquireLease(const std::string& key,
         return true;
       }
       request->add.clear();  // indexed on the first attempt
+      if (options_.metrics != nullptr)
+        options_.metrics->RecordLeaseContention();
     } else {
       absl::StatusOr<bool> r =
           stores_.lock->TryAcquire(key, token, options_.lease_ttl);
       if (!r.ok()) return fail(r.status());
       if (*r) return true;
+      if (options_.metrics != nullptr)
+        options_.metrics->RecordLeaseContention();
     }
   }
   return false;
