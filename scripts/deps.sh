@@ -6,6 +6,7 @@ CONVERGE_DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config python3 libsqlite3-dev
   libabsl-dev libfmt-dev catch2
   libboost1.81-dev libboost-json1.81-dev
+  prometheus  # promtool, for the metrics.promtool_check test
 )
 
 converge_missing_packages() {

@@ -1,6 +1,7 @@
 #include "converge/manager.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <forward_list>
 #include <string>
@@ -17,6 +18,8 @@
 #include "converge/context.h"
 #include "converge/dimension.h"
 #include "converge/functions.h"
+#include "converge/metrics.h"
+#include "internal/lease_busy.h"
 #include "internal/strings.h"
 
 namespace converge {
@@ -296,9 +299,21 @@ absl::StatusOr<std::unique_ptr<ConvergeManager>> ConvergeManager::Create(
     return absl::InvalidArgumentError(
         "converge: options.index_retention and summary_delay: must be >= 0");
   }
-  if (options.summary_queue.empty()) {
+  if (options.repoll_interval <= absl::ZeroDuration() ||
+      options.approval_timeout <= absl::ZeroDuration() ||
+      options.business_counter_ttl <= absl::ZeroDuration() ||
+      options.retention <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
-        "converge: options.summary_queue: must not be empty");
+        "converge: options.repoll_interval, approval_timeout, "
+        "business_counter_ttl and retention: must be > 0");
+  }
+  if (options.sweep_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "converge: options.sweep_grace: must be >= 0");
+  }
+  if (options.task_queue.empty()) {
+    return absl::InvalidArgumentError(
+        "converge: options.task_queue: must not be empty");
   }
   return std::unique_ptr<ConvergeManager>(
       new ConvergeManager(stores, clock, std::move(options)));
@@ -335,15 +350,41 @@ absl::StatusOr<Decision> ConvergeManager::Replay(const ActionRecord& rec) {
     // A deleted instance (retention) has nothing left to schedule.
     if (inst.ok()) {
       if (absl::Status st = EnsureSummary(*inst); !st.ok()) return st;
+      if (absl::Status st = EnsureSubConverge(*inst); !st.ok()) return st;
     } else if (inst.status().code() != absl::StatusCode::kNotFound) {
       return inst.status();
     }
   }
+  if (absl::Status st = EnsureFollowUp(rec.decision); !st.ok()) return st;
   return Replayed(rec);
 }
 
 absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
                                                  const ConvergeConfig& config) {
+  absl::StatusOr<Decision> d = SubmitImpl(action, config);
+  if (!d.ok()) {
+    if (IsLeaseBusy(d.status()) && options_.metrics != nullptr) {
+      options_.metrics->RecordLockFailure();
+    }
+    return d;
+  }
+  if (!d->replayed) {
+    // A fresh sleep or approval outcome gets its follow-up task. (A replay
+    // re-ensures it in Replay.) If scheduling fails the caller retries and
+    // the replay schedules it.
+    if (absl::Status st = EnsureFollowUp(*d); !st.ok()) return st;
+    if (options_.metrics != nullptr) {
+      std::optional<ConvergeFunction> func;
+      if (d->converge_id.has_value()) func = config.converge_func;
+      options_.metrics->RecordDecision(d->outcome, func);
+    }
+  }
+  if (options_.listener != nullptr) options_.listener->OnDecision(*d);
+  return d;
+}
+
+absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
+    const Action& action, const ConvergeConfig& config) {
   if (absl::Status st = ValidateAction(action, options_); !st.ok()) return st;
   if (absl::Status st = ValidateConfig(config); !st.ok()) return st;
 
@@ -551,7 +592,7 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
       AcquireLease(plan.lease_key, token, &req, &result);
   if (!acquired.ok()) return acquired.status();
   if (!*acquired) {
-    return absl::UnavailableError(
+    return internal::LeaseBusyError(
         internal::StrCat("converge: lease on dimension ", plan.dim.dimension,
                          " stayed busy after ", options_.lease_attempts,
                          " attempts; retry later"));
@@ -574,7 +615,7 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
         stores_.lock->Extend(plan.lease_key, token, options_.lease_ttl);
     if (!held.ok()) return held.status();
     if (!*held) {
-      return absl::UnavailableError(internal::StrCat(
+      return internal::LeaseBusyError(internal::StrCat(
           "converge: lost the lease on dimension ", plan.dim.dimension,
           " while evaluating action ", action.id, "; retry later"));
     }
@@ -588,7 +629,7 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     }
     if (open->has_value() && (*open)->create_time < plan.start) {
       // Lazy expiry (section 3.5.1): ended relative to this action.
-      absl::StatusOr<bool> ended = stores_.repo->End((*open)->id, at);
+      absl::StatusOr<bool> ended = EndRecursive((*open)->id, at, 0);
       if (!ended.ok()) return ended.status();
       if (!*ended) continue;  // someone else ended it: look again
       open->reset();
@@ -628,7 +669,7 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
       absl::StatusOr<WindowResult> r = stores_.window->Apply(reads);
       if (!r.ok()) return r.status();
       if (!r->lease_acquired) {
-        return absl::UnavailableError(internal::StrCat(
+        return internal::LeaseBusyError(internal::StrCat(
             "converge: lost the lease on dimension ", plan.dim.dimension,
             " while evaluating action ", action.id, "; retry later"));
       }
@@ -655,6 +696,23 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     in.count = eff.count;
     in.now = at;
     in.window_seconds = plan.window_seconds;
+    // The business counter (section 5.1), counted once per creation
+    // attempt, before the creator's outcome is known: collect skips the
+    // creator's own notice once the business already has enough instances.
+    std::optional<std::array<std::string, 5>> business;
+    if (HasSecondLevel(eff)) {
+      business = BusinessFields(details().converged_condition);
+    }
+    if (business.has_value()) {
+      absl::StatusOr<std::string> counter =
+          BusinessKey(keys::kSubConvergeDimensionLock, *business);
+      if (!counter.ok()) return counter.status();
+      const int64_t threshold = eff.sub_converge_config->count;
+      absl::StatusOr<int64_t> n = stores_.window->Increment(
+          *counter, options_.business_counter_ttl, threshold);
+      if (!n.ok()) return n.status();
+      in.biz_converge_existed = *n > threshold;
+    }
     const FunctionResult fr = EvaluateFunction(in);
 
     CreateRequest create;
@@ -695,8 +753,14 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
       continue;
     }
     if (!created.ok()) return created.status();
+    NotifyInstance(InstanceEvent::Kind::kCreated, created->instance, at);
     if (fr.schedule_summary) {
       if (absl::Status st = EnsureSummary(created->instance); !st.ok()) {
+        return st;
+      }
+    }
+    if (business.has_value()) {
+      if (absl::Status st = EnsureSubConverge(created->instance); !st.ok()) {
         return st;
       }
     }
@@ -789,11 +853,15 @@ absl::StatusOr<bool> ConvergeManager::AcquireLease(const std::string& key,
         return true;
       }
       request->add.clear();  // indexed on the first attempt
+      if (options_.metrics != nullptr)
+        options_.metrics->RecordLeaseContention();
     } else {
       absl::StatusOr<bool> r =
           stores_.lock->TryAcquire(key, token, options_.lease_ttl);
       if (!r.ok()) return fail(r.status());
       if (*r) return true;
+      if (options_.metrics != nullptr)
+        options_.metrics->RecordLeaseContention();
     }
   }
   return false;
@@ -805,14 +873,8 @@ absl::Status ConvergeManager::EnsureSummary(const ConvergeInstance& instance) {
       instance.converge_func != ConvergeFunction::kCollectAlarm) {
     return absl::OkStatus();
   }
-  Task task;
-  task.id = internal::StrCat("summary:", instance.id);
-  task.kind = "summary";
-  task.subject_id = instance.id;
-  task.due = instance.create_time + options_.summary_delay;
-  absl::Status st = stores_.queue->Enqueue(options_.summary_queue, task);
-  if (st.code() == absl::StatusCode::kAlreadyExists) return absl::OkStatus();
-  return st;
+  return EnqueueOnce(task_kinds::kSummary, instance.id,
+                     instance.create_time + options_.summary_delay);
 }
 
 absl::Status ConvergeManager::ReportStatus(int64_t action_id,
@@ -846,7 +908,7 @@ absl::StatusOr<std::string> ConvergeManager::LeaseKey(
 }
 
 absl::StatusOr<bool> ConvergeManager::EndInstance(int64_t converge_id) {
-  return stores_.repo->End(converge_id, clock_->Now());
+  return EndRecursive(converge_id, clock_->Now(), 0);
 }
 
 absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
@@ -898,7 +960,7 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
         AcquireLease(lease_key, token, nullptr, nullptr);
     if (!acquired.ok()) return acquired.status();
     if (!*acquired) {
-      return absl::UnavailableError(
+      return internal::LeaseBusyError(
           internal::StrCat("converge: lease on dimension ", inst->dimension,
                            " stayed busy after ", options_.lease_attempts,
                            " attempts; retry later"));
@@ -940,6 +1002,7 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
     // Another evaluator changed it first; return what is stored.
     return StoredDecision(action_id);
   }
+  NotifyDecisionChanged(next, inst->converge_config.converge_func);
   return next;
 }
 

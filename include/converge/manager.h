@@ -13,11 +13,15 @@
 #ifndef CONVERGE_MANAGER_H_
 #define CONVERGE_MANAGER_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -31,6 +35,74 @@
 #include "converge/store/window_store.h"
 
 namespace converge {
+
+class Metrics;
+
+// An instance was created, hidden (absorbed by a second-level instance) or
+// ended (section 6.1).
+struct InstanceEvent {
+  enum class Kind { kCreated, kHidden, kEnded };
+  Kind kind = Kind::kCreated;
+  absl::Time time;
+  int64_t converge_id = 0;
+  ConvergeType converge_type = ConvergeType::kAction;
+  ConvergeFunction converge_func = ConvergeFunction::kSkipWhenExceed;
+};
+
+// "created", "hidden", "ended".
+std::string_view ToString(InstanceEvent::Kind kind);
+
+// What running an instance's summary task produced (section 5.6).
+struct Summary {
+  int64_t converge_id = 0;
+  ConvergeType converge_type = ConvergeType::kAction;  // the level
+  ConvergeFunction converge_func = ConvergeFunction::kCollect;
+  int64_t bk_biz_id = 0;
+  absl::Time time;
+  // True when a summary is to be sent: the instance was open and visible
+  // and had related skipped actions, and this run ended it. False: the
+  // summary action ends as skipped (nothing to report, already ended, or
+  // hidden by a second-level instance whose summary reports its actions).
+  bool sent = false;
+  // The template to render: the instance's converge_type when more than
+  // one action is related, else action.
+  ConvergeType template_type = ConvergeType::kAction;
+  // The related actions whose status is skipped, ascending. For a
+  // second-level instance: those of its hidden first-level instances.
+  std::vector<int64_t> action_ids;
+  // The instance's converged condition (who the summary goes to).
+  std::map<std::string, std::vector<Value>, std::less<>> converged_condition;
+};
+
+// Receives what the manager does, as it happens, on the thread that does
+// it (so possibly from several threads at once: implementations must be
+// thread-safe). Calls are made after the state they report is stored.
+class ManagerListener {
+ public:
+  virtual ~ManagerListener() = default;
+  // A decision Submit returned (new or replayed), or a stored decision that
+  // changed (a sleep re-poll, an approval, a timeout).
+  virtual void OnDecision(const Decision& decision) {}
+  virtual void OnInstance(const InstanceEvent& event) {}
+  // A summary run that sent a summary (Summary::sent).
+  virtual void OnSummary(const Summary& summary) {}
+};
+
+// Task kinds the manager schedules on its task queue (subject_id in
+// parentheses). Task ids are "<kind>:<subject_id>".
+namespace task_kinds {
+inline constexpr std::string_view kSummary = "summary";          // instance
+inline constexpr std::string_view kSubConverge = "subconverge";  // instance
+inline constexpr std::string_view kRepoll = "repoll";            // action
+inline constexpr std::string_view kApproval = "approval";        // action
+}  // namespace task_kinds
+
+// What a sweep did.
+struct SweepResult {
+  int64_t scanned = 0;    // open instances looked at
+  int64_t ended = 0;      // instances ended (not counting recursive ends)
+  int64_t summaries = 0;  // summary-function instances whose summary ran
+};
 
 // The stores a manager works on; not owned. All four are required. Stores
 // made by one backend factory share state as their contracts require (the
@@ -62,9 +134,30 @@ struct ManagerOptions {
   // collect / collect_alarm: the summary task is due this long after the
   // instance is created. Default 60 s.
   absl::Duration summary_delay = absl::Seconds(60);
-  // Queue that receives summary tasks (kind "summary", subject the instance
-  // id, id "summary:<instance id>").
-  std::string summary_queue = "converge.summary";
+  // A sleeping action is re-evaluated this often (upstream 30 s).
+  absl::Duration repoll_interval = absl::Seconds(30);
+  // An approval that never comes turns the action to skip after this long
+  // (upstream's ITSM ticket timeout, 30 min).
+  absl::Duration approval_timeout = absl::Minutes(30);
+  // The business counter (K4) expires this long after its last increment
+  // at or under the threshold (upstream MULTI_STRATEGY_COLLECT_WINDOW).
+  absl::Duration business_counter_ttl = absl::Seconds(120);
+  // Sweep: an open instance is ended once its window has passed by this
+  // much (create_time + W + sweep_grace < now); a summary-function
+  // instance once create_time + max(W, summary_delay) + sweep_grace < now,
+  // by running its summary.
+  absl::Duration sweep_grace = absl::Seconds(60);
+  // Purge: ended instances, their relations and old action records are
+  // deleted this long after they ended or were decided. Default 7 days.
+  absl::Duration retention = absl::Hours(24 * 7);
+  // Queue that receives the tasks the manager schedules (see task_kinds):
+  // summaries, second-level processing, sleep re-polls, approval timeouts.
+  std::string task_queue = "converge";
+  // Told about decisions, instance events and summaries. Not owned; may be
+  // null.
+  ManagerListener* listener = nullptr;
+  // Counters the manager updates. Not owned; may be null.
+  Metrics* metrics = nullptr;
   // Largest accepted size in bytes of one string of an action (a context
   // value or key, an alert id, signal, plugin_type) and largest number of
   // items of a context list; larger input is kInvalidArgument. max_alerts
@@ -76,6 +169,11 @@ struct ManagerOptions {
   // share tokens. Default empty.
   std::string token_prefix;
 };
+
+// True for the kUnavailable status of an evaluation that found its
+// dimension lease busy (or lost it): the work is fine and should be
+// requeued after a short delay, unlike a store that cannot be reached.
+bool IsLeaseBusy(const absl::Status& status);
 
 class ConvergeManager {
  public:
@@ -121,11 +219,49 @@ class ConvergeManager {
   // unchanged. Returns kNotFound if the action has no decision.
   absl::StatusOr<Decision> Reevaluate(int64_t action_id);
 
+  // Approves (Approve) or rejects (Reject) an action whose outcome is
+  // approval: its decision becomes execute, or skip. Returns the new
+  // decision; kFailedPrecondition if its outcome is not approval (already
+  // approved, rejected or timed out), kNotFound if it has no decision.
+  absl::StatusOr<Decision> Approve(int64_t action_id);
+  absl::StatusOr<Decision> Reject(int64_t action_id);
+
+  // The approval timeout task: an action still waiting for approval
+  // approval_timeout after its decision becomes skip. Otherwise (decided,
+  // or not yet due) the stored decision is returned unchanged.
+  absl::StatusOr<Decision> ExpireApproval(int64_t action_id);
+
+  // Runs the summary of instance `converge_id` (the task a collect or
+  // collect_alarm instance schedules at creation; section 5.6): deletes
+  // the business counter of a second-level instance, gathers the related
+  // skipped actions, and ends the instance (recursively for a second-level
+  // one) when it is visible. Running it again, or on an ended instance,
+  // returns sent = false and changes nothing. kNotFound if unknown.
+  absl::StatusOr<Summary> RunSummary(int64_t converge_id);
+
+  // Second-level processing of first-level instance `first_level_id`
+  // (section 5.3): finds or creates the business-summary instance of its
+  // business dimension and links (and hides) the first-level instance. A
+  // no-op if the instance has ended (S18), is already linked, or its config
+  // has no second level. kUnavailable when the lease stayed busy.
+  absl::Status ProcessSubConverge(int64_t first_level_id);
+
+  // Ends open instances whose window has passed (see sweep_grace), at
+  // most `limit` of them (0 = all). Hidden instances are left to their
+  // second-level instance.
+  absl::StatusOr<SweepResult> Sweep(size_t limit = 0);
+
+  // Deletes what the retention option says is old enough, at most `limit`
+  // rows of each kind (0 = all).
+  absl::StatusOr<PurgeResult> Purge(size_t limit = 0);
+
   // The stored decision of an action, or nullopt.
   absl::StatusOr<std::optional<Decision>> GetDecision(int64_t action_id);
 
-  // Ends an open instance now (see InstanceRepo::End). Returns true if this
-  // call ended it, false if it had already ended; kNotFound if unknown.
+  // Ends an open instance now (see InstanceRepo::End), and for a
+  // second-level instance every first-level instance linked to it
+  // (section 5.5). Returns true if this call ended it, false if it had
+  // already ended; kNotFound if unknown.
   absl::StatusOr<bool> EndInstance(int64_t converge_id);
 
   // The key of the lease that serializes evaluation of dimension D (template
@@ -133,6 +269,7 @@ class ConvergeManager {
   absl::StatusOr<std::string> LeaseKey(std::string_view dimension) const;
 
   const Clock& clock() const { return *clock_; }
+  const Stores& stores() const { return stores_; }
   const KeySpace& key_space() const { return keys_; }
   const ManagerOptions& options() const { return options_; }
 
@@ -151,7 +288,37 @@ class ConvergeManager {
       const Action& action, const ConvergeConfig& eff, int64_t window_seconds,
       int64_t converge_id, int64_t executed_count,
       const std::vector<MemberStatus>* executed, ActionRecord* record);
+  absl::StatusOr<Decision> SubmitImpl(const Action& action,
+                                      const ConvergeConfig& config);
   absl::Status EnsureSummary(const ConvergeInstance& instance);
+  // Indexes a first-level instance in the business index (K3) and
+  // schedules its second-level processing, if its config has a second
+  // level (idempotent).
+  absl::Status EnsureSubConverge(const ConvergeInstance& instance);
+  // Schedules the re-poll of a sleeping action or the timeout of an
+  // approval (idempotent; nothing for other outcomes).
+  absl::Status EnsureFollowUp(const Decision& decision);
+  // Enqueues task "<kind>:<subject>" due at `due`; an existing one is fine.
+  absl::Status EnqueueOnce(std::string_view kind, int64_t subject,
+                           absl::Time due);
+  // Ends `id` and, for a second-level instance, its linked first-level
+  // instances (section 5.5), reporting each end.
+  absl::StatusOr<bool> EndRecursive(int64_t id, absl::Time now, int depth);
+  // Compare-and-set of an approval outcome.
+  absl::StatusOr<Decision> SettleApproval(int64_t action_id, Outcome next,
+                                          std::string reason, bool timeout);
+  void NotifyInstance(InstanceEvent::Kind kind,
+                      const ConvergeInstance& instance, absl::Time at);
+  void NotifyDecisionChanged(const Decision& decision,
+                             std::optional<ConvergeFunction> func);
+  static bool HasSecondLevel(const ConvergeConfig& config);
+  // The five business fields of a converged condition (bk_biz_id, signal,
+  // notice_way, notice_receiver, alert_level), or nullopt if one is
+  // missing: such an instance takes no part in the second level.
+  static std::optional<std::array<std::string, 5>> BusinessFields(
+      const std::map<std::string, std::vector<Value>, std::less<>>& cond);
+  absl::StatusOr<std::string> BusinessKey(
+      const KeyTemplate& tpl, const std::array<std::string, 5>& fields) const;
   absl::StatusOr<bool> AcquireLease(const std::string& key,
                                     const std::string& token,
                                     WindowRequest* request,

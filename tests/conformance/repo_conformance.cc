@@ -840,8 +840,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "InstanceRepo: Purge deletes ended instances with their relations and "
-    "old decisions outside open instances",
+    "InstanceRepo: Purge deletes ended instances with their relations, and "
+    "old decisions of actions that belong to no stored instance",
     "[conformance]") {
   StoreSet s;
   REQUIRE(s.repo().Create(ActionCreate("D1", 1)).ok());  // 1
@@ -854,32 +854,36 @@ TEST_CASE(
   REQUIRE(s.repo().End(1, At(200)).value());
   REQUIRE(s.repo().End(2, At(300)).value());
 
-  // Nothing ended strictly before 200; decisions of 1, 2 (ended instance),
-  // 3 (ended instance) and 6 (no instance) are older than 200.
+  // Nothing ended strictly before 200. Of the decisions older than 200 only
+  // 6's goes: 1, 2 and 3 are members of stored (ended) instances.
   PurgeResult r = s.repo().Purge(At(200), 0).value();
   CHECK(r.instances == 0);
   CHECK(r.relations == 0);
-  CHECK(r.actions == 4);
-  CHECK_FALSE(s.repo().GetAction(1).value().has_value());
+  CHECK(r.actions == 1);
   CHECK_FALSE(s.repo().GetAction(6).value().has_value());
-  // The relations of instance 1 are kept with it.
+  CHECK(s.repo().GetAction(1).value().has_value());
   CHECK(s.repo().Relations(1).value().size() == 2);
 
+  // Instance 1 goes with its relations, and its members' decisions with it.
   r = s.repo().Purge(At(250), 0).value();
   CHECK(r.instances == 1);
   CHECK(r.relations == 2);
-  CHECK(r.actions == 0);
+  CHECK(r.actions == 2);
   CHECK(s.repo().GetInstance(1).status().code() == absl::StatusCode::kNotFound);
   CHECK(s.repo().Relations(1).value().empty());
+  CHECK_FALSE(s.repo().GetAction(1).value().has_value());
+  CHECK_FALSE(s.repo().GetAction(2).value().has_value());
   CHECK(s.repo().GetInstance(2).ok());  // ended at 300, not before 250
+  CHECK(s.repo().GetAction(3).value().has_value());
   CHECK(s.repo()
             .Unrelated(std::vector<int64_t>{1, 2, 3}, ConvergeType::kAction)
             .value() == std::vector<int64_t>{1, 2});
+
   // The open instance and its members are never touched, whatever their age.
   r = s.repo().Purge(At(1e9), 0).value();
   CHECK(r.instances == 1);  // 2
   CHECK(r.relations == 1);
-  CHECK(r.actions == 1);  // 7
+  CHECK(r.actions == 2);  // 3 and 7
   CHECK(Ids(s.repo().ListOpen(0).value()) == std::vector<int64_t>{3});
   CHECK(s.repo().Relations(3).value().size() == 2);
   CHECK(s.repo().GetAction(4).value().has_value());
@@ -887,8 +891,25 @@ TEST_CASE(
   CHECK_FALSE(s.repo().GetAction(7).value().has_value());
   // A forgotten decision is decided anew.
   CHECK(s.repo().RecordDecision(Rec(6, Outcome::kSkip)).value().inserted);
-  // Ids are not reused after a purge.
   CHECK(s.repo().Create(ActionCreate("D9", 9)).value().instance.id == 4);
+}
+
+TEST_CASE("InstanceRepo: Purge keeps a decision whose instance is stored",
+          "[conformance]") {
+  // A decision that names an instance without being related to it (as
+  // RecordDecision may store) stays while that instance is stored.
+  StoreSet s;
+  REQUIRE(s.repo().Create(ActionCreate("D", 1)).ok());
+  ActionRecord r = Rec(2, Outcome::kExecute);
+  r.decision.converge_id = 1;
+  REQUIRE(s.repo().RecordDecision(r).ok());
+  REQUIRE(s.repo().End(1, At(300)).value());
+  CHECK(s.repo().Purge(At(200), 0).value().actions == 0);
+  CHECK(s.repo().GetAction(2).value().has_value());
+  PurgeResult p = s.repo().Purge(At(400), 0).value();
+  CHECK(p.instances == 1);
+  CHECK(p.actions == 2);
+  CHECK_FALSE(s.repo().GetAction(2).value().has_value());
 }
 
 TEST_CASE("InstanceRepo: Purge honours the limit", "[conformance]") {

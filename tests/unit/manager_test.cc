@@ -203,9 +203,9 @@ TEST_CASE("a lost summary task is rescheduled by the redelivery", "[manager]") {
   CHECK(again.replayed);
   CHECK(again.primary);
   CHECK(again.outcome == Outcome::kExecute);
-  CHECK(stores.queue->Stats("converge.summary").value().pending == 1);
+  CHECK(stores.queue->Stats("converge").value().pending == 1);
   CHECK(manager->Submit(Act(1, 0), rule).value().replayed);
-  CHECK(stores.queue->Stats("converge.summary").value().pending == 1);
+  CHECK(stores.queue->Stats("converge").value().pending == 1);
 }
 
 TEST_CASE("ReportStatus, Reevaluate and EndInstance on unknown ids",

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/match.h"
+#include "converge/context.h"
+#include "converge/dimension.h"
 #include "converge/store/wrappers.h"
 #include "test_util.h"
 
@@ -258,7 +261,7 @@ TEST_CASE("S9 collect on notices, no business summary", "[scenario]") {
 
   // Its summary task is scheduled 60 s after creation.
   std::vector<Task> pending =
-      env.stores.queue->ListPending("converge.summary", 0).value();
+      env.stores.queue->ListPending("converge", 0).value();
   REQUIRE(pending.size() == 1);
   CHECK(pending[0].id == "summary:1");
   CHECK(pending[0].kind == "summary");
@@ -270,7 +273,7 @@ TEST_CASE("S9 collect on notices, no business summary", "[scenario]") {
   CHECK_RELATION(env, 1, 2, false, CS::kSkipped);
   CHECK_RELATION(env, 1, 3, false, CS::kSkipped);
   // Exactly one summary task per instance.
-  CHECK(env.stores.queue->Stats("converge.summary").value().pending == 1);
+  CHECK(env.stores.queue->Stats("converge").value().pending == 1);
 
   // The summary's run ends C1 (lifecycle issue); N4 then starts a new
   // instance: the window matches N1..N4, minus the related ones = {N4}.
@@ -281,7 +284,7 @@ TEST_CASE("S9 collect on notices, no business summary", "[scenario]") {
   CHECK(n4.primary);
   CHECK(n4.converge_id == 2);
   CHECK(env.Relations(2).size() == 1);
-  CHECK(env.stores.queue->Stats("converge.summary").value().pending == 2);
+  CHECK(env.stores.queue->Stats("converge").value().pending == 2);
 }
 
 TEST_CASE("S10 collect_alarm at first level", "[scenario]") {
@@ -297,7 +300,7 @@ TEST_CASE("S10 collect_alarm at first level", "[scenario]") {
   CHECK(env.Submit(Act(3, 20), rule).outcome == Outcome::kSkip);
   CHECK_RELATION(env, 1, 3, false, CS::kSkipped);
   std::vector<Task> pending =
-      env.stores.queue->ListPending("converge.summary", 0).value();
+      env.stores.queue->ListPending("converge", 0).value();
   REQUIRE(pending.size() == 1);
   CHECK(pending[0].subject_id == 1);
   CHECK(pending[0].due == T(70));
@@ -471,6 +474,418 @@ TEST_CASE("S16 illegal configs execute without instance or lock",
   Action shielded = Act(9, 9);
   shielded.shielded = true;
   CHECK(env.Submit(shielded, rule).outcome == Outcome::kShield);
+}
+
+// ---- lifecycle: summaries, second level, leases, ends ----
+
+// The upstream notice default with its business summary (section 1.6).
+ConvergeConfig NoticeRule() {
+  ConvergeConfig c;
+  c.is_enabled = true;
+  c.converge_func = ConvergeFunction::kCollect;
+  c.timedelta = 60;
+  c.count = 1;
+  for (const char* key : {"strategy_id", "dimensions", "alert_level", "signal",
+                          "bk_biz_id", "notice_receiver", "notice_way"}) {
+    c.condition.push_back(Condition{key, {Value("self")}});
+  }
+  c.need_biz_converge = true;
+  auto sub = std::make_shared<ConvergeConfig>();
+  sub->is_enabled = true;
+  sub->converge_func = ConvergeFunction::kCollectAlarm;
+  sub->timedelta = 60;
+  sub->count = 2;
+  for (const char* key : {"bk_biz_id", "notice_receiver", "notice_way",
+                          "alert_level", "signal"}) {
+    sub->condition.push_back(Condition{key, {Value("self")}});
+  }
+  c.sub_converge_config = sub;
+  return c;
+}
+
+// A notice of strategy `strategy` (one first-level instance per strategy).
+Action StrategyNotice(int64_t id, double at, int64_t strategy) {
+  Action a = Notice(id, at);
+  a.strategy_id = strategy;
+  return a;
+}
+
+// Records what the manager reports, in order.
+struct Recorder : ManagerListener {
+  void OnDecision(const Decision& d) override {
+    lines.push_back(internal_line("decision", d.action_id,
+                                  std::string(ToString(d.outcome))));
+  }
+  void OnInstance(const InstanceEvent& e) override {
+    lines.push_back(internal_line("instance", e.converge_id,
+                                  std::string(ToString(e.kind))));
+  }
+  void OnSummary(const Summary& s) override {
+    summaries.push_back(s);
+    lines.push_back(internal_line("summary", s.converge_id, "sent"));
+  }
+  static std::string internal_line(const char* type, int64_t id,
+                                   const std::string& what) {
+    return std::string(type) + " " + std::to_string(id) + " " + what;
+  }
+  std::vector<std::string> lines;
+  std::vector<Summary> summaries;
+};
+
+TEST_CASE("S9 the summary reports the skipped notices and ends the instance",
+          "[scenario]") {
+  Env env(Bkmonitor());
+  ConvergeConfig rule = Rule(ConvergeFunction::kCollect, 5, 3600);
+  rule.need_biz_converge = false;
+  env.Submit(Notice(1, 0), rule);
+  SECTION("with suppressed notices") {
+    env.Submit(Notice(2, 20), rule);
+    env.Submit(Notice(3, 40), rule);
+    env.clock.Set(T(63));
+    Summary s = env.manager->RunSummary(1).value();
+    CHECK(s.sent);
+    CHECK(s.action_ids == std::vector<int64_t>{2, 3});
+    CHECK(s.converge_type == ConvergeType::kAction);
+    CHECK(s.template_type == ConvergeType::kAction);
+    CHECK(s.time == T(63));
+    CHECK_FALSE(env.Instance(1).is_open());
+    // Running it again (a redelivered task) changes nothing.
+    Summary again = env.manager->RunSummary(1).value();
+    CHECK_FALSE(again.sent);
+    CHECK(again.action_ids.empty());
+  }
+  SECTION("variant: nothing to report, the instance still ends") {
+    env.clock.Set(T(63));
+    Summary s = env.manager->RunSummary(1).value();
+    CHECK_FALSE(s.sent);
+    CHECK(s.action_ids.empty());
+    CHECK_FALSE(env.Instance(1).is_open());
+  }
+  CHECK(env.manager->RunSummary(99).status().code() ==
+        absl::StatusCode::kNotFound);
+}
+
+TEST_CASE("S10 the summary reports the suppressed creator too", "[scenario]") {
+  Env env;
+  const ConvergeConfig rule = Rule(ConvergeFunction::kCollectAlarm, 2, 300);
+  env.Submit(Act(1, 0), rule);
+  env.Submit(Act(2, 10), rule);
+  env.Submit(Act(3, 20), rule);
+  env.clock.Set(T(70));
+  Summary s = env.manager->RunSummary(1).value();
+  CHECK(s.sent);
+  CHECK(s.action_ids == std::vector<int64_t>{2, 3});  // A1 ran: not reported
+  CHECK_FALSE(env.Instance(1).is_open());
+}
+
+TEST_CASE("S11 multi-level business summary", "[scenario]") {
+  Recorder recorder;
+  ManagerOptions options = Bkmonitor();
+  options.listener = &recorder;
+  Env env(options);
+  const ConvergeConfig rule = NoticeRule();
+  auto sub_task = [&](int64_t id) {
+    REQUIRE(env.manager->ProcessSubConverge(id).ok());
+  };
+
+  // Each notice creates its own first-level instance; the business counter
+  // goes 1, 2, 3, 4 (threshold: the raw sub count, 2).
+  Decision n1 = env.Submit(StrategyNotice(1, 0, 1), rule);
+  sub_task(1);
+  Decision n2 = env.Submit(StrategyNotice(2, 10, 2), rule);
+  sub_task(2);
+  Decision n3 = env.Submit(StrategyNotice(3, 20, 3), rule);
+  CHECK(n1.outcome == Outcome::kExecute);
+  CHECK(n2.outcome == Outcome::kExecute);
+  CHECK(n3.outcome == Outcome::kSkip);  // the business already has enough
+  CHECK(n3.primary);
+  CHECK_RELATION(env, 3, 3, true, CS::kExecuted);
+  // Nothing at the second level after F1's and F2's tasks.
+  CHECK(env.stores.repo->ListOpen(0).value().size() == 3);
+  CHECK(env.Instance(1).is_visible);
+
+  // F3's task: {F1, F2, F3} reach the threshold of 3: S is created.
+  sub_task(3);
+  const ConvergeInstance s = env.Instance(4);
+  CHECK(s.converge_type == ConvergeType::kConverge);
+  CHECK(s.converge_func == ConvergeFunction::kCollectAlarm);
+  CHECK(s.window_seconds == 120);
+  CHECK_RELATION(env, 4, 3, true, CS::kExecuted);
+  CHECK_RELATION(env, 4, 1, false, CS::kSkipped);
+  CHECK_RELATION(env, 4, 2, false, CS::kSkipped);
+  for (int64_t f : {1, 2, 3}) CHECK_FALSE(env.Instance(f).is_visible);
+
+  Decision n4 = env.Submit(StrategyNotice(4, 30, 4), rule);
+  CHECK(n4.outcome == Outcome::kSkip);
+  CHECK(n4.converge_id == 5);
+  sub_task(5);
+  CHECK_RELATION(env, 4, 5, false, CS::kSkipped);
+  CHECK_FALSE(env.Instance(5).is_visible);
+  // A second delivery of F4's task changes nothing.
+  sub_task(5);
+  CHECK(env.Relations(4).size() == 4);
+
+  // F1's own summary: hidden, so it reports nothing and does not end F1.
+  env.clock.Set(T(60));
+  Summary f1 = env.manager->RunSummary(1).value();
+  CHECK_FALSE(f1.sent);
+  CHECK(env.Instance(1).is_open());
+
+  // The business summary: resets the counter, reports N3 and N4, ends S
+  // and, recursively, F1..F4.
+  const std::string counter = env.manager->key_space()
+                                  .Render(keys::kSubConvergeDimensionLock,
+                                          {{"bk_biz_id", "2"},
+                                           {"signal", "abnormal"},
+                                           {"notice_way", "mail"},
+                                           {"notice_receiver", "alice"},
+                                           {"alert_level", "1"}},
+                                          "s0")
+                                  .value();
+  CHECK(env.stores.window->CounterValue(counter).value() == 4);
+  env.clock.Set(T(80));
+  Summary ks = env.manager->RunSummary(4).value();
+  CHECK(ks.sent);
+  CHECK(ks.converge_type == ConvergeType::kConverge);
+  CHECK(ks.template_type == ConvergeType::kConverge);
+  CHECK(ks.action_ids == std::vector<int64_t>{3, 4});
+  CHECK(env.stores.window->CounterValue(counter).value() == 0);
+  for (int64_t id : {1, 2, 3, 4, 5}) {
+    const ConvergeInstance inst = env.Instance(id);
+    CHECK_FALSE(inst.is_open());
+    CHECK(absl::StrContains(inst.dimension, " fixed at "));
+  }
+  CHECK(env.stores.repo->ListOpen(0).value().empty());
+  // F3's summary comes after: already ended, nothing sent.
+  CHECK_FALSE(env.manager->RunSummary(3).value().sent);
+
+  // What the listener saw, in order.
+  const std::vector<std::string> expected_prefix = {
+      "instance 1 created", "decision 1 execute", "instance 2 created",
+      "decision 2 execute", "instance 3 created", "decision 3 skip",
+      "instance 4 created", "instance 3 hidden",  "instance 1 hidden",
+      "instance 2 hidden",  "instance 5 created", "decision 4 skip",
+      "instance 5 hidden",  "instance 4 ended",   "instance 3 ended",
+      "instance 1 ended",   "instance 2 ended",   "instance 5 ended",
+      "summary 4 sent"};  // ends in relation order
+  CHECK(recorder.lines == expected_prefix);
+}
+
+TEST_CASE("S11 the business summary is a task of the manager's queue",
+          "[scenario]") {
+  Env env(Bkmonitor());
+  const ConvergeConfig rule = NoticeRule();
+  env.Submit(StrategyNotice(1, 0, 1), rule);
+  std::vector<Task> pending =
+      env.stores.queue->ListPending("converge", 0).value();
+  REQUIRE(pending.size() == 2);
+  // Second-level processing is due at once, the summary after 60 s.
+  CHECK(pending[0].id == "subconverge:1");
+  CHECK(pending[0].due == T(0));
+  CHECK(pending[1].id == "summary:1");
+  CHECK(pending[1].due == T(60));
+  // Without need_biz_converge there is no second level.
+  ConvergeConfig plain = rule;
+  plain.need_biz_converge = false;
+  env.Submit(StrategyNotice(2, 1, 2), plain);
+  CHECK(env.stores.queue->Stats("converge").value().pending == 3);
+}
+
+TEST_CASE("S14 one evaluator per dimension: a busy lease refuses, then frees",
+          "[scenario]") {
+  ManagerOptions options;
+  options.lease_attempts = 1;  // no waiting: report busy at once
+  Env env(options);
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 4, 300);
+  env.Submit(Act(1, 0), rule);
+  // W1 evaluates D (holds its lease); upstream's capacity max(4 // 2, 1) = 2
+  // would let a second evaluator in. Ours lets none.
+  const std::string d =
+      ComputeDimension(rule, rule, BuildContext(Act(2, 1))).dimension;
+  const std::string lease = env.manager->LeaseKey(d).value();
+  REQUIRE(env.stores.lock->TryAcquire(lease, "w1", absl::Seconds(60)).value());
+  env.clock.Set(T(1));
+  absl::StatusOr<Decision> busy = env.manager->Submit(Act(2, 1), rule);
+  REQUIRE_FALSE(busy.ok());
+  CHECK(IsLeaseBusy(busy.status()));
+  CHECK_FALSE(IsLeaseBusy(absl::UnavailableError("store down")));
+  // Nothing was decided: the caller requeues.
+  CHECK_FALSE(env.manager->GetDecision(2).value().has_value());
+
+  SECTION("the holder releases: the requeued action proceeds") {
+    REQUIRE(env.stores.lock->Release(lease, "w1").value());
+    CHECK(env.Submit(Act(2, 1), rule).outcome == Outcome::kExecute);
+  }
+  SECTION("the holder crashed: its lease expires after its ttl") {
+    env.clock.Set(T(30));
+    CHECK_FALSE(env.manager->Submit(Act(2, 1), rule).ok());
+    env.clock.Set(T(62));
+    CHECK(env.Submit(Act(2, 1), rule).outcome == Outcome::kExecute);
+  }
+  // The settled-join fast path needs no lease: with the instance at its
+  // threshold, joiners are decided while the lease is held.
+  for (int i = 3; i <= 4; ++i) env.Submit(Act(i, i), rule);
+  REQUIRE(env.stores.lock->TryAcquire(lease, "w1", absl::Seconds(60)).value());
+  CHECK(env.Submit(Act(5, 5), rule).outcome == Outcome::kSkip);
+}
+
+TEST_CASE("S17 an action already finished when its task arrives",
+          "[scenario]") {
+  Env env;
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 300);
+  Decision first = env.Submit(Act(1, 0), rule);
+  env.Report(1, ActionStatus::kSuccess);
+  env.clock.Set(T(5));
+  Decision again = env.Submit(Act(1, 0), rule);
+  CHECK(again.replayed);
+  CHECK(again.outcome == first.outcome);
+  CHECK(again.decided_at == first.decided_at);
+  // The reported status stays: nothing was written.
+  CHECK(env.stores.repo->GetAction(1).value()->status ==
+        ActionStatus::kSuccess);
+  CHECK(env.stores.repo->ListOpen(0).value().empty());
+}
+
+TEST_CASE("S18 a first-level instance that ended before its second-level task",
+          "[scenario]") {
+  Env env(Bkmonitor());
+  const ConvergeConfig rule = NoticeRule();
+  for (int i = 1; i <= 3; ++i) env.Submit(StrategyNotice(i, i, i), rule);
+  // F1's summary runs before its (delayed) second-level task.
+  env.clock.Set(T(61));
+  CHECK_FALSE(env.manager->RunSummary(1).value().sent);
+  CHECK_FALSE(env.Instance(1).is_open());
+  for (int64_t f : {1, 2, 3}) REQUIRE(env.manager->ProcessSubConverge(f).ok());
+  // F1 is never hidden or linked; F2 and F3 alone are below the threshold.
+  CHECK(env.Instance(1).is_visible);
+  CHECK(env.stores.repo->CountOpen().value().converge == 0);
+  // A fourth strategy makes three live instances: S links F2..F4 only.
+  env.Submit(StrategyNotice(4, 62, 4), rule);
+  REQUIRE(env.manager->ProcessSubConverge(4).ok());
+  CHECK(env.stores.repo->CountOpen().value().converge == 1);
+  const std::vector<ConvergeRelation> rels = env.Relations(5);
+  REQUIRE(rels.size() == 3);
+  for (const ConvergeRelation& r : rels) CHECK(r.related_id != 1);
+  CHECK(env.Instance(1).is_visible);
+}
+
+TEST_CASE("Approvals: approve, reject, time out", "[scenario]") {
+  Recorder recorder;
+  ManagerOptions options;
+  options.listener = &recorder;
+  Env env(options);
+  const ConvergeConfig rule = Rule(ConvergeFunction::kDefense, 2, 300);
+  env.Submit(Act(1, 0), rule);
+  env.Submit(Act(2, 10), rule);
+  for (int i = 3; i <= 5; ++i) {
+    CHECK(env.Submit(Act(i, 10 + i), rule).outcome == Outcome::kApproval);
+  }
+  // Each waiting action has its timeout task, 30 min after its decision.
+  std::vector<Task> pending =
+      env.stores.queue->ListPending("converge", 0).value();
+  REQUIRE(pending.size() == 3);
+  CHECK(pending[0].id == "approval:3");
+  CHECK(pending[0].due == T(13) + absl::Minutes(30));
+
+  Decision approved = env.manager->Approve(3).value();
+  CHECK(approved.outcome == Outcome::kExecute);
+  CHECK(approved.reason == "approved");
+  CHECK(env.stores.repo->GetAction(3).value()->status ==
+        ActionStatus::kConverged);
+  Decision rejected = env.manager->Reject(4).value();
+  CHECK(rejected.outcome == Outcome::kSkip);
+  CHECK(env.stores.repo->GetAction(4).value()->status ==
+        ActionStatus::kSkipped);
+  // A second answer is refused; an unknown action is not found.
+  CHECK(env.manager->Approve(3).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(env.manager->Reject(3).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(env.manager->Approve(99).status().code() ==
+        absl::StatusCode::kNotFound);
+
+  // The timeout: not before it is due, then skip.
+  env.clock.Set(T(15) + absl::Minutes(29));
+  CHECK(env.manager->ExpireApproval(5).value().outcome == Outcome::kApproval);
+  env.clock.Set(T(15) + absl::Minutes(30));
+  Decision expired = env.manager->ExpireApproval(5).value();
+  CHECK(expired.outcome == Outcome::kSkip);
+  CHECK(expired.reason == "approval timed out");
+  // The timeout of an answered approval changes nothing.
+  CHECK(env.manager->ExpireApproval(3).value().outcome == Outcome::kExecute);
+  CHECK(recorder.lines.back() == "decision 5 skip");
+}
+
+TEST_CASE("Sleep schedules its re-poll", "[scenario]") {
+  Env env;
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenSuccess, 1, 3600);
+  env.Submit(Act(1, 0), rule);
+  env.Report(1, ActionStatus::kRunning);
+  CHECK(env.Submit(Act(2, 60), rule).outcome == Outcome::kSleep);
+  std::vector<Task> pending =
+      env.stores.queue->ListPending("converge", 0).value();
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].id == "repoll:2");
+  CHECK(pending[0].kind == "repoll");
+  CHECK(pending[0].due == T(90));
+}
+
+TEST_CASE("Sweep ends instances whose window has passed", "[scenario]") {
+  Recorder recorder;
+  ManagerOptions options;
+  options.listener = &recorder;
+  Env env(options);
+  const ConvergeConfig exceed = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
+  const ConvergeConfig collect =
+      Rule(ConvergeFunction::kCollect, 1, 30, "alert_info");
+  env.Submit(Act(1, 0, "a"), exceed);   // C1, W = 300
+  env.Submit(Act(2, 0, "b"), collect);  // C2, W = 30, summary at 60
+  env.Submit(Act(3, 10, "b"), collect);
+
+  env.clock.Set(T(120));  // C2: 0 + max(30, 60) + 60 grace = 120: not yet
+  SweepResult r = env.manager->Sweep().value();
+  CHECK(r.scanned == 2);
+  CHECK(r.ended == 0);
+  env.clock.Set(T(121));  // the summary never ran: the sweep runs it
+  r = env.manager->Sweep().value();
+  CHECK(r.ended == 1);
+  CHECK(r.summaries == 1);
+  REQUIRE(recorder.summaries.size() == 1);
+  CHECK(recorder.summaries[0].action_ids == std::vector<int64_t>{3});
+  CHECK(env.Instance(1).is_open());
+  env.clock.Set(T(361));  // C1: 0 + 300 + 60
+  r = env.manager->Sweep().value();
+  CHECK(r.scanned == 1);
+  CHECK(r.ended == 1);
+  CHECK_FALSE(env.Instance(1).is_open());
+  CHECK(env.manager->Sweep().value().scanned == 0);
+}
+
+TEST_CASE("Purge deletes ended instances after the retention", "[scenario]") {
+  ManagerOptions options;
+  options.retention = absl::Hours(1);
+  Env env(options);
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
+  env.Submit(Act(1, 0, "a"), rule);
+  env.Submit(Act(2, 5, "a"), rule);
+  env.Submit(Act(3, 0, "b"), rule);  // C2 stays open
+  env.clock.Set(T(400));
+  REQUIRE(env.manager->EndInstance(1).value());
+  env.clock.Set(T(400) + absl::Minutes(59));
+  PurgeResult none = env.manager->Purge().value();
+  CHECK(none.instances == 0);
+  CHECK(none.actions == 0);  // members go with their instance
+  CHECK(env.manager->GetDecision(1).value().has_value());
+  env.clock.Set(T(401) + absl::Hours(1));
+  PurgeResult p = env.manager->Purge().value();
+  CHECK(p.instances == 1);
+  CHECK(p.relations == 2);
+  CHECK(p.actions == 2);  // A1, A2; A3 belongs to the open C2
+  CHECK(env.stores.repo->GetInstance(1).status().code() ==
+        absl::StatusCode::kNotFound);
+  CHECK(env.Instance(2).is_open());
+  CHECK(env.manager->GetDecision(3).value().has_value());
+  CHECK_FALSE(env.manager->GetDecision(1).value().has_value());
 }
 
 }  // namespace

@@ -789,18 +789,6 @@ class MemoryInstanceRepo final : public InstanceRepo {
     std::lock_guard<std::mutex> lock(mu_);
     PurgeResult result;
     const size_t cap = limit == 0 ? SIZE_MAX : limit;
-    // Members of open instances are kept, whatever their age.
-    absl::flat_hash_set<int64_t> open_members;
-    auto keep = [&](const InstanceRow* row) {
-      for (const RelationRow& r : row->relations) {
-        if (r.related_type == ConvergeType::kAction) {
-          open_members.insert(r.related_id);
-        }
-      }
-    };
-    for (const auto& entry : open_by_digest_) keep(entry.second);
-    for (const auto& entry : open_by_text_) keep(entry.second);
-
     std::vector<int64_t> doomed;
     for (const auto& [id, row] : instances_) {
       if (doomed.size() >= cap) break;
@@ -828,28 +816,14 @@ class MemoryInstanceRepo final : public InstanceRepo {
     std::vector<int64_t> old_actions;
     for (const auto& [id, row] : actions_) {
       if (old_actions.size() >= cap) break;
-      if (!row.decided || row.decided_at >= cutoff ||
-          open_members.contains(id)) {
+      // Members of an instance go with it (its relations name them).
+      if (!row.decided || row.decided_at >= cutoff || row.related ||
+          (row.converge_id != 0 && instances_.contains(row.converge_id))) {
         continue;
-      }
-      if (row.converge_id != 0) {
-        auto inst = instances_.find(row.converge_id);
-        if (inst != instances_.end() && inst->second.instance.is_open()) {
-          continue;
-        }
       }
       old_actions.push_back(id);
     }
-    for (int64_t id : old_actions) {
-      // The decision goes; a relation the action still has (to an ended
-      // instance that is kept) keeps it related.
-      auto it = actions_.find(id);
-      if (it->second.related) {
-        it->second.decided = false;
-      } else {
-        actions_.erase(it);
-      }
-    }
+    for (int64_t id : old_actions) actions_.erase(id);
     result.actions = static_cast<int64_t>(old_actions.size());
     return result;
   }

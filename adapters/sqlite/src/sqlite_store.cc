@@ -1229,18 +1229,17 @@ class SqliteInstanceRepo final : public InstanceRepo {
         if (auto st = inst.Run(); !st.ok()) return st;
         result.instances += inst.Changes();
       }
-      // Decisions older than `before`, unless the action is a member of an
-      // open instance or its decision names one.
+      // Decisions older than `before` of actions that belong to no stored
+      // instance: no relation, and the instance their decision names (if
+      // any) is gone. Members of an instance go with it.
       Stmt del(conn,
                "DELETE FROM converge_action_decision WHERE action_id IN ("
                "SELECT a.action_id FROM converge_action_decision a WHERE "
                "a.decided_at_ns < ?1 AND NOT EXISTS (SELECT 1 FROM "
-               "converge_relation r JOIN converge_instance i ON i.id = "
-               "r.converge_id WHERE r.related_id = a.action_id AND "
-               "r.related_type = 'action' AND i.end_time IS NULL) AND NOT "
-               "EXISTS (SELECT 1 FROM converge_instance i WHERE i.id = "
-               "a.converge_id AND i.end_time IS NULL) ORDER BY a.action_id "
-               "LIMIT ?2)");
+               "converge_relation r WHERE r.related_id = a.action_id AND "
+               "r.related_type = 'action') AND NOT EXISTS (SELECT 1 FROM "
+               "converge_instance i WHERE i.id = a.converge_id) ORDER BY "
+               "a.action_id LIMIT ?2)");
       del.Bind(1, Nanos(before)).Bind(2, Limit(limit));
       if (auto st = del.Run(); !st.ok()) return st;
       result.actions = del.Changes();

@@ -165,9 +165,10 @@ class InstanceRepo {
 
   // Retention: deletes at most `limit` (0 = all) instances that ended
   // before `before`, with all their relations, and at most `limit` action
-  // records decided before `before` that do not belong to an open instance
-  // (their decision then is forgotten: a redelivery is decided anew).
-  // Open instances and their members are never deleted.
+  // records decided before `before` that belong to no instance still
+  // stored (no relation, and the instance of their decision, if any, is
+  // gone): their decision is then forgotten, and a redelivery is decided
+  // anew. Open instances and their members are never deleted.
   virtual absl::StatusOr<PurgeResult> Purge(absl::Time before,
                                             size_t limit) = 0;
 

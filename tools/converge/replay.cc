@@ -1,0 +1,317 @@
+#include "replay.h"
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace converge::cli {
+
+// Turns the manager's notifications into output lines, one at a time.
+class Replayer::Listener : public ManagerListener {
+ public:
+  explicit Listener(LineSink sink) : sink_(std::move(sink)) {}
+
+  void OnDecision(const Decision& decision) override {
+    Emit(DecisionLine(decision));
+  }
+  void OnInstance(const InstanceEvent& event) override {
+    Emit(InstanceLine(event));
+  }
+  void OnSummary(const Summary& summary) override {
+    Emit(SummaryLine(summary));
+  }
+
+ private:
+  void Emit(const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu_);
+    sink_(line);
+  }
+
+  std::mutex mu_;
+  LineSink sink_;
+};
+
+Replayer::Replayer(ReplayOptions options, LineSink sink)
+    : options_(std::move(options)),
+      listener_(std::make_unique<Listener>(std::move(sink))) {}
+
+Replayer::~Replayer() {
+  // The processor and the manager use the stores and the clock.
+  processor_.reset();
+  manager_.reset();
+}
+
+absl::StatusOr<std::unique_ptr<Replayer>> Replayer::Create(
+    ReplayOptions options, LineSink sink) {
+  if (options.workers < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("workers: must be >= 1, got ", options.workers));
+  }
+  std::unique_ptr<Replayer> replayer(
+      new Replayer(std::move(options), std::move(sink)));
+  absl::StatusOr<OpenedStore> store =
+      OpenStore(replayer->options_.store_uri, &replayer->clock_);
+  if (!store.ok()) return store.status();
+  replayer->store_ = *std::move(store);
+  return replayer;
+}
+
+// The manager and the processor are made at the time of the first event,
+// so that the processor's periodic jobs (the sweep every minute) start
+// there and not at the Unix epoch.
+absl::Status Replayer::Start(absl::Time t) {
+  clock_.Set(t);
+  ManagerOptions manager_options;
+  manager_options.rules.profile = options_.profile;
+  manager_options.listener = listener_.get();
+  absl::StatusOr<std::unique_ptr<ConvergeManager>> manager =
+      ConvergeManager::Create(store_.stores, &clock_, manager_options);
+  if (!manager.ok()) return manager.status();
+  manager_ = *std::move(manager);
+  absl::StatusOr<std::unique_ptr<Processor>> processor =
+      Processor::Create(manager_.get(), ProcessorOptions());
+  if (!processor.ok()) return processor.status();
+  processor_ = *std::move(processor);
+  return absl::OkStatus();
+}
+
+std::optional<InputError> Replayer::CheckOrder(const Event& event) const {
+  if (!last_time_.has_value()) return std::nullopt;
+  return CheckEventTime(event.time, *last_time_);
+}
+
+// A task that failed is retried after a jittered backoff or buried: either
+// way the replay would no longer say what happened, so it stops.
+absl::Status Replayer::CheckFailures() {
+  const ProcessorStats stats = processor_->stats();
+  const int64_t failures = stats.retried + stats.dead;
+  if (failures == failures_seen_) return absl::OkStatus();
+  failures_seen_ = failures;
+  const std::string& queue = manager_->options().task_queue;
+  std::string what = "a task failed";
+  absl::StatusOr<std::vector<Task>> dead = store_.stores.queue->ListDead(queue);
+  if (dead.ok() && !dead->empty()) {
+    // An action the manager refused as bad input (sizes are checked when
+    // its task runs): report it as the input error it is.
+    constexpr std::string_view kInvalid = "INVALID_ARGUMENT: ";
+    const Task& last = dead->back();
+    if (last.kind == "action" &&
+        std::string_view(last.last_error).substr(0, kInvalid.size()) ==
+            kInvalid) {
+      return absl::InvalidArgumentError(
+          last.last_error.substr(kInvalid.size()));
+    }
+    what = absl::StrCat(
+        "task ", dead->back().id,
+        " failed and went to the dead-letter list: ", dead->back().last_error);
+  } else {
+    absl::StatusOr<std::vector<Task>> pending =
+        store_.stores.queue->ListPending(queue, 0);
+    if (pending.ok()) {
+      for (const Task& task : *pending) {
+        if (!task.last_error.empty()) {
+          what = absl::StrCat("task ", task.id, " failed (attempt ",
+                              task.attempts, "): ", task.last_error);
+        }
+      }
+    }
+  }
+  return absl::InternalError(what);
+}
+
+// Runs the tasks due at the clock's instant: serially, or on `workers`
+// threads until none is left.
+absl::Status Replayer::RunInstant() {
+  if (options_.workers == 1) {
+    absl::StatusOr<bool> ran = processor_->RunOnce();
+    if (!ran.ok()) return ran.status();
+    if (!*ran) {
+      return absl::InternalError(absl::StrCat(
+          "a task due at ", TimeToJson(clock_.Now()), " was not delivered"));
+    }
+    return CheckFailures();
+  }
+  std::mutex mu;
+  absl::Status first_error;
+  auto work = [&] {
+    for (;;) {
+      absl::StatusOr<bool> ran = processor_->RunOnce();
+      if (!ran.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first_error.ok()) first_error = ran.status();
+        return;
+      }
+      if (!*ran) return;
+    }
+  };
+  std::vector<std::thread> threads;
+  threads.reserve(options_.workers - 1);
+  for (int i = 1; i < options_.workers; ++i) threads.emplace_back(work);
+  work();
+  for (std::thread& t : threads) t.join();
+  if (!first_error.ok()) return first_error;
+  return CheckFailures();
+}
+
+absl::Status Replayer::RunDue(absl::Time t) {
+  for (;;) {
+    absl::StatusOr<std::optional<absl::Time>> next = processor_->NextDue();
+    if (!next.ok()) return next.status();
+    if (!next->has_value() || **next > t) break;
+    if (**next > clock_.Now()) clock_.Set(**next);
+    if (absl::Status st = RunInstant(); !st.ok()) return st;
+  }
+  if (clock_.Now() < t) clock_.Set(t);
+  return absl::OkStatus();
+}
+
+absl::Status Replayer::Apply(const Event& event) {
+  if (manager_ == nullptr) {
+    if (absl::Status st = Start(event.time); !st.ok()) return st;
+  }
+  const bool batchable =
+      options_.workers > 1 && event.type == Event::Type::kAction;
+  if (batch_pending_ && !(batchable && event.time == batch_time_)) {
+    batch_pending_ = false;
+    if (absl::Status st = RunDue(batch_time_); !st.ok()) return st;
+  }
+  if (!batch_pending_) {
+    if (absl::Status st = RunDue(event.time); !st.ok()) return st;
+  }
+  last_time_ = event.time;
+
+  switch (event.type) {
+    case Event::Type::kAction: {
+      absl::Status st =
+          processor_->SubmitAction(event.action, event.config, event.time);
+      if (st.code() == absl::StatusCode::kAlreadyExists) {
+        // The same action again while its first task is still queued (a
+        // batch): let that one run first, then deliver it again.
+        batch_pending_ = false;
+        if (st = RunDue(event.time); !st.ok()) return st;
+        st = processor_->SubmitAction(event.action, event.config, event.time);
+      }
+      if (!st.ok()) return st;
+      if (batchable) {
+        batch_pending_ = true;
+        batch_time_ = event.time;
+        return absl::OkStatus();
+      }
+      return RunDue(event.time);
+    }
+    case Event::Type::kStatus: {
+      // A report for an action without a decision changes nothing.
+      absl::Status st = manager_->ReportStatus(event.id, event.status);
+      if (st.code() == absl::StatusCode::kNotFound) return absl::OkStatus();
+      if (!st.ok()) return st;
+      return RunDue(event.time);
+    }
+    case Event::Type::kApproval: {
+      // Approving or rejecting an action that does not wait for approval
+      // (unknown, already approved, rejected or timed out) is a no-op.
+      absl::StatusOr<Decision> d = event.approved ? manager_->Approve(event.id)
+                                                  : manager_->Reject(event.id);
+      if (!d.ok() && d.status().code() != absl::StatusCode::kNotFound &&
+          d.status().code() != absl::StatusCode::kFailedPrecondition) {
+        return d.status();
+      }
+      return RunDue(event.time);
+    }
+    case Event::Type::kTick:
+      return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Replayer::Finish() {
+  if (!batch_pending_) return absl::OkStatus();
+  batch_pending_ = false;
+  return RunDue(batch_time_);
+}
+
+namespace {
+
+// Writes output lines to stdout as they come.
+void WriteLine(std::string_view line) {
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fputc('\n', stdout);
+}
+
+}  // namespace
+
+int RunReplay(const ReplayOptions& options, const std::string& path) {
+  const std::string name = path == "-" ? "<stdin>" : path;
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (path != "-") {
+    file.open(path);
+    if (!file) {
+      std::cerr << "converge replay: " << name << ": cannot open\n";
+      return 1;
+    }
+    in = &file;
+  }
+  absl::StatusOr<std::unique_ptr<Replayer>> replayer =
+      Replayer::Create(options, WriteLine);
+  if (!replayer.ok()) {
+    std::cerr << "converge replay: " << replayer.status().message() << "\n";
+    return 1;
+  }
+  auto fail = [&](int64_t line_no, const std::string& what) {
+    // What came before the bad line is applied in full.
+    absl::Status st = (*replayer)->Finish();
+    std::fflush(stdout);
+    std::cerr << "converge replay: " << name << ", line " << line_no << ": "
+              << what << "\n";
+    if (!st.ok()) std::cerr << "converge replay: " << st.message() << "\n";
+    return 1;
+  };
+
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(*in, line)) {
+    ++line_no;
+    if (IsSkippedLine(line)) continue;
+    InputError error;
+    std::optional<Event> event = ParseEvent(line, "", &error);
+    if (!event.has_value()) return fail(line_no, error.ToString());
+    if (std::optional<InputError> order = (*replayer)->CheckOrder(*event)) {
+      return fail(line_no, order->ToString());
+    }
+    absl::Status st = (*replayer)->Apply(*event);
+    if (!st.ok()) {
+      std::optional<InputError> input = InputErrorFromStatus(st);
+      return fail(line_no, input.has_value()
+                               ? input->ToString()
+                               : absl::StrCat("replay failed: ",
+                                              std::string(st.message())));
+    }
+  }
+  if (in->bad()) {
+    std::fflush(stdout);
+    std::cerr << "converge replay: " << name << ": read error after line "
+              << line_no << "\n";
+    return 1;
+  }
+  if (absl::Status st = (*replayer)->Finish(); !st.ok()) {
+    std::fflush(stdout);
+    std::cerr << "converge replay: replay failed: " << st.message() << "\n";
+    return 1;
+  }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::cerr << "converge replay: cannot write the output\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace converge::cli
