@@ -43,7 +43,7 @@ if [ "${CONVERGE_TSAN:-1}" != 0 ]; then
     -DCONVERGE_BUILD_EXAMPLES=OFF -DCONVERGE_WITH_JSON=OFF >/dev/null
   cmake --build "$TSAN_DIR" -j "$JOBS" --target converge_unit_tests
   TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/converge_unit_tests \
-    "[concurrency],[memory],[manager]"
+    "[concurrency],[memory],[manager],[processor]"
 fi
 
 # Last, so that its summary closes the output.
