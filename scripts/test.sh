@@ -45,7 +45,7 @@ if [ "${CONVERGE_TSAN:-1}" != 0 ]; then
     scenarios_memory conformance_memory
   TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/converge_unit_tests "[memory]"
   TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/scenarios_memory \
-    "[concurrency],[manager]"
+    "[concurrency],[manager],[processor]"
   TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/conformance/conformance_memory \
     "[concurrency]"
 fi

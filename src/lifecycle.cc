@@ -70,25 +70,28 @@ std::string_view ToString(InstanceEvent::Kind kind) {
 void ConvergeManager::NotifyInstance(InstanceEvent::Kind kind,
                                      const ConvergeInstance& instance,
                                      absl::Time at) {
-  if (options_.metrics != nullptr) {
-    options_.metrics->RecordInstance(instance.converge_type, ToString(kind));
-  }
-  if (options_.listener == nullptr) return;
   InstanceEvent e;
   e.kind = kind;
   e.time = at;
   e.converge_id = instance.id;
   e.converge_type = instance.converge_type;
   e.converge_func = instance.converge_func;
-  options_.listener->OnInstance(e);
+  Emit([this, e] {
+    if (options_.metrics != nullptr) {
+      options_.metrics->RecordInstance(e.converge_type, ToString(e.kind));
+    }
+    if (options_.listener != nullptr) options_.listener->OnInstance(e);
+  });
 }
 
 void ConvergeManager::NotifyDecisionChanged(
     const Decision& decision, std::optional<ConvergeFunction> func) {
-  if (options_.metrics != nullptr) {
-    options_.metrics->RecordDecision(decision.outcome, func);
-  }
-  if (options_.listener != nullptr) options_.listener->OnDecision(decision);
+  Emit([this, decision, func] {
+    if (options_.metrics != nullptr) {
+      options_.metrics->RecordDecision(decision.outcome, func);
+    }
+    if (options_.listener != nullptr) options_.listener->OnDecision(decision);
+  });
 }
 
 // ---- follow-up tasks ----
@@ -518,12 +521,14 @@ absl::StatusOr<Summary> ConvergeManager::RunSummary(int64_t converge_id) {
                                 ? inst->converge_type
                                 : ConvergeType::kAction;
   }
-  if (options_.metrics != nullptr) {
-    options_.metrics->RecordSummary(inst->converge_type, summary.sent);
-  }
-  if (summary.sent && options_.listener != nullptr) {
-    options_.listener->OnSummary(summary);
-  }
+  Emit([this, summary] {
+    if (options_.metrics != nullptr) {
+      options_.metrics->RecordSummary(summary.converge_type, summary.sent);
+    }
+    if (summary.sent && options_.listener != nullptr) {
+      options_.listener->OnSummary(summary);
+    }
+  });
   return summary;
 }
 

@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <forward_list>
+#include <functional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -373,14 +374,80 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
     // re-ensures it in Replay.) If scheduling fails the caller retries and
     // the replay schedules it.
     if (absl::Status st = EnsureFollowUp(*d); !st.ok()) return st;
-    if (options_.metrics != nullptr) {
-      std::optional<ConvergeFunction> func;
-      if (d->converge_id.has_value()) func = config.converge_func;
-      options_.metrics->RecordDecision(d->outcome, func);
+  }
+  std::optional<ConvergeFunction> func;
+  if (d->converge_id.has_value()) func = config.converge_func;
+  Emit([this, decision = *d, func] {
+    if (options_.metrics != nullptr && !decision.replayed) {
+      options_.metrics->RecordDecision(decision.outcome, func);
+    }
+    if (options_.listener != nullptr) options_.listener->OnDecision(decision);
+  });
+  return d;
+}
+
+namespace {
+// The notes deferred by the batch running on this thread, if any.
+struct DeferredNotes {
+  const ConvergeManager* manager = nullptr;
+  std::vector<std::function<void()>> notes;
+};
+thread_local DeferredNotes* t_deferred = nullptr;
+}  // namespace
+
+void ConvergeManager::Emit(std::function<void()> note) {
+  if (t_deferred != nullptr && t_deferred->manager == this) {
+    t_deferred->notes.push_back(std::move(note));
+    return;
+  }
+  note();
+}
+
+std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
+    absl::Span<const BatchItem> items) {
+  std::vector<absl::StatusOr<Decision>> results;
+  results.reserve(items.size());
+  auto fail_all = [&](const absl::Status& st) {
+    results.assign(items.size(), st);
+    return results;
+  };
+  for (const BatchItem& item : items) {
+    if (item.action == nullptr || item.config == nullptr) {
+      return fail_all(absl::InvalidArgumentError(
+          "converge: SubmitBatch: every item needs an action and a config"));
     }
   }
-  if (options_.listener != nullptr) options_.listener->OnDecision(*d);
-  return d;
+  if (t_deferred != nullptr) {
+    return fail_all(absl::FailedPreconditionError(
+        "converge: SubmitBatch: a batch is already running on this thread"));
+  }
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = stores_.repo->BeginBatch();
+  if (!batch.ok()) return fail_all(batch.status());
+  if (*batch == nullptr) {
+    // No transactions: one by one.
+    for (const BatchItem& item : items) {
+      results.push_back(Submit(*item.action, *item.config));
+    }
+    return results;
+  }
+  DeferredNotes deferred;
+  deferred.manager = this;
+  t_deferred = &deferred;
+  for (const BatchItem& item : items) {
+    absl::StatusOr<Decision> d = Submit(*item.action, *item.config);
+    if (!d.ok() && !absl::IsInvalidArgument(d.status()) &&
+        !IsLeaseBusy(d.status())) {
+      // A store error: the transaction cannot be trusted; roll it back.
+      t_deferred = nullptr;
+      batch->reset();
+      return fail_all(d.status());
+    }
+    results.push_back(std::move(d));
+  }
+  t_deferred = nullptr;
+  if (absl::Status st = (*batch)->Commit(); !st.ok()) return fail_all(st);
+  for (auto& note : deferred.notes) note();
+  return results;
 }
 
 absl::StatusOr<Decision> ConvergeManager::SubmitImpl(

@@ -16,6 +16,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "converge/clock.h"
 #include "converge/config.h"
 #include "converge/keys.h"
@@ -202,6 +204,24 @@ class ConvergeManager {
   absl::StatusOr<Decision> Submit(const Action& action,
                                   const ConvergeConfig& config);
 
+  // One action of a batch, and its config (not owned).
+  struct BatchItem {
+    const Action* action = nullptr;
+    const ConvergeConfig* config = nullptr;
+  };
+
+  // Submits `items` in order, as Submit would one by one (the same
+  // decisions), in one transaction of the repo where it has them
+  // (InstanceRepo::BeginBatch; SQLite): one commit for the whole batch,
+  // made before this returns, so every returned decision is durable.
+  // Returns one result per item. A per-item error (bad input, a busy
+  // lease) is that item's result and the others go on; an error of the
+  // store fails the whole batch (every item gets it, nothing of the batch
+  // is stored, and the listener hears nothing). Listener calls are made
+  // after the commit.
+  std::vector<absl::StatusOr<Decision>> SubmitBatch(
+      absl::Span<const BatchItem> items);
+
   // Records the status the host reports for a decided action (running,
   // success, failure, ...). The result-aware functions (skip_when_success,
   // skip_when_proceed, wait_when_proceed, approve_when_failed) read it.
@@ -307,6 +327,9 @@ class ConvergeManager {
   // Compare-and-set of an approval outcome.
   absl::StatusOr<Decision> SettleApproval(int64_t action_id, Outcome next,
                                           std::string reason, bool timeout);
+  // Runs `note` (a listener call, a metrics update) now, or, inside
+  // SubmitBatch on this thread, after the batch commits.
+  void Emit(std::function<void()> note);
   void NotifyInstance(InstanceEvent::Kind kind,
                       const ConvergeInstance& instance, absl::Time at);
   void NotifyDecisionChanged(const Decision& decision,

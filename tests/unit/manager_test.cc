@@ -390,5 +390,143 @@ TEST_CASE("settled joiners are not indexed", "[manager]") {
   CHECK(env.Submit(Act(6, 401), rule).primary);
 }
 
+// ---- SubmitBatch ----
+
+struct CountingListener : ManagerListener {
+  void OnDecision(const Decision& d) override { decisions.push_back(d); }
+  void OnInstance(const InstanceEvent& e) override { events.push_back(e); }
+  std::vector<Decision> decisions;
+  std::vector<InstanceEvent> events;
+};
+
+// A repo whose batches commit (or fail to) without real transactions: it
+// shows what the manager does around a batch.
+class BatchingRepo : public InstanceRepoWrapper {
+ public:
+  using InstanceRepoWrapper::InstanceRepoWrapper;
+  struct Batch : RepoBatch {
+    BatchingRepo* repo;
+    explicit Batch(BatchingRepo* r) : repo(r) {}
+    ~Batch() override {
+      if (!committed) ++repo->rollbacks;
+    }
+    absl::Status Commit() override {
+      committed = true;
+      ++repo->commits;
+      return repo->commit_status;
+    }
+    bool committed = false;
+  };
+  absl::StatusOr<std::unique_ptr<RepoBatch>> BeginBatch() override {
+    ++begun;
+    return std::unique_ptr<RepoBatch>(new Batch(this));
+  }
+  absl::StatusOr<std::optional<OpenInstanceRef>> LookupOpen(
+      std::string_view dimension) override {
+    if (++lookups == fail_lookup) return absl::UnavailableError("repo down");
+    return InstanceRepoWrapper::LookupOpen(dimension);
+  }
+  absl::Status commit_status;
+  int begun = 0, commits = 0, rollbacks = 0;
+  int lookups = 0, fail_lookup = 0;
+};
+
+TEST_CASE("SubmitBatch gives the decisions of one-by-one submission",
+          "[manager]") {
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 3, 300);
+  std::vector<Action> actions;
+  for (int i = 1; i <= 40; ++i) {
+    actions.push_back(Act(i, i, i % 3 == 0 ? "a" : "b"));
+  }
+  Env one_by_one;
+  one_by_one.clock.Set(T(50));
+  std::vector<Decision> expected;
+  for (const Action& a : actions) {
+    expected.push_back(one_by_one.manager->Submit(a, rule).value());
+  }
+  for (bool transactional : {false, true}) {
+    Env env;
+    BatchingRepo repo(env.stores.repo.get());
+    if (transactional) env.Rewire([&](Stores* v) { v->repo = &repo; });
+    env.clock.Set(T(50));
+    std::vector<ConvergeManager::BatchItem> items;
+    for (const Action& a : actions) items.push_back({&a, &rule});
+    std::vector<absl::StatusOr<Decision>> got = env.manager->SubmitBatch(items);
+    REQUIRE(got.size() == expected.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      REQUIRE(got[i].ok());
+      CHECK(got[i]->outcome == expected[i].outcome);
+      CHECK(got[i]->converge_id == expected[i].converge_id);
+      CHECK(got[i]->primary == expected[i].primary);
+    }
+    CHECK(repo.begun == (transactional ? 1 : 0));
+    CHECK(repo.commits == (transactional ? 1 : 0));
+  }
+}
+
+TEST_CASE("SubmitBatch: per-item errors stay per item", "[manager]") {
+  Env env;
+  BatchingRepo repo(env.stores.repo.get());
+  env.Rewire([&](Stores* v) { v->repo = &repo; });
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 3, 300);
+  Action good = Act(1, 0);
+  Action bad = Act(0, 0);  // id 0
+  std::vector<ConvergeManager::BatchItem> items = {{&good, &rule},
+                                                   {&bad, &rule}};
+  std::vector<absl::StatusOr<Decision>> got = env.manager->SubmitBatch(items);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].ok());
+  CHECK(got[1].status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(repo.commits == 1);
+  // A null item fails the whole batch before anything is written.
+  items.push_back({nullptr, &rule});
+  got = env.manager->SubmitBatch(items);
+  for (const auto& r : got) {
+    CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+  }
+  CHECK(repo.begun == 1);
+}
+
+TEST_CASE("SubmitBatch: the listener hears of a batch only after its commit",
+          "[manager]") {
+  CountingListener listener;
+  ManagerOptions options;
+  options.listener = &listener;
+  Env env(options);
+  BatchingRepo repo(env.stores.repo.get());
+  env.Rewire([&](Stores* v) { v->repo = &repo; });
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
+  Action a1 = Act(1, 0), a2 = Act(2, 1);
+  std::vector<ConvergeManager::BatchItem> items = {{&a1, &rule}, {&a2, &rule}};
+
+  SECTION("a failed commit: every item fails, nothing is heard") {
+    repo.commit_status = absl::UnavailableError("disk gone");
+    std::vector<absl::StatusOr<Decision>> got = env.manager->SubmitBatch(items);
+    for (const auto& r : got) {
+      CHECK(r.status().code() == absl::StatusCode::kUnavailable);
+    }
+    CHECK(listener.decisions.empty());
+    CHECK(listener.events.empty());
+  }
+  SECTION("a store error rolls the whole batch back") {
+    repo.fail_lookup = 2;  // the second action's look-up
+    std::vector<absl::StatusOr<Decision>> got = env.manager->SubmitBatch(items);
+    for (const auto& r : got) {
+      CHECK(r.status().code() == absl::StatusCode::kUnavailable);
+    }
+    CHECK(repo.rollbacks == 1);
+    CHECK(repo.commits == 0);
+    CHECK(listener.decisions.empty());
+  }
+  SECTION("a commit: decisions and events, in order") {
+    std::vector<absl::StatusOr<Decision>> got = env.manager->SubmitBatch(items);
+    REQUIRE(listener.decisions.size() == 2);
+    CHECK(listener.decisions[0].action_id == 1);
+    CHECK(listener.decisions[1].action_id == 2);
+    REQUIRE(listener.events.size() == 1);
+    CHECK(listener.events[0].kind == InstanceEvent::Kind::kCreated);
+  }
+}
+
 }  // namespace
 }  // namespace converge::testing

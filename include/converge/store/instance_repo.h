@@ -14,6 +14,7 @@
 #define CONVERGE_STORE_INSTANCE_REPO_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -73,6 +74,13 @@ struct PurgeResult {
 struct RecordResult {
   ActionRecord record;   // the stored record
   bool inserted = true;  // false: a decision existed and was returned as is
+};
+
+// A batch of writes (see InstanceRepo::BeginBatch).
+class RepoBatch {
+ public:
+  virtual ~RepoBatch() = default;  // rolls back unless committed
+  virtual absl::Status Commit() = 0;
 };
 
 class InstanceRepo {
@@ -199,6 +207,19 @@ class InstanceRepo {
   // order given.
   virtual absl::StatusOr<std::vector<int64_t>> Unrelated(
       absl::Span<const int64_t> ids, ConvergeType type) = 0;
+
+  // ---- batches ----
+
+  // Starts a batch on the calling thread: until the returned scope is
+  // committed or destroyed, every write this thread makes through the
+  // stores of this backend is part of one transaction, committed by
+  // Commit() and rolled back by destroying the scope without it. Backends
+  // without transactions return null (the default): each call then commits
+  // on its own. A batch holds the backend's write lock (SQLite) for its
+  // duration, so keep it short.
+  virtual absl::StatusOr<std::unique_ptr<RepoBatch>> BeginBatch() {
+    return std::unique_ptr<RepoBatch>();
+  }
 };
 
 }  // namespace converge

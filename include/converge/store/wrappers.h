@@ -142,6 +142,9 @@ class InstanceRepoWrapper : public InstanceRepo {
                                                  ConvergeType type) override {
     return target_->Unrelated(ids, type);
   }
+  absl::StatusOr<std::unique_ptr<RepoBatch>> BeginBatch() override {
+    return target_->BeginBatch();
+  }
 
  private:
   InstanceRepo* target_;
