@@ -450,10 +450,15 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
   return results;
 }
 
+absl::Status ConvergeManager::Validate(const Action& action,
+                                       const ConvergeConfig& config) const {
+  if (absl::Status st = ValidateAction(action, options_); !st.ok()) return st;
+  return ValidateConfig(config);
+}
+
 absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     const Action& action, const ConvergeConfig& config) {
-  if (absl::Status st = ValidateAction(action, options_); !st.ok()) return st;
-  if (absl::Status st = ValidateConfig(config); !st.ok()) return st;
+  if (absl::Status st = Validate(action, config); !st.ok()) return st;
 
   // An action that already has a decision gets it back. Every repo write
   // below refuses to decide an action twice and returns the stored record,

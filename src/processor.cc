@@ -203,18 +203,11 @@ absl::StatusOr<std::unique_ptr<Processor>> Processor::Create(
 absl::Status Processor::SubmitAction(const Action& action,
                                      const ConvergeConfig& config,
                                      std::optional<absl::Time> due) {
-  // What can be checked without the manager's options; the rest (sizes)
-  // is checked when the task runs, and a failure buries it at once.
-  if (action.id <= 0) {
-    return absl::InvalidArgumentError(
-        internal::StrCat("action.id: must be > 0, got ", action.id));
+  // Everything Submit would refuse as bad input is refused here, before
+  // it is queued.
+  if (absl::Status st = manager_->Validate(action, config); !st.ok()) {
+    return st;
   }
-  if (action.create_time == absl::InfinitePast() ||
-      action.create_time == absl::InfiniteFuture()) {
-    return absl::InvalidArgumentError(
-        "action.create_time: must be a finite time");
-  }
-  if (absl::Status st = ValidateConfig(config); !st.ok()) return st;
   if (absl::Status st = ValidateActionTask(action, config); !st.ok()) {
     return st;
   }

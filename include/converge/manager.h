@@ -204,6 +204,12 @@ class ConvergeManager {
   absl::StatusOr<Decision> Submit(const Action& action,
                                   const ConvergeConfig& config);
 
+  // The checks Submit makes on its input before anything else: the
+  // action's fields and sizes (max_value_bytes, max_alerts) and the config
+  // (ValidateConfig). kInvalidArgument naming the field path.
+  absl::Status Validate(const Action& action,
+                        const ConvergeConfig& config) const;
+
   // One action of a batch, and its config (not owned).
   struct BatchItem {
     const Action* action = nullptr;

@@ -836,15 +836,16 @@ TEST_CASE(
   CHECK_FALSE(e.Stored(6).has_value());
   CHECK_FALSE(e.Stored(7).has_value());
 
-  // An action the manager refuses (sizes are its check) is buried at once.
+  // An action the manager would refuse (sizes are its check) is refused
+  // before it is queued.
   Action big = Act(8, 0);
   big.signal = std::string(10000, 'x');
-  REQUIRE(p->SubmitAction(big, Rule(ConvergeFunction::kCollect, 1, 60)).ok());
-  CHECK(p->Drain().value() == 1);
-  CHECK(e.Dead().back().id == "action:8");
-  CHECK(absl::StartsWith(e.Dead().back().last_error,
-                         "INVALID_ARGUMENT: action.signal: value of 10000 "
-                         "bytes"));
+  absl::Status refused =
+      p->SubmitAction(big, Rule(ConvergeFunction::kCollect, 1, 60));
+  CHECK(refused.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(absl::StartsWith(refused.message(),
+                         "action.signal: value of 10000 bytes"));
+  for (const Task& t : e.Pending()) CHECK(t.id != "action:8");
 }
 
 TEST_CASE("processor: host handlers ack, retry and bury", "[processor]") {
