@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# The converge demo: replays a bundled alert storm (examples/data/storm.jsonl,
-# 5,000 actions over one hour of virtual time, written by
-# scripts/gen_storm.py) through the converge manager on the in-memory stores
-# and prints what was converged.
+# The converge demo: generates an alert storm (scripts/gen_storm.py: about
+# 50,000 notice and webhook actions of 3 businesses and 8 strategies over one
+# hour of virtual time, with bursts and recoveries), replays it with
+# `converge replay` (the bkmonitor profile: upstream's notice defaults with
+# business summaries) and prints a short report (scripts/demo_report.py).
 #
 # Installs missing Debian packages first (scripts/deps.sh), configures a
-# Release build in build/demo, builds converge_replay_demo and runs it.
-# Idempotent; quick when already built.
+# Release build in build/demo, builds the converge command line and runs it.
+# Idempotent; quick when already built (the storm is generated once).
 #
-# Environment: BUILD_DIR (default build/demo), STORM (default
-# examples/data/storm.jsonl).
+# Environment: BUILD_DIR (default build/demo), ACTIONS (default 50000).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 BUILD_DIR=${BUILD_DIR:-build/demo}
-STORM=${STORM:-examples/data/storm.jsonl}
+ACTIONS=${ACTIONS:-50000}
 
 if [ -f scripts/deps.sh ]; then
   # shellcheck source=scripts/deps.sh
@@ -43,21 +43,34 @@ trap 'rm -f "$log"' EXIT
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   echo "demo.sh: configuring $BUILD_DIR (Release)" >&2
   if ! cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCONVERGE_WITH_JSON=ON >"$log" 2>&1; then
+    -DCONVERGE_WITH_JSON=ON -DCONVERGE_BUILD_CLI=ON >"$log" 2>&1; then
     cat "$log" >&2
     exit 1
   fi
 fi
 
-echo "demo.sh: building converge_replay_demo" >&2
-if ! ninja -C "$BUILD_DIR" converge_replay_demo >"$log" 2>&1; then
+echo "demo.sh: building the converge command line" >&2
+if ! ninja -C "$BUILD_DIR" converge_cli >"$log" 2>&1; then
   cat "$log" >&2
   if grep -q "unknown target" "$log"; then
-    echo "demo.sh: $BUILD_DIR has no converge::json (Boost.JSON); reconfigure" \
-      "it with -DCONVERGE_WITH_JSON=ON or remove it" >&2
+    echo "demo.sh: $BUILD_DIR has no converge command line; reconfigure it" \
+      "with -DCONVERGE_WITH_JSON=ON -DCONVERGE_BUILD_CLI=ON or remove it" >&2
   fi
   exit 1
 fi
 
+storm="$BUILD_DIR/storm-$ACTIONS.jsonl"
+if [ ! -s "$storm" ]; then
+  echo "demo.sh: generating the storm ($ACTIONS actions) into $storm" >&2
+  python3 scripts/gen_storm.py --actions "$ACTIONS" "$storm.tmp"
+  mv "$storm.tmp" "$storm"
+fi
+
+out="$BUILD_DIR/decisions.jsonl"
+echo "demo.sh: replaying $storm" >&2
+start=$(date +%s.%N)
+"$BUILD_DIR/tools/converge/converge" replay --profile bkmonitor "$storm" >"$out"
+end=$(date +%s.%N)
 echo >&2
-"$BUILD_DIR/examples/converge_replay_demo" "$STORM"
+python3 scripts/demo_report.py "$storm" "$out" "$(python3 -c "print($end - $start)")"
+echo "demo.sh: every decision, instance event and summary is in $out" >&2

@@ -58,6 +58,17 @@ std::string Expected(std::string_view what, const bj::value& v) {
   return absl::StrCat("expected ", Av(what), ", got ", Av(KindName(v)));
 }
 
+// Why `v` is not an integer, worded as converge::json words it.
+std::string NotAnInteger(const bj::value& v) {
+  if (v.is_uint64()) {
+    return absl::StrCat("integer ", v.get_uint64(), " does not fit in int64");
+  }
+  if (v.is_double()) {
+    return absl::StrCat("expected an integer, got float ", v.get_double());
+  }
+  return Expected("an integer", v);
+}
+
 // An integer: int64, a uint64 that fits, or an integral float (60.0), as
 // the converge::json layer reads integers.
 std::optional<int64_t> ToInt(const bj::value& v) {
@@ -84,7 +95,7 @@ std::optional<absl::Time> ToTime(const bj::value& v, std::string* detail) {
   if (v.is_int64() || v.is_uint64()) {
     std::optional<int64_t> s = ToInt(v);
     if (!s.has_value()) {
-      *detail = "time is out of range";
+      *detail = NotAnInteger(v);
       return std::nullopt;
     }
     return absl::FromUnixSeconds(*s);
@@ -118,9 +129,7 @@ bool ReadId(const bj::object& o, Event* event, InputError* error) {
   if (v == nullptr) return false;
   std::optional<int64_t> id = ToInt(*v);
   if (!id.has_value()) {
-    Fail(error, "id",
-         v->is_number() ? "expected an integer that fits in int64"
-                        : Expected("an integer", *v));
+    Fail(error, "id", NotAnInteger(*v));
     return false;
   }
   if (*id <= 0) {
@@ -287,7 +296,20 @@ std::optional<Event> ParseEvent(std::string_view text,
     if (!doc.is_object()) {
       return Fail(error, "", Expected("a JSON object", doc));
     }
-    return ParseObject(doc.get_object(), text, default_config_json, error);
+    std::optional<Event> event =
+        ParseObject(doc.get_object(), text, default_config_json, error);
+    // The virtual clock counts nanoseconds in an int64 (about +-292 years
+    // around 1970); leave room for the tasks due after the last event.
+    constexpr int64_t kMaxSeconds = 9'000'000'000;
+    if (event.has_value() &&
+        (event->time > absl::FromUnixSeconds(kMaxSeconds) ||
+         event->time < absl::FromUnixSeconds(-kMaxSeconds))) {
+      return Fail(error, "time",
+                  absl::StrCat("time ", absl::ToUnixSeconds(event->time),
+                               " is out of range (times are Unix seconds, at "
+                               "most 9000000000 from 1970 either way)"));
+    }
+    return event;
   } catch (const std::exception& e) {
     return Fail(error, "", absl::StrCat("cannot read the event: ", e.what()));
   }
@@ -308,8 +330,8 @@ std::optional<InputError> CheckEventTime(absl::Time time, absl::Time previous) {
                      " is more than 366 days after the "
                      "previous event's time, ",
                      TimeToJson(previous),
-                     " (times are Unix seconds, not milliseconds; the replay "
-                     "would run the periodic jobs for every minute between)")};
+                     " (the replay would run the periodic jobs, such as the "
+                     "sweep, for every minute between)")};
   }
   return std::nullopt;
 }

@@ -62,8 +62,8 @@ std::optional<Event> ParseEvent(std::string_view text,
 
 // Checks an event's time against the previous event's: times must not
 // decrease, and may not jump ahead by more than kMaxTimeJump (the replay
-// runs every periodic job, such as the sweep each minute, across a gap; a
-// time in milliseconds after times in seconds would never finish).
+// runs every periodic job, such as the sweep each minute, across a gap, so
+// a huge gap would take very long).
 // Returns the error for field "time", or nullopt.
 inline constexpr absl::Duration kMaxTimeJump = absl::Hours(24 * 366);
 std::optional<InputError> CheckEventTime(absl::Time time, absl::Time previous);
