@@ -48,7 +48,8 @@ class QueueStore {
  public:
   virtual ~QueueStore() = default;
 
-  // Schedules `task` (attempts starts at 0). Returns kAlreadyExists if a task
+  // Schedules `task` (attempts starts at 0; last_error is kept as given).
+  // Returns kAlreadyExists if a task
   // with that id is pending, in flight or dead in `queue`;
   // kInvalidArgument for an empty queue name or task id.
   virtual absl::Status Enqueue(std::string_view queue, const Task& task) = 0;
@@ -71,9 +72,11 @@ class QueueStore {
                                      std::string_view receipt, absl::Time due,
                                      std::string_view error) = 0;
 
-  // Puts a delivered task back, due at `due`, with attempts reset to 0: a
-  // new occurrence of the same task, not a failure (a sleep re-poll, a
-  // requeue after lock contention). Returns false if the receipt is stale.
+  // Puts a delivered task back, due at `due`, with attempts reset to 0 and
+  // last_error cleared: a new occurrence of the same task, not a failure (a
+  // sleep re-poll, a requeue after lock contention). Earlier failed
+  // attempts are forgotten too, so a task that alternates between errors
+  // and contention is not buried. Returns false if the receipt is stale.
   virtual absl::StatusOr<bool> Reschedule(std::string_view queue,
                                           std::string_view receipt,
                                           absl::Time due) = 0;
