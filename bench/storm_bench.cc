@@ -15,12 +15,8 @@
 // of it inside the window index), half `collect` (count 1, 300 s), half
 // `skip_when_exceed` (count 3, 300 s); 3 repeats.
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -28,36 +24,15 @@
 #include "converge/dimension.h"
 #include "converge/manager.h"
 #include "converge/memory/memory_store.h"
+#include "storm.h"
 
 namespace {
 
-// Fields of /proc/self/status, in KiB.
-long ProcStatusKiB(const char* field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  const size_t n = std::strlen(field);
-  while (std::getline(in, line)) {
-    if (line.compare(0, n, field) == 0) return std::atol(line.c_str() + n + 1);
-  }
-  return -1;
-}
-
-double Seconds(std::chrono::steady_clock::duration d) {
-  return std::chrono::duration<double>(d).count();
-}
-
-long Flag(int argc, char** argv, const char* name, long def) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return std::atol(argv[i + 1]);
-  }
-  return def;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2]
-                      : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
+using converge::bench::Flag;
+using converge::bench::Median;
+using converge::bench::ProcStatusKiB;
+using converge::bench::Seconds;
+using converge::bench::Storm;
 
 struct StormResult {
   double seconds = 0;
@@ -81,11 +56,8 @@ double RunBaseline(const std::vector<std::string>& groups, long actions) {
   return Seconds(std::chrono::steady_clock::now() - t0);
 }
 
-bool RunStorm(const std::vector<std::string>& groups, long actions,
-              long storm_seconds, StormResult* out) {
-  const long dimensions = static_cast<long>(groups.size());
-  const absl::Time start = absl::FromUnixSeconds(1700000000);
-  converge::VirtualClock clock(start);
+bool RunStorm(Storm& storm, StormResult* out) {
+  converge::VirtualClock clock(Storm::Start());
   const long rss_before = ProcStatusKiB("VmRSS:");
   auto stores = converge::memory::NewMemoryStores({&clock});
   if (!stores.ok()) {
@@ -97,44 +69,12 @@ bool RunStorm(const std::vector<std::string>& groups, long actions,
     std::fprintf(stderr, "%s\n", manager.status().ToString().c_str());
     return false;
   }
-
-  converge::ConvergeConfig collect;
-  collect.is_enabled = true;
-  collect.converge_func = converge::ConvergeFunction::kCollect;
-  collect.timedelta = 300;
-  collect.count = 1;
-  collect.need_biz_converge = false;
-  collect.condition = {{"alert_info", {"self"}}};
-  converge::ConvergeConfig exceed = collect;
-  exceed.converge_func = converge::ConvergeFunction::kSkipWhenExceed;
-  exceed.count = 3;
-
-  // One prepared action per dimension, as a host keeps its action objects;
-  // each iteration only sets the id and the time, so the loop measures the
-  // library, not building inputs.
-  std::vector<converge::Action> prepared(dimensions);
-  for (long d = 0; d < dimensions; ++d) {
-    converge::Action& a = prepared[d];
-    a.bk_biz_id = 2;
-    a.strategy_id = 1001;
-    a.signal = "abnormal";
-    a.alert_level = 1;
-    a.plugin_type = "webhook";
-    a.action_config_id = 7;
-    a.alerts = {"alert-" + std::to_string(d)};
-    a.context["alert_info"] = groups[d];
-  }
-
   const auto t0 = std::chrono::steady_clock::now();
-  for (long i = 0; i < actions; ++i) {
-    const long d = i % dimensions;
-    converge::Action& a = prepared[d];
-    a.id = i + 1;
-    a.create_time =
-        start + absl::Seconds(static_cast<double>(i) * storm_seconds / actions);
+  for (long i = 0; i < storm.actions(); ++i) {
+    const converge::Action& a = storm.At(i);
     clock.Set(a.create_time);
     absl::StatusOr<converge::Decision> r =
-        manager.value()->Submit(a, d % 2 == 0 ? collect : exceed);
+        manager.value()->Submit(a, storm.ConfigAt(i));
     if (!r.ok()) {
       std::fprintf(stderr, "action %ld: %s\n", i + 1,
                    r.status().ToString().c_str());
@@ -160,11 +100,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::vector<std::string> groups;
-  groups.reserve(dimensions);
-  for (long d = 0; d < dimensions; ++d) {
-    groups.push_back("1001_1_abnormal_" + std::to_string(1000000 + d));
-  }
+  Storm storm(actions, dimensions, storm_seconds);
+  const std::vector<std::string>& groups = storm.groups();
 
   std::printf("storm: %ld actions, %ld dimensions, %ld s of virtual time\n",
               actions, dimensions, storm_seconds);
@@ -173,7 +110,7 @@ int main(int argc, char** argv) {
   for (long r = 0; r < repeat; ++r) {
     const double baseline_s = RunBaseline(groups, actions);
     StormResult result;
-    if (!RunStorm(groups, actions, storm_seconds, &result)) return 1;
+    if (!RunStorm(storm, &result)) return 1;
     if (r == 0) first = result;
     const double rate = actions / result.seconds;
     const double baseline_rate = actions / baseline_s;

@@ -452,6 +452,11 @@ absl::Status Conn::Exec(std::string_view sql) {
   return absl::OkStatus();
 }
 
+absl::Status Conn::Run(std::string_view sql) {
+  Stmt s(*this, sql);
+  return s.Run();
+}
+
 Stmt::Stmt(Conn& conn, std::string_view sql) : conn_(conn) {
   absl::StatusOr<sqlite3_stmt*> s = conn.Prepare(sql);
   if (s.ok()) {
@@ -603,6 +608,80 @@ void Db::Backoff(int attempt) {
   // snapshot, WAL recovery by another connection).
   std::this_thread::sleep_for(
       std::chrono::milliseconds(1 << std::min(attempt, 6)));
+}
+
+namespace {
+// The batch open on this thread (at most one, whatever the Db).
+struct ThreadBatch {
+  Db* db = nullptr;
+  std::unique_ptr<Conn> conn;
+  std::unique_lock<std::mutex> write_lock;
+};
+thread_local ThreadBatch* t_batch = nullptr;
+}  // namespace
+
+Conn* Db::BatchConn() const {
+  return t_batch != nullptr && t_batch->db == this ? t_batch->conn.get()
+                                                   : nullptr;
+}
+
+bool Db::InBatch() const { return BatchConn() != nullptr; }
+
+absl::Status Db::BeginBatch() {
+  if (t_batch != nullptr) {
+    return absl::FailedPreconditionError(
+        StrCat("sqlite: ", path(),
+               ": a batch is already open on this thread; commit or "
+               "destroy it first"));
+  }
+  absl::StatusOr<Lease> lease = Acquire();
+  if (!lease.ok()) return lease.status();
+  auto batch = std::make_unique<ThreadBatch>();
+  batch->db = this;
+  batch->write_lock = std::unique_lock<std::mutex>(write_mu_);
+  Conn& conn = **lease;
+  const absl::Time deadline = absl::Now() + options_.busy_timeout;
+  for (int attempt = 0;; ++attempt) {
+    conn.set_last_error(SQLITE_OK);
+    absl::Status st = conn.Run("BEGIN IMMEDIATE");
+    if (st.ok()) break;
+    Rollback(conn);
+    if (!Busy(conn.last_error()) || absl::Now() >= deadline) return st;
+    Backoff(attempt);
+  }
+  batch->conn = lease->Release();
+  t_batch = batch.release();
+  return absl::OkStatus();
+}
+
+absl::Status Db::CommitBatch() {
+  if (t_batch == nullptr || t_batch->db != this) {
+    return absl::FailedPreconditionError(
+        StrCat("sqlite: ", path(), ": no batch is open on this thread"));
+  }
+  Conn& conn = *t_batch->conn;
+  const absl::Time deadline = absl::Now() + options_.busy_timeout;
+  absl::Status st;
+  for (int attempt = 0;; ++attempt) {
+    conn.set_last_error(SQLITE_OK);
+    st = conn.Run("COMMIT");
+    // A busy COMMIT leaves the transaction open and may be retried.
+    if (st.ok() || !Busy(conn.last_error()) || absl::Now() >= deadline) break;
+    Backoff(attempt);
+  }
+  if (!st.ok()) Rollback(conn);
+  std::unique_ptr<ThreadBatch> batch(t_batch);
+  t_batch = nullptr;
+  Return(std::move(batch->conn));
+  return st;
+}
+
+void Db::AbortBatch() {
+  if (t_batch == nullptr || t_batch->db != this) return;
+  Rollback(*t_batch->conn);
+  std::unique_ptr<ThreadBatch> batch(t_batch);
+  t_batch = nullptr;
+  Return(std::move(batch->conn));
 }
 
 bool Db::SweepDue() {

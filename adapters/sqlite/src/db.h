@@ -48,6 +48,9 @@ class Conn {
   absl::StatusOr<sqlite3_stmt*> Prepare(std::string_view sql);
   // Runs statements without results (BEGIN, COMMIT, PRAGMA ... = x, DDL).
   absl::Status Exec(std::string_view sql);
+  // Runs one cached statement without results (`sql` has static storage,
+  // as for Prepare): BEGIN, COMMIT, SAVEPOINT on the hot path.
+  absl::Status Run(std::string_view sql);
 
   // The primary result code of the last failed call on this connection
   // (SQLITE_BUSY, ...), SQLITE_OK if none failed.
@@ -133,6 +136,8 @@ class Db {
     }
     Conn& operator*() const { return *conn_; }
     Conn* operator->() const { return conn_.get(); }
+    // Keeps the connection out of the pool (the caller returns it).
+    std::unique_ptr<Conn> Release() { return std::move(conn_); }
 
    private:
     Db* db_;
@@ -157,6 +162,21 @@ class Db {
     return Transact("BEGIN", false, std::forward<Fn>(fn));
   }
 
+  // ---- batches (InstanceRepo::BeginBatch) ----
+  // Opens a write transaction (BEGIN IMMEDIATE, retried while busy as
+  // Write does) on a connection bound to the calling thread. Until
+  // CommitBatch or AbortBatch, every Write and Read this thread makes on
+  // this Db runs in it: a Read sees the batch's writes, and a Write runs in
+  // a savepoint, so that a failed call undoes only its own writes. The
+  // process's write mutex is held for the batch's duration. Returns
+  // kFailedPrecondition if a batch is already open on this thread.
+  absl::Status BeginBatch();
+  // Commits the batch of this thread; on failure it is rolled back.
+  absl::Status CommitBatch();
+  // Rolls the batch of this thread back (no-op without one).
+  void AbortBatch();
+  bool InBatch() const;
+
   // Window-store housekeeping: true about once every 4096 calls.
   bool SweepDue();
 
@@ -177,6 +197,21 @@ class Db {
   auto Transact(std::string_view begin, bool write, Fn&& fn)
       -> decltype(fn(std::declval<Conn&>())) {
     using Result = decltype(fn(std::declval<Conn&>()));
+    if (Conn* batch = BatchConn(); batch != nullptr) {
+      if (!write) return fn(*batch);
+      if (absl::Status st = batch->Run("SAVEPOINT converge_call"); !st.ok()) {
+        return Result(st);
+      }
+      Result r = fn(*batch);
+      if (StatusOf(r).ok()) {
+        absl::Status st = batch->Run("RELEASE converge_call");
+        if (st.ok()) return r;
+        r = Result(st);
+      }
+      (void)batch->Run("ROLLBACK TO converge_call");
+      (void)batch->Run("RELEASE converge_call");
+      return r;
+    }
     absl::StatusOr<Lease> conn = Acquire();
     if (!conn.ok()) return Result(conn.status());
     std::unique_lock<std::mutex> lock(write_mu_, std::defer_lock);
@@ -184,11 +219,11 @@ class Db {
     const absl::Time deadline = absl::Now() + options_.busy_timeout;
     for (int attempt = 0;; ++attempt) {
       (*conn)->set_last_error(SQLITE_OK);
-      absl::Status st = (*conn)->Exec(begin);
+      absl::Status st = (*conn)->Run(begin);
       if (st.ok()) {
         Result r = fn(**conn);
         if (StatusOf(r).ok()) {
-          st = (*conn)->Exec("COMMIT");
+          st = (*conn)->Run("COMMIT");
           if (st.ok()) return r;
         } else {
           st = StatusOf(r);
@@ -211,6 +246,8 @@ class Db {
     return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
   }
   static void Rollback(Conn& conn);
+  // The batch connection of the calling thread on this Db, or null.
+  Conn* BatchConn() const;
 
   SqliteOptions options_;
   const Clock* clock_;

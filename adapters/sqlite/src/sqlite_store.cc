@@ -707,10 +707,15 @@ absl::Status InsertAction(Conn& conn, const ActionRecord& r,
 
 absl::StatusOr<bool> HasRelation(Conn& conn, int64_t related_id,
                                  ConvergeType type) {
-  Stmt q(conn,
-         "SELECT 1 FROM converge_relation WHERE related_id = ?1 AND "
-         "related_type = ?2 LIMIT 1");
-  q.Bind(1, related_id).Bind(2, ToString(type));
+  // The type is part of the text, not a parameter: a parameter compared
+  // with a column of a partial index's WHERE (converge_relation_executed)
+  // makes SQLite re-prepare the statement on every run.
+  Stmt q(conn, type == ConvergeType::kAction
+                   ? "SELECT 1 FROM converge_relation WHERE related_id = ?1 "
+                     "AND related_type = 'action' LIMIT 1"
+                   : "SELECT 1 FROM converge_relation WHERE related_id = ?1 "
+                     "AND related_type = 'converge' LIMIT 1");
+  q.Bind(1, related_id);
   return q.Step();
 }
 
@@ -1385,7 +1390,34 @@ class SqliteInstanceRepo final : public InstanceRepo {
     });
   }
 
+  // One transaction on a connection bound to this thread; the other
+  // threads of the process wait for it to end before they write.
+  absl::StatusOr<std::unique_ptr<RepoBatch>> BeginBatch() override {
+    if (auto st = db_->BeginBatch(); !st.ok()) return st;
+    return std::unique_ptr<RepoBatch>(std::make_unique<Batch>(db_));
+  }
+
  private:
+  class Batch final : public RepoBatch {
+   public:
+    explicit Batch(std::shared_ptr<Db> db) : db_(std::move(db)) {}
+    ~Batch() override {
+      if (open_) db_->AbortBatch();
+    }
+    absl::Status Commit() override {
+      if (!open_) {
+        return absl::FailedPreconditionError(
+            StrCat("sqlite: ", db_->path(), ": the batch has ended"));
+      }
+      open_ = false;
+      return db_->CommitBatch();
+    }
+
+   private:
+    std::shared_ptr<Db> db_;
+    bool open_ = true;
+  };
+
   std::shared_ptr<Db> db_;
 };
 

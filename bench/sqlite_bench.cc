@@ -1,0 +1,278 @@
+// The storm of converge_storm_bench on the SQLite store, one by one and in
+// batches, beside the raw ceiling measured in the same run: plain inserts
+// into a table of the same shape as converge_action_decision (the row every
+// decision writes), through the same SQLite library, file system and
+// synchronous setting.
+//
+// Phases, each on a fresh file in --dir:
+//   raw batched      N rows, --batch rows per transaction     (sync FULL)
+//   storm batched    N actions, SubmitBatch of --batch         (sync FULL)
+//   raw one-by-one   N rows, one transaction each              (sync NORMAL)
+//   storm one-by-one N actions, Submit each                    (sync NORMAL)
+//   raw one-by-one   --durable-actions rows                    (sync FULL)
+//   storm one-by-one --durable-actions actions                 (sync FULL)
+// With synchronous NORMAL (WAL) every returned decision is committed and
+// survives a crash of the process; with FULL it also survives a power loss,
+// at the cost of one fsync per commit, which the raw FULL row shows.
+//
+// Usage: converge_sqlite_bench [--actions N] [--dimensions N] [--seconds S]
+//                              [--batch B] [--durable-actions M] [--dir DIR]
+//                              [--only batched|one|durable]
+// Defaults: 200,000 actions over 2,000 dimensions in 600 s (100 actions per
+// dimension, as the memory benchmark), batches of 1,000, 5,000 durable
+// actions, files in $TMPDIR (or /tmp).
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "converge/manager.h"
+#include "converge/sqlite/sqlite_store.h"
+#include "storm.h"
+
+namespace {
+
+using converge::bench::Flag;
+using converge::bench::Seconds;
+using converge::bench::Storm;
+using converge::bench::StringFlag;
+
+void RemoveDb(const std::string& path) {
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    (void)::unlink((path + suffix).c_str());
+  }
+}
+
+bool Check(int rc, sqlite3* db, const char* what) {
+  if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return true;
+  std::fprintf(stderr, "raw: %s: %s\n", what, sqlite3_errmsg(db));
+  return false;
+}
+
+// Inserts `rows` rows into a table shaped like converge_action_decision, in
+// transactions of `per_txn` rows. Returns rows/s, or -1 on error.
+double RawInserts(const std::string& path, const char* sync, long rows,
+                  long per_txn) {
+  RemoveDb(path);
+  sqlite3* db = nullptr;
+  if (!Check(sqlite3_open(path.c_str(), &db), db, "open")) return -1;
+  const std::string setup = std::string(
+                                "PRAGMA journal_mode = WAL; PRAGMA "
+                                "synchronous = ") +
+                            sync +
+                            ";"
+                            "CREATE TABLE decision (action_id INTEGER "
+                            "PRIMARY KEY, create_time_ns INTEGER NOT NULL, "
+                            "strategy_id INTEGER NOT NULL, execute_timeout "
+                            "INTEGER NOT NULL, status TEXT NOT NULL, "
+                            "status_time_ns INTEGER NOT NULL, outcome TEXT "
+                            "NOT NULL, converge_id INTEGER, is_primary "
+                            "INTEGER NOT NULL, decided_at_ns INTEGER NOT "
+                            "NULL, reason TEXT NOT NULL);"
+                            "CREATE INDEX decision_decided_at ON decision "
+                            "(decided_at_ns);";
+  if (!Check(sqlite3_exec(db, setup.c_str(), nullptr, nullptr, nullptr), db,
+             "schema")) {
+    sqlite3_close(db);
+    return -1;
+  }
+  sqlite3_stmt* ins = nullptr;
+  sqlite3_stmt* begin = nullptr;
+  sqlite3_stmt* commit = nullptr;
+  sqlite3_prepare_v2(db,
+                     "INSERT INTO decision VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                     "?7, ?8, ?9, ?10, ?11)",
+                     -1, &ins, nullptr);
+  sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &begin, nullptr);
+  sqlite3_prepare_v2(db, "COMMIT", -1, &commit, nullptr);
+  bool ok = true;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (long i = 0; i < rows && ok; i += per_txn) {
+    ok = Check(sqlite3_step(begin), db, "begin");
+    sqlite3_reset(begin);
+    for (long j = i; j < std::min(rows, i + per_txn) && ok; ++j) {
+      const int64_t t = 1700000000000000000 + j * 3000000;
+      sqlite3_bind_int64(ins, 1, j + 1);
+      sqlite3_bind_int64(ins, 2, t);
+      sqlite3_bind_int64(ins, 3, 1001);
+      sqlite3_bind_int64(ins, 4, 0);
+      sqlite3_bind_text(ins, 5, "skipped", -1, SQLITE_STATIC);
+      sqlite3_bind_int64(ins, 6, t);
+      sqlite3_bind_text(ins, 7, "skip", -1, SQLITE_STATIC);
+      sqlite3_bind_int64(ins, 8, j / 100 + 1);
+      sqlite3_bind_int64(ins, 9, 0);
+      sqlite3_bind_int64(ins, 10, t);
+      sqlite3_bind_text(ins, 11, "joined", -1, SQLITE_STATIC);
+      ok = Check(sqlite3_step(ins), db, "insert");
+      sqlite3_reset(ins);
+    }
+    ok = ok && Check(sqlite3_step(commit), db, "commit");
+    sqlite3_reset(commit);
+  }
+  const double s = Seconds(std::chrono::steady_clock::now() - t0);
+  sqlite3_finalize(ins);
+  sqlite3_finalize(begin);
+  sqlite3_finalize(commit);
+  sqlite3_close(db);
+  RemoveDb(path);
+  return ok ? rows / s : -1;
+}
+
+struct StormRun {
+  double rate = -1;
+  long outcomes[5] = {0, 0, 0, 0, 0};
+};
+
+// The first `actions` actions of `storm` on a fresh SQLite file, in batches
+// of `batch` (1 = Submit one by one).
+StormRun RunStorm(Storm& storm, const std::string& path,
+                  converge::sqlite::Synchronous sync, long actions,
+                  long batch) {
+  StormRun run;
+  RemoveDb(path);
+  converge::VirtualClock clock(Storm::Start());
+  converge::sqlite::SqliteOptions options;
+  options.path = path;
+  options.clock = &clock;
+  options.synchronous = sync;
+  auto stores = converge::sqlite::OpenSqliteStores(options);
+  if (!stores.ok()) {
+    std::fprintf(stderr, "%s\n", stores.status().ToString().c_str());
+    return run;
+  }
+  auto manager = converge::ConvergeManager::Create(stores->view(), &clock);
+  if (!manager.ok()) {
+    std::fprintf(stderr, "%s\n", manager.status().ToString().c_str());
+    return run;
+  }
+  std::vector<converge::Action> held;
+  std::vector<converge::ConvergeManager::BatchItem> items;
+  held.reserve(batch);
+  items.reserve(batch);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (long i = 0; i < actions;) {
+    if (batch <= 1) {
+      const converge::Action& a = storm.At(i);
+      clock.Set(a.create_time);
+      absl::StatusOr<converge::Decision> r =
+          manager.value()->Submit(a, storm.ConfigAt(i));
+      if (!r.ok()) {
+        std::fprintf(stderr, "action %ld: %s\n", i + 1,
+                     r.status().ToString().c_str());
+        return StormRun{};
+      }
+      ++run.outcomes[static_cast<int>(r->outcome)];
+      ++i;
+      continue;
+    }
+    // A host hands a batch of its own action objects: the prepared actions
+    // are copied (one per dimension is kept by the storm).
+    held.clear();
+    items.clear();
+    const long end = std::min(actions, i + batch);
+    for (long j = i; j < end; ++j) held.push_back(storm.At(j));
+    for (long j = i; j < end; ++j) {
+      items.push_back({&held[j - i], &storm.ConfigAt(j)});
+    }
+    clock.Set(held.back().create_time);
+    for (absl::StatusOr<converge::Decision>& r :
+         manager.value()->SubmitBatch(items)) {
+      if (!r.ok()) {
+        std::fprintf(stderr, "batch at %ld: %s\n", i + 1,
+                     r.status().ToString().c_str());
+        return StormRun{};
+      }
+      ++run.outcomes[static_cast<int>(r->outcome)];
+    }
+    i = end;
+  }
+  run.rate = actions / Seconds(std::chrono::steady_clock::now() - t0);
+  return run;
+}
+
+void Report(const char* name, double rate, double ceiling) {
+  std::printf("%-34s %10.0f /s   ratio to raw %.3f\n", name, rate,
+              ceiling > 0 ? rate / ceiling : 0.0);
+}
+
+void Outcomes(const char* name, const StormRun& run) {
+  std::printf("  %s outcomes: execute %ld, skip %ld\n", name, run.outcomes[0],
+              run.outcomes[1]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const long actions = Flag(argc, argv, "--actions", 200000);
+  const long dimensions = Flag(argc, argv, "--dimensions", 2000);
+  const long seconds = Flag(argc, argv, "--seconds", 600);
+  const long batch = Flag(argc, argv, "--batch", 1000);
+  const long durable = Flag(argc, argv, "--durable-actions", 5000);
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string dir =
+      StringFlag(argc, argv, "--dir", tmp != nullptr ? tmp : "/tmp");
+  if (actions <= 0 || dimensions <= 0 || seconds <= 0 || batch <= 1 ||
+      durable <= 0 || durable > actions) {
+    std::fprintf(stderr,
+                 "converge_sqlite_bench: flags must be > 0, --batch > 1 and "
+                 "--durable-actions <= --actions\n");
+    return 2;
+  }
+  const std::string path =
+      dir + "/converge-sqlite-bench-" + std::to_string(::getpid()) + ".db";
+  Storm storm(actions, dimensions, seconds);
+  std::printf(
+      "storm: %ld actions, %ld dimensions, %ld s of virtual time; SQLite %s\n",
+      actions, dimensions, seconds, sqlite3_libversion());
+
+  using converge::sqlite::Synchronous;
+  // --only batched|one|durable: one storm phase, for profiling.
+  const std::string only = StringFlag(argc, argv, "--only", "");
+  if (!only.empty()) {
+    const StormRun run =
+        only == "batched" ? RunStorm(storm, path, Synchronous::kFull, actions,
+                                     batch)
+        : only == "one"   ? RunStorm(storm, path, Synchronous::kNormal,
+                                     actions, 1)
+                          : RunStorm(storm, path, Synchronous::kFull, durable, 1);
+    RemoveDb(path);
+    if (run.rate < 0) return 1;
+    Report(only.c_str(), run.rate, 0);
+    return 0;
+  }
+  const double raw_batched = RawInserts(path, "FULL", actions, batch);
+  const StormRun batched =
+      RunStorm(storm, path, Synchronous::kFull, actions, batch);
+  const double raw_one = RawInserts(path, "NORMAL", actions, 1);
+  const StormRun one = RunStorm(storm, path, Synchronous::kNormal, actions, 1);
+  const double raw_full = RawInserts(path, "FULL", durable, 1);
+  const StormRun full = RunStorm(storm, path, Synchronous::kFull, durable, 1);
+  RemoveDb(path);
+  if (raw_batched < 0 || batched.rate < 0 || raw_one < 0 || one.rate < 0 ||
+      raw_full < 0 || full.rate < 0) {
+    return 1;
+  }
+  std::printf("-- batches of %ld, synchronous FULL\n", batch);
+  Report("raw inserts", raw_batched, raw_batched);
+  Report("converge SubmitBatch", batched.rate, raw_batched);
+  std::printf("-- one by one, synchronous NORMAL (survives a process crash)\n");
+  Report("raw inserts, 1 per transaction", raw_one, raw_one);
+  Report("converge Submit", one.rate, raw_one);
+  std::printf("-- one by one, synchronous FULL (fsync per commit), %ld\n",
+              durable);
+  Report("raw inserts, 1 per transaction", raw_full, raw_full);
+  Report("converge Submit", full.rate, raw_full);
+  Outcomes("batched", batched);
+  Outcomes("one-by-one", one);
+  if (batched.outcomes[0] != one.outcomes[0] ||
+      batched.outcomes[1] != one.outcomes[1]) {
+    std::fprintf(stderr, "batched and one-by-one outcomes differ\n");
+    return 1;
+  }
+  return 0;
+}

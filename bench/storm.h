@@ -1,0 +1,118 @@
+// The synthetic alert storm of the benchmarks, shared by converge_storm_bench
+// (memory store) and converge_sqlite_bench: `dimensions` dimensions, each
+// with one prepared action (as a host keeps its action objects; each
+// submission only sets the id and the time), half of them under `collect`
+// (count 1, 300 s) and half under `skip_when_exceed` (count 3, 300 s),
+// spread evenly over `seconds` of virtual time.
+
+#ifndef CONVERGE_BENCH_STORM_H_
+#define CONVERGE_BENCH_STORM_H_
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "converge/manager.h"
+
+namespace converge::bench {
+
+// Fields of /proc/self/status, in KiB.
+inline long ProcStatusKiB(const char* field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const size_t n = std::strlen(field);
+  while (std::getline(in, line)) {
+    if (line.compare(0, n, field) == 0) return std::atol(line.c_str() + n + 1);
+  }
+  return -1;
+}
+
+inline double Seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+inline long Flag(int argc, char** argv, const char* name, long def) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return std::atol(argv[i + 1]);
+  }
+  return def;
+}
+
+inline std::string StringFlag(int argc, char** argv, const char* name,
+                              std::string def) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
+  }
+  return def;
+}
+
+inline double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2]
+                      : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+class Storm {
+ public:
+  Storm(long actions, long dimensions, long seconds)
+      : actions_(actions), seconds_(seconds) {
+    collect_.is_enabled = true;
+    collect_.converge_func = ConvergeFunction::kCollect;
+    collect_.timedelta = 300;
+    collect_.count = 1;
+    collect_.need_biz_converge = false;
+    collect_.condition = {{"alert_info", {"self"}}};
+    exceed_ = collect_;
+    exceed_.converge_func = ConvergeFunction::kSkipWhenExceed;
+    exceed_.count = 3;
+    groups_.reserve(dimensions);
+    prepared_.resize(dimensions);
+    for (long d = 0; d < dimensions; ++d) {
+      groups_.push_back("1001_1_abnormal_" + std::to_string(1000000 + d));
+      Action& a = prepared_[d];
+      a.bk_biz_id = 2;
+      a.strategy_id = 1001;
+      a.signal = "abnormal";
+      a.alert_level = 1;
+      a.plugin_type = "webhook";
+      a.action_config_id = 7;
+      a.alerts = {"alert-" + std::to_string(d)};
+      a.context["alert_info"] = groups_[d];
+    }
+  }
+
+  static absl::Time Start() { return absl::FromUnixSeconds(1700000000); }
+  long actions() const { return actions_; }
+  long dimensions() const { return static_cast<long>(groups_.size()); }
+  const std::vector<std::string>& groups() const { return groups_; }
+
+  // Action i (0-based) of the storm, with its id (i + 1) and create time
+  // set; valid until the next call for the same dimension.
+  const Action& At(long i) {
+    Action& a = prepared_[i % dimensions()];
+    a.id = i + 1;
+    a.create_time =
+        Start() + absl::Seconds(static_cast<double>(i) * seconds_ / actions_);
+    return a;
+  }
+  const ConvergeConfig& ConfigAt(long i) const {
+    return (i % dimensions()) % 2 == 0 ? collect_ : exceed_;
+  }
+
+ private:
+  long actions_;
+  long seconds_;
+  ConvergeConfig collect_;
+  ConvergeConfig exceed_;
+  std::vector<std::string> groups_;
+  std::vector<Action> prepared_;
+};
+
+}  // namespace converge::bench
+
+#endif  // CONVERGE_BENCH_STORM_H_
