@@ -575,6 +575,11 @@ int Db::WalHook(void* arg, sqlite3* handle, const char*, int pages) {
   const int64_t threshold = db->options_.checkpoint_pages;
   if (pages < threshold) return SQLITE_OK;
   if (pages >= 8 * threshold) {
+    // The checkpointer fell behind (writers append while it copies, so it
+    // never reaches the end of the log). Wait for its run, then checkpoint
+    // here: this process's writers wait for this commit, so the copy
+    // reaches the end and the next write starts the log over.
+    std::lock_guard<std::mutex> run(db->checkpoint_run_mu_);
     (void)sqlite3_wal_checkpoint_v2(handle, nullptr, SQLITE_CHECKPOINT_PASSIVE,
                                     nullptr, nullptr);
     return SQLITE_OK;
@@ -605,6 +610,7 @@ void Db::CheckpointLoop() {
     // Best effort: a failed or partial checkpoint is retried on the next
     // request, and a damaged file shows on the next store call.
     if (conn != nullptr) {
+      std::lock_guard<std::mutex> run(checkpoint_run_mu_);
       (void)sqlite3_wal_checkpoint_v2(
           conn->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     }
@@ -643,8 +649,7 @@ absl::StatusOr<std::unique_ptr<Conn>> Db::Connect() {
   }
   // A page cache big enough that a batch's dirty pages are not spilled to
   // the WAL before its commit; statement journals in memory.
-  if (auto st = conn->Exec(StrCat("PRAGMA cache_size = -",
-                                  std::max<int64_t>(options_.cache_kib, 64),
+  if (auto st = conn->Exec(StrCat("PRAGMA cache_size = -", options_.cache_kib,
                                   "; PRAGMA temp_store = MEMORY"));
       !st.ok()) {
     return st;
@@ -828,6 +833,15 @@ absl::StatusOr<std::shared_ptr<Db>> Db::Open(const SqliteOptions& options) {
     return absl::InvalidArgumentError(
         StrCat("sqlite: options.busy_timeout must be >= 0, got ",
                absl::FormatDuration(options.busy_timeout)));
+  }
+  if (options.checkpoint_pages < 0) {
+    return absl::InvalidArgumentError(
+        StrCat("sqlite: options.checkpoint_pages must be >= 0, got ",
+               options.checkpoint_pages));
+  }
+  if (options.cache_kib < 64) {
+    return absl::InvalidArgumentError(StrCat(
+        "sqlite: options.cache_kib must be >= 64, got ", options.cache_kib));
   }
   if (auto st = PreCheck(options.path); !st.ok()) return st;
   std::shared_ptr<Db> db(new Db(options));

@@ -323,6 +323,7 @@ class Db {
   static int WalHook(void* db, sqlite3* handle, const char* name, int pages);
   void CheckpointLoop();
   std::mutex checkpoint_mu_;
+  std::mutex checkpoint_run_mu_;  // held while a checkpoint runs
   std::condition_variable checkpoint_cv_;
   bool checkpoint_wanted_ = false;
   bool stopping_ = false;

@@ -1846,6 +1846,12 @@ absl::StatusOr<SqliteOptions> ParseStoreUri(std::string_view uri) {
         return bad("expected a number of KiB >= 64");
       }
       options.cache_kib = kib;
+    } else if (name == "checkpoint_pages") {
+      int64_t pages;
+      if (!absl::SimpleAtoi(value, &pages) || pages < 0) {
+        return bad("expected a number of pages >= 0");
+      }
+      options.checkpoint_pages = pages;
     } else if (name == "check_on_open") {
       if (value == "1" || value == "true") {
         options.check_on_open = true;
@@ -1857,7 +1863,7 @@ absl::StatusOr<SqliteOptions> ParseStoreUri(std::string_view uri) {
     } else {
       return bad(
           "unknown (known: busy_timeout_ms, synchronous, cache_kib, "
-          "check_on_open)");
+          "checkpoint_pages, check_on_open)");
     }
   }
   return options;
