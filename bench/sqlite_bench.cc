@@ -10,7 +10,11 @@
 //   raw one-by-one   N rows, one transaction each              (sync NORMAL)
 //   storm one-by-one N actions, Submit each                    (sync NORMAL)
 //   raw one-by-one   --durable-actions rows                    (sync FULL)
-//   storm one-by-one --durable-actions actions                 (sync FULL)
+//   storm one-by-one --durable-actions actions, same shape     (sync FULL)
+//   raw join rows    N times the rows a joining decision writes into
+//                    converge's own schema (decision, relation look-up,
+//                    relation), in batches: the floor of the schema
+
 // With synchronous NORMAL (WAL) every returned decision is committed and
 // survives a crash of the process; with FULL it also survives a power loss,
 // at the cost of one fsync per commit, which the raw FULL row shows.
@@ -140,8 +144,6 @@ double RawJoinRows(const std::string& path, long rows, long per_txn) {
                "PRAGMA synchronous = FULL; PRAGMA cache_size = -32768; "
                "PRAGMA temp_store = MEMORY",
                nullptr, nullptr, nullptr);
-  if (getenv("RAWSQL"))
-    sqlite3_exec(db, getenv("RAWSQL"), nullptr, nullptr, nullptr);
   sqlite3_stmt* dec = nullptr;
   sqlite3_stmt* has = nullptr;
   sqlite3_stmt* rel = nullptr;
@@ -310,12 +312,6 @@ int main(int argc, char** argv) {
   using converge::sqlite::Synchronous;
   // --only batched|one|durable: one storm phase, for profiling.
   const std::string only = StringFlag(argc, argv, "--only", "");
-  if (only == "rawjoin") {
-    std::printf("raw join rows %.0f /s\n", RawJoinRows(path, actions, batch));
-    std::printf("raw decision rows %.0f /s\n",
-                RawInserts(path, "FULL", actions, batch));
-    return 0;
-  }
   if (!only.empty()) {
     const StormRun run =
         only == "batched"
@@ -333,16 +329,23 @@ int main(int argc, char** argv) {
       RunStorm(storm, path, Synchronous::kFull, actions, batch);
   const double raw_one = RawInserts(path, "NORMAL", actions, 1);
   const StormRun one = RunStorm(storm, path, Synchronous::kNormal, actions, 1);
+  // The durable storm keeps the storm's shape (actions per dimension) on
+  // fewer actions.
+  Storm durable_storm(durable, std::max(1L, durable * dimensions / actions),
+                      seconds);
   const double raw_full = RawInserts(path, "FULL", durable, 1);
-  const StormRun full = RunStorm(storm, path, Synchronous::kFull, durable, 1);
+  const StormRun full =
+      RunStorm(durable_storm, path, Synchronous::kFull, durable, 1);
+  const double raw_join = RawJoinRows(path, actions, batch);
   RemoveDb(path);
   if (raw_batched < 0 || batched.rate < 0 || raw_one < 0 || one.rate < 0 ||
-      raw_full < 0 || full.rate < 0) {
+      raw_full < 0 || full.rate < 0 || raw_join < 0) {
     return 1;
   }
   std::printf("-- batches of %ld, synchronous FULL\n", batch);
   Report("raw inserts", raw_batched, raw_batched);
   Report("converge SubmitBatch", batched.rate, raw_batched);
+  Report("raw rows of a join (schema floor)", raw_join, raw_batched);
   std::printf("-- one by one, synchronous NORMAL (survives a process crash)\n");
   Report("raw inserts, 1 per transaction", raw_one, raw_one);
   Report("converge Submit", one.rate, raw_one);
