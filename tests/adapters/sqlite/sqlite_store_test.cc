@@ -670,20 +670,24 @@ TEST_CASE("a batch holds the write lock; other threads write after it",
   std::unique_ptr<RepoBatch> batch = s.repo->BeginBatch().value();
   REQUIRE(batch != nullptr);
   REQUIRE(s.repo->RecordDecision(Rec(1)).ok());
+  // (No Catch assertions off the main thread: Catch is not thread-safe.)
   std::atomic<bool> written{false};
+  absl::Status other_status;
   std::thread other([&] {
     // Waits for the batch (the process's write mutex), then writes.
-    REQUIRE(s.repo->RecordDecision(Rec(2)).ok());
+    other_status = s.repo->RecordDecision(Rec(2)).status();
     written = true;
   });
-  // The other thread's snapshot does not see the open batch's write.
-  std::optional<ActionRecord> seen;
-  std::thread reader([&] { seen = s.repo->GetAction(1).value(); });
+  // Another thread's snapshot does not see the open batch's write.
+  absl::StatusOr<std::optional<ActionRecord>> seen;
+  std::thread reader([&] { seen = s.repo->GetAction(1); });
   reader.join();
-  CHECK_FALSE(seen.has_value());
+  REQUIRE(seen.ok());
+  CHECK_FALSE(seen->has_value());
   CHECK_FALSE(written.load());
   REQUIRE(batch->Commit().ok());
   other.join();
+  CHECK(other_status.ok());
   CHECK(written.load());
   CHECK(s.repo->GetAction(1).value().has_value());
   CHECK(s.repo->GetAction(2).value().has_value());
