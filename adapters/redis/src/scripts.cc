@@ -29,6 +29,17 @@ local function gc(key, exp, now, grace)
   if ms < 1 then ms = 1 end
   redis.call('PEXPIRE', key, ms)
 end
+-- Writes the expiry `exp` of a key into its meta key, with the same real
+-- TTL as the key (one command).
+local function set_meta(meta, exp, now, grace)
+  if grace < 0 then
+    redis.call('SET', meta, fmt(exp))
+    return
+  end
+  local ms = math.ceil((exp - now) / 1000) + grace
+  if ms < 1 then ms = 1 end
+  redis.call('SET', meta, fmt(exp), 'PX', ms)
+end
 -- Has the key whose expiry `meta` holds expired on the clock?
 local function expired(meta, now)
   local e = redis.call('GET', meta)
@@ -127,14 +138,14 @@ for a = 1, nadds do
   p = p + 3
 end
 for _, i in ipairs(order) do
-  if trim ~= '' then redis.call('ZREMRANGEBYSCORE', K(i), '-inf', trim) end
-  if redis.call('EXISTS', K(i)) == 0 then
+  -- Without a trim the key holds at least the member just added.
+  if trim ~= '' and redis.call('ZREMRANGEBYSCORE', K(i), '-inf', trim) > 0 and
+     redis.call('EXISTS', K(i)) == 0 then
     redis.call('DEL', M(i))
   elseif key_ttl > 0 then
     local exp = now + key_ttl
-    redis.call('SET', M(i), fmt(exp))
+    set_meta(M(i), exp, now, grace)
     gc(K(i), exp, now, grace)
-    gc(M(i), exp, now, grace)
   else
     redis.call('DEL', M(i))
     redis.call('PERSIST', K(i))
@@ -215,9 +226,8 @@ end
 local v = redis.call('INCR', KEYS[1])
 if v <= tonumber(ARGV[4]) then
   local exp = now + tonumber(ARGV[3])
-  redis.call('SET', KEYS[2], fmt(exp))
+  set_meta(KEYS[2], exp, now, grace)
   gc(KEYS[1], exp, now, grace)
-  gc(KEYS[2], exp, now, grace)
 end
 return v
 )lua";
