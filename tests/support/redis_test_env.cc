@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "converge/redis/redis_store.h"
+#include "converge/sqlite/sqlite_store.h"
 #include "redis_server.h"
 
 namespace converge::testing {
@@ -139,6 +140,43 @@ OwnServer TestRedisOwnServer() {
   std::lock_guard<std::mutex> lock(server_mu);
   if (owned == nullptr) return {};
   return OwnServer{owned->info.pid, owned->info.port, owned->info.dir};
+}
+
+absl::StatusOr<TestStores> MakeRedisTestStores(const Clock* clock,
+                                               int servers) {
+  absl::StatusOr<redis::RedisOptions> options = TestRedisOptions();
+  if (!options.ok()) return options.status();
+  options->clock = clock;
+  for (int i = 1; i < servers; ++i) {
+    redis::RedisServer more;
+    more.host = options->host;
+    more.port = options->port;
+    more.unix_socket = options->unix_socket;
+    more.db = options->db + i;
+    options->more_servers.push_back(more);
+  }
+  absl::StatusOr<redis::RedisStores> made = redis::OpenRedisStores(*options);
+  if (!made.ok()) return made.status();
+
+  absl::StatusOr<std::string> dir = MakeTestTempDir("converge-sqlite");
+  if (!dir.ok()) return dir.status();
+  auto owner = std::make_shared<TempDir>();
+  owner->path = *dir;
+  sqlite::SqliteOptions sql;
+  sql.path = (owner->path / "converge.db").string();
+  sql.clock = clock;
+  // The file does not outlive the test: no fsync.
+  sql.synchronous = sqlite::Synchronous::kOff;
+  absl::StatusOr<sqlite::SqliteStores> repo = sqlite::OpenSqliteStores(sql);
+  if (!repo.ok()) return repo.status();
+
+  TestStores stores;
+  stores.owner = owner;
+  stores.lock = std::move(made->lock);
+  stores.queue = std::move(made->queue);
+  stores.window = std::move(made->window);
+  stores.repo = std::move(repo->repo);
+  return stores;
 }
 
 }  // namespace converge::testing

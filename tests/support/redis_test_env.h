@@ -8,7 +8,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "converge/clock.h"
 #include "converge/redis/redis_store.h"
+#include "test_stores.h"
 
 namespace converge::testing {
 
@@ -31,6 +33,12 @@ struct OwnServer {
   std::string dir;
 };
 OwnServer TestRedisOwnServer();
+
+// Redis (lock, window, queue) on the test server with TestRedisOptions()
+// + SQLite (repo, a fresh file in its own temporary directory, removed with
+// the set). servers > 1: databases db, db+1, ... of the test server as
+// RedisOptions::more_servers (keys spread by hash tag).
+absl::StatusOr<TestStores> MakeRedisTestStores(const Clock* clock, int servers);
 
 // A fresh directory $TMPDIR/<what>-XXXXXX (mkdtemp).
 absl::StatusOr<std::string> MakeTestTempDir(const char* what);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <map>
@@ -128,8 +129,34 @@ std::string DurationMicros(absl::Duration d) {
 
 // ---- shared state ----
 
+// Redis Cluster's CRC16 (XMODEM: polynomial 0x1021, initial value 0).
+uint16_t Crc16(std::string_view data) {
+  uint16_t crc = 0;
+  for (unsigned char c : data) {
+    crc ^= static_cast<uint16_t>(c) << 8;
+    for (int i = 0; i < 8; ++i) {
+      crc = (crc & 0x8000) != 0 ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
+                                : static_cast<uint16_t>(crc << 1);
+    }
+  }
+  return crc;
+}
+
+// Redis Cluster's slot of a key: the CRC16 of its hash tag (the text
+// between the first '{' and the next '}', if not empty), else of the key.
+int KeySlot(std::string_view key) {
+  const size_t open = key.find('{');
+  if (open != std::string_view::npos) {
+    const size_t close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1) {
+      key = key.substr(open + 1, close - open - 1);
+    }
+  }
+  return Crc16(key) & 16383;
+}
+
 struct Backend {
-  std::unique_ptr<Client> client;
+  std::vector<std::unique_ptr<Client>> clients;  // one per server
   RedisOptions options;
   std::string grace;  // gc grace in ms, "-1": no real TTLs
 
@@ -143,15 +170,21 @@ struct Backend {
   std::string Meta(std::string_view key) const {
     return StrCat(options.key_prefix, kMetaTag, key);
   }
+  // The server of a (prefixed) key.
+  size_t ServerOf(std::string_view key) const {
+    if (clients.size() == 1) return 0;
+    return static_cast<size_t>(KeySlot(key)) * clients.size() / 16384;
+  }
+  // Runs `script` on the server of keys[0] (every script's keys live with
+  // their first: the lease, the index or counter key, the queue's tasks).
   absl::StatusOr<Reply> Eval(const Script& script,
                              absl::Span<const std::string> keys,
                              absl::Span<const std::string> args) const {
-    return client->Eval(script, keys, args);
+    return clients[ServerOf(keys[0])]->Eval(script, keys, args);
   }
-  absl::Status Unexpected(const Script& script, const Reply& r) const {
-    return absl::InternalError(StrCat("redis: ", client->server(), ": script ",
-                                      script.name,
-                                      " returned an unexpected reply"));
+  absl::Status Unexpected(const Script& script) const {
+    return absl::InternalError(
+        StrCat("redis: script ", script.name, " returned an unexpected reply"));
   }
   // An integer reply of `script`.
   absl::StatusOr<int64_t> Int(const Script& script,
@@ -159,7 +192,7 @@ struct Backend {
                               absl::Span<const std::string> args) const {
     absl::StatusOr<Reply> r = Eval(script, keys, args);
     if (!r.ok()) return r.status();
-    if (r->type != Reply::Type::kInteger) return Unexpected(script, *r);
+    if (r->type != Reply::Type::kInteger) return Unexpected(script);
     return r->integer;
   }
 };
@@ -260,70 +293,97 @@ class RedisWindowStore final : public WindowStore {
       }
     }
 
-    // KEYS: [lease], then each distinct window key and its meta key.
-    std::vector<std::string> keys;
-    keys.reserve(1 + 2 * (req.add.size() + req.read_groups.size()));
-    if (req.lease.has_value()) keys.push_back(b_->Key(req.lease->key));
-    absl::flat_hash_map<std::string_view, int> index;
-    auto key_index = [&](const std::string& key) {
-      auto [it, inserted] =
-          index.try_emplace(key, static_cast<int>(index.size()) + 1);
-      if (inserted) {
-        keys.push_back(b_->Key(key));
-        keys.push_back(b_->Meta(key));
-      }
-      return it->second;
+    // The servers of the keys: all on one (always, with one server) is one
+    // script; otherwise the lease first, then one script per server.
+    const std::string lease_key =
+        req.lease.has_value() ? b_->Key(req.lease->key) : std::string();
+    std::vector<size_t> add_server(req.add.size());
+    std::vector<std::vector<size_t>> read_server(req.read_groups.size());
+    size_t one = req.lease.has_value() ? b_->ServerOf(lease_key) : SIZE_MAX;
+    bool single = true;
+    auto note = [&](size_t server) {
+      if (one == SIZE_MAX) one = server;
+      single = single && server == one;
+      return server;
     };
-
-    std::vector<std::string> args;
-    args.reserve(10 + 3 * req.add.size() + 8);
-    args.push_back(b_->Now());
-    args.push_back(b_->grace);
-    args.push_back(req.key_ttl > absl::ZeroDuration()
-                       ? DurationMicros(req.key_ttl)
-                       : std::string("0"));
-    args.push_back(req.trim_before == absl::InfinitePast()
-                       ? std::string()
-                       : StrCat("(", MinScore(req.trim_before)));
-    args.push_back(req.lease.has_value() ? req.lease->token : std::string());
-    args.push_back(req.lease.has_value() ? DurationMicros(req.lease->ttl)
-                                         : std::string("0"));
-    args.push_back(MinScore(req.start));
-    args.push_back(MaxScore(req.end));
-    args.push_back(StrCat(req.add.size()));
-    for (const WindowEntry& e : req.add) {
-      args.push_back(StrCat(key_index(e.key)));
-      args.push_back(MemberScore(e.score));
-      args.push_back(e.member);
+    for (size_t i = 0; i < req.add.size(); ++i) {
+      add_server[i] = note(b_->ServerOf(b_->Key(req.add[i].key)));
     }
-    args.push_back(StrCat(req.read_groups.size()));
-    for (const auto& group : req.read_groups) {
-      args.push_back(StrCat(group.size()));
-      for (const std::string& key : group) {
-        args.push_back(StrCat(key_index(key)));
+    for (size_t g = 0; g < req.read_groups.size(); ++g) {
+      for (const std::string& key : req.read_groups[g]) {
+        read_server[g].push_back(note(b_->ServerOf(b_->Key(key))));
       }
     }
+    if (one == SIZE_MAX) one = 0;
+    if (single) {
+      return Run(one, req, req.lease.has_value() ? &lease_key : nullptr,
+                 /*server_filter=*/SIZE_MAX, add_server, read_server,
+                 /*reads=*/true);
+    }
 
-    const Script& script = GetScripts().window_apply;
-    absl::StatusOr<Reply> r = b_->Eval(script, keys, args);
-    if (!r.ok()) return r.status();
-    if (r->type != Reply::Type::kArray || r->elements.empty() ||
-        r->elements[0].type != Reply::Type::kInteger) {
-      return b_->Unexpected(script, *r);
+    // Keys on several servers: one script per server. The servers without
+    // the lease first (their adds, and their reads), then the lease's
+    // server (its adds, the lease, its reads): the adds are all applied
+    // before the lease is taken, as in one script; the reads of the other
+    // servers come just before it, which is as if adds that raced with them
+    // had come a moment later (the index only grows by adds). A lease that
+    // is busy discards every read.
+    const size_t servers = b_->clients.size();
+    const size_t lease_server =
+        req.lease.has_value() ? b_->ServerOf(lease_key) : SIZE_MAX;
+    std::vector<bool> busy(servers, false);
+    size_t add_servers = 0;
+    for (size_t server : add_server) {
+      if (!busy[server]) ++add_servers;
+      busy[server] = true;
+    }
+    if (add_servers > 1) {
+      // "An invalid Apply writes nothing": every add server checks its keys
+      // before any of them writes.
+      for (size_t server = 0; server < servers; ++server) {
+        if (!busy[server]) continue;
+        if (absl::Status st = Check(server, req, add_server); !st.ok()) {
+          return st;
+        }
+      }
+    }
+    for (const auto& keys : read_server) {
+      for (size_t server : keys) busy[server] = true;
     }
     WindowResult result;
-    if (r->elements[0].integer == 0) {
-      result.lease_acquired = false;
-      return result;
+    result.groups.resize(req.read_groups.size());
+    auto merge = [&](WindowResult& part) {
+      for (size_t g = 0; g < part.groups.size(); ++g) {
+        for (std::string& m : part.groups[g]) {
+          result.groups[g].push_back(std::move(m));
+        }
+      }
+    };
+    for (size_t server = 0; server < servers; ++server) {
+      if (!busy[server] || server == lease_server) continue;
+      absl::StatusOr<WindowResult> part =
+          Run(server, req, nullptr, server, add_server, read_server, true);
+      if (!part.ok()) return part.status();
+      merge(*part);
     }
-    if (r->elements.size() != req.read_groups.size() + 1) {
-      return b_->Unexpected(script, *r);
+    if (lease_server != SIZE_MAX) {
+      absl::StatusOr<WindowResult> part =
+          Run(lease_server, req, &lease_key, lease_server, add_server,
+              read_server, true);
+      if (!part.ok()) return part.status();
+      if (!part->lease_acquired) return *std::move(part);
+      merge(*part);
     }
-    result.groups.reserve(req.read_groups.size());
-    for (size_t g = 1; g < r->elements.size(); ++g) {
-      std::vector<std::string>& out = result.groups.emplace_back();
-      out.reserve(r->elements[g].elements.size());
-      for (Reply& m : r->elements[g].elements) out.push_back(std::move(m.str));
+    // A group read on several servers: deduplicate.
+    for (size_t g = 0; g < result.groups.size(); ++g) {
+      std::vector<std::string>& members = result.groups[g];
+      bool spread = false;
+      for (size_t server : read_server[g]) {
+        spread = spread || server != read_server[g].front();
+      }
+      if (!spread) continue;
+      std::sort(members.begin(), members.end());
+      members.erase(std::unique(members.begin(), members.end()), members.end());
     }
     return result;
   }
@@ -377,6 +437,123 @@ class RedisWindowStore final : public WindowStore {
   }
 
  private:
+  // Checks, on `server`, that the keys `req` adds there can take members
+  // (window_check): kFailedPrecondition if one is a live counter or another
+  // type.
+  absl::Status Check(size_t server, const WindowRequest& req,
+                     const std::vector<size_t>& add_server) const {
+    std::vector<std::string> keys;
+    absl::flat_hash_map<std::string_view, bool> seen;
+    for (size_t i = 0; i < req.add.size(); ++i) {
+      if (add_server[i] != server) continue;
+      if (!seen.try_emplace(req.add[i].key, true).second) continue;
+      keys.push_back(b_->Key(req.add[i].key));
+      keys.push_back(b_->Meta(req.add[i].key));
+    }
+    const std::string args[] = {b_->Now()};
+    absl::StatusOr<Reply> r =
+        b_->clients[server]->Eval(GetScripts().window_check, keys, args);
+    return r.status();
+  }
+
+  // Runs window_apply on `server` with the lease `lease_key` (null: none),
+  // the adds and read keys of `req` on that server (server_filter SIZE_MAX:
+  // all of them), and the reads only if `reads`. The result has one group
+  // per read group of `req` (empty where none of its keys is on `server`),
+  // or none if `reads` is false or the lease was busy.
+  absl::StatusOr<WindowResult> Run(
+      size_t server, const WindowRequest& req, const std::string* lease_key,
+      size_t server_filter, const std::vector<size_t>& add_server,
+      const std::vector<std::vector<size_t>>& read_server, bool reads) const {
+    auto here = [&](size_t s) {
+      return server_filter == SIZE_MAX || s == server_filter;
+    };
+    // KEYS: [lease], then each distinct window key and its meta key.
+    std::vector<std::string> keys;
+    keys.reserve(1 + 2 * (req.add.size() + req.read_groups.size()));
+    if (lease_key != nullptr) keys.push_back(*lease_key);
+    absl::flat_hash_map<std::string_view, int> index;
+    auto key_index = [&](const std::string& key) {
+      auto [it, inserted] =
+          index.try_emplace(key, static_cast<int>(index.size()) + 1);
+      if (inserted) {
+        keys.push_back(b_->Key(key));
+        keys.push_back(b_->Meta(key));
+      }
+      return it->second;
+    };
+
+    std::vector<std::string> args;
+    args.reserve(10 + 3 * req.add.size() + 8);
+    args.push_back(b_->Now());
+    args.push_back(b_->grace);
+    args.push_back(req.key_ttl > absl::ZeroDuration()
+                       ? DurationMicros(req.key_ttl)
+                       : std::string("0"));
+    args.push_back(req.trim_before == absl::InfinitePast()
+                       ? std::string()
+                       : StrCat("(", MinScore(req.trim_before)));
+    args.push_back(lease_key != nullptr ? req.lease->token : std::string());
+    args.push_back(lease_key != nullptr ? DurationMicros(req.lease->ttl)
+                                        : std::string("0"));
+    args.push_back(MinScore(req.start));
+    args.push_back(MaxScore(req.end));
+    const size_t nadds_at = args.size();
+    args.emplace_back();
+    size_t nadds = 0;
+    for (size_t i = 0; i < req.add.size(); ++i) {
+      if (!here(add_server[i])) continue;
+      const WindowEntry& e = req.add[i];
+      args.push_back(StrCat(key_index(e.key)));
+      args.push_back(MemberScore(e.score));
+      args.push_back(e.member);
+      ++nadds;
+    }
+    args[nadds_at] = StrCat(nadds);
+    args.push_back(StrCat(reads ? req.read_groups.size() : 0));
+    if (reads) {
+      for (size_t g = 0; g < req.read_groups.size(); ++g) {
+        const size_t count_at = args.size();
+        args.emplace_back();
+        size_t count = 0;
+        for (size_t k = 0; k < req.read_groups[g].size(); ++k) {
+          if (!here(read_server[g][k])) continue;
+          args.push_back(StrCat(key_index(req.read_groups[g][k])));
+          ++count;
+        }
+        args[count_at] = StrCat(count);
+      }
+    }
+    if (keys.empty()) {
+      // Nothing on this server but a lease-free empty request.
+      WindowResult empty;
+      if (reads) empty.groups.resize(req.read_groups.size());
+      return empty;
+    }
+
+    const Script& script = GetScripts().window_apply;
+    absl::StatusOr<Reply> r = b_->clients[server]->Eval(script, keys, args);
+    if (!r.ok()) return r.status();
+    if (r->type != Reply::Type::kArray || r->elements.empty() ||
+        r->elements[0].type != Reply::Type::kInteger) {
+      return b_->Unexpected(script);
+    }
+    WindowResult result;
+    if (r->elements[0].integer == 0) {
+      result.lease_acquired = false;
+      return result;
+    }
+    const size_t groups = reads ? req.read_groups.size() : 0;
+    if (r->elements.size() != groups + 1) return b_->Unexpected(script);
+    result.groups.reserve(groups);
+    for (size_t g = 1; g < r->elements.size(); ++g) {
+      std::vector<std::string>& out = result.groups.emplace_back();
+      out.reserve(r->elements[g].elements.size());
+      for (Reply& m : r->elements[g].elements) out.push_back(std::move(m.str));
+    }
+    return result;
+  }
+
   std::shared_ptr<const Backend> b_;
 };
 
@@ -387,7 +564,7 @@ class RedisWindowStore final : public WindowStore {
 absl::StatusOr<Task> ToTask(const Backend& b, const Script& script,
                             const Reply& r) {
   if (r.type != Reply::Type::kArray || r.elements.size() < 7) {
-    return b.Unexpected(script, r);
+    return b.Unexpected(script);
   }
   Task t;
   t.id = r.elements[0].str;
@@ -395,8 +572,8 @@ absl::StatusOr<Task> ToTask(const Backend& b, const Script& script,
   if (!absl::SimpleAtoi(r.elements[2].str, &t.subject_id) ||
       !ParseTime(r.elements[4].str, &t.due) ||
       r.elements[5].type != Reply::Type::kInteger) {
-    return absl::DataLossError(StrCat("redis: ", b.client->server(), ": task ",
-                                      t.id, " has an undecodable record"));
+    return absl::DataLossError(
+        StrCat("redis: task ", t.id, " has an undecodable record"));
   }
   t.payload = r.elements[3].str;
   t.attempts = static_cast<int32_t>(r.elements[5].integer);
@@ -448,7 +625,7 @@ class RedisQueueStore final : public QueueStore {
     d.task = *std::move(task);
     if (r->elements.size() < 9 ||
         !ParseTime(r->elements[8].str, &d.visible_until)) {
-      return b_->Unexpected(script, *r);
+      return b_->Unexpected(script);
     }
     d.receipt = std::move(r->elements[7].str);
     return std::optional<Delivery>(std::move(d));
@@ -517,7 +694,7 @@ class RedisQueueStore final : public QueueStore {
     absl::StatusOr<Reply> r = b_->Eval(script, Keys(queue), {});
     if (!r.ok()) return r.status();
     if (r->type != Reply::Type::kArray || r->elements.size() != 3) {
-      return b_->Unexpected(script, *r);
+      return b_->Unexpected(script);
     }
     stats.pending = r->elements[0].integer;
     stats.in_flight = r->elements[1].integer;
@@ -548,7 +725,7 @@ class RedisQueueStore final : public QueueStore {
                                          absl::Span<const std::string> args) {
     absl::StatusOr<Reply> r = b_->Eval(script, Keys(queue), args);
     if (!r.ok()) return r.status();
-    if (r->type != Reply::Type::kArray) return b_->Unexpected(script, *r);
+    if (r->type != Reply::Type::kArray) return b_->Unexpected(script);
     std::vector<Task> out;
     out.reserve(r->elements.size());
     for (const Reply& e : r->elements) {
@@ -595,14 +772,30 @@ bool Unescape(std::string_view in, std::string* out) {
 }  // namespace
 
 absl::StatusOr<RedisStores> OpenRedisStores(const RedisOptions& options) {
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
-  if (!client.ok()) return client.status();
-  if (absl::Status st = (*client)->LoadScripts(GetScripts().all()); !st.ok()) {
-    return st;
-  }
   auto backend = std::make_shared<Backend>();
-  backend->client = *std::move(client);
   backend->options = options;
+  for (size_t i = 0; i <= options.more_servers.size(); ++i) {
+    RedisOptions server = options;
+    if (i > 0) {
+      const RedisServer& more = options.more_servers[i - 1];
+      server.host = more.host;
+      server.port = more.port;
+      server.unix_socket = more.unix_socket;
+      server.db = more.db;
+    }
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(server);
+    if (!client.ok()) {
+      if (i == 0) return client.status();
+      absl::Status st = client.status();
+      return absl::Status(st.code(),
+                          StrCat(st.message(), " (more_servers[", i - 1, "])"));
+    }
+    if (absl::Status st = (*client)->LoadScripts(GetScripts().all());
+        !st.ok()) {
+      return st;
+    }
+    backend->clients.push_back(*std::move(client));
+  }
   if (options.gc_grace < absl::ZeroDuration()) {
     backend->grace = "-1";
   } else {
@@ -682,30 +875,49 @@ absl::StatusOr<RedisOptions> ParseRedisUri(std::string_view uri) {
         options.db = static_cast<int>(v);
       }
     }
-    std::string_view host = hostport;
-    if (!hostport.empty() && hostport[0] == '[') {  // [IPv6]:port
-      size_t close = hostport.find(']');
-      if (close == std::string_view::npos) return bad("unclosed '['");
-      host = hostport.substr(1, close - 1);
-      std::string_view after = hostport.substr(close + 1);
-      if (!after.empty()) {
-        if (after[0] != ':') return bad("expected ':' after ']'");
+    // host[:port][,host[:port]...]: the first is the server, the others
+    // more_servers.
+    bool first = true;
+    while (true) {
+      const size_t comma = hostport.find(',');
+      const std::string_view one = hostport.substr(0, comma);
+      std::string_view host = one;
+      int port = 6379;
+      if (!one.empty() && one[0] == '[') {  // [IPv6]:port
+        size_t close = one.find(']');
+        if (close == std::string_view::npos) return bad("unclosed '['");
+        host = one.substr(1, close - 1);
+        std::string_view after = one.substr(close + 1);
+        if (!after.empty()) {
+          if (after[0] != ':') return bad("expected ':' after ']'");
+          int64_t v;
+          if (auto st = number("port", after.substr(1), 1, 65535, &v); !st.ok())
+            return st;
+          port = static_cast<int>(v);
+        }
+      } else if (size_t colon = one.rfind(':');
+                 colon != std::string_view::npos) {
+        host = one.substr(0, colon);
         int64_t v;
-        if (auto st = number("port", after.substr(1), 1, 65535, &v); !st.ok())
+        if (auto st = number("port", one.substr(colon + 1), 1, 65535, &v);
+            !st.ok())
           return st;
-        options.port = static_cast<int>(v);
+        port = static_cast<int>(v);
       }
-    } else if (size_t colon = hostport.rfind(':');
-               colon != std::string_view::npos) {
-      host = hostport.substr(0, colon);
-      int64_t v;
-      if (auto st = number("port", hostport.substr(colon + 1), 1, 65535, &v);
-          !st.ok())
-        return st;
-      options.port = static_cast<int>(v);
+      if (host.empty()) return bad("empty host");
+      if (first) {
+        options.host = std::string(host);
+        options.port = port;
+      } else {
+        RedisServer more;
+        more.host = std::string(host);
+        more.port = port;
+        options.more_servers.push_back(std::move(more));
+      }
+      first = false;
+      if (comma == std::string_view::npos) break;
+      hostport = hostport.substr(comma + 1);
     }
-    if (host.empty()) return bad("empty host");
-    options.host = std::string(host);
   }
   while (!query.empty()) {
     std::string_view pair = query.substr(0, query.find('&'));
@@ -749,6 +961,8 @@ absl::StatusOr<RedisOptions> ParseRedisUri(std::string_view uri) {
                  "command_timeout_ms, gc_grace_ms)"));
     }
   }
+  // The db (and the credentials) are every server's.
+  for (RedisServer& more : options.more_servers) more.db = options.db;
   return options;
 }
 

@@ -186,6 +186,24 @@ end
 return out
 )lua";
 
+// KEYS: pairs of key and meta. ARGV: now. Refuses (as window_apply does)
+// when a key is live and not an index; writes nothing.
+constexpr std::string_view kWindowCheck = R"lua(
+local now = now_us(ARGV[1])
+for i = 1, #KEYS, 2 do
+  local t = redis.call('TYPE', KEYS[i]).ok
+  if t ~= 'none' and t ~= 'zset' and not expired(KEYS[i + 1], now) then
+    if t == 'string' then
+      return redis.error_reply('FAILEDPRECONDITION key ' .. KEYS[i] ..
+                               ' is a counter, not a window index')
+    end
+    return redis.error_reply('FAILEDPRECONDITION key ' .. KEYS[i] ..
+                             ' holds a ' .. t .. ', not a window index')
+  end
+end
+return 1
+)lua";
+
 // KEYS: key, meta. ARGV: now. Members of a live index, else 0.
 constexpr std::string_view kWindowSize = R"lua(
 local now = now_us(ARGV[1])
@@ -425,6 +443,7 @@ Scripts::Scripts()
       lease_release("lease_release", std::string(kLeaseRelease)),
       lease_extend("lease_extend", Cat(kPrelude, kLeaseExtend)),
       window_apply("window_apply", Cat(kPrelude, kWindowApply)),
+      window_check("window_check", Cat(kPrelude, kWindowCheck)),
       window_size("window_size", Cat(kPrelude, kWindowSize)),
       window_remove("window_remove", Cat(kPrelude, kWindowRemove)),
       counter_increment("counter_increment", Cat(kPrelude, kCounterIncrement)),
@@ -442,12 +461,12 @@ Scripts::Scripts()
       queue_stats("queue_stats", std::string(kQueueStats)) {}
 
 std::vector<const Script*> Scripts::all() const {
-  return {&lease_acquire,     &lease_release,      &lease_extend,
-          &window_apply,      &window_size,        &window_remove,
-          &counter_increment, &counter_value,      &key_delete,
-          &queue_enqueue,     &queue_dequeue,      &queue_ack,
-          &queue_put_back,    &queue_bury,         &queue_list_dead,
-          &queue_redrive,     &queue_list_pending, &queue_stats};
+  return {
+      &lease_acquire, &lease_release,      &lease_extend,  &window_apply,
+      &window_check,  &window_size,        &window_remove, &counter_increment,
+      &counter_value, &key_delete,         &queue_enqueue, &queue_dequeue,
+      &queue_ack,     &queue_put_back,     &queue_bury,    &queue_list_dead,
+      &queue_redrive, &queue_list_pending, &queue_stats};
 }
 
 const Scripts& GetScripts() {

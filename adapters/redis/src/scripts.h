@@ -20,6 +20,7 @@ struct Scripts {
   Script lease_extend;
   // WindowStore.
   Script window_apply;
+  Script window_check;  // the adds of an Apply spread over servers
   Script window_size;
   Script window_remove;
   Script counter_increment;

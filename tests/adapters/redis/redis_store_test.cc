@@ -8,6 +8,7 @@
 #include <hiredis/hiredis.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -299,9 +300,9 @@ TEST_CASE("gc_grace < 0 sets no real TTLs", "[redis]") {
   CHECK(s.lock->TryAcquire("L", "u", absl::Seconds(5)).value());
 }
 
-// ---- round trips ----
+// ---- more servers ----
 
-// Counts round trips (RedisObserver) and store calls (wrappers).
+// Counts round trips (RedisObserver).
 struct RoundTrips : redis::RedisObserver {
   void OnRoundTrip(int, absl::Duration, const absl::Status&) override {
     ++count;
@@ -309,6 +310,143 @@ struct RoundTrips : redis::RedisObserver {
   std::atomic<int64_t> count{0};
 };
 
+// Redis Cluster's slot (CRC16/XMODEM of the hash tag), as the store routes.
+int Slot(std::string_view tag) {
+  uint16_t crc = 0;
+  for (unsigned char c : tag) {
+    crc ^= static_cast<uint16_t>(c) << 8;
+    for (int i = 0; i < 8; ++i) {
+      crc = (crc & 0x8000) != 0 ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
+                                : static_cast<uint16_t>(crc << 1);
+    }
+  }
+  return crc & 16383;
+}
+
+TEST_CASE("more_servers: keys go to the server of their hash tag",
+          "[redis][servers]") {
+  // The CRC16 of Redis Cluster's specification: "123456789" -> 0x31C3.
+  REQUIRE(Slot("123456789") == (0x31C3 & 16383));
+  VirtualClock clock(T(1000));
+  redis::RedisOptions o = Options(&clock);
+  redis::RedisServer second;
+  second.host = o.host;
+  second.port = o.port;
+  second.db = o.db + 1;
+  o.more_servers = {second};
+  RoundTrips trips;
+  o.observer = &trips;
+  redis::RedisStores s = Open(o);
+  // Two tags on different servers (server = slot * 2 / 16384).
+  std::string a, b;
+  for (int i = 0; a.empty() || b.empty(); ++i) {
+    const std::string tag = "t" + std::to_string(i);
+    (Slot(tag) < 8192 ? a : b) = tag;
+  }
+  const std::string lease = "{" + a + "}.lease";
+  const std::string index = "{" + b + "}.index";
+  const std::string index_a = "{" + a + "}.index";
+  WindowRequest first;
+  first.add = {WindowEntry{index, "action_1", T(100)},
+               WindowEntry{index_a, "action_2", T(100)}};
+  first.key_ttl = absl::Seconds(60);
+  REQUIRE(s.window->Apply(first).ok());
+  Raw db0(o);
+  redis::RedisOptions o1 = o;
+  o1.db = second.db;
+  Raw db1(o1);
+  const std::string& p = o.key_prefix;
+  CHECK(db0.Cmd({"ZCARD", p + index_a}) == "1");
+  CHECK(db1.Cmd({"ZCARD", p + index}) == "1");
+  CHECK(db0.Cmd({"EXISTS", p + index}) == "0");
+  // Its companion expiry key goes with it, though its hash differs.
+  CHECK(db1.Cmd({"EXISTS", p + "converge.expires:" + index}) == "1");
+
+  // A split Apply: the lease on server 0, the index on server 1.
+  WindowRequest req;
+  req.add = {WindowEntry{index, "action_3", T(110)}};
+  req.lease = LeaseRequest{lease, "me", absl::Seconds(30)};
+  req.read_groups = {{index}, {index, index_a}};
+  const int64_t before = trips.count.load();
+  absl::StatusOr<WindowResult> r = s.window->Apply(req);
+  REQUIRE(r.ok());
+  // One script per server: the add and the reads on server 1, then the
+  // lease and the read of index_a on server 0.
+  CHECK(trips.count.load() - before == 2);
+  CHECK(r->lease_acquired);
+  REQUIRE(r->groups.size() == 2);
+  std::sort(r->groups[0].begin(), r->groups[0].end());
+  std::sort(r->groups[1].begin(), r->groups[1].end());
+  CHECK(r->groups[0] == std::vector<std::string>{"action_1", "action_3"});
+  CHECK(r->groups[1] ==
+        std::vector<std::string>{"action_1", "action_2", "action_3"});
+  CHECK(db0.Cmd({"HGET", p + lease, "token"}) == "me");
+  // The manager's shape: the lease on one server, the strategy's index keys
+  // on another: two round trips.
+  WindowRequest again;
+  again.add = {WindowEntry{index, "action_5", T(111)}};
+  again.lease = LeaseRequest{lease, "me", absl::Seconds(30)};
+  again.read_groups = {{index}};
+  const int64_t before_again = trips.count.load();
+  r = s.window->Apply(again);
+  REQUIRE(r.ok());
+  CHECK(trips.count.load() - before_again == 2);
+  CHECK(r->lease_acquired);
+  REQUIRE(r->groups.size() == 1);
+  CHECK(r->groups[0].size() == 3);
+  CHECK(s.window->Remove(index, "action_5").value());
+  // The lease is the LockStore's, on the same server.
+  CHECK_FALSE(s.lock->TryAcquire(lease, "other", absl::Seconds(5)).value());
+  // Busy: the adds are applied, the reads skipped.
+  WindowRequest other = req;
+  other.add = {WindowEntry{index, "action_4", T(120)}};
+  other.lease->token = "other";
+  r = s.window->Apply(other);
+  REQUIRE(r.ok());
+  CHECK_FALSE(r->lease_acquired);
+  CHECK(r->groups.empty());
+  CHECK(s.window->Size(index).value() == 3);
+  CHECK(s.lock->Release(lease, "me").value());
+
+  // An invalid Apply spread over both servers writes nothing on either.
+  REQUIRE(s.window->Increment("{" + a + "}.cnt", absl::Seconds(60), 10).ok());
+  WindowRequest bad;
+  bad.add = {WindowEntry{"{" + b + "}.fresh", "action_9", T(100)},
+             WindowEntry{"{" + a + "}.cnt", "action_9", T(100)}};
+  CHECK(s.window->Apply(bad).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(s.window->Size("{" + b + "}.fresh").value() == 0);
+
+  // Queues live on the server of their name.
+  Task t;
+  t.id = "x";
+  t.due = T(1);
+  REQUIRE(s.queue->Enqueue(a, t).ok());
+  REQUIRE(s.queue->Enqueue(b, t).ok());
+  CHECK(db0.Cmd({"ZCARD", p + "converge.queue.{" + a + "}.pending"}) == "1");
+  CHECK(db1.Cmd({"ZCARD", p + "converge.queue.{" + b + "}.pending"}) == "1");
+}
+
+TEST_CASE("ParseRedisUri: several hosts", "[redis][servers]") {
+  auto o = redis::ParseRedisUri("redis://:pw@h1:7001,h2,[::1]:7003/4");
+  REQUIRE(o.ok());
+  CHECK(o->host == "h1");
+  CHECK(o->port == 7001);
+  CHECK(o->db == 4);
+  CHECK(o->password == "pw");
+  REQUIRE(o->more_servers.size() == 2);
+  CHECK(o->more_servers[0].host == "h2");
+  CHECK(o->more_servers[0].port == 6379);
+  CHECK(o->more_servers[0].db == 4);
+  CHECK(o->more_servers[1].host == "::1");
+  CHECK(o->more_servers[1].port == 7003);
+  CHECK(redis::ParseRedisUri("redis://h1,,h2").status().code() ==
+        absl::StatusCode::kInvalidArgument);
+}
+
+// ---- round trips ----
+
+// Store calls (wrappers).
 struct CountingLock : LockStoreWrapper {
   using LockStoreWrapper::LockStoreWrapper;
   absl::StatusOr<bool> TryAcquire(std::string_view k, std::string_view t,

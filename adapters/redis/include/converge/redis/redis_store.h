@@ -1,6 +1,7 @@
 // The Redis store: leases (LockStore), the window index and business
-// counters (WindowStore) and task queues (QueueStore) on one Redis server,
-// shared by any number of processes on any number of hosts. Instances and
+// counters (WindowStore) and task queues (QueueStore) on a Redis server (or
+// several, keys spread by hash tag: RedisOptions::more_servers), shared by
+// any number of processes on any number of hosts. Instances and
 // relations stay in a SQL store (InstanceRepo): SQLite on one host, MySQL
 // when it lands; RedisStores owns both and gives the manager one view.
 //
@@ -40,6 +41,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -63,6 +65,14 @@ class RedisObserver {
   // single commands are not failures here).
   virtual void OnRoundTrip(int commands, absl::Duration took,
                            const absl::Status& status) = 0;
+};
+
+// One more server to spread keys over (RedisOptions::more_servers).
+struct RedisServer {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string unix_socket;  // empty: TCP
+  int db = 0;
 };
 
 struct RedisOptions {
@@ -107,6 +117,20 @@ struct RedisOptions {
   absl::Duration gc_grace = absl::Minutes(1);
   // Told about every round trip. Not owned; may be null.
   RedisObserver* observer = nullptr;
+  // More servers, to spread the load. Empty (the default): the server above
+  // holds every key. Otherwise the keys are spread over the server above
+  // (server 0) and these (1..n) by their hash tag, as Redis Cluster places
+  // them in slots: slot = CRC16(tag) mod 16384 (the whole key when it has no
+  // tag), server = slot * (n + 1) / 16384. Every key one script touches is
+  // on one server: an index or counter key's companion expiry key goes with
+  // it, and a queue's keys share the queue name as their tag. A
+  // WindowStore::Apply whose lease and index keys live on different servers
+  // runs as one script per server (the lease first), so it is atomic per
+  // server, and a join costs one round trip more. AUTH, timeouts and the
+  // pool size apply to every server (a pool each). Every process must list
+  // the same servers in the same order; changing the list moves keys (drain
+  // the queues first).
+  std::vector<RedisServer> more_servers;
 };
 
 // The Redis stores, plus the InstanceRepo they are combined with. Owns
@@ -138,12 +162,14 @@ struct RedisStores {
 absl::StatusOr<RedisStores> OpenRedisStores(const RedisOptions& options);
 
 // Parses a store URI into options (clock and observer are left null):
-//   redis://[[user]:password@]host[:port][/db][?param=value&...]
+//   redis://[[user]:password@]host[:port][,host[:port]...][/db][?param=...]
 //   unix://[[user]:password@]/path/to/redis.sock[?db=N&param=value&...]
-// Parameters: db (unix only), key_prefix, pool_size, connect_timeout_ms,
-// command_timeout_ms, gc_grace_ms. Percent-escapes (%XX) are decoded in the
-// user, password and values. Returns kInvalidArgument naming the problem for
-// another scheme, a bad port, db or number, or an unknown parameter.
+// More than one host: the first is the server, the others more_servers
+// (same db and credentials). Parameters: db (unix only), key_prefix,
+// pool_size, connect_timeout_ms, command_timeout_ms, gc_grace_ms.
+// Percent-escapes (%XX) are decoded in the user, password and values. Returns
+// kInvalidArgument naming the problem for another scheme, a bad port, db or
+// number, or an unknown parameter.
 absl::StatusOr<RedisOptions> ParseRedisUri(std::string_view uri);
 
 }  // namespace converge::redis
