@@ -397,11 +397,9 @@ absl::Status Client::LoadScripts(absl::Span<const Script* const> scripts) {
 }
 
 absl::Status Client::ReplyStatus(std::string_view text) const {
-  // The error class is the first word (Redis' convention, kept by scripts'
-  // redis.error_reply).
+  // The error class is the first word (Redis' convention, which the
+  // scripts' redis.error_reply keeps).
   std::string_view cls = text.substr(0, text.find(' '));
-  // Scripts' own errors arrive as "ERR user_script:...: CLASS ..." on some
-  // servers when raised with error(); error_reply keeps the class first.
   std::string message = StrCat("redis: ", server_, ": ", text);
   if (cls == "INVALIDARGUMENT") return absl::InvalidArgumentError(message);
   if (cls == "FAILEDPRECONDITION" || cls == "WRONGTYPE") {

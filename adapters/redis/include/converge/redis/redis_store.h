@@ -54,9 +54,10 @@
 
 namespace converge::redis {
 
-// Told about every round trip to the server (for metrics, and for tests that
-// count round trips). Called on the calling thread, after the reply (or the
-// failure); must be thread-safe and quick.
+// Told about every round trip of a store call to a server (for metrics, and
+// for tests that count round trips); the handshake of a new connection
+// (AUTH, SELECT, PING) is not reported. Called on the calling thread, after
+// the reply (or the failure); must be thread-safe and quick.
 class RedisObserver {
  public:
   virtual ~RedisObserver() = default;
