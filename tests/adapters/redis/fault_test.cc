@@ -30,7 +30,7 @@ namespace converge::testing {
 namespace {
 
 TEST_CASE(
-    "fault: 4 workers drain 20,000 actions while the server restarts; every "
+    "fault: 4 workers drain 20,000 actions while the server restarts, every "
     "action has exactly one decision and no task is lost",
     "[redis][fault]") {
   PrivateServer server;
