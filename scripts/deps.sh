@@ -6,6 +6,7 @@ CONVERGE_DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config python3 libsqlite3-dev
   libabsl-dev libfmt-dev catch2
   libboost1.81-dev libboost-json1.81-dev
+  libhiredis-dev redis-server  # converge::redis, and the server its tests run
   prometheus  # promtool, for the metrics.promtool_check test
 )
 

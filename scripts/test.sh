@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test. Installs missing Debian packages
-# first (apt-get; idempotent). Later stores add the real Redis and MariaDB
-# servers this script starts on loopback and stops by PID.
+# first (apt-get; idempotent). The Redis tests run on a redis-server that
+# CTest itself starts on loopback and stops by PID (fixture redis_server,
+# tests/CMakeLists.txt), so a plain `ctest` runs them too.
 #
 # Environment: BUILD_DIR (default build/test), JOBS (default nproc).
 set -euo pipefail
@@ -13,7 +14,8 @@ BUILD_DIR=${BUILD_DIR:-build/test}
 JOBS=${JOBS:-$(nproc)}
 
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCONVERGE_WERROR=ON -DCONVERGE_WITH_JSON=ON -DCONVERGE_WITH_SQLITE=ON >/dev/null
+  -DCONVERGE_WERROR=ON -DCONVERGE_WITH_JSON=ON -DCONVERGE_WITH_SQLITE=ON \
+  -DCONVERGE_WITH_REDIS=ON >/dev/null
 cmake --build "$BUILD_DIR" -j "$JOBS"
 
 # The benchmark must keep building and running; its figures are reported,

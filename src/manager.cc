@@ -708,14 +708,20 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     const absl::Time at = clock_->Now();
     record.decision.decided_at = at;
     record.status_time = at;
-    // Still ours? A holder that outlived its lease must not write.
-    absl::StatusOr<bool> held =
-        stores_.lock->Extend(plan.lease_key, token, options_.lease_ttl);
-    if (!held.ok()) return held.status();
-    if (!*held) {
-      return internal::LeaseBusyError(internal::StrCat(
-          "converge: lost the lease on dimension ", plan.dim.dimension,
-          " while evaluating action ", action.id, "; retry later"));
+    // Still ours? A holder that outlived its lease must not write. Not
+    // asked in the first round: the lease was taken (to now + lease_ttl)
+    // just before, with nothing in between but matching in memory, and
+    // asking would cost a store round trip on the hot path (a join costs
+    // two Redis round trips: Apply and Release).
+    if (round > 0) {
+      absl::StatusOr<bool> held =
+          stores_.lock->Extend(plan.lease_key, token, options_.lease_ttl);
+      if (!held.ok()) return held.status();
+      if (!*held) {
+        return internal::LeaseBusyError(internal::StrCat(
+            "converge: lost the lease on dimension ", plan.dim.dimension,
+            " while evaluating action ", action.id, "; retry later"));
+      }
     }
     // A hint of an open instance inside the window is checked by Join. Any
     // other hint is read again under the lease: an instance may have been

@@ -87,7 +87,7 @@ TEST_CASE("QueueStore: empty queue name or task id is kInvalidArgument",
   CHECK(s.queue().Stats("q").value().pending == 0);
 }
 
-TEST_CASE("QueueStore: Ack removes the task; a second Ack is stale",
+TEST_CASE("QueueStore: Ack removes the task, a second Ack is stale",
           "[conformance]") {
   StoreSet s;
   REQUIRE(s.queue().Enqueue("q", MakeTask("t", 10)).ok());
@@ -107,7 +107,7 @@ TEST_CASE("QueueStore: Ack removes the task; a second Ack is stale",
 }
 
 TEST_CASE(
-    "QueueStore: visibility timeout redelivers; the old receipt goes "
+    "QueueStore: visibility timeout redelivers, the old receipt goes "
     "stale",
     "[conformance]") {
   StoreSet s;

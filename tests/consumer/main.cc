@@ -8,6 +8,7 @@
 #include "converge/json/json.h"
 #include "converge/manager.h"
 #include "converge/memory/memory_store.h"
+#include "converge/redis/redis_store.h"
 #include "converge/sqlite/sqlite_store.h"
 
 int main() {
@@ -48,6 +49,10 @@ int main() {
   }
   std::filesystem::remove_all(dir);
   if (!ok) return 1;
+
+  // The Redis store links (no server needed to parse its URI).
+  auto redis = converge::redis::ParseRedisUri("redis://127.0.0.1:6379/0");
+  if (!redis.ok() || redis->port != 6379) return 1;
   std::puts("consumer: ok");
   return 0;
 }

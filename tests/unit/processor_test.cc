@@ -562,7 +562,7 @@ TEST_CASE("processor: 4 workers under lease contention end as 1 worker does",
   CHECK(four_stats.processed == one_stats.processed);
 }
 
-TEST_CASE("processor: Start runs workers; Stop is prompt", "[processor]") {
+TEST_CASE("processor: Start runs workers, Stop is prompt", "[processor]") {
   ProcEnv e;
   e.env.clock.Set(T(100));
   ProcessorOptions o = Quiet();
