@@ -5,7 +5,9 @@
 #         -DEXPECTED=<name.out.jsonl> -DACTUAL=<file to write>
 #         [-DARGS=<flags, ;-separated>] [-DSQLITE_DB=<file>]
 #         -P GoldenReplay.cmake
-# With SQLITE_DB the replay runs on a fresh SQLite store in that file.
+# With SQLITE_DB the replay runs on a fresh SQLite store in that file,
+# without it on a fresh memory store (never on the command's default store,
+# a file in the working directory that would keep state between tests).
 foreach(var CONVERGE INPUT EXPECTED ACTUAL)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "GoldenReplay.cmake: -D${var}=... is required")
@@ -15,6 +17,8 @@ endforeach()
 if(DEFINED SQLITE_DB)
   file(REMOVE "${SQLITE_DB}" "${SQLITE_DB}-wal" "${SQLITE_DB}-shm")
   list(PREPEND ARGS --store "sqlite:${SQLITE_DB}")
+else()
+  list(PREPEND ARGS --store memory:)
 endif()
 
 execute_process(

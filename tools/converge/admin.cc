@@ -38,7 +38,7 @@ void NoteEphemeral(const OpenedStore& store) {
 
 int RunInspect(const std::string& store_uri) {
   absl::StatusOr<OpenedStore> store =
-      OpenStore(store_uri, RealClock::Default());
+      OpenStore(store_uri, RealClock::Default(), OpenMode::kMustExist);
   if (!store.ok()) {
     std::cerr << "converge inspect: " << store.status().message() << "\n";
     return 1;
@@ -85,7 +85,7 @@ int RunInspect(const std::string& store_uri) {
 
 int RunEnd(const std::string& store_uri, int64_t converge_id) {
   absl::StatusOr<OpenedStore> store =
-      OpenStore(store_uri, RealClock::Default());
+      OpenStore(store_uri, RealClock::Default(), OpenMode::kMustExist);
   if (!store.ok()) {
     std::cerr << "converge end: " << store.status().message() << "\n";
     return 1;

@@ -6,6 +6,8 @@
 //   converge inspect [--store URI]
 //   converge end [--store URI] ID
 //
+// Without --store: $CONVERGE_STORE, else sqlite:converge.db (store_uri.h).
+//
 // Exit statuses: 0 success; 1 failure (a bad input line, a failing test, an
 // unknown instance, a store error); 2 a usage error (unknown flag, missing
 // argument), and for `converge test` a malformed case file.
@@ -52,7 +54,9 @@ writes what the converge manager does, one JSON object a line, to stdout.
 Time is virtual: it follows the events' "time" fields.
 
 Flags:
-  --store URI        where the state lives (default memory:, a fresh store)
+  --store URI        where the state lives (default: $CONVERGE_STORE if set,
+                     else @DEFAULT_STORE@; sqlite:PATH keeps the state in
+                     file PATH, memory: in a fresh store gone at exit)
   --profile NAME     plain (default): configs as given; bkmonitor: upstream's
                      forced notice and second-level defaults, minute windows
   --workers N        threads running the tasks due at one instant (default 1;
@@ -62,6 +66,10 @@ Flags:
 
 A bad line stops the replay: stderr names the line and the field, nothing
 after it is applied, and the exit status is 1.
+
+On a store that keeps state, an action decided by an earlier run gets its
+stored decision again (stderr says how many did), and converge ids go on
+from the earlier runs'.
 )";
 
 constexpr std::string_view kTestHelp =
@@ -84,7 +92,8 @@ visibility), the lengths of the task queue (pending, in flight, dead) and the
 dead letters with their last error.
 
 Flags:
-  --store URI   the store (default memory:, which is always empty)
+  --store URI   the store (default: $CONVERGE_STORE if set, else
+                @DEFAULT_STORE@); a store file must exist
   -h, --help    this text
 )";
 
@@ -96,9 +105,20 @@ instances linked to it) and says whether it was open. Exit status 1 if the
 instance is unknown.
 
 Flags:
-  --store URI   the store (default memory:, which is always empty)
+  --store URI   the store (default: $CONVERGE_STORE if set, else
+                @DEFAULT_STORE@); a store file must exist
   -h, --help    this text
 )";
+
+// A command's help text, with the built-in default store filled in.
+std::string Help(std::string_view text) {
+  constexpr std::string_view kPlaceholder = "@DEFAULT_STORE@";
+  std::string out(text);
+  if (const size_t at = out.find(kPlaceholder); at != std::string::npos) {
+    out.replace(at, kPlaceholder.size(), kDefaultStoreUri);
+  }
+  return out;
+}
 
 // A usage error: the message, then a pointer to --help.
 int Usage(std::string_view command, std::string_view message) {
@@ -166,10 +186,11 @@ int Replay(const std::vector<std::string>& args) {
       ParseArgs("replay", args, {"--store", "--profile", "--workers"}, &status);
   if (!parsed.has_value()) return status;
   if (parsed->help) {
-    std::cout << kReplayHelp;
+    std::cout << Help(kReplayHelp);
     return 0;
   }
   ReplayOptions options;
+  options.store_uri = DefaultStoreUri();
   for (const auto& [name, value] : parsed->flags) {
     if (name == "--store") {
       options.store_uri = value;
@@ -224,10 +245,10 @@ int Inspect(const std::vector<std::string>& args) {
       ParseArgs("inspect", args, {"--store"}, &status);
   if (!parsed.has_value()) return status;
   if (parsed->help) {
-    std::cout << kInspectHelp;
+    std::cout << Help(kInspectHelp);
     return 0;
   }
-  std::string store(kDefaultStoreUri);
+  std::string store = DefaultStoreUri();
   for (const auto& [name, value] : parsed->flags) store = value;
   if (!parsed->positional.empty()) {
     return Usage("inspect",
@@ -242,10 +263,10 @@ int End(const std::vector<std::string>& args) {
       ParseArgs("end", args, {"--store"}, &status);
   if (!parsed.has_value()) return status;
   if (parsed->help) {
-    std::cout << kEndHelp;
+    std::cout << Help(kEndHelp);
     return 0;
   }
-  std::string store(kDefaultStoreUri);
+  std::string store = DefaultStoreUri();
   for (const auto& [name, value] : parsed->flags) store = value;
   if (parsed->positional.size() != 1) {
     return Usage("end", parsed->positional.empty()

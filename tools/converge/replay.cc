@@ -10,17 +10,29 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "converge/store/wrappers.h"
 
 namespace converge::cli {
 
 // Turns the manager's notifications into output lines, one at a time.
+// While a store batch is open the lines are held, and written once the
+// batch is committed: a line never describes a write that is not stored.
 class Replayer::Listener : public ManagerListener {
  public:
   explicit Listener(LineSink sink) : sink_(std::move(sink)) {}
 
   void OnDecision(const Decision& decision) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // The first decision of an action in this run came from the store:
+      // it was decided before this run.
+      if (decided_.insert(decision.action_id).second && decision.replayed) {
+        ++resumed_;
+      }
+    }
     Emit(DecisionLine(decision));
   }
   void OnInstance(const InstanceEvent& event) override {
@@ -30,14 +42,58 @@ class Replayer::Listener : public ManagerListener {
     Emit(SummaryLine(summary));
   }
 
- private:
-  void Emit(const std::string& line) {
+  // Holds lines from now on.
+  void Hold() {
     std::lock_guard<std::mutex> lock(mu_);
-    sink_(line);
+    hold_ = true;
+  }
+  // Writes the held lines (their batch is committed) and stops holding.
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const std::string& line : held_) sink_(line);
+    held_.clear();
+    hold_ = false;
+  }
+  // Drops the held lines (their batch was not committed).
+  void Discard() {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.clear();
+    hold_ = false;
+  }
+  int64_t resumed() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return resumed_;
   }
 
-  std::mutex mu_;
+ private:
+  void Emit(std::string line) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (hold_) {
+      held_.push_back(std::move(line));
+    } else {
+      sink_(line);
+    }
+  }
+
+  mutable std::mutex mu_;
   LineSink sink_;
+  bool hold_ = false;
+  std::vector<std::string> held_;
+  absl::flat_hash_set<int64_t> decided_;
+  int64_t resumed_ = 0;
+};
+
+// The repo as the manager sees it while the replay commits in its own
+// batches: without transactions. The manager makes each Submit one
+// transaction of its own where the repo has them, and a second batch cannot
+// open inside the replay's; seeing none, it makes its calls one by one, and
+// they join the replay's open batch.
+class Replayer::OuterBatchRepo final : public InstanceRepoWrapper {
+ public:
+  using InstanceRepoWrapper::InstanceRepoWrapper;
+  absl::StatusOr<std::unique_ptr<RepoBatch>> BeginBatch() override {
+    return std::unique_ptr<RepoBatch>();
+  }
 };
 
 Replayer::Replayer(ReplayOptions options, LineSink sink)
@@ -45,9 +101,12 @@ Replayer::Replayer(ReplayOptions options, LineSink sink)
       listener_(std::make_unique<Listener>(std::move(sink))) {}
 
 Replayer::~Replayer() {
+  // An open batch is rolled back: its lines were never written.
+  store_batch_.reset();
   // The processor and the manager use the stores and the clock.
   processor_.reset();
   manager_.reset();
+  outer_batch_repo_.reset();
 }
 
 absl::StatusOr<std::unique_ptr<Replayer>> Replayer::Create(
@@ -55,6 +114,10 @@ absl::StatusOr<std::unique_ptr<Replayer>> Replayer::Create(
   if (options.workers < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("workers: must be >= 1, got ", options.workers));
+  }
+  if (options.batch_events < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch_events: must be >= 1, got ", options.batch_events));
   }
   std::unique_ptr<Replayer> replayer(
       new Replayer(std::move(options), std::move(sink)));
@@ -73,8 +136,13 @@ absl::Status Replayer::Start(absl::Time t) {
   ManagerOptions manager_options;
   manager_options.rules.profile = options_.profile;
   manager_options.listener = listener_.get();
+  Stores stores = store_.stores;
+  if (Batching()) {
+    outer_batch_repo_ = std::make_unique<OuterBatchRepo>(stores.repo);
+    stores.repo = outer_batch_repo_.get();
+  }
   absl::StatusOr<std::unique_ptr<ConvergeManager>> manager =
-      ConvergeManager::Create(store_.stores, &clock_, manager_options);
+      ConvergeManager::Create(stores, &clock_, manager_options);
   if (!manager.ok()) return manager.status();
   manager_ = *std::move(manager);
   absl::StatusOr<std::unique_ptr<Processor>> processor =
@@ -174,7 +242,49 @@ absl::Status Replayer::RunDue(absl::Time t) {
   return absl::OkStatus();
 }
 
+int64_t Replayer::resumed() const { return listener_->resumed(); }
+
+// One transaction for the writes of batch_events consecutive events
+// (InstanceRepo::BeginBatch): the same calls in the same order, committed
+// together. Only with one worker: a batch holds the store's write lock for
+// its thread, and other workers would wait for it.
+bool Replayer::Batching() const {
+  return options_.workers == 1 && options_.batch_events > 1;
+}
+
 absl::Status Replayer::Apply(const Event& event) {
+  if (store_batch_ == nullptr && Batching() && batches_supported_) {
+    absl::StatusOr<std::unique_ptr<RepoBatch>> batch =
+        store_.stores.repo->BeginBatch();
+    if (!batch.ok()) return batch.status();
+    if (*batch == nullptr) {
+      batches_supported_ = false;  // no transactions (memory:)
+    } else {
+      store_batch_ = *std::move(batch);
+      store_batch_events_ = 0;
+      listener_->Hold();
+    }
+  }
+  absl::Status st = ApplyEvent(event);
+  if (store_batch_ != nullptr &&
+      ++store_batch_events_ >= options_.batch_events) {
+    if (absl::Status commit = Commit(); st.ok()) st = commit;
+  }
+  return st;
+}
+
+absl::Status Replayer::Commit() {
+  if (store_batch_ == nullptr) return absl::OkStatus();
+  std::unique_ptr<RepoBatch> batch = std::move(store_batch_);
+  if (absl::Status st = batch->Commit(); !st.ok()) {
+    listener_->Discard();
+    return st;
+  }
+  listener_->Release();
+  return absl::OkStatus();
+}
+
+absl::Status Replayer::ApplyEvent(const Event& event) {
   if (manager_ == nullptr) {
     if (absl::Status st = Start(event.time); !st.ok()) return st;
   }
@@ -238,9 +348,14 @@ absl::Status Replayer::Apply(const Event& event) {
 }
 
 absl::Status Replayer::Finish() {
-  if (!batch_pending_) return absl::OkStatus();
-  batch_pending_ = false;
-  return RunDue(batch_time_);
+  absl::Status st;
+  if (batch_pending_) {
+    batch_pending_ = false;
+    st = RunDue(batch_time_);
+  }
+  // What ran is committed, even after an error.
+  if (absl::Status commit = Commit(); st.ok()) st = commit;
+  return st;
 }
 
 namespace {
@@ -265,12 +380,26 @@ int RunReplay(const ReplayOptions& options, const std::string& path) {
     }
     in = &file;
   }
+  ReplayOptions effective = options;
+  // A stream may pause between lines: each line's output is written before
+  // the next is read.
+  if (path == "-") effective.batch_events = 1;
   absl::StatusOr<std::unique_ptr<Replayer>> replayer =
-      Replayer::Create(options, WriteLine);
+      Replayer::Create(effective, WriteLine);
   if (!replayer.ok()) {
     std::cerr << "converge replay: " << replayer.status().message() << "\n";
     return 1;
   }
+  // On a store that keeps state, says how many actions were decided before
+  // this run (their lines are the stored decisions).
+  auto note_resumed = [&] {
+    if (const int64_t n = (*replayer)->resumed(); n > 0) {
+      std::cerr << "converge replay: " << n
+                << (n == 1 ? " action was" : " actions were")
+                << " decided before this run in " << options.store_uri
+                << "; their stored decisions were replayed, not taken again\n";
+    }
+  };
   auto fail = [&](int64_t line_no, const std::string& what) {
     // What came before the bad line is applied in full.
     absl::Status st = (*replayer)->Finish();
@@ -278,6 +407,7 @@ int RunReplay(const ReplayOptions& options, const std::string& path) {
     std::cerr << "converge replay: " << name << ", line " << line_no << ": "
               << what << "\n";
     if (!st.ok()) std::cerr << "converge replay: " << st.message() << "\n";
+    note_resumed();
     return 1;
   };
 
@@ -302,20 +432,25 @@ int RunReplay(const ReplayOptions& options, const std::string& path) {
     }
   }
   if (in->bad()) {
+    absl::Status st = (*replayer)->Commit();
     std::fflush(stdout);
     std::cerr << "converge replay: " << name << ": read error after line "
               << line_no << "\n";
+    if (!st.ok()) std::cerr << "converge replay: " << st.message() << "\n";
+    note_resumed();
     return 1;
   }
   if (absl::Status st = (*replayer)->Finish(); !st.ok()) {
     std::fflush(stdout);
     std::cerr << "converge replay: replay failed: " << st.message() << "\n";
+    note_resumed();
     return 1;
   }
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
     std::cerr << "converge replay: cannot write the output\n";
     return 1;
   }
+  note_resumed();
   return 0;
 }
 

@@ -44,12 +44,19 @@
 namespace converge::cli {
 
 struct ReplayOptions {
-  // Where the state lives; a fresh memory store by default.
-  std::string store_uri = std::string(kDefaultStoreUri);
+  // Where the state lives; a fresh memory store by default (the command
+  // line passes DefaultStoreUri()).
+  std::string store_uri = std::string(kMemoryStoreUri);
   Profile profile = Profile::kPlain;
   // Threads that run the tasks due at one instant. 1 = serial and
   // deterministic.
   int workers = 1;
+  // With one worker, the writes of this many consecutive events are
+  // committed together, in one transaction of a store that has them
+  // (SQLite; InstanceRepo::BeginBatch), and their output lines are written
+  // after the commit. The same calls run in the same order as with 1 (each
+  // event committed on its own), so the output is the same. >= 1.
+  int batch_events = 1000;
 };
 
 // Receives each output line, without its newline, in the order things
@@ -74,13 +81,26 @@ class Replayer {
   absl::Status Apply(const Event& event);
 
   // Ends the input: runs what is still due at the time of the last event
-  // (queued actions of a batch). Nothing later runs.
+  // (queued actions of a batch), and commits what ran. Nothing later runs.
+  // Call it after an error too: what was applied before is kept.
   absl::Status Finish();
+
+  // Commits the writes of the events applied so far and writes their
+  // output lines (a no-op when nothing is held).
+  absl::Status Commit();
+
+  // Actions of this run whose first decision line was a stored decision:
+  // decided before this run, on a store that keeps state.
+  int64_t resumed() const;
 
  private:
   class Listener;
+  class OuterBatchRepo;
   Replayer(ReplayOptions options, LineSink sink);
+  // True when events are applied in store batches (batch_events).
+  bool Batching() const;
   absl::Status Start(absl::Time t);
+  absl::Status ApplyEvent(const Event& event);
   // Runs every task due at or before `t` (step 1 / 3), then sets the clock
   // to `t`.
   absl::Status RunDue(absl::Time t);
@@ -98,6 +118,13 @@ class Replayer {
   bool batch_pending_ = false;
   absl::Time batch_time_;
   int64_t failures_seen_ = 0;
+  // The store batch the events are applied in (batch_events), and how many
+  // events it holds.
+  std::unique_ptr<RepoBatch> store_batch_;
+  // The repo the manager is given while Batching().
+  std::unique_ptr<OuterBatchRepo> outer_batch_repo_;
+  int store_batch_events_ = 0;
+  bool batches_supported_ = true;
 };
 
 // `converge replay`: reads events from `path` ("-" = stdin), writes output

@@ -1,8 +1,11 @@
 #include "store_uri.h"
 
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -40,10 +43,17 @@ absl::StatusOr<OpenedStore> OpenMemory(std::string_view uri,
 
 #ifdef CONVERGE_CLI_WITH_SQLITE
 // "sqlite:PATH[?busy_timeout_ms=N&synchronous=...]" (sqlite::ParseStoreUri).
-absl::StatusOr<OpenedStore> OpenSqlite(std::string_view uri,
-                                       const Clock* clock) {
+absl::StatusOr<OpenedStore> OpenSqlite(std::string_view uri, const Clock* clock,
+                                       OpenMode mode) {
   absl::StatusOr<sqlite::SqliteOptions> options = sqlite::ParseStoreUri(uri);
   if (!options.ok()) return options.status();
+  std::error_code ec;
+  if (mode == OpenMode::kMustExist &&
+      !std::filesystem::exists(options->path, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("store \"", Av(uri), "\": no such file ",
+                     Av(options->path), " (converge replay creates it)"));
+  }
   options->clock = clock;
   absl::StatusOr<sqlite::SqliteStores> stores =
       sqlite::OpenSqliteStores(*options);
@@ -62,8 +72,14 @@ constexpr std::string_view kKnownSchemes = "memory";
 
 }  // namespace
 
-absl::StatusOr<OpenedStore> OpenStore(std::string_view uri,
-                                      const Clock* clock) {
+std::string DefaultStoreUri() {
+  const char* env = std::getenv(std::string(kStoreEnvVar).c_str());
+  if (env != nullptr && *env != '\0') return env;
+  return std::string(kDefaultStoreUri);
+}
+
+absl::StatusOr<OpenedStore> OpenStore(std::string_view uri, const Clock* clock,
+                                      OpenMode mode) {
   const size_t colon = uri.find(':');
   if (colon == std::string_view::npos || colon == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -75,7 +91,7 @@ absl::StatusOr<OpenedStore> OpenStore(std::string_view uri,
   // One branch per backend.
   if (scheme == "memory") return OpenMemory(uri, rest, clock);
 #ifdef CONVERGE_CLI_WITH_SQLITE
-  if (scheme == "sqlite") return OpenSqlite(uri, clock);
+  if (scheme == "sqlite") return OpenSqlite(uri, clock, mode);
 #endif
   return absl::InvalidArgumentError(
       absl::StrCat("store \"", Av(uri), "\": unknown scheme \"", Av(scheme),

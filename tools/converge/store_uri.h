@@ -7,6 +7,11 @@
 //             built; parameters as sqlite::ParseStoreUri reads them).
 // Adding a backend is one more branch in OpenStore.
 //
+// Without --store, replay, inspect and end use DefaultStoreUri():
+// $CONVERGE_STORE, else sqlite:converge.db in the current directory (memory:
+// when the SQLite store is not built), so that `converge replay` and then
+// `converge inspect` look at the same state.
+//
 // Thread safety: OpenStore may be called from any thread; the stores it
 // returns are as thread-safe as their backend (all of them are safe for
 // concurrent use).
@@ -24,8 +29,28 @@
 
 namespace converge::cli {
 
-// The default --store.
-inline constexpr std::string_view kDefaultStoreUri = "memory:";
+// A fresh, empty in-memory store.
+inline constexpr std::string_view kMemoryStoreUri = "memory:";
+
+// The --store of replay, inspect and end when neither the flag nor
+// $CONVERGE_STORE is given.
+#ifdef CONVERGE_CLI_WITH_SQLITE
+inline constexpr std::string_view kDefaultStoreUri = "sqlite:converge.db";
+#else
+inline constexpr std::string_view kDefaultStoreUri = kMemoryStoreUri;
+#endif
+
+// The environment variable that replaces kDefaultStoreUri.
+inline constexpr std::string_view kStoreEnvVar = "CONVERGE_STORE";
+
+// $CONVERGE_STORE if it is set and not empty, else kDefaultStoreUri.
+std::string DefaultStoreUri();
+
+// What OpenStore may do with a persistent store that does not exist yet.
+enum class OpenMode {
+  kCreate,     // create it (replay)
+  kMustExist,  // refuse: kNotFound naming it (inspect, end)
+};
 
 // An opened store: the four store views a ConvergeManager takes, and the
 // object that owns them. The views are valid as long as `owner` lives.
@@ -41,9 +66,11 @@ struct OpenedStore {
 
 // Opens the store named by `uri`. `clock` drives lease and key expiry and
 // must outlive the store. Returns kInvalidArgument for a URI without a
-// scheme or with an unknown one (the message lists the known schemes), or
-// the backend's error.
-absl::StatusOr<OpenedStore> OpenStore(std::string_view uri, const Clock* clock);
+// scheme or with an unknown one (the message lists the known schemes),
+// kNotFound for a store file that does not exist under kMustExist, or the
+// backend's error.
+absl::StatusOr<OpenedStore> OpenStore(std::string_view uri, const Clock* clock,
+                                      OpenMode mode = OpenMode::kCreate);
 
 }  // namespace converge::cli
 
