@@ -3,13 +3,18 @@
 # 50,000 notice and webhook actions of 3 businesses and 8 strategies over one
 # hour of virtual time, with bursts and recoveries), replays it with
 # `converge replay` (the bkmonitor profile: upstream's notice defaults with
-# business summaries) and prints a short report (scripts/demo_report.py).
+# business summaries) on the SQLite store in $BUILD_DIR/demo.db and prints a
+# short report (scripts/demo_replay.sh, scripts/demo_report.py).
 #
 # Installs missing Debian packages first (scripts/deps.sh), configures a
 # Release build in build/demo, builds the converge command line and runs it.
-# Idempotent; quick when already built (the storm is generated once).
+# Idempotent; quick when already built (the storm is generated once). Each
+# run starts from an empty store (the previous run's demo.db is removed, and
+# the script says so); RESUME=1 keeps it, and the replay then continues the
+# state the previous run left: every action gets its stored decision again.
 #
-# Environment: BUILD_DIR (default build/demo), ACTIONS (default 50000).
+# Environment: BUILD_DIR (default build/demo), ACTIONS (default 50000),
+# RESUME (default 0).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -30,7 +35,8 @@ else
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "demo.sh: missing tools: ${missing[*]}" >&2
     echo "demo.sh: on Debian 12: apt-get install build-essential cmake ninja-build" \
-      "libabsl-dev libfmt-dev catch2 libboost1.81-dev libboost-json1.81-dev" >&2
+      "libabsl-dev libfmt-dev catch2 libboost1.81-dev libboost-json1.81-dev" \
+      "libsqlite3-dev" >&2
     exit 1
   fi
 fi
@@ -43,7 +49,8 @@ trap 'rm -f "$log"' EXIT
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   echo "demo.sh: configuring $BUILD_DIR (Release)" >&2
   if ! cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCONVERGE_WITH_JSON=ON -DCONVERGE_BUILD_CLI=ON >"$log" 2>&1; then
+    -DCONVERGE_WITH_JSON=ON -DCONVERGE_WITH_SQLITE=ON \
+    -DCONVERGE_BUILD_CLI=ON >"$log" 2>&1; then
     cat "$log" >&2
     exit 1
   fi
@@ -66,11 +73,14 @@ if [ ! -s "$storm" ]; then
   mv "$storm.tmp" "$storm"
 fi
 
+db="$BUILD_DIR/demo.db"
 out="$BUILD_DIR/decisions.jsonl"
-echo "demo.sh: replaying $storm" >&2
-start=$(date +%s.%N)
-"$BUILD_DIR/tools/converge/converge" replay --profile bkmonitor "$storm" >"$out"
-end=$(date +%s.%N)
-echo >&2
-python3 scripts/demo_report.py "$storm" "$out" "$(python3 -c "print($end - $start)")"
-echo "demo.sh: every decision, instance event and summary is in $out" >&2
+if ! grep -q 'converge_sqlite' "$BUILD_DIR/build.ninja"; then
+  echo "demo.sh: $BUILD_DIR has no SQLite store; reconfigure it with" \
+    "-DCONVERGE_WITH_SQLITE=ON or remove it" >&2
+  exit 1
+fi
+scripts/demo_replay.sh "$BUILD_DIR/tools/converge/converge" "$storm" "$db" "$out"
+echo "demo.sh: every decision, instance event and summary is in $out;" \
+  "the state is in $db (converge inspect --store sqlite:$db;" \
+  "RESUME=1 $0 replays the storm on it again)" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the demo's report from a replay's input and output.
 
-Usage: demo_report.py IN.jsonl OUT.jsonl WALL_SECONDS
+Usage: demo_report.py IN.jsonl OUT.jsonl WALL_SECONDS [RESUMED [STORE]]
 
 IN is what `converge replay` read (the storm), OUT what it wrote (decisions,
 instance events, summaries; docs/replay-format.md). The report counts the
@@ -9,6 +9,11 @@ actions, their final outcomes, the instances of each level, the summaries,
 and the notifications a host would send with and without converge: without,
 one per notice action; with, one per notice action whose final outcome is
 execute, plus one per summary.
+
+RESUMED is the number of actions the replay found decided already in its
+store (STORE, for the report), by an earlier run: their decision lines are
+the stored decisions, and the instances and summaries that came with them
+were made by that run, not this one, so this run's reduction is not told.
 """
 
 import collections
@@ -17,10 +22,12 @@ import sys
 
 
 def main(argv):
-    if len(argv) != 3:
+    if not 3 <= len(argv) <= 5:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     inp, out, wall = argv[0], argv[1], float(argv[2])
+    resumed = int(argv[3]) if len(argv) > 3 else 0
+    store = argv[4] if len(argv) > 4 else ""
 
     plugin = {}
     businesses, strategies = set(), set()
@@ -68,23 +75,40 @@ def main(argv):
     print("converge demo: an alert storm replayed on a virtual clock")
     row("actions in", f"{len(plugin):,} over {span / 60:.0f} min of virtual time "
         f"({len(businesses)} businesses, {len(strategies)} strategies)")
+    if store:
+        row("store", store)
+    if resumed:
+        row("resumed", f"{resumed:,} of {len(plugin):,} actions were decided "
+            "by an earlier run: their stored decisions are replayed, not "
+            "taken again")
     row("decisions written", f"{decisions:,}")
     for name in ("execute", "skip", "sleep", "approval", "shield"):
         row(f"  final outcome {name}", f"{outcomes.get(name, 0):,}")
-    for level, label in (("action", "first level (per alert)"),
-                         ("converge", "second level (per business)")):
-        row(f"instances, {label}",
+    # After a resume, the instances and summaries of the resumed actions
+    # are the earlier run's: this run's counts are told as such, and the
+    # reduction, which needs them all, is not told.
+    this_run = ", this run" if resumed else ""
+    for level, label in (("action", "first level"),
+                         ("converge", "second level")):
+        if not resumed:
+            label += " (per alert)" if level == "action" else " (per business)"
+        row(f"instances, {label}{this_run}",
             f"{instances[(level, 'created')]:,} created, "
             f"{instances[(level, 'hidden')]:,} hidden, "
             f"{instances[(level, 'ended')]:,} ended")
-    row("summaries sent",
+    row(f"summaries sent{this_run}",
         f"{summaries['action']:,} per alert, {summaries['converge']:,} per "
         f"business, reporting {summarized:,} suppressed actions")
     row("notifications without converge", f"{without:,} (one per notice)")
-    row("notifications with converge",
-        f"{with_converge:,} ({sent:,} notices + {sum(summaries.values()):,} "
-        "summaries)")
-    row("reduction", f"{reduction:.1f}% fewer notifications")
+    if resumed:
+        row("notifications with converge", "not told: the earlier run made "
+            "the instances and summaries of the resumed actions (RESUME=0 "
+            "starts over)")
+    else:
+        row("notifications with converge",
+            f"{with_converge:,} ({sent:,} notices + "
+            f"{sum(summaries.values()):,} summaries)")
+        row("reduction", f"{reduction:.1f}% fewer notifications")
     rate = len(plugin) / wall if wall > 0 else 0
     row("wall time", f"{wall:.2f} s ({rate:,.0f} actions/s)")
     return 0
