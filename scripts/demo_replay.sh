@@ -32,6 +32,8 @@ else
   if [ -f "$db" ]; then
     echo "demo_replay.sh: starting from an empty store: removed the previous" \
       "run's $db (RESUME=1 keeps it)" >&2
+  else
+    echo "demo_replay.sh: starting from an empty store in $db" >&2
   fi
   rm -f "$db" "$db-wal" "$db-shm"
 fi
