@@ -49,6 +49,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -197,6 +198,9 @@ Child Spawn(const std::string& db, const std::string& instant) {
   const pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
+    // A child must not outlive the test (a timeout, a failed REQUIRE): it
+    // would wait for the other's in-flight task forever.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(to_child[0], STDIN_FILENO);
     dup2(from_child[1], STDOUT_FILENO);
     close(to_child[0]);
