@@ -10,7 +10,11 @@
 //   raw one-by-one   N rows, one transaction each              (sync NORMAL)
 //   storm one-by-one N actions, Submit each                    (sync NORMAL)
 //   raw one-by-one   --durable-actions rows                    (sync FULL)
-//   storm one-by-one --durable-actions actions                 (sync FULL)
+//   storm one-by-one --durable-actions actions, same shape     (sync FULL)
+//   raw join rows    N times the rows a joining decision writes into
+//                    converge's own schema (decision, relation look-up,
+//                    relation), in batches: the floor of the schema
+
 // With synchronous NORMAL (WAL) every returned decision is committed and
 // survives a crash of the process; with FULL it also survives a power loss,
 // at the cost of one fsync per commit, which the raw FULL row shows.
@@ -118,6 +122,81 @@ double RawInserts(const std::string& path, const char* sync, long rows,
   sqlite3_finalize(ins);
   sqlite3_finalize(begin);
   sqlite3_finalize(commit);
+  sqlite3_close(db);
+  RemoveDb(path);
+  return ok ? rows / s : -1;
+}
+
+// The rows a joining decision writes, into converge's own schema (created
+// by opening the file as a store): the decision, the look-up for an
+// existing relation, and the relation, `per_txn` decisions per
+// transaction. Returns decisions/s, or -1 on error.
+double RawJoinRows(const std::string& path, long rows, long per_txn) {
+  RemoveDb(path);
+  {
+    converge::sqlite::SqliteOptions options;
+    options.path = path;
+    if (!converge::sqlite::OpenSqliteStores(options).ok()) return -1;
+  }
+  sqlite3* db = nullptr;
+  if (!Check(sqlite3_open(path.c_str(), &db), db, "open")) return -1;
+  sqlite3_exec(db,
+               "PRAGMA synchronous = FULL; PRAGMA cache_size = -32768; "
+               "PRAGMA temp_store = MEMORY",
+               nullptr, nullptr, nullptr);
+  sqlite3_stmt* dec = nullptr;
+  sqlite3_stmt* has = nullptr;
+  sqlite3_stmt* rel = nullptr;
+  sqlite3_prepare_v2(db,
+                     "INSERT INTO converge_action_decision VALUES (?1, ?2, "
+                     "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT "
+                     "(action_id) DO NOTHING",
+                     -1, &dec, nullptr);
+  sqlite3_prepare_v2(db,
+                     "SELECT 1 FROM converge_relation WHERE related_id = ?1 "
+                     "AND related_type = 'action' LIMIT 1",
+                     -1, &has, nullptr);
+  sqlite3_prepare_v2(db,
+                     "INSERT INTO converge_relation (converge_id, related_id, "
+                     "related_type, is_primary, converge_status, alerts) "
+                     "VALUES (?1, ?2, 'action', 0, 'skipped', ?3)",
+                     -1, &rel, nullptr);
+  bool ok = dec != nullptr && has != nullptr && rel != nullptr;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (long i = 0; i < rows && ok; i += per_txn) {
+    ok = Check(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr),
+               db, "begin");
+    for (long j = i; j < std::min(rows, i + per_txn) && ok; ++j) {
+      const int64_t t = 1700000000000000000 + j * 3000000;
+      sqlite3_bind_int64(has, 1, j + 1);
+      ok = Check(sqlite3_step(has), db, "select");
+      sqlite3_reset(has);
+      sqlite3_bind_int64(dec, 1, j + 1);
+      sqlite3_bind_int64(dec, 2, t);
+      sqlite3_bind_int64(dec, 3, 1001);
+      sqlite3_bind_int64(dec, 4, 0);
+      sqlite3_bind_text(dec, 5, "skipped", -1, SQLITE_STATIC);
+      sqlite3_bind_int64(dec, 6, t);
+      sqlite3_bind_text(dec, 7, "skip", -1, SQLITE_STATIC);
+      sqlite3_bind_int64(dec, 8, j / 100 + 1);
+      sqlite3_bind_int64(dec, 9, 0);
+      sqlite3_bind_int64(dec, 10, t);
+      sqlite3_bind_text(dec, 11, "joined", -1, SQLITE_STATIC);
+      ok = ok && Check(sqlite3_step(dec), db, "insert decision");
+      sqlite3_reset(dec);
+      sqlite3_bind_int64(rel, 1, j / 100 + 1);
+      sqlite3_bind_int64(rel, 2, j + 1);
+      sqlite3_bind_text(rel, 3, "[\"alert-1\"]", -1, SQLITE_STATIC);
+      ok = ok && Check(sqlite3_step(rel), db, "insert relation");
+      sqlite3_reset(rel);
+    }
+    ok = ok && Check(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), db,
+                     "commit");
+  }
+  const double s = Seconds(std::chrono::steady_clock::now() - t0);
+  sqlite3_finalize(dec);
+  sqlite3_finalize(has);
+  sqlite3_finalize(rel);
   sqlite3_close(db);
   RemoveDb(path);
   return ok ? rows / s : -1;
@@ -235,11 +314,11 @@ int main(int argc, char** argv) {
   const std::string only = StringFlag(argc, argv, "--only", "");
   if (!only.empty()) {
     const StormRun run =
-        only == "batched" ? RunStorm(storm, path, Synchronous::kFull, actions,
-                                     batch)
-        : only == "one"   ? RunStorm(storm, path, Synchronous::kNormal,
-                                     actions, 1)
-                          : RunStorm(storm, path, Synchronous::kFull, durable, 1);
+        only == "batched"
+            ? RunStorm(storm, path, Synchronous::kFull, actions, batch)
+        : only == "one"
+            ? RunStorm(storm, path, Synchronous::kNormal, actions, 1)
+            : RunStorm(storm, path, Synchronous::kFull, durable, 1);
     RemoveDb(path);
     if (run.rate < 0) return 1;
     Report(only.c_str(), run.rate, 0);
@@ -250,16 +329,23 @@ int main(int argc, char** argv) {
       RunStorm(storm, path, Synchronous::kFull, actions, batch);
   const double raw_one = RawInserts(path, "NORMAL", actions, 1);
   const StormRun one = RunStorm(storm, path, Synchronous::kNormal, actions, 1);
+  // The durable storm keeps the storm's shape (actions per dimension) on
+  // fewer actions.
+  Storm durable_storm(durable, std::max(1L, durable * dimensions / actions),
+                      seconds);
   const double raw_full = RawInserts(path, "FULL", durable, 1);
-  const StormRun full = RunStorm(storm, path, Synchronous::kFull, durable, 1);
+  const StormRun full =
+      RunStorm(durable_storm, path, Synchronous::kFull, durable, 1);
+  const double raw_join = RawJoinRows(path, actions, batch);
   RemoveDb(path);
   if (raw_batched < 0 || batched.rate < 0 || raw_one < 0 || one.rate < 0 ||
-      raw_full < 0 || full.rate < 0) {
+      raw_full < 0 || full.rate < 0 || raw_join < 0) {
     return 1;
   }
   std::printf("-- batches of %ld, synchronous FULL\n", batch);
   Report("raw inserts", raw_batched, raw_batched);
   Report("converge SubmitBatch", batched.rate, raw_batched);
+  Report("raw rows of a join (schema floor)", raw_join, raw_batched);
   std::printf("-- one by one, synchronous NORMAL (survives a process crash)\n");
   Report("raw inserts, 1 per transaction", raw_one, raw_one);
   Report("converge Submit", one.rate, raw_one);

@@ -21,6 +21,8 @@ cmake --build "$BUILD_DIR" -j "$JOBS"
 # The benchmark must keep building and running; its figures are reported,
 # not asserted here (speed is measured in bench/, not in tests).
 "$BUILD_DIR"/bench/converge_storm_bench --actions 20000 --dimensions 200 >/dev/null
+"$BUILD_DIR"/bench/converge_sqlite_bench --actions 4000 --dimensions 40 \
+  --durable-actions 200 --dir "$BUILD_DIR" >/dev/null
 
 # Consumers: an installed package found with find_package, and the source
 # tree pulled in with add_subdirectory.
@@ -42,13 +44,19 @@ if [ "${CONVERGE_TSAN:-1}" != 0 ]; then
   TSAN_DIR=${TSAN_DIR:-build/tsan}
   cmake -S . -B "$TSAN_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS=-fsanitize=thread -DCONVERGE_BUILD_BENCH=OFF \
-    -DCONVERGE_BUILD_EXAMPLES=OFF -DCONVERGE_WITH_JSON=OFF >/dev/null
+    -DCONVERGE_BUILD_EXAMPLES=OFF -DCONVERGE_WITH_JSON=ON \
+    -DCONVERGE_WITH_SQLITE=ON >/dev/null
   cmake --build "$TSAN_DIR" -j "$JOBS" --target converge_unit_tests \
-    scenarios_memory conformance_memory
+    scenarios_memory conformance_memory scenarios_sqlite conformance_sqlite
   TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/converge_unit_tests "[memory]"
   TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/scenarios_memory \
     "[concurrency],[manager],[processor]"
   TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/conformance/conformance_memory \
+    "[concurrency]"
+  # SQLite: batches, the per-connection memo and the checkpointer thread.
+  TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/scenarios_sqlite \
+    "[concurrency],[manager],[processor]"
+  TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/conformance/conformance_sqlite \
     "[concurrency]"
 fi
 

@@ -360,8 +360,8 @@ absl::StatusOr<Decision> ConvergeManager::Replay(const ActionRecord& rec) {
   return Replayed(rec);
 }
 
-absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
-                                                 const ConvergeConfig& config) {
+absl::StatusOr<Decision> ConvergeManager::SubmitOne(
+    const Action& action, const ConvergeConfig& config) {
   absl::StatusOr<Decision> d = SubmitImpl(action, config);
   if (!d.ok()) {
     if (IsLeaseBusy(d.status()) && options_.metrics != nullptr) {
@@ -387,20 +387,47 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
 }
 
 namespace {
-// The notes deferred by the batch running on this thread, if any.
+// The notes deferred by the repo batch running on this thread, if any.
 struct DeferredNotes {
   const ConvergeManager* manager = nullptr;
   std::vector<std::function<void()>> notes;
 };
 thread_local DeferredNotes* t_deferred = nullptr;
+
+// A per-item error: the item is refused and the batch goes on. Any other
+// error is the store's, and the batch cannot be trusted.
+bool ItemError(const absl::Status& st) {
+  return absl::IsInvalidArgument(st) || IsLeaseBusy(st);
+}
 }  // namespace
 
+bool ConvergeManager::InRepoBatch() const {
+  return t_deferred != nullptr && t_deferred->manager == this;
+}
+
 void ConvergeManager::Emit(std::function<void()> note) {
-  if (t_deferred != nullptr && t_deferred->manager == this) {
+  if (InRepoBatch()) {
     t_deferred->notes.push_back(std::move(note));
     return;
   }
   note();
+}
+
+absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
+                                                 const ConvergeConfig& config) {
+  if (t_deferred != nullptr) {
+    if (InRepoBatch()) return SubmitOne(action, config);
+    return absl::FailedPreconditionError(
+        "converge: Submit: another manager's batch is running on this "
+        "thread");
+  }
+  // One transaction for the whole decision where the repo has them: the
+  // index, the lease, the decision and its follow-up tasks are committed
+  // together, once.
+  BatchItem item{&action, &config};
+  std::vector<absl::StatusOr<Decision>> r =
+      SubmitBatch(absl::MakeConstSpan(&item, 1));
+  return std::move(r.front());
 }
 
 std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
@@ -426,7 +453,7 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
   if (*batch == nullptr) {
     // No transactions: one by one.
     for (const BatchItem& item : items) {
-      results.push_back(Submit(*item.action, *item.config));
+      results.push_back(SubmitOne(*item.action, *item.config));
     }
     return results;
   }
@@ -434,9 +461,8 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
   deferred.manager = this;
   t_deferred = &deferred;
   for (const BatchItem& item : items) {
-    absl::StatusOr<Decision> d = Submit(*item.action, *item.config);
-    if (!d.ok() && !absl::IsInvalidArgument(d.status()) &&
-        !IsLeaseBusy(d.status())) {
+    absl::StatusOr<Decision> d = SubmitOne(*item.action, *item.config);
+    if (!d.ok() && !ItemError(d.status())) {
       // A store error: the transaction cannot be trusted; roll it back.
       t_deferred = nullptr;
       batch->reset();
@@ -915,7 +941,12 @@ absl::StatusOr<bool> ConvergeManager::AcquireLease(const std::string& key,
     (void)stores_.lock->Release(key, token);
     return st;
   };
-  for (int attempt = 0; attempt < options_.lease_attempts; ++attempt) {
+  // In a repo batch this thread holds the store's write lock: the holder
+  // of a busy lease (another process) cannot release it before the batch
+  // ends, so waiting is pointless; the item is refused at once (lease busy,
+  // retried later by the caller or the processor).
+  const int attempts = InRepoBatch() ? 1 : options_.lease_attempts;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
     if (attempt > 0) {
       // Jittered, doubling, bounded real-time backoff.
       if (!gen.has_value()) gen.emplace();

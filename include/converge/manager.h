@@ -192,15 +192,23 @@ class ConvergeManager {
   // field path) for a bad action or config; kUnavailable when the dimension
   // lease stayed busy for lease_attempts tries, was lost during the
   // evaluation, or a store is unreachable (the caller retries later; nothing
-  // was decided, except when a summary task could not be scheduled after the
-  // decision was stored: the retry then replays the decision and schedules
-  // it); kAborted when the dimension's instance kept changing under the
-  // evaluation (retry); other store errors as returned by the store.
+  // was decided, except, on a repo without transactions, when a summary task
+  // could not be scheduled after the decision was stored: the retry then
+  // replays the decision and schedules it); kAborted when the dimension's
+  // instance kept changing under the evaluation (retry); other store errors as
+  // returned by the store.
   //
   // The lease on D is taken unless the action joins an open instance whose
   // outcome is settled: its function only counts the executed set and the
   // count has reached the threshold (or the function ignores it), as
   // upstream's need_get_lock.
+  //
+  // Where the repo has transactions (InstanceRepo::BeginBatch; SQLite) the
+  // whole decision is one transaction, as a SubmitBatch of one: its index
+  // entries, lease, decision and follow-up tasks are committed together
+  // before this returns. The transaction holds the store's write lock, so
+  // a lease held by another process is not waited for: Submit returns the
+  // lease-busy kUnavailable at once.
   absl::StatusOr<Decision> Submit(const Action& action,
                                   const ConvergeConfig& config);
 
@@ -314,6 +322,10 @@ class ConvergeManager {
       const Action& action, const ConvergeConfig& eff, int64_t window_seconds,
       int64_t converge_id, int64_t executed_count,
       const std::vector<MemberStatus>* executed, ActionRecord* record);
+  absl::StatusOr<Decision> SubmitOne(const Action& action,
+                                     const ConvergeConfig& config);
+  // True while a repo batch of this manager runs on the calling thread.
+  bool InRepoBatch() const;
   absl::StatusOr<Decision> SubmitImpl(const Action& action,
                                       const ConvergeConfig& config);
   absl::Status EnsureSummary(const ConvergeInstance& instance);

@@ -976,5 +976,99 @@ TEST_CASE("InstanceRepo: dimensions are matched exactly", "[conformance]") {
   CHECK(s.repo().CountOpen().value().action == 2);
 }
 
+// ---- batches ----
+
+TEST_CASE(
+    "InstanceRepo: a batch's writes are read back inside it and committed "
+    "by Commit; without transactions each call commits on its own",
+    "[conformance]") {
+  StoreSet s;
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = s.repo().BeginBatch();
+  REQUIRE(batch.ok());
+  REQUIRE(s.repo().Create(ActionCreate("D", 1)).ok());
+  ActionRecord rec = Rec(2, Outcome::kExecute);
+  rec.decision.converge_id = 1;
+  REQUIRE(s.repo().Join(rec, JoinRel(1, 2, ConvergeStatus::kExecuted)).ok());
+  REQUIRE(s.repo().RecordDecision(Rec(3)).ok());
+  // Read back before any commit: the open instance with both executed
+  // members, and the decisions.
+  std::optional<OpenInstanceRef> open = s.repo().LookupOpen("D").value();
+  REQUIRE(open.has_value());
+  CHECK(open->id == 1);
+  if (open->executed_count >= 0) CHECK(open->executed_count == 2);
+  CHECK(s.repo().CountExecuted(1).value() == 2);
+  CHECK(s.repo().GetAction(2).value().has_value());
+  CHECK(s.repo().GetAction(3).value().has_value());
+  // An instance ended in the batch is no longer open for it.
+  REQUIRE(s.repo().End(1, At(200)).value());
+  CHECK_FALSE(s.repo().LookupOpen("D").value().has_value());
+  ActionRecord late = Rec(4, Outcome::kSkip);
+  late.decision.converge_id = 1;
+  CHECK(s.repo().Join(late, JoinRel(1, 4)).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  if (*batch != nullptr) {
+    REQUIRE((*batch)->Commit().ok());
+    // A batch commits once.
+    CHECK((*batch)->Commit().code() == absl::StatusCode::kFailedPrecondition);
+    batch->reset();
+  }
+  CHECK(s.repo().GetAction(2).value().has_value());
+  CHECK(s.repo().GetAction(3).value().has_value());
+  CHECK_FALSE(s.repo().GetAction(4).value().has_value());
+  CHECK(s.repo().GetInstance(1).value().end_time.has_value());
+  CHECK(s.repo().Relations(1).value().size() == 2);
+}
+
+TEST_CASE(
+    "InstanceRepo: a batch destroyed without Commit leaves nothing behind",
+    "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.repo().Create(ActionCreate("A", 1)).ok());
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = s.repo().BeginBatch();
+  REQUIRE(batch.ok());
+  if (*batch == nullptr) {
+    // No transactions: nothing to roll back; the calls above committed.
+    CHECK(s.repo().LookupOpen("A").value().has_value());
+    return;
+  }
+  // Looked up (and remembered) inside the batch, then changed by it.
+  REQUIRE(s.repo().LookupOpen("A").value().has_value());
+  REQUIRE(s.repo().End(1, At(150)).value());
+  REQUIRE(s.repo().Create(ActionCreate("B", 2)).ok());
+  REQUIRE(s.repo().RecordDecision(Rec(3)).ok());
+  batch->reset();  // rolled back
+
+  std::optional<OpenInstanceRef> a = s.repo().LookupOpen("A").value();
+  REQUIRE(a.has_value());
+  CHECK(a->id == 1);
+  CHECK_FALSE(s.repo().GetInstance(1).value().end_time.has_value());
+  CHECK_FALSE(s.repo().LookupOpen("B").value().has_value());
+  CHECK_FALSE(s.repo().GetAction(2).value().has_value());
+  CHECK_FALSE(s.repo().GetAction(3).value().has_value());
+  // The repo is usable, and ids continue as if the batch never ran.
+  absl::StatusOr<CreateResult> b = s.repo().Create(ActionCreate("B", 2));
+  REQUIRE(b.ok());
+  CHECK(b->instance.id == 2);
+}
+
+TEST_CASE(
+    "InstanceRepo: a second batch on the same thread is kFailedPrecondition",
+    "[conformance]") {
+  StoreSet s;
+  absl::StatusOr<std::unique_ptr<RepoBatch>> first = s.repo().BeginBatch();
+  REQUIRE(first.ok());
+  if (*first == nullptr) return;  // no transactions, no batches to nest
+  absl::StatusOr<std::unique_ptr<RepoBatch>> second = s.repo().BeginBatch();
+  CHECK(second.status().code() == absl::StatusCode::kFailedPrecondition);
+  REQUIRE(s.repo().RecordDecision(Rec(1)).ok());
+  REQUIRE((*first)->Commit().ok());
+  CHECK(s.repo().GetAction(1).value().has_value());
+  // Once the first has ended, a new one can start.
+  absl::StatusOr<std::unique_ptr<RepoBatch>> third = s.repo().BeginBatch();
+  REQUIRE(third.ok());
+  REQUIRE(*third != nullptr);
+  CHECK((*third)->Commit().ok());
+}
+
 }  // namespace
 }  // namespace converge::conformance

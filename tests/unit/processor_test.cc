@@ -554,7 +554,11 @@ TEST_CASE("processor: 4 workers under lease contention end as 1 worker does",
   CHECK(four.groups == one.groups);
   CHECK(four == one);
   CHECK(four_stats.retried == 0);
-  CHECK(four_stats.requeued > 0);  // there was contention to survive
+  // There was lease contention to survive, unless the store's write lock
+  // serializes whole decisions (a repo with batches: SQLite), which leaves
+  // none to contend for.
+  Env probe;
+  if (!RepoHasBatches(*probe.stores.repo)) CHECK(four_stats.requeued > 0);
   CHECK(four_stats.processed == one_stats.processed);
 }
 

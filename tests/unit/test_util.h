@@ -49,6 +49,14 @@ inline Action Act(int64_t id, double at, std::string group = "g1") {
   return a;
 }
 
+// True if `repo` has transactions (InstanceRepo::BeginBatch): then every
+// Submit is one transaction, all or nothing, and the threads of a process
+// take turns on the store's write lock instead of contending for leases.
+inline bool RepoHasBatches(InstanceRepo& repo) {
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = repo.BeginBatch();
+  return batch.ok() && *batch != nullptr;  // rolled back at once
+}
+
 struct Env {
   explicit Env(ManagerOptions options = {}) : clock(T(0)), options_(options) {
     absl::StatusOr<TestStores> made = MakeTestStores(&clock);

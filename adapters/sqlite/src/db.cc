@@ -452,6 +452,20 @@ absl::Status Conn::Exec(std::string_view sql) {
   return absl::OkStatus();
 }
 
+absl::Status Conn::RefreshMemo() {
+  Stmt q(*this, "PRAGMA data_version");
+  absl::StatusOr<bool> row = q.Step();
+  if (!row.ok()) return row.status();
+  const int64_t version = *row ? q.Int(0) : -1;
+  if (version != data_version_ || version < 0 ||
+      memo_.open.size() > RepoMemo::kMaxEntries ||
+      memo_.state.size() > RepoMemo::kMaxEntries) {
+    memo_.Clear();
+    data_version_ = version;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Conn::Run(std::string_view sql) {
   Stmt s(*this, sql);
   return s.Run();
@@ -547,7 +561,62 @@ Db::Db(const SqliteOptions& options)
     : options_(options),
       clock_(options.clock != nullptr ? options.clock : RealClock::Default()) {}
 
-Db::~Db() = default;
+Db::~Db() {
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    stopping_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
+
+int Db::WalHook(void* arg, sqlite3* handle, const char*, int pages) {
+  Db* db = static_cast<Db*>(arg);
+  const int64_t threshold = db->options_.checkpoint_pages;
+  if (pages < threshold) return SQLITE_OK;
+  if (pages >= 8 * threshold) {
+    // The checkpointer fell behind (writers append while it copies, so it
+    // never reaches the end of the log). Wait for its run, then checkpoint
+    // here: this process's writers wait for this commit, so the copy
+    // reaches the end and the next write starts the log over.
+    std::lock_guard<std::mutex> run(db->checkpoint_run_mu_);
+    (void)sqlite3_wal_checkpoint_v2(handle, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                    nullptr, nullptr);
+    return SQLITE_OK;
+  }
+  std::lock_guard<std::mutex> lock(db->checkpoint_mu_);
+  if (db->stopping_) return SQLITE_OK;
+  db->checkpoint_wanted_ = true;
+  if (!db->checkpointer_.joinable()) {
+    db->checkpointer_ = std::thread([db] { db->CheckpointLoop(); });
+  } else {
+    db->checkpoint_cv_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void Db::CheckpointLoop() {
+  std::unique_ptr<Conn> conn;
+  std::unique_lock<std::mutex> lock(checkpoint_mu_);
+  for (;;) {
+    checkpoint_cv_.wait(lock, [&] { return checkpoint_wanted_ || stopping_; });
+    if (stopping_) return;
+    checkpoint_wanted_ = false;
+    lock.unlock();
+    if (conn == nullptr) {
+      absl::StatusOr<std::unique_ptr<Conn>> c = Connect();
+      if (c.ok()) conn = *std::move(c);
+    }
+    // Best effort: a failed or partial checkpoint is retried on the next
+    // request, and a damaged file shows on the next store call.
+    if (conn != nullptr) {
+      std::lock_guard<std::mutex> run(checkpoint_run_mu_);
+      (void)sqlite3_wal_checkpoint_v2(
+          conn->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    }
+    lock.lock();
+  }
+}
 
 absl::StatusOr<std::unique_ptr<Conn>> Db::Connect() {
   sqlite3* handle = nullptr;
@@ -570,6 +639,19 @@ absl::StatusOr<std::unique_ptr<Conn>> Db::Connect() {
                            absl::ToInt64Milliseconds(options_.busy_timeout),
                            std::numeric_limits<int>::max())));
   if (auto st = conn->Exec(SynchronousPragma(options_.synchronous)); !st.ok()) {
+    return st;
+  }
+  if (options_.checkpoint_pages > 0) {
+    if (auto st = conn->Exec("PRAGMA wal_autocheckpoint = 0"); !st.ok()) {
+      return st;
+    }
+    sqlite3_wal_hook(handle, &Db::WalHook, this);
+  }
+  // A page cache big enough that a batch's dirty pages are not spilled to
+  // the WAL before its commit; statement journals in memory.
+  if (auto st = conn->Exec(StrCat("PRAGMA cache_size = -", options_.cache_kib,
+                                  "; PRAGMA temp_store = MEMORY"));
+      !st.ok()) {
     return st;
   }
   return conn;
@@ -595,6 +677,7 @@ void Db::Return(std::unique_ptr<Conn> conn) {
 }
 
 void Db::Rollback(Conn& conn) {
+  conn.memo().Clear();
   if (sqlite3_get_autocommit(conn.handle()) == 0) {
     const int saved = conn.last_error();
     (void)conn.Exec("ROLLBACK");
@@ -614,18 +697,17 @@ namespace {
 // The batch open on this thread (at most one, whatever the Db).
 struct ThreadBatch {
   Db* db = nullptr;
-  std::unique_ptr<Conn> conn;
   std::unique_lock<std::mutex> write_lock;
+  BatchState state;
 };
 thread_local ThreadBatch* t_batch = nullptr;
 }  // namespace
 
-Conn* Db::BatchConn() const {
-  return t_batch != nullptr && t_batch->db == this ? t_batch->conn.get()
-                                                   : nullptr;
+BatchState* Db::Batch() const {
+  return t_batch != nullptr && t_batch->db == this ? &t_batch->state : nullptr;
 }
 
-bool Db::InBatch() const { return BatchConn() != nullptr; }
+bool Db::InBatch() const { return Batch() != nullptr; }
 
 absl::Status Db::BeginBatch() {
   if (t_batch != nullptr) {
@@ -644,12 +726,13 @@ absl::Status Db::BeginBatch() {
   for (int attempt = 0;; ++attempt) {
     conn.set_last_error(SQLITE_OK);
     absl::Status st = conn.Run("BEGIN IMMEDIATE");
+    if (st.ok()) st = conn.RefreshMemo();
     if (st.ok()) break;
     Rollback(conn);
     if (!Busy(conn.last_error()) || absl::Now() >= deadline) return st;
     Backoff(attempt);
   }
-  batch->conn = lease->Release();
+  batch->state.conn = lease->Release();
   t_batch = batch.release();
   return absl::OkStatus();
 }
@@ -659,29 +742,38 @@ absl::Status Db::CommitBatch() {
     return absl::FailedPreconditionError(
         StrCat("sqlite: ", path(), ": no batch is open on this thread"));
   }
-  Conn& conn = *t_batch->conn;
-  const absl::Time deadline = absl::Now() + options_.busy_timeout;
-  absl::Status st;
-  for (int attempt = 0;; ++attempt) {
-    conn.set_last_error(SQLITE_OK);
-    st = conn.Run("COMMIT");
-    // A busy COMMIT leaves the transaction open and may be retried.
-    if (st.ok() || !Busy(conn.last_error()) || absl::Now() >= deadline) break;
-    Backoff(attempt);
-  }
-  if (!st.ok()) Rollback(conn);
   std::unique_ptr<ThreadBatch> batch(t_batch);
   t_batch = nullptr;
-  Return(std::move(batch->conn));
+  Conn& conn = *batch->state.conn;
+  absl::Status st = batch->state.failed;
+  if (st.ok()) {
+    const absl::Time deadline = absl::Now() + options_.busy_timeout;
+    for (int attempt = 0;; ++attempt) {
+      conn.set_last_error(SQLITE_OK);
+      st = conn.Run("COMMIT");
+      // A busy COMMIT leaves the transaction open and may be retried.
+      if (st.ok() || !Busy(conn.last_error()) || absl::Now() >= deadline) {
+        break;
+      }
+      Backoff(attempt);
+    }
+  } else {
+    st = absl::Status(st.code(), StrCat("sqlite: ", path(),
+                                        ": the batch was rolled back after "
+                                        "a failed write: ",
+                                        st.message()));
+  }
+  if (!st.ok()) Rollback(conn);
+  Return(std::move(batch->state.conn));
   return st;
 }
 
 void Db::AbortBatch() {
   if (t_batch == nullptr || t_batch->db != this) return;
-  Rollback(*t_batch->conn);
   std::unique_ptr<ThreadBatch> batch(t_batch);
   t_batch = nullptr;
-  Return(std::move(batch->conn));
+  Rollback(*batch->state.conn);
+  Return(std::move(batch->state.conn));
 }
 
 bool Db::SweepDue() {
@@ -741,6 +833,15 @@ absl::StatusOr<std::shared_ptr<Db>> Db::Open(const SqliteOptions& options) {
     return absl::InvalidArgumentError(
         StrCat("sqlite: options.busy_timeout must be >= 0, got ",
                absl::FormatDuration(options.busy_timeout)));
+  }
+  if (options.checkpoint_pages < 0) {
+    return absl::InvalidArgumentError(
+        StrCat("sqlite: options.checkpoint_pages must be >= 0, got ",
+               options.checkpoint_pages));
+  }
+  if (options.cache_kib < 64) {
+    return absl::InvalidArgumentError(StrCat(
+        "sqlite: options.cache_kib must be >= 64, got ", options.cache_kib));
   }
   if (auto st = PreCheck(options.path); !st.ok()) return st;
   std::shared_ptr<Db> db(new Db(options));

@@ -11,12 +11,14 @@
 
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -27,10 +29,50 @@
 #include "absl/time/time.h"
 #include "converge/clock.h"
 #include "converge/sqlite/sqlite_store.h"
+#include "converge/store/instance_repo.h"
 
 namespace converge::sqlite::internal {
 
 class Db;
+
+// What the repo remembers of the instances, per connection: the open
+// instance of a dimension (with its executed count) and the state of an
+// instance, so that the hot path does not query them on every call. It is
+// valid only while no other connection (thread or process) has committed:
+// each transaction starts by reading PRAGMA data_version, which changes
+// exactly then, and clears the memo if it did. The repo updates it at the
+// end of each successful write that changes what it holds, and a rolled
+// back transaction clears it.
+struct RepoMemo {
+  struct State {
+    bool open = false;
+    ConvergeType type = ConvergeType::kAction;
+  };
+  // Open instance by dimension (nullopt: none is open).
+  absl::flat_hash_map<std::string, std::optional<OpenInstanceRef>> open;
+  // Dimension of the instances in `open`, by id.
+  absl::flat_hash_map<int64_t, std::string> dimension_of;
+  // State of existing instances by id.
+  absl::flat_hash_map<int64_t, State> state;
+
+  void Clear() {
+    open.clear();
+    dimension_of.clear();
+    state.clear();
+  }
+  // Bounded: past this many dimensions it starts over.
+  static constexpr size_t kMaxEntries = 1 << 16;
+};
+
+class Conn;
+
+// The batch open on a thread (Db::BeginBatch).
+struct BatchState {
+  std::unique_ptr<Conn> conn;
+  // Set when a call failed after it had changed rows: the batch can only
+  // be rolled back.
+  absl::Status failed;
+};
 
 // One connection and its statement cache.
 class Conn {
@@ -52,6 +94,13 @@ class Conn {
   // as for Prepare): BEGIN, COMMIT, SAVEPOINT on the hot path.
   absl::Status Run(std::string_view sql);
 
+  // The memo of this connection (see RepoMemo). Valid inside a
+  // transaction started by Db (Write, Read, a batch).
+  RepoMemo& memo() { return memo_; }
+  // Reads PRAGMA data_version and clears the memo if another connection
+  // committed since the last call. Run at the start of each transaction.
+  absl::Status RefreshMemo();
+
   // The primary result code of the last failed call on this connection
   // (SQLITE_BUSY, ...), SQLITE_OK if none failed.
   int last_error() const { return last_error_; }
@@ -67,6 +116,8 @@ class Conn {
   sqlite3* handle_;
   absl::flat_hash_map<absl::string_view, sqlite3_stmt*> cache_;
   int last_error_ = SQLITE_OK;
+  RepoMemo memo_;
+  int64_t data_version_ = -1;
 };
 
 // A prepared statement in use: binds, steps, reads columns, and resets the
@@ -197,19 +248,23 @@ class Db {
   auto Transact(std::string_view begin, bool write, Fn&& fn)
       -> decltype(fn(std::declval<Conn&>())) {
     using Result = decltype(fn(std::declval<Conn&>()));
-    if (Conn* batch = BatchConn(); batch != nullptr) {
-      if (!write) return fn(*batch);
-      if (absl::Status st = batch->Run("SAVEPOINT converge_call"); !st.ok()) {
-        return Result(st);
+    if (BatchState* batch = Batch(); batch != nullptr) {
+      // In a batch: no savepoint per call (they cost a quarter of a
+      // batch's time). A call that fails before it changed anything
+      // leaves the batch as it was, which is how every expected refusal
+      // (kAlreadyExists, kFailedPrecondition, ...) fails: checks come
+      // before writes. A call that fails after it changed rows cannot be
+      // undone alone, so the batch is failed: every later call and the
+      // commit return that error, and the batch is rolled back.
+      if (!batch->failed.ok()) return Result(batch->failed);
+      Conn& conn = *batch->conn;
+      if (!write) return fn(conn);
+      const int64_t before = sqlite3_total_changes64(conn.handle());
+      Result r = fn(conn);
+      if (!StatusOf(r).ok() &&
+          sqlite3_total_changes64(conn.handle()) != before) {
+        batch->failed = StatusOf(r);
       }
-      Result r = fn(*batch);
-      if (StatusOf(r).ok()) {
-        absl::Status st = batch->Run("RELEASE converge_call");
-        if (st.ok()) return r;
-        r = Result(st);
-      }
-      (void)batch->Run("ROLLBACK TO converge_call");
-      (void)batch->Run("RELEASE converge_call");
       return r;
     }
     absl::StatusOr<Lease> conn = Acquire();
@@ -220,6 +275,7 @@ class Db {
     for (int attempt = 0;; ++attempt) {
       (*conn)->set_last_error(SQLITE_OK);
       absl::Status st = (*conn)->Run(begin);
+      if (st.ok()) st = (*conn)->RefreshMemo();
       if (st.ok()) {
         Result r = fn(**conn);
         if (StatusOf(r).ok()) {
@@ -246,8 +302,8 @@ class Db {
     return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
   }
   static void Rollback(Conn& conn);
-  // The batch connection of the calling thread on this Db, or null.
-  Conn* BatchConn() const;
+  // The batch of the calling thread on this Db, or null.
+  BatchState* Batch() const;
 
   SqliteOptions options_;
   const Clock* clock_;
@@ -256,6 +312,22 @@ class Db {
   std::mutex write_mu_;
   std::mutex sweep_mu_;
   uint64_t calls_since_sweep_ = 0;
+
+  // WAL checkpoints (SqliteOptions::checkpoint_pages): a commit that leaves
+  // the WAL at checkpoint_pages or more wakes the checkpointer thread,
+  // which copies the WAL back into the database (PASSIVE: it never blocks
+  // writers or readers) on its own connection, so that commits do not pay
+  // for it. A WAL eight times that size is checkpointed by the committing
+  // connection itself, so that it stays bounded when the checkpointer
+  // falls behind.
+  static int WalHook(void* db, sqlite3* handle, const char* name, int pages);
+  void CheckpointLoop();
+  std::mutex checkpoint_mu_;
+  std::mutex checkpoint_run_mu_;  // held while a checkpoint runs
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ = false;
+  bool stopping_ = false;
+  std::thread checkpointer_;
 };
 
 // ---- value encodings shared by the stores ----

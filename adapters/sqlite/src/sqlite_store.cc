@@ -30,6 +30,7 @@ using internal::Db;
 using internal::FromNanos;
 using internal::Nanos;
 using internal::ParseDateTime;
+using internal::RepoMemo;
 using internal::Stmt;
 
 // Column values that must parse back; a value that does not is damage.
@@ -685,12 +686,22 @@ absl::StatusOr<std::optional<ActionRecord>> LoadAction(Conn& conn, int64_t id) {
 // Inserts `r` (which must have no row yet), with converge_id and primary
 // as given.
 absl::Status InsertAction(Conn& conn, const ActionRecord& r,
-                          std::optional<int64_t> converge_id, bool primary) {
+                          std::optional<int64_t> converge_id, bool primary,
+                          bool* inserted = nullptr) {
+  // With `inserted`, a row that exists is left alone (and *inserted says
+  // whether this call wrote one); without it, it is a constraint error.
   Stmt ins(conn,
-           "INSERT INTO converge_action_decision (action_id, create_time_ns, "
-           "strategy_id, execute_timeout, status, status_time_ns, outcome, "
-           "converge_id, is_primary, decided_at_ns, reason) VALUES (?1, ?2, "
-           "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+           inserted == nullptr
+               ? "INSERT INTO converge_action_decision (action_id, "
+                 "create_time_ns, strategy_id, execute_timeout, status, "
+                 "status_time_ns, outcome, converge_id, is_primary, "
+                 "decided_at_ns, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                 "?8, ?9, ?10, ?11)"
+               : "INSERT OR IGNORE INTO converge_action_decision "
+                 "(action_id, create_time_ns, strategy_id, execute_timeout, "
+                 "status, status_time_ns, outcome, converge_id, is_primary, "
+                 "decided_at_ns, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                 "?8, ?9, ?10, ?11)");
   ins.Bind(1, r.id)
       .Bind(2, Nanos(r.create_time))
       .Bind(3, r.strategy_id)
@@ -702,7 +713,9 @@ absl::Status InsertAction(Conn& conn, const ActionRecord& r,
       .Bind(9, int64_t{primary ? 1 : 0})
       .Bind(10, Nanos(r.decision.decided_at))
       .Bind(11, r.decision.reason);
-  return ins.Run();
+  if (auto st = ins.Run(); !st.ok()) return st;
+  if (inserted != nullptr) *inserted = ins.Changes() == 1;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> HasRelation(Conn& conn, int64_t related_id,
@@ -721,8 +734,10 @@ absl::StatusOr<bool> HasRelation(Conn& conn, int64_t related_id,
 
 absl::StatusOr<int64_t> InsertRelation(Conn& conn, int64_t converge_id,
                                        const ConvergeRelation& rel) {
+  // OR IGNORE: a duplicate is reported below rather than by aborting the
+  // statement, which spares SQLite a statement journal per insert.
   Stmt ins(conn,
-           "INSERT INTO converge_relation (converge_id, related_id, "
+           "INSERT OR IGNORE INTO converge_relation (converge_id, related_id, "
            "related_type, is_primary, converge_status, alerts) VALUES (?1, "
            "?2, ?3, ?4, ?5, ?6)");
   ins.Bind(1, converge_id)
@@ -732,6 +747,11 @@ absl::StatusOr<int64_t> InsertRelation(Conn& conn, int64_t converge_id,
       .Bind(5, ToString(rel.converge_status))
       .Bind(6, AlertsJson(rel.alerts));
   if (auto st = ins.Run(); !st.ok()) return st;
+  if (ins.Changes() != 1) {
+    return absl::AlreadyExistsError(
+        StrCat("sqlite: instance ", converge_id, " already has a relation to ",
+               ToString(rel.related_type), " ", rel.related_id));
+  }
   return sqlite3_last_insert_rowid(conn.handle());
 }
 
@@ -759,6 +779,46 @@ absl::StatusOr<InstanceState> StateOf(Conn& conn, int64_t id) {
   if (!type.ok()) return type.status();
   s.type = *type;
   return s;
+}
+
+// The state of instance `id` (kNotFound if there is none), remembered in
+// `memo` during a batch.
+absl::StatusOr<RepoMemo::State> MemoState(Conn& conn, RepoMemo* memo,
+                                          int64_t id) {
+  if (memo != nullptr) {
+    if (auto it = memo->state.find(id); it != memo->state.end()) {
+      return it->second;
+    }
+  }
+  absl::StatusOr<InstanceState> s = StateOf(conn, id);
+  if (!s.ok()) return s.status();
+  if (!s->exists)
+    return absl::NotFoundError(StrCat("sqlite: no instance ", id));
+  RepoMemo::State state{s->open, s->type};
+  if (memo != nullptr) memo->state[id] = state;
+  return state;
+}
+
+// Adds `n` to the executed count remembered for open instance `id`.
+void MemoExecuted(RepoMemo* memo, int64_t id, int64_t n) {
+  auto dim = memo->dimension_of.find(id);
+  if (dim == memo->dimension_of.end()) return;
+  auto open = memo->open.find(dim->second);
+  if (open == memo->open.end() || !open->second.has_value() ||
+      open->second->id != id || open->second->executed_count < 0) {
+    return;
+  }
+  open->second->executed_count += n;
+}
+
+// Forgets what the memo knows of instance `id`.
+void MemoForget(RepoMemo* memo, int64_t id) {
+  if (memo == nullptr) return;
+  memo->state.erase(id);
+  if (auto dim = memo->dimension_of.find(id); dim != memo->dimension_of.end()) {
+    memo->open.erase(dim->second);
+    memo->dimension_of.erase(dim);
+  }
 }
 
 absl::Status Hide(Conn& conn, int64_t id, absl::Time now) {
@@ -871,35 +931,49 @@ class SqliteInstanceRepo final : public InstanceRepo {
           "sqlite: Join needs the action's own relation of type action");
     }
     return db_->Write([&](Conn& conn) -> absl::StatusOr<RecordResult> {
-      absl::StatusOr<std::optional<ActionRecord>> old =
-          LoadAction(conn, record.id);
-      if (!old.ok()) return old.status();
-      if (old->has_value()) return RecordResult{**old, false};
+      // The common case costs three statements: no relation, insert the
+      // decision, insert the relation. Every refusal looks for a
+      // stored decision first, which wins over any error.
+      auto stored_or =
+          [&](absl::Status otherwise) -> absl::StatusOr<RecordResult> {
+        absl::StatusOr<std::optional<ActionRecord>> old =
+            LoadAction(conn, record.id);
+        if (!old.ok()) return old.status();
+        if (old->has_value()) return RecordResult{**old, false};
+        return otherwise;
+      };
       absl::StatusOr<bool> related =
           HasRelation(conn, record.id, ConvergeType::kAction);
       if (!related.ok()) return related.status();
       if (*related) {
-        return absl::AlreadyExistsError(
+        return stored_or(absl::AlreadyExistsError(
             StrCat("sqlite: action ", record.id,
-                   " already has a relation but no decision"));
+                   " already has a relation but no decision")));
       }
-      absl::StatusOr<InstanceState> inst = StateOf(conn, rel.converge_id);
-      if (!inst.ok()) return inst.status();
-      if (!inst->exists) {
-        return absl::NotFoundError(
-            StrCat("sqlite: no instance ", rel.converge_id));
-      }
+      absl::StatusOr<RepoMemo::State> inst =
+          MemoState(conn, &conn.memo(), rel.converge_id);
+      if (!inst.ok()) return stored_or(inst.status());
       if (!inst->open) {
-        return absl::FailedPreconditionError(
-            StrCat("sqlite: instance ", rel.converge_id, " has ended"));
+        return stored_or(absl::FailedPreconditionError(
+            StrCat("sqlite: instance ", rel.converge_id, " has ended")));
       }
+      bool inserted = false;
       if (auto st = InsertAction(conn, record, rel.converge_id,
-                                 record.decision.primary);
+                                 record.decision.primary, &inserted);
           !st.ok()) {
         return st;
       }
+      if (!inserted) {
+        return stored_or(
+            absl::InternalError(StrCat("sqlite: action ", record.id,
+                                       " has a decision row "
+                                       "that cannot be read")));
+      }
       absl::StatusOr<int64_t> rid = InsertRelation(conn, rel.converge_id, rel);
       if (!rid.ok()) return rid.status();
+      if (rel.converge_status == ConvergeStatus::kExecuted) {
+        MemoExecuted(&conn.memo(), rel.converge_id, 1);
+      }
       RecordResult result{record, true};
       result.record.decision.converge_id = rel.converge_id;
       return result;
@@ -966,121 +1040,142 @@ class SqliteInstanceRepo final : public InstanceRepo {
     }
     absl::StatusOr<std::string> config = ConfigJson(req.instance);
     if (!config.ok()) return config.status();
-    return db_->Write([&](Conn& conn) -> absl::StatusOr<CreateResult> {
-      const ConvergeInstance& in = req.instance;
-      {
-        Stmt q(conn,
-               "SELECT 1 FROM converge_instance WHERE dimension = ?1 AND "
-               "end_time IS NULL");
-        q.Bind(1, in.dimension);
-        absl::StatusOr<bool> open = q.Step();
-        if (!open.ok()) return open.status();
-        if (*open) {
-          return absl::AlreadyExistsError(
-              StrCat("sqlite: an open instance has dimension ", in.dimension));
-        }
-      }
-      if (req.creator.has_value()) {
-        absl::StatusOr<std::optional<ActionRecord>> old =
-            LoadAction(conn, req.creator->id);
-        if (!old.ok()) return old.status();
-        absl::StatusOr<bool> related = false;
-        if (!old->has_value()) {
-          related = HasRelation(conn, req.creator->id, ConvergeType::kAction);
-          if (!related.ok()) return related.status();
-        }
-        if (old->has_value() || *related) {
-          return absl::AlreadyExistsError(
-              StrCat("sqlite: action ", req.creator->id,
-                     " already has a decision or a relation"));
-        }
-      }
-      const absl::Time now = db_->clock().Now();
-      Stmt ins(conn,
-               "INSERT INTO converge_instance (create_time, update_time, "
-               "is_visible, converge_config, converge_func, converge_type, "
-               "bk_biz_id, dimension, description, content, window_seconds) "
-               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
-      ins.Bind(1, DateTime(in.create_time))
-          .Bind(2, DateTime(now))
-          .Bind(3, int64_t{in.is_visible ? 1 : 0})
-          .Bind(4, *config)
-          .Bind(5, ToString(in.converge_func))
-          .Bind(6, ToString(in.converge_type))
-          .Bind(7, in.bk_biz_id)
-          .Bind(8, in.dimension)
-          .Bind(9, in.description)
-          .Bind(10, in.content)
-          .Bind(11, in.window_seconds);
-      if (auto st = ins.Run(); !st.ok()) {
-        // The unique index on open dimensions: another process won.
-        if ((conn.last_error() & 0xff) == SQLITE_CONSTRAINT) {
-          return absl::AlreadyExistsError(
-              StrCat("sqlite: an open instance has dimension ", in.dimension));
-        }
-        return st;
-      }
-      const int64_t id = sqlite3_last_insert_rowid(conn.handle());
-      ConvergeRelation primary = req.primary;
-      primary.converge_id = id;
-      if (absl::StatusOr<int64_t> rid = InsertRelation(conn, id, primary);
-          !rid.ok()) {
-        return rid.status();
-      }
-      if (req.creator.has_value()) {
-        if (auto st = InsertAction(conn, *req.creator, id, true); !st.ok()) {
-          return st;
-        }
-      }
-      CreateResult result;
-      result.instance = in;
-      result.instance.id = id;
-      if (in.converge_type == ConvergeType::kConverge) {
-        if (auto st = Hide(conn, primary.related_id, now); !st.ok()) return st;
-        for (int64_t cand : req.attach_candidates) {
-          absl::StatusOr<InstanceState> s = StateOf(conn, cand);
-          if (!s.ok()) return s.status();
-          if (!s->exists || s->type != ConvergeType::kAction) continue;
-          absl::StatusOr<bool> related =
-              HasRelation(conn, cand, ConvergeType::kConverge);
-          if (!related.ok()) return related.status();
-          if (*related) continue;
-          ConvergeRelation rel;
-          rel.related_id = cand;
-          rel.related_type = ConvergeType::kConverge;
-          rel.converge_status = ConvergeStatus::kSkipped;
-          if (absl::StatusOr<int64_t> rid = InsertRelation(conn, id, rel);
+    absl::StatusOr<CreateResult> created =
+        db_->Write([&](Conn& conn) -> absl::StatusOr<CreateResult> {
+          RepoMemo& memo = conn.memo();
+          memo.open.erase(AV(req.instance.dimension));
+          const ConvergeInstance& in = req.instance;
+          {
+            Stmt q(conn,
+                   "SELECT 1 FROM converge_instance WHERE dimension = ?1 AND "
+                   "end_time IS NULL");
+            q.Bind(1, in.dimension);
+            absl::StatusOr<bool> open = q.Step();
+            if (!open.ok()) return open.status();
+            if (*open) {
+              return absl::AlreadyExistsError(StrCat(
+                  "sqlite: an open instance has dimension ", in.dimension));
+            }
+          }
+          if (req.creator.has_value()) {
+            absl::StatusOr<std::optional<ActionRecord>> old =
+                LoadAction(conn, req.creator->id);
+            if (!old.ok()) return old.status();
+            absl::StatusOr<bool> related = false;
+            if (!old->has_value()) {
+              related =
+                  HasRelation(conn, req.creator->id, ConvergeType::kAction);
+              if (!related.ok()) return related.status();
+            }
+            if (old->has_value() || *related) {
+              return absl::AlreadyExistsError(
+                  StrCat("sqlite: action ", req.creator->id,
+                         " already has a decision or a relation"));
+            }
+          }
+          const absl::Time now = db_->clock().Now();
+          Stmt ins(
+              conn,
+              "INSERT INTO converge_instance (create_time, update_time, "
+              "is_visible, converge_config, converge_func, converge_type, "
+              "bk_biz_id, dimension, description, content, window_seconds) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+          ins.Bind(1, DateTime(in.create_time))
+              .Bind(2, DateTime(now))
+              .Bind(3, int64_t{in.is_visible ? 1 : 0})
+              .Bind(4, *config)
+              .Bind(5, ToString(in.converge_func))
+              .Bind(6, ToString(in.converge_type))
+              .Bind(7, in.bk_biz_id)
+              .Bind(8, in.dimension)
+              .Bind(9, in.description)
+              .Bind(10, in.content)
+              .Bind(11, in.window_seconds);
+          if (auto st = ins.Run(); !st.ok()) {
+            // The unique index on open dimensions: another process won.
+            if ((conn.last_error() & 0xff) == SQLITE_CONSTRAINT) {
+              return absl::AlreadyExistsError(StrCat(
+                  "sqlite: an open instance has dimension ", in.dimension));
+            }
+            return st;
+          }
+          const int64_t id = sqlite3_last_insert_rowid(conn.handle());
+          ConvergeRelation primary = req.primary;
+          primary.converge_id = id;
+          if (absl::StatusOr<int64_t> rid = InsertRelation(conn, id, primary);
               !rid.ok()) {
             return rid.status();
           }
-          if (auto st = Hide(conn, cand, now); !st.ok()) return st;
-          result.attached.push_back(cand);
-        }
-      } else {
-        for (int64_t cand : req.attach_candidates) {
-          absl::StatusOr<std::optional<ActionRecord>> a =
-              LoadAction(conn, cand);
-          if (!a.ok()) return a.status();
-          if (!a->has_value() || (*a)->decision.outcome != Outcome::kExecute) {
-            continue;
+          if (req.creator.has_value()) {
+            if (auto st = InsertAction(conn, *req.creator, id, true);
+                !st.ok()) {
+              return st;
+            }
           }
-          absl::StatusOr<bool> related =
-              HasRelation(conn, cand, ConvergeType::kAction);
-          if (!related.ok()) return related.status();
-          if (*related) continue;
-          ConvergeRelation rel;
-          rel.related_id = cand;
-          rel.related_type = ConvergeType::kAction;
-          rel.converge_status = ConvergeStatus::kExecuted;
-          if (absl::StatusOr<int64_t> rid = InsertRelation(conn, id, rel);
-              !rid.ok()) {
-            return rid.status();
+          CreateResult result;
+          result.instance = in;
+          result.instance.id = id;
+          if (in.converge_type == ConvergeType::kConverge) {
+            if (auto st = Hide(conn, primary.related_id, now); !st.ok())
+              return st;
+            for (int64_t cand : req.attach_candidates) {
+              absl::StatusOr<InstanceState> s = StateOf(conn, cand);
+              if (!s.ok()) return s.status();
+              if (!s->exists || s->type != ConvergeType::kAction) continue;
+              absl::StatusOr<bool> related =
+                  HasRelation(conn, cand, ConvergeType::kConverge);
+              if (!related.ok()) return related.status();
+              if (*related) continue;
+              ConvergeRelation rel;
+              rel.related_id = cand;
+              rel.related_type = ConvergeType::kConverge;
+              rel.converge_status = ConvergeStatus::kSkipped;
+              if (absl::StatusOr<int64_t> rid = InsertRelation(conn, id, rel);
+                  !rid.ok()) {
+                return rid.status();
+              }
+              if (auto st = Hide(conn, cand, now); !st.ok()) return st;
+              result.attached.push_back(cand);
+            }
+          } else {
+            for (int64_t cand : req.attach_candidates) {
+              absl::StatusOr<std::optional<ActionRecord>> a =
+                  LoadAction(conn, cand);
+              if (!a.ok()) return a.status();
+              if (!a->has_value() ||
+                  (*a)->decision.outcome != Outcome::kExecute) {
+                continue;
+              }
+              absl::StatusOr<bool> related =
+                  HasRelation(conn, cand, ConvergeType::kAction);
+              if (!related.ok()) return related.status();
+              if (*related) continue;
+              ConvergeRelation rel;
+              rel.related_id = cand;
+              rel.related_type = ConvergeType::kAction;
+              rel.converge_status = ConvergeStatus::kExecuted;
+              if (absl::StatusOr<int64_t> rid = InsertRelation(conn, id, rel);
+                  !rid.ok()) {
+                return rid.status();
+              }
+              result.attached.push_back(cand);
+            }
           }
-          result.attached.push_back(cand);
-        }
-      }
-      return result;
-    });
+          int64_t executed = 0;
+          if (in.converge_type == ConvergeType::kAction) {
+            executed = static_cast<int64_t>(result.attached.size());
+            if (req.primary.related_type == ConvergeType::kAction &&
+                req.primary.converge_status == ConvergeStatus::kExecuted) {
+              ++executed;
+            }
+          }
+          memo.open[AV(in.dimension)] =
+              OpenInstanceRef{id, in.create_time, executed};
+          memo.dimension_of[id] = in.dimension;
+          memo.state[id] = RepoMemo::State{true, in.converge_type};
+          return result;
+        });
+    return created;
   }
 
   absl::StatusOr<std::optional<ConvergeInstance>> FindOpen(
@@ -1103,6 +1198,10 @@ class SqliteInstanceRepo final : public InstanceRepo {
       std::string_view dimension) override {
     return db_->Read(
         [&](Conn& conn) -> absl::StatusOr<std::optional<OpenInstanceRef>> {
+          RepoMemo& memo = conn.memo();
+          if (auto it = memo.open.find(AV(dimension)); it != memo.open.end()) {
+            return it->second;
+          }
           Stmt q(conn,
                  "SELECT i.id, i.create_time, (SELECT COUNT(*) FROM "
                  "converge_relation r WHERE r.converge_id = i.id AND "
@@ -1112,12 +1211,16 @@ class SqliteInstanceRepo final : public InstanceRepo {
           q.Bind(1, dimension);
           absl::StatusOr<bool> row = q.Step();
           if (!row.ok()) return row.status();
-          if (!*row) return std::optional<OpenInstanceRef>();
-          absl::StatusOr<absl::Time> created =
-              Column(ParseDateTime(q.TextView(1)), *db_, "converge_instance");
-          if (!created.ok()) return created.status();
-          return std::optional<OpenInstanceRef>(
-              OpenInstanceRef{q.Int(0), *created, q.Int(2)});
+          std::optional<OpenInstanceRef> found;
+          if (*row) {
+            absl::StatusOr<absl::Time> created =
+                Column(ParseDateTime(q.TextView(1)), *db_, "converge_instance");
+            if (!created.ok()) return created.status();
+            found = OpenInstanceRef{q.Int(0), *created, q.Int(2)};
+            memo.dimension_of[found->id] = std::string(dimension);
+          }
+          memo.open[AV(dimension)] = found;
+          return found;
         });
   }
 
@@ -1137,6 +1240,7 @@ class SqliteInstanceRepo final : public InstanceRepo {
 
   absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
     return db_->Write([&](Conn& conn) -> absl::StatusOr<bool> {
+      MemoForget(&conn.memo(), id);
       // Compare-and-set on end_time; the rewrite frees D for a new instance.
       Stmt up(conn,
               "UPDATE converge_instance SET end_time = ?2, update_time = ?2, "
@@ -1210,6 +1314,7 @@ class SqliteInstanceRepo final : public InstanceRepo {
 
   absl::StatusOr<PurgeResult> Purge(absl::Time before, size_t limit) override {
     return db_->Write([&](Conn& conn) -> absl::StatusOr<PurgeResult> {
+      conn.memo().Clear();
       PurgeResult result;
       std::vector<int64_t> doomed;
       {
@@ -1735,6 +1840,18 @@ absl::StatusOr<SqliteOptions> ParseStoreUri(std::string_view uri) {
       } else {
         return bad("expected off, normal, full or extra");
       }
+    } else if (name == "cache_kib") {
+      int64_t kib;
+      if (!absl::SimpleAtoi(value, &kib) || kib < 64) {
+        return bad("expected a number of KiB >= 64");
+      }
+      options.cache_kib = kib;
+    } else if (name == "checkpoint_pages") {
+      int64_t pages;
+      if (!absl::SimpleAtoi(value, &pages) || pages < 0) {
+        return bad("expected a number of pages >= 0");
+      }
+      options.checkpoint_pages = pages;
     } else if (name == "check_on_open") {
       if (value == "1" || value == "true") {
         options.check_on_open = true;
@@ -1745,7 +1862,8 @@ absl::StatusOr<SqliteOptions> ParseStoreUri(std::string_view uri) {
       }
     } else {
       return bad(
-          "unknown (known: busy_timeout_ms, synchronous, check_on_open)");
+          "unknown (known: busy_timeout_ms, synchronous, cache_kib, "
+          "checkpoint_pages, check_on_open)");
     }
   }
   return options;

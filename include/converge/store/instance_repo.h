@@ -213,10 +213,16 @@ class InstanceRepo {
   // Starts a batch on the calling thread: until the returned scope is
   // committed or destroyed, every write this thread makes through the
   // stores of this backend is part of one transaction, committed by
-  // Commit() and rolled back by destroying the scope without it. Backends
-  // without transactions return null (the default): each call then commits
-  // on its own. A batch holds the backend's write lock (SQLite) for its
-  // duration, so keep it short.
+  // Commit() and rolled back by destroying the scope without it; reads of
+  // this thread see the batch's writes. Backends without transactions
+  // return null (the default): each call then commits on its own.
+  // A call that is refused (kAlreadyExists, kFailedPrecondition,
+  // kNotFound, kInvalidArgument) changes nothing and the batch goes on; a
+  // call that fails after it changed data (a store error) fails the batch:
+  // later calls and Commit() return that error, and nothing is committed.
+  // Commit() a second time is kFailedPrecondition, and so is BeginBatch
+  // while a batch is open on the thread. A batch holds the backend's write
+  // lock (SQLite) for its duration, so keep it short.
   virtual absl::StatusOr<std::unique_ptr<RepoBatch>> BeginBatch() {
     return std::unique_ptr<RepoBatch>();
   }

@@ -617,5 +617,123 @@ TEST_CASE("two store sets on one file race Create: one instance",
   }
 }
 
+TEST_CASE(
+    "what one connection remembers of open instances follows commits of "
+    "another",
+    "[sqlite]") {
+  // Store set `a` remembers D's open instance and executed count (its hot
+  // path does not query them again); `b`, as another process would, ends
+  // it, opens a new one and joins it. `a` must see all of it, in and out
+  // of a batch.
+  TempDir dir;
+  const std::string path = dir.File("shared.db");
+  SqliteStores a = OpenSqliteStores(Options(path)).value();
+  SqliteStores b = OpenSqliteStores(Options(path)).value();
+  REQUIRE(a.repo->Create(Create("D", 1)).ok());
+  for (int use_batch = 0; use_batch < 2; ++use_batch) {
+    const int64_t first = a.repo->LookupOpen("D").value()->id;
+    // Round 0: the creator; round 1: round 0's creator and joiner.
+    CHECK(a.repo->LookupOpen("D").value()->executed_count == 1 + use_batch);
+    REQUIRE(b.repo->End(first, At(200)).value());
+    const int64_t second =
+        b.repo->Create(Create("D", 10 + use_batch * 10)).value().instance.id;
+    ActionRecord joiner = Rec(11 + use_batch * 10);
+    joiner.decision.converge_id = second;
+    ConvergeRelation rel;
+    rel.converge_id = second;
+    rel.related_id = joiner.id;
+    rel.converge_status = ConvergeStatus::kExecuted;
+    REQUIRE(b.repo->Join(joiner, rel).ok());
+
+    std::unique_ptr<RepoBatch> batch;
+    if (use_batch == 1) batch = a.repo->BeginBatch().value();
+    std::optional<OpenInstanceRef> seen = a.repo->LookupOpen("D").value();
+    REQUIRE(seen.has_value());
+    CHECK(seen->id == second);
+    CHECK(seen->executed_count == 2);
+    // Joining the instance `b` ended is refused, not taken from memory.
+    ActionRecord late = Rec(12 + use_batch * 10, Outcome::kSkip);
+    late.decision.converge_id = first;
+    ConvergeRelation late_rel;
+    late_rel.converge_id = first;
+    late_rel.related_id = late.id;
+    CHECK(a.repo->Join(late, late_rel).status().code() ==
+          absl::StatusCode::kFailedPrecondition);
+    if (batch != nullptr) REQUIRE(batch->Commit().ok());
+  }
+}
+
+TEST_CASE("a batch holds the write lock; other threads write after it",
+          "[sqlite][concurrency]") {
+  TempDir dir;
+  SqliteStores s = OpenSqliteStores(Options(dir.File("b.db"))).value();
+  std::unique_ptr<RepoBatch> batch = s.repo->BeginBatch().value();
+  REQUIRE(batch != nullptr);
+  REQUIRE(s.repo->RecordDecision(Rec(1)).ok());
+  // (No Catch assertions off the main thread: Catch is not thread-safe.)
+  std::atomic<bool> written{false};
+  absl::Status other_status;
+  std::thread other([&] {
+    // Waits for the batch (the process's write mutex), then writes.
+    other_status = s.repo->RecordDecision(Rec(2)).status();
+    written = true;
+  });
+  // Another thread's snapshot does not see the open batch's write.
+  absl::StatusOr<std::optional<ActionRecord>> seen;
+  std::thread reader([&] { seen = s.repo->GetAction(1); });
+  reader.join();
+  REQUIRE(seen.ok());
+  CHECK_FALSE(seen->has_value());
+  CHECK_FALSE(written.load());
+  REQUIRE(batch->Commit().ok());
+  other.join();
+  CHECK(other_status.ok());
+  CHECK(written.load());
+  CHECK(s.repo->GetAction(1).value().has_value());
+  CHECK(s.repo->GetAction(2).value().has_value());
+}
+
+TEST_CASE("the write-ahead log stays bounded: checkpoints run in background",
+          "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("wal.db");
+  SqliteOptions o = Options(path);
+  o.checkpoint_pages = 20;
+  SqliteStores s = OpenSqliteStores(o).value();
+  for (int64_t id = 1; id <= 3000; ++id) {
+    REQUIRE(s.repo->RecordDecision(Rec(id)).ok());
+  }
+  // Whether the background thread keeps up or the committing call
+  // checkpoints at eight times the threshold, the log never grows past
+  // that (plus the frames of one commit); without checkpoints 3,000
+  // commits would leave thousands of frames.
+  const auto wal_bytes = fs::file_size(path + "-wal");
+  CHECK(wal_bytes < (8 * 20 + 16) * (4096 + 24) + 32);
+  Raw raw(path);
+  CHECK(raw.Column("SELECT COUNT(*) FROM converge_action_decision") ==
+        std::vector<std::string>{"3000"});
+}
+
+TEST_CASE("checkpoint_pages and cache_kib are checked", "[sqlite]") {
+  TempDir dir;
+  SqliteOptions o = Options(dir.File("x.db"));
+  o.checkpoint_pages = -1;
+  absl::Status st = OpenSqliteStores(o).status();
+  CHECK(st.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Mentions(st, "checkpoint_pages"));
+  o = Options(dir.File("x.db"));
+  o.cache_kib = 0;
+  st = OpenSqliteStores(o).status();
+  CHECK(st.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Mentions(st, "cache_kib"));
+  CHECK_FALSE(fs::exists(dir.File("x.db")));
+  CHECK(ParseStoreUri("sqlite:/x.db?checkpoint_pages=0")
+            .value()
+            .checkpoint_pages == 0);
+  CHECK(ParseStoreUri("sqlite:/x.db?cache_kib=1024").value().cache_kib == 1024);
+  CHECK(ParseStoreUri("sqlite:/x.db?checkpoint_pages=-3").status().code() ==
+        absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace converge::sqlite

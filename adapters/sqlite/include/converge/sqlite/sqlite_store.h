@@ -74,6 +74,18 @@ struct SqliteOptions {
   absl::Duration busy_timeout = absl::Seconds(5);
   // Default kFull: a decision that has been returned is committed.
   Synchronous synchronous = Synchronous::kFull;
+  // Page cache per connection, in KiB (PRAGMA cache_size = -N). A batch
+  // whose dirty pages exceed it spills them to the WAL before its commit.
+  // Default 32 MiB; at least 64.
+  int64_t cache_kib = 32 * 1024;
+  // WAL checkpoints: once a commit leaves the write-ahead log at this many
+  // pages (4 KiB each) or more, a background thread of the store copies it
+  // back into the database file without blocking readers or writers, so
+  // that commits do not pay for it; at eight times this size the committing
+  // call checkpoints itself, which bounds the log. 0: SQLite's own
+  // automatic checkpoint, run by the committing call at 1,000 pages.
+  // Default 1,000.
+  int64_t checkpoint_pages = 1000;
   // Runs PRAGMA quick_check on open, so that a damaged file is refused at
   // once (kDataLoss) rather than on the first call that reads the damaged
   // page. Its cost grows with the file (about a second per few hundred MB).
@@ -96,7 +108,8 @@ struct SqliteStores {
 };
 
 // Opens (creating or migrating if needed) the database at options.path.
-// Returns kInvalidArgument for an empty path or a negative busy_timeout;
+// Returns kInvalidArgument for an empty path, a negative busy_timeout or
+// checkpoint_pages, or a cache_kib under 64;
 // kNotFound if the directory does not exist; kPermissionDenied if the file
 // or its directory cannot be written; kFailedPrecondition if the file is not
 // a SQLite database, is a SQLite database of something else (tables but no
@@ -108,7 +121,8 @@ absl::StatusOr<SqliteStores> OpenSqliteStores(const SqliteOptions& options);
 
 // Parses a store URI: "sqlite:PATH" (PATH relative or absolute;
 // "sqlite://PATH" is accepted too), optionally followed by
-// "?busy_timeout_ms=N&synchronous=off|normal|full|extra&check_on_open=0|1".
+// "?busy_timeout_ms=N&synchronous=off|normal|full|extra&cache_kib=N&
+// checkpoint_pages=N&check_on_open=0|1".
 // The clock is left null. Returns kInvalidArgument naming the problem for
 // another scheme, an empty path, an unknown parameter or a bad value.
 absl::StatusOr<SqliteOptions> ParseStoreUri(std::string_view uri);
