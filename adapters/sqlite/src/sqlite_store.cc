@@ -1727,8 +1727,11 @@ class SqliteQueueStore final : public QueueStore {
     return db_->Read([&](Conn& conn) -> absl::StatusOr<std::vector<Task>> {
       Stmt q(conn,
              "SELECT task_id, kind, subject_id, payload, due_ns, attempts, "
-             "last_error FROM converge_queue_task WHERE queue = ?1 AND state "
-             "= 0 ORDER BY ready_ns, seq LIMIT ?2");
+             "last_error FROM converge_queue_task WHERE queue = ?1 AND "
+             // "state < 2" lets SQLite use the partial index
+             // converge_queue_task_ready (WHERE state < 2) instead of
+             // scanning and sorting the whole queue.
+             "state < 2 AND state = 0 ORDER BY ready_ns, seq LIMIT ?2");
       q.Bind(1, queue).Bind(2, Limit(limit));
       return Tasks(q);
     });
