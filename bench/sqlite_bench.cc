@@ -229,46 +229,10 @@ StormRun RunStorm(Storm& storm, const std::string& path,
     std::fprintf(stderr, "%s\n", manager.status().ToString().c_str());
     return run;
   }
-  std::vector<converge::Action> held;
-  std::vector<converge::ConvergeManager::BatchItem> items;
-  held.reserve(batch);
-  items.reserve(batch);
   const auto t0 = std::chrono::steady_clock::now();
-  for (long i = 0; i < actions;) {
-    if (batch <= 1) {
-      const converge::Action& a = storm.At(i);
-      clock.Set(a.create_time);
-      absl::StatusOr<converge::Decision> r =
-          manager.value()->Submit(a, storm.ConfigAt(i));
-      if (!r.ok()) {
-        std::fprintf(stderr, "action %ld: %s\n", i + 1,
-                     r.status().ToString().c_str());
-        return StormRun{};
-      }
-      ++run.outcomes[static_cast<int>(r->outcome)];
-      ++i;
-      continue;
-    }
-    // A host hands a batch of its own action objects: the prepared actions
-    // are copied (one per dimension is kept by the storm).
-    held.clear();
-    items.clear();
-    const long end = std::min(actions, i + batch);
-    for (long j = i; j < end; ++j) held.push_back(storm.At(j));
-    for (long j = i; j < end; ++j) {
-      items.push_back({&held[j - i], &storm.ConfigAt(j)});
-    }
-    clock.Set(held.back().create_time);
-    for (absl::StatusOr<converge::Decision>& r :
-         manager.value()->SubmitBatch(items)) {
-      if (!r.ok()) {
-        std::fprintf(stderr, "batch at %ld: %s\n", i + 1,
-                     r.status().ToString().c_str());
-        return StormRun{};
-      }
-      ++run.outcomes[static_cast<int>(r->outcome)];
-    }
-    i = end;
+  if (!converge::bench::DriveStorm(storm, **manager, clock, actions, batch,
+                                   run.outcomes)) {
+    return StormRun{};
   }
   run.rate = actions / Seconds(std::chrono::steady_clock::now() - t0);
   return run;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "converge/clock.h"
 #include "converge/manager.h"
 
 namespace converge::bench {
@@ -112,6 +114,52 @@ class Storm {
   std::vector<std::string> groups_;
   std::vector<Action> prepared_;
 };
+
+// Submits the first `actions` actions of `storm` to `manager`, in batches
+// of `batch` (SubmitBatch; 1 = Submit one by one), setting `clock` to each
+// action's time (to the last one's for a batch: a host hands a batch of its
+// own action objects, so the prepared actions are copied). Counts outcomes
+// into `outcomes` (indexed by Outcome) and returns false, printing the
+// error, on the first failed decision.
+inline bool DriveStorm(Storm& storm, ConvergeManager& manager,
+                       VirtualClock& clock, long actions, long batch,
+                       long outcomes[5]) {
+  std::vector<Action> held;
+  std::vector<ConvergeManager::BatchItem> items;
+  for (long i = 0; i < actions;) {
+    if (batch <= 1) {
+      const Action& a = storm.At(i);
+      clock.Set(a.create_time);
+      absl::StatusOr<Decision> r = manager.Submit(a, storm.ConfigAt(i));
+      if (!r.ok()) {
+        std::fprintf(stderr, "action %ld: %s\n", i + 1,
+                     r.status().ToString().c_str());
+        return false;
+      }
+      ++outcomes[static_cast<int>(r->outcome)];
+      ++i;
+      continue;
+    }
+    held.clear();
+    items.clear();
+    const long end = std::min(actions, i + batch);
+    for (long j = i; j < end; ++j) held.push_back(storm.At(j));
+    for (long j = i; j < end; ++j) {
+      items.push_back({&held[j - i], &storm.ConfigAt(j)});
+    }
+    clock.Set(held.back().create_time);
+    for (absl::StatusOr<Decision>& r : manager.SubmitBatch(items)) {
+      if (!r.ok()) {
+        std::fprintf(stderr, "batch at %ld: %s\n", i + 1,
+                     r.status().ToString().c_str());
+        return false;
+      }
+      ++outcomes[static_cast<int>(r->outcome)];
+    }
+    i = end;
+  }
+  return true;
+}
 
 }  // namespace converge::bench
 

@@ -70,17 +70,9 @@ bool RunStorm(Storm& storm, StormResult* out) {
     return false;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  for (long i = 0; i < storm.actions(); ++i) {
-    const converge::Action& a = storm.At(i);
-    clock.Set(a.create_time);
-    absl::StatusOr<converge::Decision> r =
-        manager.value()->Submit(a, storm.ConfigAt(i));
-    if (!r.ok()) {
-      std::fprintf(stderr, "action %ld: %s\n", i + 1,
-                   r.status().ToString().c_str());
-      return false;
-    }
-    ++out->outcomes[static_cast<int>(r->outcome)];
+  if (!converge::bench::DriveStorm(storm, **manager, clock, storm.actions(), 1,
+                                   out->outcomes)) {
+    return false;
   }
   out->seconds = Seconds(std::chrono::steady_clock::now() - t0);
   out->rss_delta_kib = ProcStatusKiB("VmRSS:") - rss_before;
