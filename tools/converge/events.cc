@@ -16,36 +16,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "converge/json/json.h"
+#include "json_util.h"
 
 namespace converge::cli {
 namespace {
 
 namespace bj = boost::json;
-
-// Debian's abseil has its own absl::string_view (not std::string_view).
-absl::string_view Av(std::string_view s) { return {s.data(), s.size()}; }
-std::string_view ToStd(bj::string_view s) { return {s.data(), s.size()}; }
-
-std::string_view KindName(const bj::value& v) {
-  switch (v.kind()) {
-    case bj::kind::null:
-      return "null";
-    case bj::kind::bool_:
-      return "bool";
-    case bj::kind::int64:
-    case bj::kind::uint64:
-      return "integer";
-    case bj::kind::double_:
-      return "float";
-    case bj::kind::string:
-      return "string";
-    case bj::kind::array:
-      return "array";
-    case bj::kind::object:
-      return "object";
-  }
-  return "unknown";
-}
 
 std::optional<Event> Fail(InputError* error, std::string field,
                           std::string detail) {

@@ -20,36 +20,13 @@
 #include "converge/json/json.h"
 #include "events.h"
 #include "json_locate.h"
+#include "json_util.h"
 #include "replay.h"
 
 namespace converge::cli {
 namespace {
 
 namespace bj = boost::json;
-
-absl::string_view Av(std::string_view s) { return {s.data(), s.size()}; }
-std::string_view ToStd(bj::string_view s) { return {s.data(), s.size()}; }
-
-std::string_view KindName(const bj::value& v) {
-  switch (v.kind()) {
-    case bj::kind::null:
-      return "null";
-    case bj::kind::bool_:
-      return "bool";
-    case bj::kind::int64:
-    case bj::kind::uint64:
-      return "integer";
-    case bj::kind::double_:
-      return "float";
-    case bj::kind::string:
-      return "string";
-    case bj::kind::array:
-      return "array";
-    case bj::kind::object:
-      return "object";
-  }
-  return "unknown";
-}
 
 // The fields each output line type has, in output order.
 const std::vector<std::string_view>* FieldsOf(std::string_view type) {
