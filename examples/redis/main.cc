@@ -25,10 +25,9 @@ int main(int argc, char** argv) {
   auto sql = converge::sqlite::OpenSqliteStores(*sqlite_options);
   if (!stores.ok() || !sql.ok()) {  // e.g. "redis: 127.0.0.1:6379: connect:
                                     // Connection refused"
-    std::fprintf(stderr, "%s\n",
-                 (stores.ok() ? sql.status() : stores.status())
-                     .ToString()
-                     .c_str());
+    std::fprintf(
+        stderr, "%s\n",
+        (stores.ok() ? sql.status() : stores.status()).ToString().c_str());
     return 1;
   }
   stores->repo = std::move(sql->repo);  // instances and decisions: SQLite
