@@ -9,8 +9,11 @@
 //   storm batched    N actions, SubmitBatch of --batch         (sync FULL)
 //   raw one-by-one   N rows, one transaction each              (sync NORMAL)
 //   storm one-by-one N actions, Submit each                    (sync NORMAL)
+//   storm threads    N actions, Submit each, from --threads threads at
+//                    once (group commit)                       (sync NORMAL)
 //   raw one-by-one   --durable-actions rows                    (sync FULL)
 //   storm one-by-one --durable-actions actions, same shape     (sync FULL)
+//   storm threads    the same from --threads threads           (sync FULL)
 //   raw join rows    N times the rows a joining decision writes into
 //                    converge's own schema (decision, relation look-up,
 //                    relation), in batches: the floor of the schema
@@ -21,10 +24,11 @@
 //
 // Usage: converge_sqlite_bench [--actions N] [--dimensions N] [--seconds S]
 //                              [--batch B] [--durable-actions M] [--dir DIR]
-//                              [--only batched|one|durable]
+//                              [--threads T]
+//                              [--only batched|one|durable|threads]
 // Defaults: 200,000 actions over 2,000 dimensions in 600 s (100 actions per
 // dimension, as the memory benchmark), batches of 1,000, 5,000 durable
-// actions, files in $TMPDIR (or /tmp).
+// actions, 8 threads, files in $TMPDIR (or /tmp).
 
 #include <sqlite3.h>
 #include <unistd.h>
@@ -208,10 +212,11 @@ struct StormRun {
 };
 
 // The first `actions` actions of `storm` on a fresh SQLite file, in batches
-// of `batch` (1 = Submit one by one).
+// of `batch` (1 = Submit one by one), or with `threads` > 1 one by one from
+// that many threads at once (group commit).
 StormRun RunStorm(Storm& storm, const std::string& path,
-                  converge::sqlite::Synchronous sync, long actions,
-                  long batch) {
+                  converge::sqlite::Synchronous sync, long actions, long batch,
+                  int threads = 1) {
   StormRun run;
   RemoveDb(path);
   converge::VirtualClock clock(Storm::Start());
@@ -230,10 +235,12 @@ StormRun RunStorm(Storm& storm, const std::string& path,
     return run;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  if (!converge::bench::DriveStorm(storm, **manager, clock, actions, batch,
-                                   run.outcomes)) {
-    return StormRun{};
-  }
+  const bool ok =
+      threads > 1 ? converge::bench::DriveStormThreaded(
+                        storm, **manager, clock, actions, threads, run.outcomes)
+                  : converge::bench::DriveStorm(storm, **manager, clock,
+                                                actions, batch, run.outcomes);
+  if (!ok) return StormRun{};
   run.rate = actions / Seconds(std::chrono::steady_clock::now() - t0);
   return run;
 }
@@ -256,14 +263,15 @@ int main(int argc, char** argv) {
   const long seconds = Flag(argc, argv, "--seconds", 600);
   const long batch = Flag(argc, argv, "--batch", 1000);
   const long durable = Flag(argc, argv, "--durable-actions", 5000);
+  const long threads = Flag(argc, argv, "--threads", 8);
   const char* tmp = std::getenv("TMPDIR");
   const std::string dir =
       StringFlag(argc, argv, "--dir", tmp != nullptr ? tmp : "/tmp");
   if (actions <= 0 || dimensions <= 0 || seconds <= 0 || batch <= 1 ||
-      durable <= 0 || durable > actions) {
+      durable <= 0 || durable > actions || threads < 2 || threads > 256) {
     std::fprintf(stderr,
-                 "converge_sqlite_bench: flags must be > 0, --batch > 1 and "
-                 "--durable-actions <= --actions\n");
+                 "converge_sqlite_bench: flags must be > 0, --batch > 1, "
+                 "--durable-actions <= --actions and --threads 2..256\n");
     return 2;
   }
   const std::string path =
@@ -274,7 +282,8 @@ int main(int argc, char** argv) {
       actions, dimensions, seconds, sqlite3_libversion());
 
   using converge::sqlite::Synchronous;
-  // --only batched|one|durable: one storm phase, for profiling.
+  const int nthreads = static_cast<int>(threads);
+  // --only batched|one|durable|threads: one storm phase, for profiling.
   const std::string only = StringFlag(argc, argv, "--only", "");
   if (!only.empty()) {
     const StormRun run =
@@ -282,6 +291,8 @@ int main(int argc, char** argv) {
             ? RunStorm(storm, path, Synchronous::kFull, actions, batch)
         : only == "one"
             ? RunStorm(storm, path, Synchronous::kNormal, actions, 1)
+        : only == "threads"
+            ? RunStorm(storm, path, Synchronous::kNormal, actions, 1, nthreads)
             : RunStorm(storm, path, Synchronous::kFull, durable, 1);
     RemoveDb(path);
     if (run.rate < 0) return 1;
@@ -293,6 +304,8 @@ int main(int argc, char** argv) {
       RunStorm(storm, path, Synchronous::kFull, actions, batch);
   const double raw_one = RawInserts(path, "NORMAL", actions, 1);
   const StormRun one = RunStorm(storm, path, Synchronous::kNormal, actions, 1);
+  const StormRun threaded =
+      RunStorm(storm, path, Synchronous::kNormal, actions, 1, nthreads);
   // The durable storm keeps the storm's shape (actions per dimension) on
   // fewer actions.
   Storm durable_storm(durable, std::max(1L, durable * dimensions / actions),
@@ -300,10 +313,13 @@ int main(int argc, char** argv) {
   const double raw_full = RawInserts(path, "FULL", durable, 1);
   const StormRun full =
       RunStorm(durable_storm, path, Synchronous::kFull, durable, 1);
+  const StormRun full_threaded =
+      RunStorm(durable_storm, path, Synchronous::kFull, durable, 1, nthreads);
   const double raw_join = RawJoinRows(path, actions, batch);
   RemoveDb(path);
   if (raw_batched < 0 || batched.rate < 0 || raw_one < 0 || one.rate < 0 ||
-      raw_full < 0 || full.rate < 0 || raw_join < 0) {
+      raw_full < 0 || full.rate < 0 || raw_join < 0 || threaded.rate < 0 ||
+      full_threaded.rate < 0) {
     return 1;
   }
   std::printf("-- batches of %ld, synchronous FULL\n", batch);
@@ -313,15 +329,24 @@ int main(int argc, char** argv) {
   std::printf("-- one by one, synchronous NORMAL (survives a process crash)\n");
   Report("raw inserts, 1 per transaction", raw_one, raw_one);
   Report("converge Submit", one.rate, raw_one);
+  const std::string threads_name =
+      "converge Submit, " + std::to_string(threads) + " threads";
+  Report(threads_name.c_str(), threaded.rate, raw_one);
   std::printf("-- one by one, synchronous FULL (fsync per commit), %ld\n",
               durable);
   Report("raw inserts, 1 per transaction", raw_full, raw_full);
   Report("converge Submit", full.rate, raw_full);
+  Report(threads_name.c_str(), full_threaded.rate, raw_full);
   Outcomes("batched", batched);
   Outcomes("one-by-one", one);
+  Outcomes("threads", threaded);
   if (batched.outcomes[0] != one.outcomes[0] ||
-      batched.outcomes[1] != one.outcomes[1]) {
-    std::fprintf(stderr, "batched and one-by-one outcomes differ\n");
+      batched.outcomes[1] != one.outcomes[1] ||
+      threaded.outcomes[0] != one.outcomes[0] ||
+      threaded.outcomes[1] != one.outcomes[1] ||
+      full_threaded.outcomes[0] != full.outcomes[0] ||
+      full_threaded.outcomes[1] != full.outcomes[1]) {
+    std::fprintf(stderr, "batched, one-by-one and threaded outcomes differ\n");
     return 1;
   }
   return 0;

@@ -14,7 +14,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -159,6 +161,50 @@ inline bool DriveStorm(Storm& storm, ConvergeManager& manager,
     i = end;
   }
   return true;
+}
+
+// Submits the first `actions` actions of `storm` one by one (Submit) from
+// `threads` threads at once, as a processor's workers do: thread t takes
+// the actions of the dimensions d with d % threads == t, in the storm's
+// order, so that each dimension sees its actions in that order. `clock`
+// moves forward to each action's time, never back: the threads run side by
+// side, so an action may be decided a little after its time. Counts
+// outcomes like DriveStorm; returns false, printing the error, if any
+// decision failed.
+inline bool DriveStormThreaded(Storm& storm, ConvergeManager& manager,
+                               VirtualClock& clock, long actions, int threads,
+                               long outcomes[5]) {
+  std::mutex mu;  // guards the clock's moves and the counts
+  bool ok = true;
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      long mine[5] = {0, 0, 0, 0, 0};
+      for (long i = 0; i < actions; ++i) {
+        if ((i % storm.dimensions()) % threads != t) continue;
+        // Storm::At changes only this dimension's prepared action, which
+        // no other thread touches.
+        const Action& a = storm.At(i);
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (clock.Now() < a.create_time) clock.Set(a.create_time);
+        }
+        absl::StatusOr<Decision> r = manager.Submit(a, storm.ConfigAt(i));
+        if (!r.ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          std::fprintf(stderr, "action %ld: %s\n", i + 1,
+                       r.status().ToString().c_str());
+          ok = false;
+          return;
+        }
+        ++mine[static_cast<int>(r->outcome)];
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      for (int k = 0; k < 5; ++k) outcomes[k] += mine[k];
+    });
+  }
+  for (std::thread& w : workers) w.join();
+  return ok;
 }
 
 }  // namespace converge::bench

@@ -45,9 +45,10 @@ if [ "${CONVERGE_TSAN:-1}" != 0 ]; then
   cmake -S . -B "$TSAN_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS=-fsanitize=thread -DCONVERGE_BUILD_BENCH=OFF \
     -DCONVERGE_BUILD_EXAMPLES=OFF -DCONVERGE_WITH_JSON=ON \
-    -DCONVERGE_WITH_SQLITE=ON >/dev/null
+    -DCONVERGE_WITH_SQLITE=ON -DCONVERGE_WITH_REDIS=ON >/dev/null
   cmake --build "$TSAN_DIR" -j "$JOBS" --target converge_unit_tests \
-    scenarios_memory conformance_memory scenarios_sqlite conformance_sqlite
+    scenarios_memory conformance_memory scenarios_sqlite conformance_sqlite \
+    scenarios_redis conformance_redis
   TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/converge_unit_tests "[memory]"
   TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/scenarios_memory \
     "[concurrency],[manager],[processor]"
@@ -57,6 +58,12 @@ if [ "${CONVERGE_TSAN:-1}" != 0 ]; then
   TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/scenarios_sqlite \
     "[concurrency],[manager],[processor]"
   TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/conformance/conformance_sqlite \
+    "[concurrency]"
+  # Redis: the connection pool shared by threads. Run by hand, each of these
+  # starts a redis-server of its own (tests/support/redis_test_env.h).
+  TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/scenarios_redis \
+    "[concurrency],[manager],[processor]"
+  TSAN_OPTIONS=halt_on_error=1 "$TSAN_DIR"/tests/conformance/conformance_redis \
     "[concurrency]"
 fi
 

@@ -2,9 +2,15 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
 #include <forward_list>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -251,12 +257,35 @@ struct ConvergeManager::Plan {
   WindowRequest window;  // without the lease token
 };
 
+// Group commit (ManagerOptions::group_commit_max): leader and followers.
+// A Submit queues its item; the first caller to find no leader becomes one,
+// takes the queue (up to the maximum), runs it as one SubmitBatch without
+// the lock, hands out the results, and steps down; a waiter whose item is
+// still queued then leads the next group.
+// Groups a leader serves in a row while callers are queued.
+constexpr int kGroupRounds = 8;
+
+struct ConvergeManager::GroupCommit {
+  struct Item {
+    const Action* action;
+    const ConvergeConfig* config;
+    std::optional<absl::StatusOr<Decision>> result;  // guarded by mu
+    std::condition_variable cv;  // its caller waits here, alone
+  };
+  std::mutex mu;
+  std::deque<Item*> queue;  // guarded by mu
+  bool leading = false;     // guarded by mu
+};
+
+ConvergeManager::~ConvergeManager() = default;
+
 ConvergeManager::ConvergeManager(Stores stores, const Clock* clock,
                                  ManagerOptions options)
     : stores_(stores),
       clock_(clock),
       options_(std::move(options)),
-      keys_(options_.keys) {
+      keys_(options_.keys),
+      group_(std::make_unique<GroupCommit>()) {
   // The user's prefix (for reading leases in a store) is always followed by
   // a random part, so that two managers never share tokens.
   token_prefix_ = options_.token_prefix;
@@ -315,6 +344,11 @@ absl::StatusOr<std::unique_ptr<ConvergeManager>> ConvergeManager::Create(
   if (options.task_queue.empty()) {
     return absl::InvalidArgumentError(
         "converge: options.task_queue: must not be empty");
+  }
+  if (options.group_commit_max < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("converge: options.group_commit_max: must be >= 1, got ",
+                     options.group_commit_max));
   }
   return std::unique_ptr<ConvergeManager>(
       new ConvergeManager(stores, clock, std::move(options)));
@@ -423,11 +457,80 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   }
   // One transaction for the whole decision where the repo has them: the
   // index, the lease, the decision and its follow-up tasks are committed
-  // together, once.
+  // together, once; shared with other threads' Submit calls of the moment
+  // when group commit is on.
+  if (options_.group_commit_max > 1 &&
+      repo_batches_.load(std::memory_order_relaxed) == 1) {
+    return SubmitGrouped(action, config);
+  }
   BatchItem item{&action, &config};
   std::vector<absl::StatusOr<Decision>> r =
       SubmitBatch(absl::MakeConstSpan(&item, 1));
   return std::move(r.front());
+}
+
+absl::StatusOr<Decision> ConvergeManager::SubmitGrouped(
+    const Action& action, const ConvergeConfig& config) {
+  GroupCommit& g = *group_;
+  GroupCommit::Item mine{&action, &config, std::nullopt, {}};
+  std::unique_lock<std::mutex> lock(g.mu);
+  g.queue.push_back(&mine);
+  while (true) {
+    // Decided by a leader, or free to lead the next group (mine is still
+    // queued: it is in that group, or a later one). A leader that steps
+    // down wakes the first caller still queued, and only that one.
+    mine.cv.wait(lock, [&] { return mine.result.has_value() || !g.leading; });
+    if (mine.result.has_value()) return *std::move(mine.result);
+
+    // Lead: serve groups while callers are queued (a few rounds at most,
+    // so that this caller, decided in the first, is not kept long): the
+    // callers woken by one group queue again while the next one runs.
+    g.leading = true;
+    if (g.queue.size() == 1) {
+      // Alone: give the callers just woken by the last group a moment to
+      // queue again, so that they share this transaction.
+      lock.unlock();
+      std::this_thread::yield();
+      lock.lock();
+    }
+    for (int round = 0; round < kGroupRounds && !g.queue.empty(); ++round) {
+      const size_t n = std::min(g.queue.size(),
+                                static_cast<size_t>(options_.group_commit_max));
+      std::vector<GroupCommit::Item*> group(g.queue.begin(),
+                                            g.queue.begin() + n);
+      g.queue.erase(g.queue.begin(), g.queue.begin() + n);
+      lock.unlock();
+      std::vector<BatchItem> items;
+      items.reserve(group.size());
+      for (const GroupCommit::Item* item : group) {
+        items.push_back(BatchItem{item->action, item->config});
+      }
+      std::vector<absl::StatusOr<Decision>> results = RunGroup(items);
+      lock.lock();
+      for (size_t i = 0; i < group.size(); ++i) {
+        group[i]->result = std::move(results[i]);
+        if (group[i] != &mine) group[i]->cv.notify_one();
+      }
+    }
+    g.leading = false;
+    if (!g.queue.empty()) g.queue.front()->cv.notify_one();  // the next leader
+  }
+}
+
+std::vector<absl::StatusOr<Decision>> ConvergeManager::RunGroup(
+    absl::Span<const BatchItem> items) {
+  std::vector<absl::StatusOr<Decision>> results = SubmitBatch(items);
+  if (items.size() > 1 && !results.front().ok() &&
+      !ItemError(results.front().status())) {
+    // The shared transaction failed and nothing of it was stored: each
+    // action runs again in a transaction of its own, so that one action's
+    // trouble is not the others'.
+    for (size_t i = 0; i < items.size(); ++i) {
+      results[i] =
+          std::move(SubmitBatch(absl::MakeConstSpan(&items[i], 1)).front());
+    }
+  }
+  return results;
 }
 
 std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
@@ -450,6 +553,7 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
   }
   absl::StatusOr<std::unique_ptr<RepoBatch>> batch = stores_.repo->BeginBatch();
   if (!batch.ok()) return fail_all(batch.status());
+  repo_batches_.store(*batch == nullptr ? 0 : 1, std::memory_order_relaxed);
   if (*batch == nullptr) {
     // No transactions: one by one.
     for (const BatchItem& item : items) {

@@ -170,6 +170,18 @@ struct ManagerOptions {
   // reading a store). A random part always follows it, so managers never
   // share tokens. Default empty.
   std::string token_prefix;
+  // Group commit, on a repo with transactions (InstanceRepo::BeginBatch;
+  // SQLite): Submit calls made at the same time from several threads are
+  // decided together by one of them, in their order of arrival, as one
+  // SubmitBatch of up to this many actions: one transaction and one commit
+  // for all of them. Each call still returns its own decision once that is
+  // committed, and gets the same result it would get alone (a store error
+  // of the shared transaction makes each of its actions run again in a
+  // transaction of its own). Where transactions take turns (one writer at a
+  // time, as SQLite's), this multiplies the decisions a second that several
+  // submitting threads (Processor workers) get. Default 256; 1 = off (every
+  // Submit is its own transaction). Must be >= 1.
+  int group_commit_max = 256;
 };
 
 // True for the kUnavailable status of an evaluation that found its
@@ -183,6 +195,7 @@ class ConvergeManager {
   // out of range (lease_ttl <= 0, lease_attempts < 1, negative durations).
   static absl::StatusOr<std::unique_ptr<ConvergeManager>> Create(
       Stores stores, const Clock* clock, ManagerOptions options = {});
+  ~ConvergeManager();
 
   // Decides `action` under `config` (the upstream converge_config of the
   // action's strategy relation).
@@ -204,10 +217,11 @@ class ConvergeManager {
   // upstream's need_get_lock.
   //
   // Where the repo has transactions (InstanceRepo::BeginBatch; SQLite) the
-  // whole decision is one transaction, as a SubmitBatch of one: its index
-  // entries, lease, decision and follow-up tasks are committed together
-  // before this returns. The transaction holds the store's write lock, so
-  // a lease held by another process is not waited for: Submit returns the
+  // whole decision is one transaction, as a SubmitBatch of one (or of the
+  // Submit calls of other threads at the same time: group_commit_max): its
+  // index entries, lease, decision and follow-up tasks are committed
+  // together before this returns. The transaction holds the store's write lock,
+  // so a lease held by another process is not waited for: Submit returns the
   // lease-busy kUnavailable at once.
   absl::StatusOr<Decision> Submit(const Action& action,
                                   const ConvergeConfig& config);
@@ -309,6 +323,9 @@ class ConvergeManager {
 
  private:
   ConvergeManager(Stores stores, const Clock* clock, ManagerOptions options);
+  // Submit through group commit (ManagerOptions::group_commit_max).
+  absl::StatusOr<Decision> SubmitGrouped(const Action& action,
+                                         const ConvergeConfig& config);
 
   struct Plan;  // one evaluation's computed inputs
   absl::StatusOr<Decision> Record(const ActionRecord& record);
@@ -372,6 +389,16 @@ class ConvergeManager {
   KeySpace keys_;
   std::string token_prefix_;
   std::atomic<uint64_t> token_seq_{0};
+  // Whether the repo has transactions: -1 not known yet (no batch begun), 0
+  // no, 1 yes. Set by SubmitBatch.
+  std::atomic<int> repo_batches_{-1};
+  // The Submit calls waiting to be decided together (group commit).
+  struct GroupCommit;
+  std::unique_ptr<GroupCommit> group_;
+  // Decides a group of queued calls as one SubmitBatch; if its shared
+  // transaction fails, each of them again alone.
+  std::vector<absl::StatusOr<Decision>> RunGroup(
+      absl::Span<const BatchItem> items);
 };
 
 }  // namespace converge

@@ -1,0 +1,224 @@
+// Group commit (ManagerOptions::group_commit_max): Submit calls of several
+// threads at once share one repo transaction, and each still gets the
+// decision it would get alone. On a repo without transactions (memory)
+// every Submit runs on its own and only the outcomes are checked.
+
+#include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "converge/memory/memory_store.h"
+#include "converge/store/wrappers.h"
+#include "test_util.h"
+
+namespace converge::testing {
+namespace {
+
+// Counts the repo's transactions and the decisions written in each (on the
+// thread that runs it), and with fail_shared fails the commit of every
+// transaction that wrote more than one decision (after rolling it back).
+class GroupRepo final : public InstanceRepoWrapper {
+ public:
+  using InstanceRepoWrapper::InstanceRepoWrapper;
+
+  bool fail_shared = false;
+  std::atomic<int> batches{0};
+  std::atomic<int> largest{0};
+  std::atomic<int> injected{0};
+
+  absl::StatusOr<RecordResult> RecordDecision(
+      const ActionRecord& record) override {
+    ++t_decisions;
+    return InstanceRepoWrapper::RecordDecision(record);
+  }
+  absl::StatusOr<RecordResult> Join(const ActionRecord& record,
+                                    const ConvergeRelation& relation) override {
+    ++t_decisions;
+    return InstanceRepoWrapper::Join(record, relation);
+  }
+  absl::StatusOr<CreateResult> Create(const CreateRequest& request) override {
+    ++t_decisions;
+    return InstanceRepoWrapper::Create(request);
+  }
+
+  absl::StatusOr<std::unique_ptr<RepoBatch>> BeginBatch() override {
+    absl::StatusOr<std::unique_ptr<RepoBatch>> inner =
+        InstanceRepoWrapper::BeginBatch();
+    if (!inner.ok() || *inner == nullptr) return inner;
+    ++batches;
+    t_decisions = 0;
+    return std::unique_ptr<RepoBatch>(
+        std::make_unique<Batch>(this, *std::move(inner)));
+  }
+
+ private:
+  class Batch final : public RepoBatch {
+   public:
+    Batch(GroupRepo* repo, std::unique_ptr<RepoBatch> inner)
+        : repo_(repo), inner_(std::move(inner)) {}
+    absl::Status Commit() override {
+      const int n = t_decisions;
+      int seen = repo_->largest.load();
+      while (n > seen && !repo_->largest.compare_exchange_weak(seen, n)) {
+      }
+      if (repo_->fail_shared && n > 1) {
+        inner_.reset();  // rolled back
+        ++repo_->injected;
+        return absl::UnavailableError("injected: shared commit failed");
+      }
+      return inner_->Commit();
+    }
+
+   private:
+    GroupRepo* repo_;
+    std::unique_ptr<RepoBatch> inner_;
+  };
+
+  static thread_local int t_decisions;
+};
+
+thread_local int GroupRepo::t_decisions = 0;
+
+constexpr int kThreads = 8;
+constexpr int kPerThread = 60;
+
+// Thread t's k-th action: id t * 1000 + k, on one of 4 dimensions of its
+// own, so that each dimension sees its actions in one order whatever the
+// interleaving of the threads.
+Action ThreadAction(int t, int k) {
+  return Act(t * 1000 + k + 1, 100 + k * 0.01,
+             "t" + std::to_string(t) + "-" + std::to_string(k % 4));
+}
+
+// What each thread's actions get when decided one by one on a fresh memory
+// store: the reference.
+std::vector<std::vector<Outcome>> Reference(const ConvergeConfig& rule) {
+  VirtualClock clock(T(200));
+  memory::MemoryStores stores =
+      memory::NewMemoryStores(memory::MemoryOptions{&clock}).value();
+  auto manager = ConvergeManager::Create(stores.view(), &clock).value();
+  std::vector<std::vector<Outcome>> out(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int k = 0; k < kPerThread; ++k) {
+      out[t].push_back(manager->Submit(ThreadAction(t, k), rule)->outcome);
+    }
+  }
+  return out;
+}
+
+// Runs kThreads threads of kPerThread Submits each at once; returns their
+// outcomes, failing the test on any error.
+std::vector<std::vector<Outcome>> RunThreads(ConvergeManager* manager,
+                                             const ConvergeConfig& rule) {
+  std::vector<std::vector<Outcome>> out(kThreads);
+  std::vector<std::string> errors;
+  std::mutex mu;
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ++ready;
+      while (ready.load() < kThreads) std::this_thread::yield();
+      for (int k = 0; k < kPerThread; ++k) {
+        absl::StatusOr<Decision> d = manager->Submit(ThreadAction(t, k), rule);
+        if (!d.ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          errors.push_back(d.status().ToString());
+          out[t].push_back(Outcome::kShield);  // never expected here
+          continue;
+        }
+        out[t].push_back(d->outcome);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  INFO((errors.empty() ? std::string() : errors.front()));
+  CHECK(errors.empty());
+  return out;
+}
+
+TEST_CASE("group commit: threads share transactions, decisions as alone",
+          "[concurrency][manager][group_commit]") {
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 3, 3600);
+  const std::vector<std::vector<Outcome>> reference = Reference(rule);
+
+  Env env;
+  env.clock.Set(T(200));
+  const bool batches = RepoHasBatches(*env.stores.repo);
+  GroupRepo repo(env.stores.repo.get());
+  env.Rewire([&](Stores* s) { s->repo = &repo; });
+
+  CHECK(RunThreads(env.manager.get(), rule) == reference);
+  const int total = kThreads * kPerThread;
+  if (batches) {
+    // Some Submits were decided together: fewer transactions than Submits,
+    // and one of them wrote several decisions (at most group_commit_max).
+    CHECK(repo.batches.load() < total);
+    CHECK(repo.largest.load() > 1);
+    CHECK(repo.largest.load() <= ManagerOptions().group_commit_max);
+  } else {
+    CHECK(repo.batches.load() == 0);
+  }
+  // Every action has exactly its one decision stored.
+  for (int t = 0; t < kThreads; ++t) {
+    for (int k = 0; k < kPerThread; ++k) {
+      auto rec = env.stores.repo->GetAction(ThreadAction(t, k).id);
+      REQUIRE(rec.ok());
+      REQUIRE(rec->has_value());
+      CHECK((*rec)->decision.outcome == reference[t][k]);
+    }
+  }
+}
+
+TEST_CASE("group commit off: every Submit is a transaction of its own",
+          "[concurrency][manager][group_commit]") {
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 3, 3600);
+  ManagerOptions options;
+  options.group_commit_max = 1;
+  Env env(options);
+  env.clock.Set(T(200));
+  const bool batches = RepoHasBatches(*env.stores.repo);
+  GroupRepo repo(env.stores.repo.get());
+  env.Rewire([&](Stores* s) { s->repo = &repo; });
+
+  CHECK(RunThreads(env.manager.get(), rule) == Reference(rule));
+  CHECK(repo.batches.load() == (batches ? kThreads * kPerThread : 0));
+  CHECK(repo.largest.load() <= 1);
+}
+
+TEST_CASE("group commit: a failed shared transaction runs each action alone",
+          "[concurrency][manager][group_commit]") {
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 3, 3600);
+  Env env;
+  env.clock.Set(T(200));
+  const bool batches = RepoHasBatches(*env.stores.repo);
+  GroupRepo repo(env.stores.repo.get());
+  repo.fail_shared = true;  // every commit of more than one decision fails
+  env.Rewire([&](Stores* s) { s->repo = &repo; });
+
+  // No Submit sees the injected failures: each of their actions was
+  // decided again in a transaction of its own, with the same outcome.
+  CHECK(RunThreads(env.manager.get(), rule) == Reference(rule));
+  if (batches) CHECK(repo.injected.load() > 0);
+}
+
+TEST_CASE("group_commit_max must be >= 1", "[manager][group_commit]") {
+  VirtualClock clock(T(0));
+  memory::MemoryStores stores =
+      memory::NewMemoryStores(memory::MemoryOptions{&clock}).value();
+  ManagerOptions options;
+  options.group_commit_max = 0;
+  absl::StatusOr<std::unique_ptr<ConvergeManager>> m =
+      ConvergeManager::Create(stores.view(), &clock, options);
+  REQUIRE(absl::IsInvalidArgument(m.status()));
+  CHECK_THAT(std::string(m.status().message()),
+             Catch::Contains("group_commit_max: must be >= 1, got 0"));
+}
+
+}  // namespace
+}  // namespace converge::testing
