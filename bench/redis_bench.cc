@@ -9,15 +9,19 @@
 // directory with appendonly yes, unless --redis names one):
 //   raw EVALSHA, 1 per round trip    --raw-calls calls on one connection
 //   converge Submit, one by one      N actions, SQLite synchronous NORMAL
+//   converge Submit, T threads       the same from --threads threads at
+//                                    once (group commit), SQLite NORMAL
 //   raw EVALSHA, pipelined           --raw-calls calls, --depth per round trip
 //   converge SubmitBatch             N actions, batches of --batch, SQLite FULL
 // The converge phases also report Redis round trips per decision.
 //
 // Usage: converge_redis_bench [--actions N] [--dimensions N] [--seconds S]
 //                             [--batch B] [--depth D] [--raw-calls N]
+//                             [--threads T]
 //                             [--redis redis://HOST:PORT/DB] [--dir DIR]
 // Defaults: 100,000 actions over 1,000 dimensions in 600 s (100 actions per
-// dimension), batches of 1,000, pipelines 100 deep, 100,000 raw calls.
+// dimension), batches of 1,000, pipelines 100 deep, 100,000 raw calls, 8
+// threads.
 
 #include <hiredis/hiredis.h>
 #include <unistd.h>
@@ -158,7 +162,7 @@ struct StormRun {
 
 StormRun RunStorm(Storm& storm, converge::redis::RedisOptions o,
                   const std::string& db, converge::sqlite::Synchronous sync,
-                  long actions, long batch) {
+                  long actions, long batch, int threads = 1) {
   StormRun run;
   for (const char* suffix : {"", "-wal", "-shm"}) {
     std::filesystem::remove(db + suffix);
@@ -184,10 +188,12 @@ StormRun RunStorm(Storm& storm, converge::redis::RedisOptions o,
   if (!manager.ok()) return run;
   const long trips_before = trips.count.load();
   const auto t0 = std::chrono::steady_clock::now();
-  if (!converge::bench::DriveStorm(storm, **manager, clock, actions, batch,
-                                   run.outcomes)) {
-    return StormRun{};
-  }
+  const bool ok =
+      threads > 1 ? converge::bench::DriveStormThreaded(
+                        storm, **manager, clock, actions, threads, run.outcomes)
+                  : converge::bench::DriveStorm(storm, **manager, clock,
+                                                actions, batch, run.outcomes);
+  if (!ok) return StormRun{};
   run.rate = actions / Seconds(std::chrono::steady_clock::now() - t0);
   run.round_trips =
       static_cast<double>(trips.count.load() - trips_before) / actions;
@@ -208,14 +214,16 @@ int main(int argc, char** argv) {
   const long batch = Flag(argc, argv, "--batch", 1000);
   const long depth = Flag(argc, argv, "--depth", 100);
   const long raw_calls = Flag(argc, argv, "--raw-calls", 100000);
+  const long threads = Flag(argc, argv, "--threads", 8);
   const std::string uri = StringFlag(argc, argv, "--redis", "");
   const char* tmp = std::getenv("TMPDIR");
   const std::string dir =
       StringFlag(argc, argv, "--dir", tmp != nullptr ? tmp : "/tmp");
   if (actions <= 0 || dimensions <= 0 || seconds <= 0 || batch <= 1 ||
-      depth < 1 || raw_calls <= 0) {
+      depth < 1 || raw_calls <= 0 || threads < 2 || threads > 256) {
     std::fprintf(stderr,
-                 "converge_redis_bench: flags must be > 0 and --batch > 1\n");
+                 "converge_redis_bench: flags must be > 0, --batch > 1 and "
+                 "--threads 2..256\n");
     return 2;
   }
   const std::string work =
@@ -261,6 +269,11 @@ int main(int argc, char** argv) {
       RawEvalsha(o, o.key_prefix + "raw1.", raw_calls, 1, raw_dimensions);
   const StormRun one =
       RunStorm(storm, o, work + "/one.db", Synchronous::kNormal, actions, 1);
+  converge::redis::RedisOptions ot = o;
+  ot.key_prefix += "threads.";
+  const StormRun threaded =
+      RunStorm(storm, ot, work + "/threads.db", Synchronous::kNormal, actions,
+               1, static_cast<int>(threads));
   const double raw_pipe =
       RawEvalsha(o, o.key_prefix + "rawp.", raw_calls, depth, raw_dimensions);
   converge::redis::RedisOptions ob = o;
@@ -270,13 +283,18 @@ int main(int argc, char** argv) {
   if (own.pid > 0) (void)converge::testing::StopRedisServer(own.pid);
   std::error_code ec;
   std::filesystem::remove_all(work, ec);
-  if (raw_one < 0 || one.rate < 0 || raw_pipe < 0 || batched.rate < 0) {
+  if (raw_one < 0 || one.rate < 0 || raw_pipe < 0 || batched.rate < 0 ||
+      threaded.rate < 0) {
     return 1;
   }
   std::printf("-- one call per round trip; SQLite synchronous NORMAL\n");
   Report("raw EVALSHA window script", raw_one, raw_one);
   Report("converge Submit", one.rate, raw_one);
   std::printf("  Redis round trips per decision: %.3f\n", one.round_trips);
+  const std::string threads_name =
+      "converge Submit, " + std::to_string(threads) + " threads";
+  Report(threads_name.c_str(), threaded.rate, raw_one);
+  std::printf("  Redis round trips per decision: %.3f\n", threaded.round_trips);
   std::printf("-- pipelined %ld deep; SubmitBatch of %ld, SQLite FULL\n", depth,
               batch);
   Report("raw EVALSHA window script", raw_pipe, raw_pipe);
@@ -286,13 +304,16 @@ int main(int argc, char** argv) {
               one.outcomes[0], one.outcomes[1], batched.outcomes[0],
               batched.outcomes[1]);
   std::printf(
-      "targets: one-by-one >= 0.60 of raw: %s; batched >= 0.40 of "
-      "raw pipelined: %s\n",
+      "targets: one-by-one >= 0.60 of raw: %s (1 thread), %s (%ld threads); "
+      "batched >= 0.40 of raw pipelined: %s\n",
       one.rate >= 0.6 * raw_one ? "met" : "NOT met",
+      threaded.rate >= 0.6 * raw_one ? "met" : "NOT met", threads,
       batched.rate >= 0.4 * raw_pipe ? "met" : "NOT met");
   if (batched.outcomes[0] != one.outcomes[0] ||
-      batched.outcomes[1] != one.outcomes[1]) {
-    std::fprintf(stderr, "batched and one-by-one outcomes differ\n");
+      batched.outcomes[1] != one.outcomes[1] ||
+      threaded.outcomes[0] != one.outcomes[0] ||
+      threaded.outcomes[1] != one.outcomes[1]) {
+    std::fprintf(stderr, "batched, one-by-one and threaded outcomes differ\n");
     return 1;
   }
   return 0;
