@@ -92,13 +92,9 @@ class Session : public std::enable_shared_from_this<Session> {
     first_ = false;
     if (ec) {
       if (ec == beast::error::timeout) {
-        // A request that had begun gets a 408; an idle connection is
-        // simply closed.
-        if (buffer_.size() > 0) {
-          return Fail(408, "request_timeout",
-                      "the request headers did not arrive within "
-                      "limits.header_timeout_ms");
-        }
+        // Beast's stream has closed the socket already: no 408 can be
+        // written; the client sees the connection close.
+        service().RecordHttpStatus(408);
         return Close();
       }
       if (ec == http::error::end_of_stream || ec == asio::error::eof ||
@@ -172,9 +168,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnBody(beast::error_code ec) {
     if (ec) {
       if (ec == beast::error::timeout) {
-        return Fail(408, "request_timeout",
-                    "the request body did not arrive within "
-                    "limits.body_timeout_ms");
+        service().RecordHttpStatus(408);
+        return Close();
       }
       if (ec == http::error::body_limit) return TooLarge();
       if (ec == http::error::end_of_stream || ec == asio::error::eof ||
@@ -253,13 +248,16 @@ void HttpServer::Impl::Accept() {
           return Accept();
         }
         if (connections.load() >= limits.max_connections) {
+          static const std::string kBody =
+              "{\"error\":{\"code\":\"unavailable\",\"message\":\"too "
+              "many open connections (limits.max_connections), retry "
+              "later\"}}";
           static const std::string kBusy = absl::StrCat(
               "HTTP/1.1 503 Service Unavailable\r\nServer: converged\r\n"
               "Content-Type: application/json\r\nRetry-After: ",
               limits.retry_after_seconds,
-              "\r\nConnection: close\r\nContent-Length: 90\r\n\r\n",
-              "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many "
-              "open connections, retry later\"}}");
+              "\r\nConnection: close\r\nContent-Length: ", kBody.size(),
+              "\r\n\r\n", kBody);
           beast::error_code ignored;
           asio::write(socket, asio::buffer(kBusy), ignored);
           socket.shutdown(tcp::socket::shutdown_both, ignored);

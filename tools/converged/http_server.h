@@ -8,7 +8,7 @@
 //   - headers over 16 KiB: 431;
 //   - headers not complete within header_timeout (idle_timeout between
 //     keep-alive requests), or a body not complete within body_timeout:
-//     408 when a request had begun, and the connection is closed;
+//     the connection is closed (counted as 408 on /metrics);
 //   - max_inflight_requests requests already in flight: 429 with
 //     Retry-After (the operational routes are exempt);
 //   - max_connections open: 503 with Retry-After, closed;
