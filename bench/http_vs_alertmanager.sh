@@ -7,7 +7,8 @@
 # loopback port in a temporary directory and stopped by PID.
 #
 # usage: bench/http_vs_alertmanager.sh [--smoke]
-# Environment: BUILD_DIR (default build-rel; needs the targets converged and
+# Environment: SQLITE_PARAMS (appended to converged's store URI, e.g.
+# "?synchronous=normal"; default empty = synchronous FULL), BUILD_DIR (default build-rel; needs the targets converged and
 # converge_http_load), REQUESTS (1000), THREADS (2), GROUPS_LIST
 # ("1000 10000"). --smoke: 20 requests over 100 groups (scripts/test.sh).
 set -euo pipefail
@@ -81,7 +82,7 @@ YML
     wait_ready "http://127.0.0.1:$port/-/ready"
   else
     cat > "$dir/config.json" <<JSON
-{"listen": "127.0.0.1:0", "store": "sqlite:$dir/converged.db",
+{"listen": "127.0.0.1:0", "store": "sqlite:$dir/converged.db${SQLITE_PARAMS:-}",
  "alertmanager": {"converge_config": {"is_enabled": true,
    "converge_func": "collect", "timedelta": 60, "count": 1,
    "condition": [{"dimension": "labels.alertname", "value": ["self"]},
