@@ -740,51 +740,60 @@ HttpAnswer Service::GetAction(const HttpRequest&, std::string_view id) {
   return Json(200, absl::StrCat("{\"decision\":", DecisionJson(**d), "}"));
 }
 
-HttpAnswer Service::PostStatus(const HttpRequest& r, std::string_view id) {
+namespace {
+
+// The action id of the path and member `key` of the JSON object body, of
+// JSON kind `kind` (named `kind_name` in the error); nullopt and *answer
+// when either is refused.
+std::optional<std::pair<int64_t, bj::value>> IdAndMember(
+    std::string_view id, std::string_view body, std::string_view key,
+    bj::kind kind, std::string_view kind_name, HttpAnswer* answer) {
   std::optional<int64_t> action_id = ParseId(id);
-  if (!action_id) return BadId(id);
+  if (!action_id) {
+    *answer = BadId(id);
+    return std::nullopt;
+  }
+  std::optional<bj::object> o = ObjectBody(body, answer);
+  if (!o) return std::nullopt;
+  const bj::value* v = o->if_contains(bj::string_view(key.data(), key.size()));
+  if (v == nullptr || v->kind() != kind) {
+    *answer = BadInput(InputError{
+        std::string(key),
+        v == nullptr ? std::string("missing required key")
+                     : absl::StrCat("expected ", Av(kind_name), ", got ",
+                                    Av(KindName(*v)))});
+    return std::nullopt;
+  }
+  return std::make_pair(*action_id, *v);
+}
+
+}  // namespace
+
+HttpAnswer Service::PostStatus(const HttpRequest& r, std::string_view id) {
   HttpAnswer bad;
-  std::optional<bj::object> o = ObjectBody(r.body, &bad);
-  if (!o) return bad;
-  const bj::value* v = o->if_contains("status");
-  if (v == nullptr) {
-    return BadInput(InputError{"status", "missing required key"});
-  }
-  if (!v->is_string()) {
-    return BadInput(InputError{
-        "status", absl::StrCat("expected a string, got ", Av(KindName(*v)))});
-  }
-  absl::StatusOr<ActionStatus> status =
-      ParseActionStatus(ToStd(v->get_string()));
+  auto input = IdAndMember(id, r.body, "status", bj::kind::string, "a string", &bad);
+  if (!input) return bad;
+  const std::string_view text = ToStd(input->second.get_string());
+  absl::StatusOr<ActionStatus> status = ParseActionStatus(text);
   if (!status.ok()) {
     return BadInput(InputError{
-        "status",
-        absl::StrCat("unknown action status \"", Av(ToStd(v->get_string())),
-                     "\" (expected an upstream status such as "
-                     "running, success, failure)")});
+        "status", absl::StrCat("unknown action status \"", Av(text),
+                               "\" (expected an upstream status such as "
+                               "running, success, failure)")});
   }
-  absl::Status st = manager_->ReportStatus(*action_id, *status);
+  absl::Status st = manager_->ReportStatus(input->first, *status);
   if (!st.ok()) return ErrorAnswer(st);
-  return Json(200, absl::StrCat("{\"action_id\":", *action_id, ",\"status\":\"",
-                                Av(ToString(*status)), "\"}"));
+  return Json(200, absl::StrCat("{\"action_id\":", input->first,
+                                ",\"status\":\"", Av(ToString(*status)), "\"}"));
 }
 
 HttpAnswer Service::PostApproval(const HttpRequest& r, std::string_view id) {
-  std::optional<int64_t> action_id = ParseId(id);
-  if (!action_id) return BadId(id);
   HttpAnswer bad;
-  std::optional<bj::object> o = ObjectBody(r.body, &bad);
-  if (!o) return bad;
-  const bj::value* v = o->if_contains("approved");
-  if (v == nullptr) {
-    return BadInput(InputError{"approved", "missing required key"});
-  }
-  if (!v->is_bool()) {
-    return BadInput(InputError{
-        "approved", absl::StrCat("expected a bool, got ", Av(KindName(*v)))});
-  }
-  absl::StatusOr<Decision> d = v->get_bool() ? manager_->Approve(*action_id)
-                                             : manager_->Reject(*action_id);
+  auto input = IdAndMember(id, r.body, "approved", bj::kind::bool_, "a bool", &bad);
+  if (!input) return bad;
+  absl::StatusOr<Decision> d = input->second.get_bool()
+                                   ? manager_->Approve(input->first)
+                                   : manager_->Reject(input->first);
   if (!d.ok()) return ErrorAnswer(d.status());
   return Json(200, absl::StrCat("{\"decision\":", DecisionJson(*d), "}"));
 }
