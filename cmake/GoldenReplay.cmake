@@ -4,17 +4,32 @@
 #   cmake -DCONVERGE=<converge executable> -DINPUT=<name.in.jsonl>
 #         -DEXPECTED=<name.out.jsonl> -DACTUAL=<file to write>
 #         [-DARGS=<flags, ;-separated>] [-DSQLITE_DB=<file>]
+#         [-DREDIS_URI_FILE=<file holding a redis:// URI>]
 #         -P GoldenReplay.cmake
 # With SQLITE_DB the replay runs on a fresh SQLite store in that file,
 # without it on a fresh memory store (never on the command's default store,
 # a file in the working directory that would keep state between tests).
+# With REDIS_URI_FILE as well, leases, windows and queues live on that Redis
+# server, under a key prefix of their own (the name of SQLITE_DB and this
+# process's id), and the SQLite file holds the instances (--repo).
 foreach(var CONVERGE INPUT EXPECTED ACTUAL)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "GoldenReplay.cmake: -D${var}=... is required")
   endif()
 endforeach()
 
-if(DEFINED SQLITE_DB)
+if(DEFINED REDIS_URI_FILE)
+  if(NOT DEFINED SQLITE_DB)
+    message(FATAL_ERROR "GoldenReplay.cmake: REDIS_URI_FILE needs SQLITE_DB")
+  endif()
+  file(READ "${REDIS_URI_FILE}" redis_uri)
+  string(STRIP "${redis_uri}" redis_uri)
+  get_filename_component(prefix "${SQLITE_DB}" NAME_WE)
+  string(RANDOM LENGTH 8 nonce)
+  file(REMOVE "${SQLITE_DB}" "${SQLITE_DB}-wal" "${SQLITE_DB}-shm")
+  list(PREPEND ARGS --store "${redis_uri}?key_prefix=golden.${prefix}.${nonce}."
+       --repo "sqlite:${SQLITE_DB}")
+elseif(DEFINED SQLITE_DB)
   file(REMOVE "${SQLITE_DB}" "${SQLITE_DB}-wal" "${SQLITE_DB}-shm")
   list(PREPEND ARGS --store "sqlite:${SQLITE_DB}")
 else()

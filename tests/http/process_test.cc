@@ -111,8 +111,8 @@ void CheckNothingLost(const std::string& store_uri,
                       const std::set<int64_t>& accepted, int64_t* decided,
                       int64_t* queued) {
   VirtualClock clock(absl::Now());
-  absl::StatusOr<cli::OpenedStore> store =
-      cli::OpenStore(store_uri, &clock, cli::OpenMode::kMustExist);
+  absl::StatusOr<tools::OpenedStore> store =
+      tools::OpenStore(store_uri, &clock, tools::OpenMode::kMustExist);
   REQUIRE(store.ok());
   absl::StatusOr<std::unique_ptr<ConvergeManager>> manager =
       ConvergeManager::Create(store->stores, &clock);

@@ -26,7 +26,7 @@ std::string TimeText(absl::Time t) {
       absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone()), ")");
 }
 
-void NoteEphemeral(const OpenedStore& store) {
+void NoteEphemeral(const tools::OpenedStore& store) {
   if (store.ephemeral) {
     std::cout << "note: " << store.uri
               << " is a fresh in-memory store, empty in every run; use a "
@@ -34,11 +34,19 @@ void NoteEphemeral(const OpenedStore& store) {
   }
 }
 
+absl::StatusOr<tools::OpenedStore> OpenExisting(const StoreFlags& flags) {
+  return tools::OpenStore(flags.store_uri, RealClock::Default(),
+                          tools::OpenMode::kMustExist, flags.repo_uri);
+}
+
 }  // namespace
 
-int RunInspect(const std::string& store_uri) {
-  absl::StatusOr<OpenedStore> store =
-      OpenStore(store_uri, RealClock::Default(), OpenMode::kMustExist);
+StoreFlags DefaultStoreFlags() {
+  return StoreFlags{tools::DefaultStoreUri(), tools::DefaultRepoUri()};
+}
+
+int RunInspect(const StoreFlags& flags) {
+  absl::StatusOr<tools::OpenedStore> store = OpenExisting(flags);
   if (!store.ok()) {
     std::cerr << "converge inspect: " << store.status().message() << "\n";
     return 1;
@@ -83,9 +91,8 @@ int RunInspect(const std::string& store_uri) {
   return 0;
 }
 
-int RunEnd(const std::string& store_uri, int64_t converge_id) {
-  absl::StatusOr<OpenedStore> store =
-      OpenStore(store_uri, RealClock::Default(), OpenMode::kMustExist);
+int RunEnd(const StoreFlags& flags, int64_t converge_id) {
+  absl::StatusOr<tools::OpenedStore> store = OpenExisting(flags);
   if (!store.ok()) {
     std::cerr << "converge end: " << store.status().message() << "\n";
     return 1;

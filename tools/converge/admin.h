@@ -10,15 +10,24 @@
 
 namespace converge::cli {
 
+// --store and --repo (tools/common/store_uri.h).
+struct StoreFlags {
+  std::string store_uri;
+  std::string repo_uri;  // empty: the store's own repo
+};
+
+// $CONVERGE_STORE (or the built-in default) and $CONVERGE_REPO.
+StoreFlags DefaultStoreFlags();
+
 // Prints the open instances, the task queue's lengths and its dead letters
-// of the store at `store_uri`. Returns the exit status (0, or 1 when the
+// of the store `store` names. Returns the exit status (0, or 1 when the
 // store cannot be opened or read).
-int RunInspect(const std::string& store_uri);
+int RunInspect(const StoreFlags& store);
 
 // Ends instance `converge_id` (and, for a second-level instance, the
 // first-level ones linked to it) and says whether it was open. Returns 0,
 // or 1 when the instance is unknown or the store fails.
-int RunEnd(const std::string& store_uri, int64_t converge_id);
+int RunEnd(const StoreFlags& store, int64_t converge_id);
 
 }  // namespace converge::cli
 

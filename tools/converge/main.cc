@@ -46,8 +46,8 @@ Formats: docs/replay-format.md; commands: docs/cli.md.
 )";
 
 constexpr std::string_view kReplayHelp =
-    R"(usage: converge replay [--store URI] [--profile plain|bkmonitor]
-                       [--workers N] IN.jsonl
+    R"(usage: converge replay [--store URI] [--repo URI]
+                       [--profile plain|bkmonitor] [--workers N] IN.jsonl
 
 Reads events from IN.jsonl ("-" for stdin), one JSON object a line, and
 writes what the converge manager does, one JSON object a line, to stdout.
@@ -56,7 +56,12 @@ Time is virtual: it follows the events' "time" fields.
 Flags:
   --store URI        where the state lives (default: $CONVERGE_STORE if set,
                      else @DEFAULT_STORE@; sqlite:PATH keeps the state in
-                     file PATH, memory: in a fresh store gone at exit)
+                     file PATH, memory: in a fresh store gone at exit,
+                     redis://HOST:PORT/DB leases, windows and queues on
+                     Redis (with --repo))
+  --repo URI         where instances and relations live, when not in the
+                     store (default: $CONVERGE_REPO if set); needed with
+                     redis://, for example sqlite:converge.db
   --profile NAME     plain (default): configs as given; bkmonitor: upstream's
                      forced notice and second-level defaults, minute windows
   --workers N        threads running the tasks due at one instant (default 1;
@@ -85,7 +90,7 @@ names the line and the field).
 )";
 
 constexpr std::string_view kInspectHelp =
-    R"(usage: converge inspect [--store URI]
+    R"(usage: converge inspect [--store URI] [--repo URI]
 
 Prints the open instances (id, type, function, dimension, creation time,
 visibility), the lengths of the task queue (pending, in flight, dead) and the
@@ -94,11 +99,13 @@ dead letters with their last error.
 Flags:
   --store URI   the store (default: $CONVERGE_STORE if set, else
                 @DEFAULT_STORE@); a store file must exist
+  --repo URI    where instances and relations live, when not in the store
+                (default: $CONVERGE_REPO if set; needed with redis://)
   -h, --help    this text
 )";
 
 constexpr std::string_view kEndHelp =
-    R"(usage: converge end [--store URI] ID
+    R"(usage: converge end [--store URI] [--repo URI] ID
 
 Ends converge instance ID now (a second-level instance ends the first-level
 instances linked to it) and says whether it was open. Exit status 1 if the
@@ -107,6 +114,8 @@ instance is unknown.
 Flags:
   --store URI   the store (default: $CONVERGE_STORE if set, else
                 @DEFAULT_STORE@); a store file must exist
+  --repo URI    where instances and relations live, when not in the store
+                (default: $CONVERGE_REPO if set; needed with redis://)
   -h, --help    this text
 )";
 
@@ -115,7 +124,7 @@ std::string Help(std::string_view text) {
   constexpr std::string_view kPlaceholder = "@DEFAULT_STORE@";
   std::string out(text);
   if (const size_t at = out.find(kPlaceholder); at != std::string::npos) {
-    out.replace(at, kPlaceholder.size(), kDefaultStoreUri);
+    out.replace(at, kPlaceholder.size(), tools::kDefaultStoreUri);
   }
   return out;
 }
@@ -182,18 +191,21 @@ std::optional<ParsedArgs> ParseArgs(std::string_view command,
 
 int Replay(const std::vector<std::string>& args) {
   int status = 0;
-  std::optional<ParsedArgs> parsed =
-      ParseArgs("replay", args, {"--store", "--profile", "--workers"}, &status);
+  std::optional<ParsedArgs> parsed = ParseArgs(
+      "replay", args, {"--store", "--repo", "--profile", "--workers"}, &status);
   if (!parsed.has_value()) return status;
   if (parsed->help) {
     std::cout << Help(kReplayHelp);
     return 0;
   }
   ReplayOptions options;
-  options.store_uri = DefaultStoreUri();
+  options.store_uri = tools::DefaultStoreUri();
+  options.repo_uri = tools::DefaultRepoUri();
   for (const auto& [name, value] : parsed->flags) {
     if (name == "--store") {
       options.store_uri = value;
+    } else if (name == "--repo") {
+      options.repo_uri = value;
     } else if (name == "--profile") {
       if (value == "plain") {
         options.profile = Profile::kPlain;
@@ -242,14 +254,16 @@ int Test(const std::vector<std::string>& args) {
 int Inspect(const std::vector<std::string>& args) {
   int status = 0;
   std::optional<ParsedArgs> parsed =
-      ParseArgs("inspect", args, {"--store"}, &status);
+      ParseArgs("inspect", args, {"--store", "--repo"}, &status);
   if (!parsed.has_value()) return status;
   if (parsed->help) {
     std::cout << Help(kInspectHelp);
     return 0;
   }
-  std::string store = DefaultStoreUri();
-  for (const auto& [name, value] : parsed->flags) store = value;
+  StoreFlags store = DefaultStoreFlags();
+  for (const auto& [name, value] : parsed->flags) {
+    (name == "--store" ? store.store_uri : store.repo_uri) = value;
+  }
   if (!parsed->positional.empty()) {
     return Usage("inspect",
                  "unexpected argument \"" + parsed->positional[0] + "\"");
@@ -260,14 +274,16 @@ int Inspect(const std::vector<std::string>& args) {
 int End(const std::vector<std::string>& args) {
   int status = 0;
   std::optional<ParsedArgs> parsed =
-      ParseArgs("end", args, {"--store"}, &status);
+      ParseArgs("end", args, {"--store", "--repo"}, &status);
   if (!parsed.has_value()) return status;
   if (parsed->help) {
     std::cout << Help(kEndHelp);
     return 0;
   }
-  std::string store = DefaultStoreUri();
-  for (const auto& [name, value] : parsed->flags) store = value;
+  StoreFlags store = DefaultStoreFlags();
+  for (const auto& [name, value] : parsed->flags) {
+    (name == "--store" ? store.store_uri : store.repo_uri) = value;
+  }
   if (parsed->positional.size() != 1) {
     return Usage("end", parsed->positional.empty()
                             ? "missing the instance ID"

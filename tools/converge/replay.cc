@@ -121,8 +121,9 @@ absl::StatusOr<std::unique_ptr<Replayer>> Replayer::Create(
   }
   std::unique_ptr<Replayer> replayer(
       new Replayer(std::move(options), std::move(sink)));
-  absl::StatusOr<OpenedStore> store =
-      OpenStore(replayer->options_.store_uri, &replayer->clock_);
+  absl::StatusOr<tools::OpenedStore> store =
+      tools::OpenStore(replayer->options_.store_uri, &replayer->clock_,
+                       tools::OpenMode::kCreate, replayer->options_.repo_uri);
   if (!store.ok()) return store.status();
   replayer->store_ = *std::move(store);
   return replayer;

@@ -45,8 +45,11 @@ namespace converge::cli {
 
 struct ReplayOptions {
   // Where the state lives; a fresh memory store by default (the command
-  // line passes DefaultStoreUri()).
-  std::string store_uri = std::string(kMemoryStoreUri);
+  // line passes tools::DefaultStoreUri()).
+  std::string store_uri = std::string(tools::kMemoryStoreUri);
+  // Where instances and relations live when not in the store (a Redis
+  // store has none). Empty: the store's own.
+  std::string repo_uri;
   Profile profile = Profile::kPlain;
   // Threads that run the tasks due at one instant. 1 = serial and
   // deterministic.
@@ -109,7 +112,7 @@ class Replayer {
 
   ReplayOptions options_;
   VirtualClock clock_;
-  OpenedStore store_;
+  tools::OpenedStore store_;
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<ConvergeManager> manager_;
   std::unique_ptr<Processor> processor_;

@@ -411,7 +411,8 @@ int RunRuleTests(const std::string& path) {
   for (const Case& c : cases) {
     std::vector<std::string> output;
     ReplayOptions options;
-    options.store_uri = std::string(kMemoryStoreUri);  // fresh for each case
+    options.store_uri =
+        std::string(tools::kMemoryStoreUri);  // fresh for each case
     options.profile = c.profile;
     absl::StatusOr<std::unique_ptr<Replayer>> replayer = Replayer::Create(
         options,

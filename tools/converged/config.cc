@@ -254,7 +254,7 @@ absl::StatusOr<ServiceConfig> ParseServiceConfig(std::string_view text) {
   const bj::object& o = doc.get_object();
   CONVERGED_RETURN_IF_ERROR(
       CheckKeys(o, "",
-                {"listen", "store", "mode", "http_threads", "profile",
+                {"listen", "store", "repo", "mode", "http_threads", "profile",
                  "default_converge_config", "queue", "limits", "outputs",
                  "alertmanager", "drain_timeout_ms"}));
   CONVERGED_RETURN_IF_ERROR(ReadString(o, "", "listen", &c.listen));
@@ -262,6 +262,7 @@ absl::StatusOr<ServiceConfig> ParseServiceConfig(std::string_view text) {
   uint16_t port = 0;
   CONVERGED_RETURN_IF_ERROR(SplitHostPort(c.listen, "listen", &host, &port));
   CONVERGED_RETURN_IF_ERROR(ReadString(o, "", "store", &c.store));
+  CONVERGED_RETURN_IF_ERROR(ReadString(o, "", "repo", &c.repo));
   std::string mode = "sync";
   CONVERGED_RETURN_IF_ERROR(ReadString(o, "", "mode", &mode));
   if (mode == "sync") {

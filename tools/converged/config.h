@@ -101,9 +101,12 @@ struct ServiceConfig {
   // "HOST:PORT" to listen on; port 0 picks a free port. Default
   // "127.0.0.1:9117".
   std::string listen = "127.0.0.1:9117";
-  // Store URI (docs/cli.md): "sqlite:PATH" or "memory:". Default
+  // Store URI (docs/cli.md): "sqlite:PATH", "redis://..." or "memory:". Default
   // "sqlite:converged.db" (in the working directory).
   std::string store = "sqlite:converged.db";
+  // Where the instances and relations live when `store` has no repo
+  // (redis://...: "repo":"sqlite:PATH"); empty (default) = in `store`.
+  std::string repo;
   // "sync" (default) or "queued"; a request may override it with
   // ?mode=sync|queued.
   SubmitMode mode = SubmitMode::kSync;

@@ -282,8 +282,8 @@ Service::~Service() { Stop(absl::ZeroDuration()); }
 absl::StatusOr<std::unique_ptr<Service>> Service::Create(ServiceConfig config,
                                                          const Clock* clock) {
   std::unique_ptr<Service> s(new Service(std::move(config), clock));
-  absl::StatusOr<cli::OpenedStore> store =
-      cli::OpenStore(s->config_.store, clock);
+  absl::StatusOr<tools::OpenedStore> store = tools::OpenStore(
+      s->config_.store, clock, tools::OpenMode::kCreate, s->config_.repo);
   if (!store.ok()) return store.status();
   s->store_ = *std::move(store);
   s->lock_ =
@@ -758,10 +758,10 @@ std::optional<std::pair<int64_t, bj::value>> IdAndMember(
   const bj::value* v = o->if_contains(bj::string_view(key.data(), key.size()));
   if (v == nullptr || v->kind() != kind) {
     *answer = BadInput(InputError{
-        std::string(key),
-        v == nullptr ? std::string("missing required key")
-                     : absl::StrCat("expected ", Av(kind_name), ", got ",
-                                    Av(KindName(*v)))});
+        std::string(key), v == nullptr
+                              ? std::string("missing required key")
+                              : absl::StrCat("expected ", Av(kind_name),
+                                             ", got ", Av(KindName(*v)))});
     return std::nullopt;
   }
   return std::make_pair(*action_id, *v);
@@ -771,7 +771,8 @@ std::optional<std::pair<int64_t, bj::value>> IdAndMember(
 
 HttpAnswer Service::PostStatus(const HttpRequest& r, std::string_view id) {
   HttpAnswer bad;
-  auto input = IdAndMember(id, r.body, "status", bj::kind::string, "a string", &bad);
+  auto input =
+      IdAndMember(id, r.body, "status", bj::kind::string, "a string", &bad);
   if (!input) return bad;
   const std::string_view text = ToStd(input->second.get_string());
   absl::StatusOr<ActionStatus> status = ParseActionStatus(text);
@@ -783,13 +784,15 @@ HttpAnswer Service::PostStatus(const HttpRequest& r, std::string_view id) {
   }
   absl::Status st = manager_->ReportStatus(input->first, *status);
   if (!st.ok()) return ErrorAnswer(st);
-  return Json(200, absl::StrCat("{\"action_id\":", input->first,
-                                ",\"status\":\"", Av(ToString(*status)), "\"}"));
+  return Json(200,
+              absl::StrCat("{\"action_id\":", input->first, ",\"status\":\"",
+                           Av(ToString(*status)), "\"}"));
 }
 
 HttpAnswer Service::PostApproval(const HttpRequest& r, std::string_view id) {
   HttpAnswer bad;
-  auto input = IdAndMember(id, r.body, "approved", bj::kind::bool_, "a bool", &bad);
+  auto input =
+      IdAndMember(id, r.body, "approved", bj::kind::bool_, "a bool", &bad);
   if (!input) return bad;
   absl::StatusOr<Decision> d = input->second.get_bool()
                                    ? manager_->Approve(input->first)

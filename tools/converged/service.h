@@ -130,7 +130,7 @@ class Service {
 
   ServiceConfig config_;
   const Clock* clock_;
-  cli::OpenedStore store_;
+  tools::OpenedStore store_;
   LeaseTracker leases_;
   std::unique_ptr<TrackingLockStore> lock_;
   std::unique_ptr<TrackingWindowStore> window_;

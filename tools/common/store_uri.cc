@@ -1,0 +1,196 @@
+#include "store_uri.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "converge/memory/memory_store.h"
+#ifdef CONVERGE_TOOLS_WITH_SQLITE
+#include "converge/sqlite/sqlite_store.h"
+#endif
+#ifdef CONVERGE_TOOLS_WITH_REDIS
+#include "converge/redis/redis_store.h"
+#endif
+
+namespace converge::tools {
+namespace {
+
+// Debian's abseil has its own absl::string_view (not std::string_view).
+absl::string_view Av(std::string_view s) { return {s.data(), s.size()}; }
+
+std::string GetEnv(std::string_view name) {
+  const char* value = std::getenv(std::string(name).c_str());
+  return value != nullptr ? std::string(value) : std::string();
+}
+
+// `stores` owned by `owner`, as an OpenedStore.
+template <typename T>
+OpenedStore Opened(std::string_view uri, T stores, bool ephemeral) {
+  auto owner = std::make_shared<T>(std::move(stores));
+  OpenedStore opened;
+  opened.stores = owner->view();
+  opened.owner = std::move(owner);
+  opened.uri = std::string(uri);
+  opened.ephemeral = ephemeral;
+  return opened;
+}
+
+absl::StatusOr<OpenedStore> OpenMemory(std::string_view uri,
+                                       std::string_view rest,
+                                       const Clock* clock) {
+  if (!rest.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "store \"", Av(uri),
+        "\": the memory store takes no argument (write \"memory:\")"));
+  }
+  absl::StatusOr<memory::MemoryStores> stores =
+      memory::NewMemoryStores(memory::MemoryOptions{clock});
+  if (!stores.ok()) return stores.status();
+  return Opened(uri, *std::move(stores), /*ephemeral=*/true);
+}
+
+#ifdef CONVERGE_TOOLS_WITH_SQLITE
+// "sqlite:PATH[?busy_timeout_ms=N&synchronous=...]" (sqlite::ParseStoreUri).
+absl::StatusOr<OpenedStore> OpenSqlite(std::string_view uri, const Clock* clock,
+                                       OpenMode mode) {
+  absl::StatusOr<sqlite::SqliteOptions> options = sqlite::ParseStoreUri(uri);
+  if (!options.ok()) return options.status();
+  std::error_code ec;
+  if (mode == OpenMode::kMustExist &&
+      !std::filesystem::exists(options->path, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("store \"", Av(uri), "\": no such file ",
+                     Av(options->path), " (converge replay creates it)"));
+  }
+  options->clock = clock;
+  absl::StatusOr<sqlite::SqliteStores> stores =
+      sqlite::OpenSqliteStores(*options);
+  if (!stores.ok()) return stores.status();
+  return Opened(uri, *std::move(stores), /*ephemeral=*/false);
+}
+#endif
+
+#ifdef CONVERGE_TOOLS_WITH_REDIS
+// "redis://..." or "unix://..." (redis::ParseRedisUri). No repo.
+absl::StatusOr<OpenedStore> OpenRedis(std::string_view uri,
+                                      const Clock* clock) {
+  absl::StatusOr<redis::RedisOptions> options = redis::ParseRedisUri(uri);
+  if (!options.ok()) {
+    return absl::Status(
+        options.status().code(),
+        absl::StrCat("store \"", Av(uri), "\": ", options.status().message()));
+  }
+  options->clock = clock;
+  absl::StatusOr<redis::RedisStores> stores = redis::OpenRedisStores(*options);
+  if (!stores.ok()) return stores.status();
+  return Opened(uri, *std::move(stores), /*ephemeral=*/false);
+}
+#endif
+
+// The scheme of `uri`, or kInvalidArgument.
+absl::StatusOr<std::string_view> SchemeOf(std::string_view uri) {
+  const size_t colon = uri.find(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "store \"", Av(uri),
+        "\": expected <scheme>:<argument>, for example \"memory:\""));
+  }
+  return uri.substr(0, colon);
+}
+
+// Whether a store of `scheme` keeps instances and relations.
+bool HasRepo(std::string_view scheme) {
+  return scheme != "redis" && scheme != "unix";
+}
+
+// One branch per backend.
+absl::StatusOr<OpenedStore> OpenOne(std::string_view uri, const Clock* clock,
+                                    OpenMode mode) {
+  absl::StatusOr<std::string_view> parsed = SchemeOf(uri);
+  if (!parsed.ok()) return parsed.status();
+  const std::string_view scheme = *parsed;
+  const size_t colon = scheme.size();
+  if (scheme == "memory") return OpenMemory(uri, uri.substr(colon + 1), clock);
+#ifdef CONVERGE_TOOLS_WITH_SQLITE
+  if (scheme == "sqlite") return OpenSqlite(uri, clock, mode);
+#endif
+#ifdef CONVERGE_TOOLS_WITH_REDIS
+  if (scheme == "redis" || scheme == "unix") return OpenRedis(uri, clock);
+#endif
+  return absl::InvalidArgumentError(
+      absl::StrCat("store \"", Av(uri), "\": unknown scheme \"", Av(scheme),
+                   "\" (known: ", Av(KnownSchemes()), ")"));
+}
+
+// The store and the repo's store, kept alive together.
+struct Combined {
+  std::shared_ptr<void> store;
+  std::shared_ptr<void> repo;
+};
+
+}  // namespace
+
+std::string DefaultStoreUri() {
+  std::string env = GetEnv(kStoreEnvVar);
+  return env.empty() ? std::string(kDefaultStoreUri) : env;
+}
+
+std::string DefaultRepoUri() { return GetEnv(kRepoEnvVar); }
+
+std::string_view KnownSchemes() {
+#if defined(CONVERGE_TOOLS_WITH_SQLITE) && defined(CONVERGE_TOOLS_WITH_REDIS)
+  return "memory, sqlite, redis, unix";
+#elif defined(CONVERGE_TOOLS_WITH_SQLITE)
+  return "memory, sqlite";
+#elif defined(CONVERGE_TOOLS_WITH_REDIS)
+  return "memory, redis, unix";
+#else
+  return "memory";
+#endif
+}
+
+absl::StatusOr<OpenedStore> OpenStore(std::string_view uri, const Clock* clock,
+                                      OpenMode mode,
+                                      std::string_view repo_uri) {
+  // Both URIs are checked before anything is opened.
+  absl::StatusOr<std::string_view> scheme = SchemeOf(uri);
+  if (!scheme.ok()) return scheme.status();
+  if (repo_uri.empty() && !HasRepo(*scheme)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "store \"", Av(uri),
+        "\" keeps no instances and relations: name a repo for them "
+        "(--repo, $CONVERGE_REPO or the \"repo\" setting), for example "
+        "\"sqlite:converge.db\""));
+  }
+  if (!repo_uri.empty()) {
+    absl::StatusOr<std::string_view> repo_scheme = SchemeOf(repo_uri);
+    if (!repo_scheme.ok()) return repo_scheme.status();
+    if (!HasRepo(*repo_scheme)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("repo \"", Av(repo_uri),
+                       "\" keeps no instances and relations (use a sqlite: "
+                       "file, or memory:)"));
+    }
+  }
+  absl::StatusOr<OpenedStore> store = OpenOne(uri, clock, mode);
+  if (!store.ok()) return store.status();
+  if (repo_uri.empty()) return store;
+  absl::StatusOr<OpenedStore> repo = OpenOne(repo_uri, clock, mode);
+  if (!repo.ok()) return repo.status();
+  OpenedStore opened;
+  opened.stores = store->stores;
+  opened.stores.repo = repo->stores.repo;
+  opened.uri = absl::StrCat(Av(uri), " with repo ", Av(repo_uri));
+  opened.ephemeral = store->ephemeral && repo->ephemeral;
+  opened.owner = std::make_shared<Combined>(
+      Combined{std::move(store->owner), std::move(repo->owner)});
+  return opened;
+}
+
+}  // namespace converge::tools
