@@ -24,6 +24,10 @@ cmake --build "$BUILD_DIR" -j "$JOBS"
 "$BUILD_DIR"/bench/converge_sqlite_bench --actions 4000 --dimensions 40 \
   --durable-actions 200 --dir "$BUILD_DIR" >/dev/null
 
+# converged against prometheus-alertmanager, a tiny run (the full one is
+# bench/http_vs_alertmanager.sh; docs/http-api.md, section 10).
+BUILD_DIR="$BUILD_DIR" bench/http_vs_alertmanager.sh --smoke >/dev/null
+
 # Consumers: an installed package found with find_package, and the source
 # tree pulled in with add_subdirectory.
 PREFIX=$(mktemp -d)

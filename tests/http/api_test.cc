@@ -1,0 +1,446 @@
+// converged's API over real HTTP on loopback, in process, on a virtual
+// clock (docs/http-api.md).
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "alertmanager.h"
+#include "config.h"
+#include "http_test_util.h"
+
+namespace converge::service::testing {
+namespace {
+
+namespace bj = boost::json;
+
+constexpr const char* kCollect =
+    R"({"is_enabled":true,"converge_func":"collect","timedelta":60,"count":1,)"
+    R"("condition":[{"dimension":"alert_name","value":["self"]}]})";
+
+std::string ActionJson(int64_t id, const std::string& alert = "cpu",
+                       const char* config = kCollect) {
+  return absl::StrCat(R"({"id":)", id, R"(,"context":{"alert_name":")", alert,
+                      R"("},"converge_config":)", config, "}");
+}
+
+bj::array Results(const bj::value& v) { return v.at("results").as_array(); }
+
+std::string Str(const bj::value& v) { return std::string(v.as_string()); }
+
+TEST_CASE("healthz, readyz and metrics answer", "[http][api]") {
+  InProcess s;
+  HttpResponse h = s.Get("/healthz");
+  CHECK(h.status == 200);
+  CHECK(Str(Json(h.body).at("status")) == "ok");
+  HttpResponse r = s.Get("/readyz");
+  CHECK(r.status == 200);
+  CHECK(Str(Json(r.body).at("store")) == "memory:");
+  HttpResponse m = s.Get("/metrics");
+  CHECK(m.status == 200);
+  CHECK(m.Header("content-type") == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK(m.body.find("converge_lease_contention_total 0") != std::string::npos);
+  CHECK(m.body.find("converged_http_requests_total{code=\"200\"} 2") !=
+        std::string::npos);
+  s.service->BeginDrain();
+  HttpResponse d = s.Get("/readyz");
+  CHECK(d.status == 503);
+  CHECK(d.Header("retry-after") == "1");
+}
+
+TEST_CASE("POST /v1/actions decides one action or an array", "[http][api]") {
+  InProcess s;
+  HttpResponse one = s.Post("/v1/actions", ActionJson(1));
+  REQUIRE(one.status == 200);
+  const bj::array& r1 = Results(Json(one.body));
+  REQUIRE(r1.size() == 1);
+  CHECK(Str(r1[0].at("outcome")) == "execute");
+  CHECK(r1[0].at("primary").as_bool());
+  CHECK(r1[0].at("time").to_number<double>() == kStart);
+
+  HttpResponse many =
+      s.Post("/v1/actions",
+             absl::StrCat("[", ActionJson(2), ",", ActionJson(3, "disk"), "]"));
+  REQUIRE(many.status == 200);
+  const bj::array& r2 = Results(Json(many.body));
+  REQUIRE(r2.size() == 2);
+  CHECK(Str(r2[0].at("outcome")) == "skip");  // joined action 1's instance
+  CHECK(r2[0].at("converge_id") == r1[0].at("converge_id"));
+  CHECK(Str(r2[1].at("outcome")) == "execute");  // another dimension
+
+  // A redelivery gets the stored decision.
+  HttpResponse again = s.Post("/v1/actions", ActionJson(2));
+  CHECK(Results(Json(again.body))[0].at("replayed").as_bool());
+  CHECK(Str(Results(Json(again.body))[0].at("outcome")) == "skip");
+
+  HttpResponse got = s.Get("/v1/actions/2");
+  REQUIRE(got.status == 200);
+  CHECK(Str(Json(got.body).at("decision").at("outcome")) == "skip");
+  CHECK(s.Get("/v1/actions/99").status == 404);
+  CHECK(s.Get("/v1/actions/abc").status == 400);
+}
+
+TEST_CASE("default_converge_config applies to actions without one",
+          "[http][api]") {
+  InProcess s(absl::StrCat(R"({"default_converge_config":)", kCollect, "}"));
+  HttpResponse r =
+      s.Post("/v1/actions", R"({"id":5,"context":{"alert_name":"a"}})");
+  REQUIRE(r.status == 200);
+  CHECK(Results(Json(r.body))[0].at("converge_id").as_int64() > 0);
+  InProcess plain;
+  HttpResponse bad = plain.Post("/v1/actions", R"({"id":5})");
+  CHECK(bad.status == 400);
+  CHECK(Str(Json(bad.body).at("error").at("field")) == "converge_config");
+}
+
+TEST_CASE("queued mode answers 202 and the processor decides later",
+          "[http][api]") {
+  InProcess s(R"({"mode":"queued","queue":{"workers":0}})");
+  HttpResponse r = s.Post(
+      "/v1/actions", absl::StrCat("[", ActionJson(1), ",", ActionJson(2), "]"));
+  REQUIRE(r.status == 202);
+  const bj::array& res = Results(Json(r.body));
+  REQUIRE(res.size() == 2);
+  CHECK(Str(res[0].at("status")) == "queued");
+  CHECK(s.Get("/v1/actions/1").status == 404);
+  bj::value q = Json(s.Get("/v1/queues").body);
+  // The two actions, the sweep and the retention task.
+  CHECK(q.at("queues").at(0).at("pending").as_int64() == 4);
+  REQUIRE(s.service->processor()->Drain().ok());
+  CHECK(Str(Json(s.Get("/v1/actions/1").body).at("decision").at("outcome")) ==
+        "execute");
+  CHECK(Str(Json(s.Get("/v1/actions/2").body).at("decision").at("outcome")) ==
+        "skip");
+  // ?mode=sync overrides the config.
+  HttpResponse sync = s.Post("/v1/actions?mode=sync", ActionJson(3));
+  CHECK(sync.status == 200);
+  CHECK(s.Post("/v1/actions?mode=later", ActionJson(4)).status == 400);
+}
+
+TEST_CASE("status reports and approvals", "[http][api]") {
+  InProcess s;
+  REQUIRE(s.Post("/v1/actions", ActionJson(1)).status == 200);
+  HttpResponse ok = s.Post("/v1/actions/1/status", R"({"status":"success"})");
+  CHECK(ok.status == 200);
+  CHECK(Str(Json(ok.body).at("status")) == "success");
+  HttpResponse unknown =
+      s.Post("/v1/actions/77/status", R"({"status":"success"})");
+  CHECK(unknown.status == 404);
+  CHECK(Str(Json(unknown.body).at("error").at("code")) == "not_found");
+  HttpResponse bad = s.Post("/v1/actions/1/status", R"({"status":"great"})");
+  CHECK(bad.status == 400);
+  CHECK(Str(Json(bad.body).at("error").at("field")) == "status");
+  CHECK(s.Post("/v1/actions/1/status", R"({"status":3})").status == 400);
+  CHECK(s.Post("/v1/actions/1/status", "{}").status == 400);
+
+  // defense: over the count, an action waits for approval.
+  constexpr const char* kDefense =
+      R"({"is_enabled":true,"converge_func":"defense","timedelta":60,"count":1,)"
+      R"("condition":[{"dimension":"alert_name","value":["self"]}]})";
+  REQUIRE(s.Post("/v1/actions", ActionJson(10, "net", kDefense)).status == 200);
+  HttpResponse second = s.Post("/v1/actions", ActionJson(11, "net", kDefense));
+  REQUIRE(Str(Results(Json(second.body))[0].at("outcome")) == "approval");
+  HttpResponse approved =
+      s.Post("/v1/actions/11/approval", R"({"approved":true})");
+  CHECK(approved.status == 200);
+  CHECK(Str(Json(approved.body).at("decision").at("outcome")) == "execute");
+  // Not waiting any more: a conflict.
+  HttpResponse twice =
+      s.Post("/v1/actions/11/approval", R"({"approved":false})");
+  CHECK(twice.status == 409);
+  CHECK(Str(Json(twice.body).at("error").at("code")) == "failed_precondition");
+  CHECK(s.Post("/v1/actions/11/approval", R"({"approved":"yes"})").status ==
+        400);
+  CHECK(s.Post("/v1/actions/404/approval", R"({"approved":true})").status ==
+        404);
+}
+
+TEST_CASE("instances: list, get with relations, end", "[http][api]") {
+  InProcess s;
+  REQUIRE(
+      s.Post("/v1/actions", absl::StrCat("[", ActionJson(1), ",", ActionJson(2),
+                                         ",", ActionJson(3, "disk"), "]"))
+          .status == 200);
+  bj::value list = Json(s.Get("/v1/instances?open=true&level=action").body);
+  const bj::array& inst = list.at("instances").as_array();
+  REQUIRE(inst.size() == 2);
+  const int64_t id = inst[0].at("id").as_int64();
+  CHECK(Str(inst[0].at("converge_func")) == "collect");
+  CHECK(Json(s.Get("/v1/instances?level=converge").body)
+            .at("instances")
+            .as_array()
+            .empty());
+  bj::value page = Json(s.Get("/v1/instances?limit=1").body);
+  CHECK(page.at("instances").as_array().size() == 1);
+  CHECK(page.at("next").as_int64() == id);
+  bj::value rest =
+      Json(s.Get(absl::StrCat("/v1/instances?limit=1&after=", id)).body);
+  CHECK(rest.at("instances").at(0).at("id").as_int64() > id);
+  CHECK(s.Get("/v1/instances?open=false").status == 400);
+  CHECK(s.Get("/v1/instances?level=third").status == 400);
+  CHECK(s.Get("/v1/instances?limit=0").status == 400);
+
+  bj::value one = Json(s.Get(absl::StrCat("/v1/instances/", id)).body);
+  const bj::array& rel = one.at("instance").at("relations").as_array();
+  REQUIRE(rel.size() == 2);
+  CHECK(rel[0].at("is_primary").as_bool());
+  CHECK(Str(rel[1].at("converge_status")) == "skipped");
+
+  HttpResponse ended = s.Post(absl::StrCat("/v1/instances/", id, "/end"), "");
+  CHECK(ended.status == 200);
+  CHECK(Json(ended.body).at("ended").as_bool());
+  CHECK_FALSE(Json(s.Post(absl::StrCat("/v1/instances/", id, "/end"), "").body)
+                  .at("ended")
+                  .as_bool());
+  CHECK_FALSE(Json(s.Get(absl::StrCat("/v1/instances/", id)).body)
+                  .at("instance")
+                  .at("open")
+                  .as_bool());
+  CHECK(s.Get("/v1/instances/999").status == 404);
+  CHECK(s.Post("/v1/instances/999/end", "").status == 404);
+  CHECK(s.Get("/v1/instances/-1").status == 400);
+}
+
+TEST_CASE("decisions and summaries are pulled by cursor", "[http][api]") {
+  InProcess s(R"({"queue":{"workers":0}})");
+  REQUIRE(
+      s.Post("/v1/actions", absl::StrCat("[", ActionJson(1), ",", ActionJson(2),
+                                         ",", ActionJson(3), "]"))
+          .status == 200);
+  bj::value first = Json(s.Get("/v1/decisions?limit=2").body);
+  REQUIRE(first.at("items").as_array().size() == 2);
+  CHECK(first.at("items").at(0).at("action_id").as_int64() == 1);
+  const int64_t next = first.at("next").as_int64();
+  bj::value second =
+      Json(s.Get(absl::StrCat("/v1/decisions?after=", next)).body);
+  REQUIRE(second.at("items").as_array().size() == 1);
+  CHECK(second.at("items").at(0).at("action_id").as_int64() == 3);
+  CHECK(Json(s.Get(absl::StrCat("/v1/decisions?after=",
+                                second.at("next").as_int64()))
+                 .body)
+            .at("items")
+            .as_array()
+            .empty());
+  CHECK(s.Get("/v1/decisions?after=x").status == 400);
+
+  // The collect summary is due 60 s after the instance was created.
+  CHECK(Json(s.Get("/v1/summaries").body).at("items").as_array().empty());
+  s.clock.Advance(absl::Seconds(61));
+  REQUIRE(s.service->processor()->Drain().ok());
+  bj::value sums = Json(s.Get("/v1/summaries").body);
+  REQUIRE(sums.at("items").as_array().size() == 1);
+  const bj::array& ids = sums.at("items").at(0).at("action_ids").as_array();
+  REQUIRE(ids.size() == 2);
+  CHECK(ids[0].as_int64() == 2);
+  // Every kind, in order.
+  bj::value all = Json(s.Get("/v1/outputs").body);
+  CHECK(Str(all.at("items").at(0).at("type")) == "instance");
+}
+
+TEST_CASE("outputs are pushed to a webhook, with retries", "[http][api]") {
+  Sink sink({500, 503});  // the first two POSTs fail
+  InProcess s(absl::StrCat(
+      R"({"outputs":{"webhook":{"url":"http://127.0.0.1:)", sink.port(),
+      R"(/hook","batch":2,"backoff_min_ms":5,"backoff_max_ms":20}}})"));
+  REQUIRE(s.Post("/v1/actions",
+                 absl::StrCat("[", ActionJson(1), ",", ActionJson(2), "]"))
+              .status == 200);
+  // Three outputs: the instance, two decisions.
+  std::vector<int64_t> seen;
+  REQUIRE(PollUntil(absl::Seconds(10), [&] {
+    seen.clear();
+    for (const std::string& body : sink.bodies()) {
+      const bj::value doc = Json(body);
+      for (const bj::value& o : doc.at("outputs").as_array()) {
+        if (o.at("type") == "decision")
+          seen.push_back(o.at("action_id").as_int64());
+      }
+    }
+    return seen.size() >= 2;
+  }));
+  CHECK(seen == std::vector<int64_t>{1, 2});
+  CHECK(sink.requests() >= 4);  // two failures, then two batches
+  HttpResponse m = s.Get("/metrics");
+  CHECK(m.body.find("converged_webhook_failures_total 2") != std::string::npos);
+}
+
+TEST_CASE("queues, dead letters and redrive", "[http][api]") {
+  InProcess s(R"({"queue":{"workers":0}})");
+  QueueStore* q = s.service->manager()->stores().queue;
+  Task bogus;
+  bogus.id = "bogus:1";
+  bogus.kind = "bogus";  // no handler: buried at once
+  bogus.due = s.clock.Now();
+  REQUIRE(q->Enqueue("converge", bogus).ok());
+  REQUIRE(s.service->processor()->Drain().ok());
+  bj::value before = Json(s.Get("/v1/queues").body);
+  const bj::value& queue = before.at("queues").at(0);
+  CHECK(queue.at("dead").as_int64() == 1);
+  CHECK(Str(queue.at("dead_letters").at(0).at("id")) == "bogus:1");
+  CHECK(Str(queue.at("oldest_due").at("id")) == "sweep");
+  CHECK(before.at("processor").at("dead").as_int64() == 1);
+
+  HttpResponse none = s.Post("/v1/dead-letters/redrive", R"({"ids":["nope"]})");
+  CHECK(Json(none.body).at("not_found").at(0) == "nope");
+  HttpResponse all = s.Post("/v1/dead-letters/redrive", "");
+  REQUIRE(all.status == 200);
+  CHECK(Json(all.body).at("redriven").at(0) == "bogus:1");
+  bj::value after = Json(s.Get("/v1/queues").body);
+  CHECK(after.at("queues").at(0).at("dead").as_int64() == 0);
+  CHECK(after.at("queues").at(0).at("pending").as_int64() == 3);
+  CHECK(s.Post("/v1/dead-letters/redrive", R"({"ids":"bogus:1"})").status ==
+        400);
+}
+
+TEST_CASE("locks lists held leases and their age", "[http][api]") {
+  InProcess s;
+  CHECK(Json(s.Get("/v1/locks").body).at("locks").as_array().empty());
+  LockStore* lock = s.service->manager()->stores().lock;
+  REQUIRE(lock->TryAcquire("lease:x", "tok", absl::Seconds(60)).value());
+  s.clock.Advance(absl::Seconds(5));
+  bj::value held = Json(s.Get("/v1/locks").body);
+  REQUIRE(held.at("locks").as_array().size() == 1);
+  CHECK(Str(held.at("locks").at(0).at("key")) == "lease:x");
+  CHECK(held.at("locks").at(0).at("age_seconds").to_number<double>() == 5.0);
+  s.clock.Advance(absl::Seconds(60));  // expired
+  CHECK(Json(s.Get("/v1/locks").body).at("locks").as_array().empty());
+  REQUIRE(lock->TryAcquire("lease:y", "tok", absl::Seconds(60)).value());
+  REQUIRE(lock->Release("lease:y", "tok").value());
+  CHECK(Json(s.Get("/v1/locks").body).at("locks").as_array().empty());
+}
+
+TEST_CASE("the fingerprint is Alertmanager's", "[http][alertmanager]") {
+  // prometheus/common model TestMetricToFingerprint.
+  CHECK(Fingerprint({}) == 14695981039346656037ULL);
+  CHECK(Fingerprint(
+            {{"name", "garland, briggs"}, {"fear", "love is not enough"}}) ==
+        5799056148416392346ULL);
+  CHECK(FingerprintHex(5799056148416392346ULL) == "507a62d79ee76c9a");
+}
+
+TEST_CASE("POST /api/v2/alerts takes Alertmanager's payload",
+          "[http][alertmanager]") {
+  InProcess s;
+  const std::string body =
+      R"([{"labels":{"alertname":"Disk","instance":"h1","severity":"critical"},)"
+      R"("annotations":{"summary":"x"},"startsAt":"2023-11-14T22:13:20Z",)"
+      R"("generatorURL":"http://p"},)"
+      R"({"labels":{"alertname":"Disk","instance":"h2","empty":""},)"
+      R"("startsAt":"2023-11-14T22:13:20.5Z"}])";
+  HttpResponse r = s.Post("/api/v2/alerts", body);
+  REQUIRE(r.status == 200);
+  const bj::array& res = Results(Json(r.body));
+  REQUIRE(res.size() == 2);
+  CHECK(Str(res[0].at("fingerprint")) ==
+        FingerprintHex(Fingerprint({{"alertname", "Disk"},
+                                    {"instance", "h1"},
+                                    {"severity", "critical"}})));
+  // Empty labels are dropped, as Alertmanager drops them.
+  CHECK(
+      Str(res[1].at("fingerprint")) ==
+      FingerprintHex(Fingerprint({{"alertname", "Disk"}, {"instance", "h2"}})));
+  CHECK(Str(res[0].at("outcome")) == "execute");
+  CHECK(Str(res[1].at("outcome")) == "skip");  // grouped by alertname
+  CHECK(res[0].at("converge_id") == res[1].at("converge_id"));
+  // Prometheus re-sends firing alerts: the same action again.
+  HttpResponse again = s.Post("/api/v2/alerts", body);
+  CHECK(Results(Json(again.body))[0].at("replayed").as_bool());
+  CHECK(Results(Json(again.body))[0].at("action_id") == res[0].at("action_id"));
+  // Resolved (endsAt passed): another action, signal recovered.
+  HttpResponse resolved = s.Post(
+      "/api/v2/alerts",
+      R"([{"labels":{"alertname":"Disk","instance":"h1","severity":"critical"},)"
+      R"("startsAt":"2023-11-14T22:13:20Z","endsAt":"2023-11-14T22:13:19Z"}])");
+  CHECK(resolved.status == 400);  // ends before it starts
+  HttpResponse ended = s.Post(
+      "/api/v2/alerts",
+      R"([{"labels":{"alertname":"Disk","instance":"h1","severity":"critical"},)"
+      R"("startsAt":"2023-11-14T22:13:20Z","endsAt":"2023-11-14T22:13:20Z"}])");
+  REQUIRE(ended.status == 200);
+  CHECK(Results(Json(ended.body))[0].at("action_id") != res[0].at("action_id"));
+  CHECK_FALSE(Results(Json(ended.body))[0].at("replayed").as_bool());
+
+  auto field = [&](const std::string& b) {
+    HttpResponse e = s.Post("/api/v2/alerts", b);
+    CHECK(e.status == 400);
+    return Str(Json(e.body).at("error").at("field"));
+  };
+  CHECK(field(R"([{"annotations":{}}])") == "[0].labels");
+  CHECK(field(R"([{"labels":{"a":"b"}},{"labels":{"x":1}}])") ==
+        "[1].labels.x");
+  CHECK(field(R"([{"labels":{"a b":"c"}}])") == "[0].labels.a b");
+  CHECK(field(R"([{"labels":{"a":""}}])") == "[0].labels");
+  CHECK(field(R"([{"labels":{"a":"b"},"startsAt":"yesterday"}])") ==
+        "[0].startsAt");
+  HttpResponse not_array = s.Post("/api/v2/alerts", R"({"labels":{}})");
+  CHECK(not_array.status == 400);
+  CHECK(Str(Json(not_array.body).at("error").at("message")) ==
+        "expected an array of alerts, got object");
+}
+
+TEST_CASE("the Alertmanager webhook receiver", "[http][alertmanager]") {
+  InProcess s;
+  const std::string fp =
+      FingerprintHex(Fingerprint({{"alertname", "Up"}, {"job", "node"}}));
+  const std::string body = absl::StrCat(
+      R"({"version":"4","groupKey":"{}:{alertname=\"Up\"}","status":"firing",)"
+      R"("receiver":"converged","groupLabels":{"alertname":"Up"},)"
+      R"("commonLabels":{},"commonAnnotations":{},"externalURL":"http://am",)"
+      R"("truncatedAlerts":0,"alerts":[{"status":"firing","labels":)"
+      R"({"alertname":"Up","job":"node"},"annotations":{},)"
+      R"("startsAt":"2023-11-14T22:13:20Z","endsAt":"0001-01-01T00:00:00Z",)"
+      R"("generatorURL":"","fingerprint":")",
+      fp, R"("}]})");
+  HttpResponse r = s.Post("/v1/alertmanager/webhook", body);
+  REQUIRE(r.status == 200);
+  CHECK(Str(Results(Json(r.body))[0].at("fingerprint")) == fp);
+  CHECK(Str(Results(Json(r.body))[0].at("outcome")) == "execute");
+  std::string wrong = body;
+  wrong.replace(wrong.find(fp), fp.size(), "0000000000000000");
+  HttpResponse bad = s.Post("/v1/alertmanager/webhook", wrong);
+  CHECK(bad.status == 400);
+  CHECK(Str(Json(bad.body).at("error").at("field")) == "alerts[0].fingerprint");
+  HttpResponse no_alerts =
+      s.Post("/v1/alertmanager/webhook", R"({"version":"4"})");
+  CHECK(Str(Json(no_alerts.body).at("error").at("field")) == "alerts");
+  HttpResponse status =
+      s.Post("/v1/alertmanager/webhook",
+             R"({"alerts":[{"status":"gone","labels":{"a":"b"}}]})");
+  CHECK(Str(Json(status.body).at("error").at("field")) == "alerts[0].status");
+}
+
+TEST_CASE("the config: defaults, the minimal file, errors naming the key",
+          "[http][config]") {
+  absl::StatusOr<ServiceConfig> empty = ParseServiceConfig("{}");
+  REQUIRE(empty.ok());
+  CHECK(empty->listen == "127.0.0.1:9117");
+  CHECK(empty->store == "sqlite:converged.db");
+  CHECK(empty->mode == SubmitMode::kSync);
+  CHECK(empty->limits.max_body_bytes == 4 << 20);
+  absl::StatusOr<ServiceConfig> minimal = ParseServiceConfig(
+      R"({"listen":"127.0.0.1:9117","store":"sqlite:/tmp/x.db"})");
+  REQUIRE(minimal.ok());
+  CHECK(minimal->store == "sqlite:/tmp/x.db");
+  auto error = [](const char* text) {
+    absl::StatusOr<ServiceConfig> c = ParseServiceConfig(text);
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.status().code() == absl::StatusCode::kInvalidArgument);
+    return std::string(c.status().message());
+  };
+  CHECK(error(R"({"limits":{"max_bdy_bytes":1}})")
+            .find("limits.max_bdy_bytes: unknown key") != std::string::npos);
+  CHECK(error(R"({"limits":{"max_body_bytes":"1"}})")
+            .find("limits.max_body_bytes: expected an integer, got string") !=
+        std::string::npos);
+  CHECK(error(R"({"listen":"nowhere"})").find("listen:") != std::string::npos);
+  CHECK(error(R"({"mode":"fast"})").find("mode:") != std::string::npos);
+  CHECK(error(R"({"alertmanager":{"converge_config":{"is_enabled":true}}})")
+            .find("alertmanager.converge_config") != std::string::npos);
+  CHECK(error(R"({"outputs":{"webhook":{"url":"https://x"}}})")
+            .find("outputs.webhook.url") != std::string::npos);
+  CHECK(error("[").find("malformed JSON") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace converge::service::testing

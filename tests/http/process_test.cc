@@ -1,0 +1,225 @@
+// The converged binary as a process: a config error, a graceful SIGTERM
+// with requests in flight (nothing accepted is lost), and promtool on
+// /metrics.
+
+#include <signal.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "converge/manager.h"
+#include "http_test_util.h"
+#include "store_uri.h"
+
+namespace converge::service::testing {
+namespace {
+
+namespace bj = boost::json;
+
+std::string ActionJson(int64_t id) {
+  return absl::StrCat(
+      R"({"id":)", id, R"(,"context":{"alert_name":"a)", id % 7,
+      R"("},"converge_config":{"is_enabled":true,"converge_func":"collect",)"
+      R"("timedelta":60,"count":1,"condition":[{"dimension":"alert_name","value":["self"]}]}})");
+}
+
+// Starts converged on `config` and waits for its port.
+uint16_t StartConverged(const TempDir& dir, const std::string& config,
+                        std::unique_ptr<Child>* child) {
+  WriteFile(dir.File("config.json"), config);
+  *child = std::make_unique<Child>(
+      std::vector<std::string>{CONVERGED_BIN, "--config",
+                               dir.File("config.json"), "--port-file",
+                               dir.File("port")},
+      dir.File("converged.log"));
+  uint16_t port = 0;
+  const bool up = PollUntil(absl::Seconds(10), [&] {
+    uint32_t p = 0;
+    if (absl::SimpleAtoi(ReadFile(dir.File("port")), &p))
+      port = static_cast<uint16_t>(p);
+    return port != 0;
+  });
+  INFO(ReadFile(dir.File("converged.log")));
+  REQUIRE(up);
+  return port;
+}
+
+TEST_CASE("a bad config file exits 2 naming the key", "[http][process]") {
+  TempDir dir;
+  WriteFile(dir.File("bad.json"),
+            R"({"limits":{"max_inflight_requests":"many"}})");
+  Child c({CONVERGED_BIN, "--config", dir.File("bad.json")}, dir.File("log"));
+  int status = -1;
+  REQUIRE(c.Wait(absl::Seconds(10), &status));
+  CHECK(status == 2);
+  CHECK(ReadFile(dir.File("log"))
+            .find("limits.max_inflight_requests: expected an integer") !=
+        std::string::npos);
+}
+
+// Runs load from `threads` clients until the server stops taking it, while
+// the test sends SIGTERM; returns the ids whose request was accepted
+// (2xx).
+struct Load {
+  std::mutex mu;
+  std::set<int64_t> accepted;
+  std::atomic<int64_t> next{1};
+  std::atomic<int> refused{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+
+  void Run(uint16_t port, const std::string& target, int n) {
+    for (int t = 0; t < n; ++t) {
+      threads.emplace_back([this, port, target] {
+        while (!stop) {
+          const int64_t first = next.fetch_add(10);
+          std::string body = "[";
+          for (int64_t id = first; id < first + 10; ++id) {
+            if (id > first) body += ",";
+            body += ActionJson(id);
+          }
+          body += "]";
+          absl::StatusOr<HttpResponse> r = HttpFetch(
+              "127.0.0.1", port, "POST", target, body, absl::Seconds(10));
+          if (!r.ok() || r->status >= 300) {
+            ++refused;
+            if (!r.ok()) return;  // the server is gone
+            continue;
+          }
+          std::lock_guard<std::mutex> lock(mu);
+          for (int64_t id = first; id < first + 10; ++id) accepted.insert(id);
+        }
+      });
+    }
+  }
+  void Join() {
+    stop = true;
+    for (std::thread& t : threads) t.join();
+  }
+};
+
+void CheckNothingLost(const std::string& store_uri,
+                      const std::set<int64_t>& accepted, int64_t* decided,
+                      int64_t* queued) {
+  VirtualClock clock(absl::Now());
+  absl::StatusOr<tools::OpenedStore> store =
+      tools::OpenStore(store_uri, &clock, tools::OpenMode::kMustExist);
+  REQUIRE(store.ok());
+  absl::StatusOr<std::unique_ptr<ConvergeManager>> manager =
+      ConvergeManager::Create(store->stores, &clock);
+  REQUIRE(manager.ok());
+  absl::StatusOr<std::vector<Task>> pending =
+      store->stores.queue->ListPending("converge", 0);
+  REQUIRE(pending.ok());
+  std::set<std::string> tasks;
+  for (const Task& t : *pending) tasks.insert(t.id);
+  int64_t lost = 0;
+  for (int64_t id : accepted) {
+    absl::StatusOr<std::optional<Decision>> d = (*manager)->GetDecision(id);
+    REQUIRE(d.ok());
+    if (d->has_value()) {
+      ++*decided;
+    } else if (tasks.count(absl::StrCat("action:", id)) > 0) {
+      ++*queued;
+    } else {
+      ++lost;
+    }
+  }
+  CHECK(lost == 0);
+}
+
+TEST_CASE(
+    "SIGTERM drains: requests in flight are answered, nothing accepted is lost",
+    "[http][process][shutdown]") {
+  const bool queued = GENERATE(false, true);
+  INFO("queued mode: " << queued);
+  TempDir dir;
+  const std::string store = absl::StrCat("sqlite:", dir.File("c.db"));
+  std::unique_ptr<Child> child;
+  const uint16_t port =
+      StartConverged(dir,
+                     absl::StrCat(R"({"listen":"127.0.0.1:0","store":")", store,
+                                  R"(","mode":")", queued ? "queued" : "sync",
+                                  R"(","queue":{"workers":)", queued ? 0 : 1,
+                                  R"(},"drain_timeout_ms":10000})"),
+                     &child);
+  // A request in flight across the signal: headers and half its body.
+  auto in_flight =
+      HttpConnection::Connect("127.0.0.1", port, absl::Seconds(10));
+  REQUIRE(in_flight.ok());
+  const std::string action = ActionJson(1'000'000);
+  REQUIRE((*in_flight)
+              ->SendRaw(absl::StrCat(
+                  "POST /v1/actions HTTP/1.1\r\nHost: x\r\nContent-Length: ",
+                  action.size(), "\r\n\r\n", action.substr(0, 20)))
+              .ok());
+  Load load;
+  load.Run(port, "/v1/actions", 3);
+  REQUIRE(PollUntil(absl::Seconds(10), [&] {
+    std::lock_guard<std::mutex> lock(load.mu);
+    return load.accepted.size() >= 200;
+  }));
+  child->Signal(SIGTERM);
+  // The server waits for the request in flight; it completes after the
+  // signal and is answered.
+  REQUIRE(PollUntil(absl::Seconds(10), [&] {
+    return ReadFile(dir.File("converged.log")).find("draining") !=
+           std::string::npos;
+  }));
+  REQUIRE((*in_flight)->SendRaw(action.substr(20)).ok());
+  absl::StatusOr<HttpResponse> answered = (*in_flight)->ReadResponse();
+  REQUIRE(answered.ok());
+  CHECK(answered->status == (queued ? 202 : 200));
+  int status = -1;
+  REQUIRE(child->Wait(absl::Seconds(15), &status));
+  CHECK(status == 0);
+  load.Join();
+  std::set<int64_t> accepted = load.accepted;
+  accepted.insert(1'000'000);
+  CHECK(load.refused > 0);  // the load ran into the shutdown
+  int64_t decided = 0, still_queued = 0;
+  CheckNothingLost(store, accepted, &decided, &still_queued);
+  if (queued) {
+    CHECK(still_queued == static_cast<int64_t>(accepted.size()));
+  } else {
+    CHECK(decided + still_queued == static_cast<int64_t>(accepted.size()));
+    CHECK(decided > 0);
+  }
+}
+
+TEST_CASE("promtool check metrics passes on /metrics",
+          "[http][process][metrics]") {
+  InProcess s(R"({"queue":{"workers":0}})");
+  REQUIRE(s.Post("/v1/actions", ActionJson(1)).status == 200);
+  REQUIRE(s.Post("/v1/actions", ActionJson(8)).status == 200);
+  REQUIRE(
+      s.Post("/api/v2/alerts", R"([{"labels":{"alertname":"x"}}])").status ==
+      200);
+  s.Get("/nope");
+  s.clock.Advance(absl::Seconds(120));
+  REQUIRE(s.service->processor()->Drain().ok());
+  TempDir dir;
+  const std::string body = s.Get("/metrics").body;
+  CHECK(body.find("converge_decisions_total{") != std::string::npos);
+  CHECK(body.find("converged_http_requests_total{code=\"404\"} 1") !=
+        std::string::npos);
+  WriteFile(dir.File("metrics.prom"), body);
+  const std::string cmd =
+      absl::StrCat(PROMTOOL_BIN, " check metrics < ", dir.File("metrics.prom"),
+                   " > ", dir.File("out"), " 2>&1");
+  const int rc = std::system(cmd.c_str());
+  INFO(ReadFile(dir.File("out")));
+  CHECK(rc == 0);
+}
+
+}  // namespace
+}  // namespace converge::service::testing

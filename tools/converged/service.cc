@@ -1,0 +1,1087 @@
+#include "service.h"
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "alertmanager.h"
+#include "converge/json/json.h"
+#include "events.h"
+#include "json_util.h"
+
+namespace converge::service {
+namespace {
+
+namespace bj = boost::json;
+using cli::Av;
+using cli::InputError;
+using cli::KindName;
+using cli::ToStd;
+
+// The statuses counted one by one on /metrics; others share the last slot.
+constexpr std::array<int, 15> kTrackedStatuses = {
+    200, 202, 400, 404, 405, 408, 409, 413, 429, 431, 500, 503, 504, 501, 415};
+
+std::string JsonString(std::string_view s) {
+  return bj::serialize(bj::string_view(s.data(), s.size()));
+}
+
+std::string CodeName(absl::StatusCode code) {
+  std::string name = absl::StatusCodeToString(code);
+  return absl::AsciiStrToLower(name);
+}
+
+HttpAnswer Json(int status, std::string body) {
+  HttpAnswer a;
+  a.status = status;
+  a.body = std::move(body);
+  return a;
+}
+
+HttpAnswer BadInput(const InputError& e, std::string_view prefix = "") {
+  std::string field = e.field;
+  if (!prefix.empty()) {
+    field = field.empty()
+                ? std::string(prefix)
+                : (field.front() == '[' ? absl::StrCat(Av(prefix), field)
+                                        : absl::StrCat(Av(prefix), ".", field));
+  }
+  const std::string message =
+      field.empty() ? e.detail
+                    : absl::StrCat("field \"", field, "\": ", e.detail);
+  return ErrorAnswer(400, "invalid_argument", message, field);
+}
+
+// Query parameters ("a=1&b=x"), %-decoded.
+std::map<std::string, std::string, std::less<>> ParseQuery(std::string_view q) {
+  std::map<std::string, std::string, std::less<>> out;
+  auto decode = [](std::string_view s) {
+    std::string r;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '+') {
+        r += ' ';
+      } else if (s[i] == '%' && i + 2 < s.size() + 0 && i + 2 <= s.size() - 1) {
+        int v = 0;
+        if (absl::SimpleHexAtoi(Av(s.substr(i + 1, 2)), &v)) {
+          r += static_cast<char>(v);
+          i += 2;
+        } else {
+          r += s[i];
+        }
+      } else {
+        r += s[i];
+      }
+    }
+    return r;
+  };
+  for (absl::string_view a : absl::StrSplit(Av(q), '&', absl::SkipEmpty())) {
+    const std::string_view part(a.data(), a.size());
+    const size_t eq = part.find('=');
+    out[decode(part.substr(0, eq))] =
+        eq == std::string_view::npos ? "" : decode(part.substr(eq + 1));
+  }
+  return out;
+}
+
+using Query = std::map<std::string, std::string, std::less<>>;
+
+std::string_view PathOf(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+Query QueryOf(std::string_view target) {
+  const size_t q = target.find('?');
+  return q == std::string_view::npos ? Query()
+                                     : ParseQuery(target.substr(q + 1));
+}
+
+// An integer query parameter in [min, max], or `fallback` when absent.
+std::optional<HttpAnswer> QueryInt(const Query& q, std::string_view name,
+                                   int64_t min, int64_t max, int64_t* out) {
+  auto it = q.find(name);
+  if (it == q.end()) return std::nullopt;
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(it->second, &v) || v < min || v > max) {
+    return ErrorAnswer(400, "invalid_argument",
+                       absl::StrCat("query parameter \"", Av(name),
+                                    "\": expected an integer in [", min, ", ",
+                                    max, "], got \"", it->second, "\""),
+                       name);
+  }
+  *out = v;
+  return std::nullopt;
+}
+
+std::optional<int64_t> ParseId(std::string_view s) {
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(Av(s), &v) || v <= 0) return std::nullopt;
+  return v;
+}
+
+HttpAnswer BadId(std::string_view id) {
+  return ErrorAnswer(
+      400, "invalid_argument",
+      absl::StrCat("path id \"", Av(id), "\": expected a positive integer"),
+      "id");
+}
+
+// Parses a JSON object body; on failure sets *answer.
+std::optional<bj::object> ObjectBody(std::string_view body,
+                                     HttpAnswer* answer) {
+  boost::system::error_code ec;
+  bj::parse_options options;
+  options.max_depth = json::kMaxDepth;
+  bj::value v =
+      bj::parse(bj::string_view(body.data(), body.size()), ec, {}, options);
+  if (ec) {
+    *answer = ErrorAnswer(400, "invalid_argument",
+                          absl::StrCat("malformed JSON: ", ec.message()));
+    return std::nullopt;
+  }
+  if (!v.is_object()) {
+    *answer = ErrorAnswer(
+        400, "invalid_argument",
+        absl::StrCat("expected a JSON object, got ", Av(KindName(v))));
+    return std::nullopt;
+  }
+  return std::move(v.get_object());
+}
+
+std::string TimeJson(absl::Time t) { return cli::TimeToJson(t); }
+
+std::string DecisionJson(const Decision& d) {
+  return absl::StrCat("{\"action_id\":", d.action_id, ",\"outcome\":\"",
+                      Av(ToString(d.outcome)), "\",\"converge_id\":",
+                      d.converge_id ? absl::StrCat(*d.converge_id) : "null",
+                      ",\"primary\":", d.primary ? "true" : "false",
+                      ",\"replayed\":", d.replayed ? "true" : "false",
+                      ",\"reason\":", JsonString(d.reason),
+                      ",\"time\":", TimeJson(d.decided_at), "}");
+}
+
+std::string ConditionJson(
+    const std::map<std::string, std::vector<Value>, std::less<>>& cond) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [k, values] : cond) {
+    if (!first) out += ",";
+    first = false;
+    absl::StrAppend(&out, JsonString(k), ":[");
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (i > 0) out += ",";
+      out += json::ValueToJson(values[i]);
+    }
+    out += "]";
+  }
+  return out + "}";
+}
+
+std::string InstanceJson(const ConvergeInstance& i) {
+  return absl::StrCat(
+      "{\"id\":", i.id, ",\"converge_type\":\"", Av(ToString(i.converge_type)),
+      "\",\"converge_func\":\"", Av(ToString(i.converge_func)),
+      "\",\"bk_biz_id\":", i.bk_biz_id,
+      ",\"dimension\":", JsonString(i.dimension),
+      ",\"description\":", JsonString(i.description),
+      ",\"create_time\":", TimeJson(i.create_time),
+      ",\"end_time\":", i.end_time ? TimeJson(*i.end_time) : "null",
+      ",\"open\":", i.is_open() ? "true" : "false",
+      ",\"is_visible\":", i.is_visible ? "true" : "false",
+      ",\"window_seconds\":", i.window_seconds,
+      ",\"converge_config\":", json::ConvergeConfigToJson(i.converge_config),
+      ",\"converged_condition\":", ConditionJson(i.converged_condition), "}");
+}
+
+std::string RelationJson(const ConvergeRelation& r) {
+  std::string alerts = "[";
+  for (size_t i = 0; i < r.alerts.size(); ++i) {
+    if (i > 0) alerts += ",";
+    alerts += JsonString(r.alerts[i]);
+  }
+  alerts += "]";
+  return absl::StrCat("{\"id\":", r.id, ",\"related_id\":", r.related_id,
+                      ",\"related_type\":\"", Av(ToString(r.related_type)),
+                      "\",\"is_primary\":", r.is_primary ? "true" : "false",
+                      ",\"converge_status\":\"",
+                      Av(ToString(r.converge_status)), "\",\"alerts\":", alerts,
+                      "}");
+}
+
+std::string TaskJson(const Task& t) {
+  return absl::StrCat(
+      "{\"id\":", JsonString(t.id), ",\"kind\":", JsonString(t.kind),
+      ",\"subject_id\":", t.subject_id, ",\"due\":", TimeJson(t.due),
+      ",\"attempts\":", t.attempts,
+      ",\"last_error\":", JsonString(t.last_error), "}");
+}
+
+}  // namespace
+
+int HttpStatusFor(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return 200;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAborted:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 504;
+    case absl::StatusCode::kUnimplemented:
+      return 501;
+    default:
+      return 500;
+  }
+}
+
+HttpAnswer ErrorAnswer(int http_status, std::string_view code,
+                       std::string_view message, std::string_view field) {
+  std::string body = absl::StrCat("{\"error\":{\"code\":", JsonString(code),
+                                  ",\"message\":", JsonString(message));
+  if (!field.empty()) absl::StrAppend(&body, ",\"field\":", JsonString(field));
+  body += "}}";
+  HttpAnswer a = Json(http_status, std::move(body));
+  return a;
+}
+
+HttpAnswer ErrorAnswer(const absl::Status& status, std::string_view field) {
+  HttpAnswer a = ErrorAnswer(
+      HttpStatusFor(status.code()), CodeName(status.code()),
+      std::string_view(status.message().data(), status.message().size()),
+      field);
+  return a;
+}
+
+Service::Service(ServiceConfig config, const Clock* clock)
+    : config_(std::move(config)),
+      clock_(clock),
+      leases_(clock),
+      outputs_(config_.outputs.buffer),
+      epoch_(absl::ToUnixNanos(absl::Now())) {}
+
+Service::~Service() { Stop(absl::ZeroDuration()); }
+
+absl::StatusOr<std::unique_ptr<Service>> Service::Create(ServiceConfig config,
+                                                         const Clock* clock) {
+  std::unique_ptr<Service> s(new Service(std::move(config), clock));
+  absl::StatusOr<tools::OpenedStore> store = tools::OpenStore(
+      s->config_.store, clock, tools::OpenMode::kCreate, s->config_.repo);
+  if (!store.ok()) return store.status();
+  s->store_ = *std::move(store);
+  s->lock_ =
+      std::make_unique<TrackingLockStore>(s->store_.stores.lock, &s->leases_);
+  s->window_ = std::make_unique<TrackingWindowStore>(s->store_.stores.window,
+                                                     &s->leases_);
+  Stores stores = s->store_.stores;
+  stores.lock = s->lock_.get();
+  stores.window = s->window_.get();
+  ManagerOptions mo;
+  mo.rules.profile = s->config_.profile;
+  mo.listener = &s->outputs_;
+  mo.metrics = &s->metrics_;
+  absl::StatusOr<std::unique_ptr<ConvergeManager>> manager =
+      ConvergeManager::Create(stores, clock, mo);
+  if (!manager.ok()) return manager.status();
+  s->manager_ = *std::move(manager);
+  absl::StatusOr<std::unique_ptr<Processor>> processor =
+      Processor::Create(s->manager_.get(), s->config_.processor);
+  if (!processor.ok()) return processor.status();
+  s->processor_ = *std::move(processor);
+  if (!s->config_.default_converge_config.empty()) {
+    s->default_config_ =
+        json::ParseConvergeConfig(s->config_.default_converge_config).value();
+  }
+  if (!s->config_.outputs.webhook.url.empty()) {
+    absl::StatusOr<std::unique_ptr<WebhookPusher>> hook =
+        WebhookPusher::Create(s->config_.outputs.webhook, &s->outputs_);
+    if (!hook.ok()) return hook.status();
+    s->webhook_ = *std::move(hook);
+  }
+  return s;
+}
+
+absl::Status Service::Start() {
+  if (config_.workers > 0) {
+    absl::Status st = processor_->Start();
+    if (!st.ok() && !absl::IsFailedPrecondition(st)) return st;
+  }
+  if (webhook_) webhook_->Start();
+  return absl::OkStatus();
+}
+
+void Service::Stop(absl::Duration flush_for) {
+  if (processor_) processor_->Stop();
+  if (webhook_) webhook_->Stop(flush_for);
+}
+
+bool Service::IsOperational(std::string_view target) {
+  const std::string_view path = PathOf(target);
+  return path == "/healthz" || path == "/readyz" || path == "/metrics";
+}
+
+void Service::RecordHttpStatus(int status) {
+  for (size_t i = 0; i < kTrackedStatuses.size(); ++i) {
+    if (kTrackedStatuses[i] == status) {
+      http_status_[i].fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  http_status_.back().fetch_add(1, std::memory_order_relaxed);
+}
+
+struct Service::Route {
+  std::string_view method;
+  // Path segments; "*" matches an id.
+  std::vector<std::string_view> pattern;
+  HttpAnswer (Service::*handler)(const HttpRequest&, std::string_view);
+};
+
+HttpAnswer Service::Handle(const HttpRequest& request) {
+  static const std::vector<Route> kRoutes = {
+      {"GET", {"healthz"}, &Service::Healthz},
+      {"GET", {"readyz"}, &Service::Readyz},
+      {"GET", {"metrics"}, &Service::MetricsText},
+      {"POST", {"v1", "actions"}, &Service::PostActions},
+      {"GET", {"v1", "actions", "*"}, &Service::GetAction},
+      {"POST", {"v1", "actions", "*", "status"}, &Service::PostStatus},
+      {"POST", {"v1", "actions", "*", "approval"}, &Service::PostApproval},
+      {"GET", {"v1", "instances"}, &Service::ListInstances},
+      {"GET", {"v1", "instances", "*"}, &Service::GetInstance},
+      {"POST", {"v1", "instances", "*", "end"}, &Service::EndInstance},
+      {"GET", {"v1", "decisions"}, &Service::Decisions},
+      {"GET", {"v1", "summaries"}, &Service::Summaries},
+      {"GET", {"v1", "outputs"}, &Service::Outputs},
+      {"GET", {"v1", "queues"}, &Service::Queues},
+      {"POST", {"v1", "dead-letters", "redrive"}, &Service::Redrive},
+      {"GET", {"v1", "locks"}, &Service::Locks},
+      {"POST", {"api", "v2", "alerts"}, &Service::AlertsV2},
+      {"POST",
+       {"v1", "alertmanager", "webhook"},
+       &Service::AlertmanagerWebhook},
+  };
+  const std::string_view path = PathOf(request.target);
+  std::vector<std::string_view> segs;
+  for (absl::string_view a : absl::StrSplit(Av(path), '/', absl::SkipEmpty())) {
+    segs.emplace_back(a.data(), a.size());
+  }
+  std::string allow;
+  for (const Route& route : kRoutes) {
+    if (route.pattern.size() != segs.size()) continue;
+    std::string_view id;
+    bool match = true;
+    for (size_t i = 0; i < segs.size() && match; ++i) {
+      if (route.pattern[i] == "*") {
+        id = segs[i];
+      } else {
+        match = route.pattern[i] == segs[i];
+      }
+    }
+    if (!match) continue;
+    if (route.method != request.method &&
+        !(route.method == "GET" && request.method == "HEAD")) {
+      if (!allow.empty()) allow += ", ";
+      allow += route.method;
+      continue;
+    }
+    try {
+      return (this->*route.handler)(request, id);
+    } catch (const std::exception& e) {
+      return ErrorAnswer(500, "internal",
+                         absl::StrCat("converged: ", e.what()));
+    }
+  }
+  if (!allow.empty()) {
+    HttpAnswer a = ErrorAnswer(
+        405, "method_not_allowed",
+        absl::StrCat("method ", request.method, " is not allowed on ", Av(path),
+                     " (allowed: ", allow, ")"));
+    a.allow = allow;
+    return a;
+  }
+  return ErrorAnswer(404, "not_found",
+                     absl::StrCat("no route ", request.method, " ", Av(path),
+                                  " (docs/http-api.md lists the routes)"));
+}
+
+HttpAnswer Service::Healthz(const HttpRequest&, std::string_view) {
+  return Json(200, "{\"status\":\"ok\"}");
+}
+
+HttpAnswer Service::Readyz(const HttpRequest&, std::string_view) {
+  if (draining_) {
+    HttpAnswer a = ErrorAnswer(503, "unavailable", "draining (SIGTERM)");
+    a.retry_after = config_.limits.retry_after_seconds;
+    return a;
+  }
+  absl::StatusOr<QueueStats> stats =
+      store_.stores.queue->Stats(manager_->options().task_queue);
+  if (!stats.ok()) {
+    return ErrorAnswer(503, "unavailable",
+                       absl::StrCat("store ", store_.uri, " is not reachable: ",
+                                    stats.status().message()));
+  }
+  absl::StatusOr<OpenCounts> open = store_.stores.repo->CountOpen();
+  if (!open.ok()) {
+    return ErrorAnswer(503, "unavailable",
+                       absl::StrCat("store ", store_.uri, " is not reachable: ",
+                                    open.status().message()));
+  }
+  return Json(200, absl::StrCat("{\"status\":\"ready\",\"store\":",
+                                JsonString(store_.uri), "}"));
+}
+
+HttpAnswer Service::MetricsText(const HttpRequest&, std::string_view) {
+  const std::string& queue = manager_->options().task_queue;
+  if (absl::StatusOr<QueueStats> s = store_.stores.queue->Stats(queue);
+      s.ok()) {
+    metrics_.SetQueueLength(queue, s->pending, s->in_flight, s->dead);
+  }
+  if (absl::StatusOr<OpenCounts> c = store_.stores.repo->CountOpen(); c.ok()) {
+    metrics_.SetOpenInstances(ConvergeType::kAction, c->action);
+    metrics_.SetOpenInstances(ConvergeType::kConverge, c->converge);
+  }
+  std::string text = metrics_.RenderPrometheus();
+  absl::StrAppend(
+      &text,
+      "# HELP converged_http_requests_total HTTP requests answered, by "
+      "status code.\n# TYPE converged_http_requests_total counter\n");
+  for (size_t i = 0; i < kTrackedStatuses.size(); ++i) {
+    const int64_t n = http_status_[i].load(std::memory_order_relaxed);
+    if (n > 0) {
+      absl::StrAppend(&text, "converged_http_requests_total{code=\"",
+                      kTrackedStatuses[i], "\"} ", n, "\n");
+    }
+  }
+  absl::StrAppend(&text, "converged_http_requests_total{code=\"other\"} ",
+                  http_status_.back().load(), "\n");
+  absl::StrAppend(
+      &text,
+      "# HELP converged_http_inflight_requests Requests being read or "
+      "answered (operational routes excluded).\n"
+      "# TYPE converged_http_inflight_requests gauge\n"
+      "converged_http_inflight_requests ",
+      inflight_.load(), "\n",
+      "# HELP converged_actions_received_total Actions received over HTTP "
+      "(POST /v1/actions and the Alertmanager routes).\n"
+      "# TYPE converged_actions_received_total counter\n"
+      "converged_actions_received_total ",
+      actions_received_.load(), "\n",
+      "# HELP converged_alerts_received_total Alertmanager alerts "
+      "received.\n# TYPE converged_alerts_received_total counter\n"
+      "converged_alerts_received_total ",
+      alerts_received_.load(), "\n",
+      "# HELP converged_outputs_total Outputs (decisions, instance events, "
+      "summaries) recorded.\n# TYPE converged_outputs_total counter\n"
+      "converged_outputs_total ",
+      outputs_.last_seq(), "\n");
+  if (webhook_) {
+    absl::StrAppend(
+        &text,
+        "# HELP converged_webhook_outputs_sent_total Outputs delivered to the "
+        "webhook.\n# TYPE converged_webhook_outputs_sent_total counter\n"
+        "converged_webhook_outputs_sent_total ",
+        webhook_->sent(), "\n",
+        "# HELP converged_webhook_failures_total Webhook POSTs that failed "
+        "(retried).\n# TYPE converged_webhook_failures_total counter\n"
+        "converged_webhook_failures_total ",
+        webhook_->failures(), "\n",
+        "# HELP converged_webhook_outputs_dropped_total Outputs that left the "
+        "buffer before the webhook took them.\n"
+        "# TYPE converged_webhook_outputs_dropped_total counter\n"
+        "converged_webhook_outputs_dropped_total ",
+        webhook_->dropped(), "\n");
+  }
+  HttpAnswer a = Json(200, std::move(text));
+  a.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  return a;
+}
+
+std::optional<HttpAnswer> Service::QueueFull() {
+  if (config_.limits.max_queue_length <= 0) return std::nullopt;
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  const absl::Time now = absl::Now();
+  if (now - queue_checked_ > absl::Milliseconds(250)) {
+    absl::StatusOr<QueueStats> s =
+        store_.stores.queue->Stats(manager_->options().task_queue);
+    if (!s.ok()) {
+      HttpAnswer a = ErrorAnswer(s.status());
+      a.retry_after = config_.limits.retry_after_seconds;
+      return a;
+    }
+    queue_pending_ = s->pending;
+    queue_checked_ = now;
+  }
+  if (queue_pending_ >= config_.limits.max_queue_length) {
+    HttpAnswer a = ErrorAnswer(
+        503, "unavailable",
+        absl::StrCat("the task queue holds ", queue_pending_,
+                     " pending tasks (limits.max_queue_length ",
+                     config_.limits.max_queue_length, "); retry later"));
+    a.retry_after = config_.limits.retry_after_seconds;
+    return a;
+  }
+  return std::nullopt;
+}
+
+HttpAnswer Service::PostActions(const HttpRequest& r, std::string_view) {
+  boost::system::error_code ec;
+  bj::parse_options options;
+  options.max_depth = json::kMaxDepth;
+  bj::value doc =
+      bj::parse(bj::string_view(r.body.data(), r.body.size()), ec, {}, options);
+  if (ec) {
+    return ErrorAnswer(400, "invalid_argument",
+                       absl::StrCat("malformed JSON: ", ec.message()));
+  }
+  const bool single = doc.is_object();
+  if (!single && !doc.is_array()) {
+    return ErrorAnswer(400, "invalid_argument",
+                       absl::StrCat("expected an action object or an array of "
+                                    "them, got ",
+                                    Av(KindName(doc))));
+  }
+  bj::array one;
+  bj::array& list = single ? one : doc.get_array();
+  if (single) one.push_back(std::move(doc));
+  if (static_cast<int64_t>(list.size()) >
+      config_.limits.max_actions_per_request) {
+    return ErrorAnswer(413, "resource_exhausted",
+                       absl::StrCat(list.size(),
+                                    " actions in one request; "
+                                    "limits.max_actions_per_request is ",
+                                    config_.limits.max_actions_per_request));
+  }
+  const std::string default_config = config_.default_converge_config.empty()
+                                         ? ""
+                                         : config_.default_converge_config;
+  const absl::Time now = clock_->Now();
+  std::vector<Item> items;
+  std::vector<std::unique_ptr<ConvergeConfig>> configs;
+  items.reserve(list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string prefix = single ? "" : absl::StrCat("[", i, "]");
+    if (!list[i].is_object()) {
+      return BadInput(InputError{"", absl::StrCat("expected an action object, "
+                                                  "got ",
+                                                  Av(KindName(list[i])))},
+                      prefix);
+    }
+    bj::object& o = list[i].get_object();
+    if (!o.contains("type")) o["type"] = "action";
+    if (!o.contains("time")) {
+      o["time"] = static_cast<double>(absl::ToUnixMicros(now)) / 1e6;
+    }
+    const std::string text = bj::serialize(o);
+    InputError error;
+    std::optional<cli::Event> event =
+        cli::ParseEvent(text, default_config, &error);
+    if (!event) return BadInput(error, prefix);
+    if (event->type != cli::Event::Type::kAction) {
+      return BadInput(InputError{"type",
+                                 "expected \"action\" (POST "
+                                 "/v1/actions/{id}/status and "
+                                 "/approval take the others)"},
+                      prefix);
+    }
+    absl::Status valid = manager_->Validate(event->action, event->config);
+    if (!valid.ok()) {
+      std::optional<InputError> e = cli::InputErrorFromStatus(valid);
+      return BadInput(e ? *e : InputError{"", std::string(valid.message())},
+                      prefix);
+    }
+    configs.push_back(
+        std::make_unique<ConvergeConfig>(std::move(event->config)));
+    items.push_back(Item{std::move(event->action), configs.back().get(), ""});
+  }
+  return SubmitItems(items, r);
+}
+
+HttpAnswer Service::SubmitItems(std::vector<Item>& items,
+                                const HttpRequest& r) {
+  actions_received_ += static_cast<int64_t>(items.size());
+  const Query q = QueryOf(r.target);
+  SubmitMode mode = config_.mode;
+  if (auto it = q.find("mode"); it != q.end()) {
+    if (it->second == "sync") {
+      mode = SubmitMode::kSync;
+    } else if (it->second == "queued") {
+      mode = SubmitMode::kQueued;
+    } else {
+      return ErrorAnswer(400, "invalid_argument",
+                         absl::StrCat("query parameter \"mode\": expected sync "
+                                      "or queued, got \"",
+                                      it->second, "\""),
+                         "mode");
+    }
+  }
+  std::vector<std::string> results(items.size());
+  auto queued_json = [&](size_t i, std::string_view state) {
+    std::string s = absl::StrCat("{\"action_id\":", items[i].action.id,
+                                 ",\"status\":\"", Av(state), "\"");
+    if (!items[i].fingerprint.empty()) {
+      absl::StrAppend(&s, ",\"fingerprint\":\"", items[i].fingerprint, "\"");
+    }
+    return s + "}";
+  };
+  // Queues items[i] for the processor; false (and *answer) on a store
+  // error.
+  auto enqueue = [&](size_t i) -> absl::Status {
+    absl::Status st =
+        processor_->SubmitAction(items[i].action, *items[i].config);
+    if (st.ok() || absl::IsAlreadyExists(st)) {
+      results[i] = queued_json(i, "queued");
+      return absl::OkStatus();
+    }
+    return st;
+  };
+  auto enqueue_all = [&](const std::vector<size_t>& which) -> absl::Status {
+    if (which.empty()) return absl::OkStatus();
+    absl::StatusOr<std::unique_ptr<RepoBatch>> batch =
+        store_.stores.repo->BeginBatch();
+    if (!batch.ok()) return batch.status();
+    for (size_t i : which) {
+      absl::Status st = enqueue(i);
+      if (!st.ok()) return st;
+    }
+    if (*batch) return (*batch)->Commit();
+    return absl::OkStatus();
+  };
+  auto overloaded = [&](const absl::Status& st) {
+    HttpAnswer a = ErrorAnswer(st);
+    if (a.status == 503 || a.status == 429) {
+      a.retry_after = config_.limits.retry_after_seconds;
+    }
+    return a;
+  };
+
+  if (mode == SubmitMode::kQueued) {
+    if (std::optional<HttpAnswer> full = QueueFull()) return *full;
+    std::vector<size_t> all(items.size());
+    for (size_t i = 0; i < items.size(); ++i) all[i] = i;
+    absl::Status st = enqueue_all(all);
+    if (!st.ok()) return overloaded(st);
+    std::string body = "{\"results\":[";
+    for (size_t i = 0; i < results.size(); ++i) {
+      if (i > 0) body += ",";
+      body += results[i];
+    }
+    return Json(202, body + "]}");
+  }
+
+  std::vector<ConvergeManager::BatchItem> batch;
+  batch.reserve(items.size());
+  for (const Item& item : items) batch.push_back({&item.action, item.config});
+  std::vector<absl::StatusOr<Decision>> decided = manager_->SubmitBatch(batch);
+  std::vector<size_t> requeue;
+  for (size_t i = 0; i < decided.size(); ++i) {
+    if (decided[i].ok()) {
+      std::string s = DecisionJson(*decided[i]);
+      if (!items[i].fingerprint.empty()) {
+        s.pop_back();
+        absl::StrAppend(&s, ",\"fingerprint\":\"", items[i].fingerprint, "\"}");
+      }
+      results[i] = std::move(s);
+      continue;
+    }
+    const absl::Status& st = decided[i].status();
+    if (absl::IsInvalidArgument(st)) {
+      // Validate passed, so only what the manager checks late; reported per
+      // item, nothing of it stored.
+      results[i] = absl::StrCat("{\"action_id\":", items[i].action.id,
+                                ",\"error\":", ErrorAnswer(st).body, "}");
+      continue;
+    }
+    if (IsLeaseBusy(st) || absl::IsAborted(st)) {
+      requeue.push_back(i);  // decided by a worker later
+      continue;
+    }
+    // A store error fails the whole batch: nothing of it was stored.
+    return overloaded(st);
+  }
+  if (absl::Status st = enqueue_all(requeue); !st.ok()) return overloaded(st);
+  std::string body = "{\"results\":[";
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (i > 0) body += ",";
+    body += results[i];
+  }
+  return Json(200, body + "]}");
+}
+
+HttpAnswer Service::GetAction(const HttpRequest&, std::string_view id) {
+  std::optional<int64_t> action_id = ParseId(id);
+  if (!action_id) return BadId(id);
+  absl::StatusOr<std::optional<Decision>> d = manager_->GetDecision(*action_id);
+  if (!d.ok()) return ErrorAnswer(d.status());
+  if (!d->has_value()) {
+    // Queued and not yet decided?
+    return ErrorAnswer(404, "not_found",
+                       absl::StrCat("action ", *action_id,
+                                    " has no decision (unknown, or still "
+                                    "queued: see GET /v1/queues)"));
+  }
+  return Json(200, absl::StrCat("{\"decision\":", DecisionJson(**d), "}"));
+}
+
+namespace {
+
+// The action id of the path and member `key` of the JSON object body, of
+// JSON kind `kind` (named `kind_name` in the error); nullopt and *answer
+// when either is refused.
+std::optional<std::pair<int64_t, bj::value>> IdAndMember(
+    std::string_view id, std::string_view body, std::string_view key,
+    bj::kind kind, std::string_view kind_name, HttpAnswer* answer) {
+  std::optional<int64_t> action_id = ParseId(id);
+  if (!action_id) {
+    *answer = BadId(id);
+    return std::nullopt;
+  }
+  std::optional<bj::object> o = ObjectBody(body, answer);
+  if (!o) return std::nullopt;
+  const bj::value* v = o->if_contains(bj::string_view(key.data(), key.size()));
+  if (v == nullptr || v->kind() != kind) {
+    *answer = BadInput(InputError{
+        std::string(key), v == nullptr
+                              ? std::string("missing required key")
+                              : absl::StrCat("expected ", Av(kind_name),
+                                             ", got ", Av(KindName(*v)))});
+    return std::nullopt;
+  }
+  return std::make_pair(*action_id, *v);
+}
+
+}  // namespace
+
+HttpAnswer Service::PostStatus(const HttpRequest& r, std::string_view id) {
+  HttpAnswer bad;
+  auto input =
+      IdAndMember(id, r.body, "status", bj::kind::string, "a string", &bad);
+  if (!input) return bad;
+  const std::string_view text = ToStd(input->second.get_string());
+  absl::StatusOr<ActionStatus> status = ParseActionStatus(text);
+  if (!status.ok()) {
+    return BadInput(InputError{
+        "status", absl::StrCat("unknown action status \"", Av(text),
+                               "\" (expected an upstream status such as "
+                               "running, success, failure)")});
+  }
+  absl::Status st = manager_->ReportStatus(input->first, *status);
+  if (!st.ok()) return ErrorAnswer(st);
+  return Json(200,
+              absl::StrCat("{\"action_id\":", input->first, ",\"status\":\"",
+                           Av(ToString(*status)), "\"}"));
+}
+
+HttpAnswer Service::PostApproval(const HttpRequest& r, std::string_view id) {
+  HttpAnswer bad;
+  auto input =
+      IdAndMember(id, r.body, "approved", bj::kind::bool_, "a bool", &bad);
+  if (!input) return bad;
+  absl::StatusOr<Decision> d = input->second.get_bool()
+                                   ? manager_->Approve(input->first)
+                                   : manager_->Reject(input->first);
+  if (!d.ok()) return ErrorAnswer(d.status());
+  return Json(200, absl::StrCat("{\"decision\":", DecisionJson(*d), "}"));
+}
+
+HttpAnswer Service::ListInstances(const HttpRequest& r, std::string_view) {
+  const Query q = QueryOf(r.target);
+  if (auto it = q.find("open"); it != q.end() && it->second != "true") {
+    return ErrorAnswer(400, "invalid_argument",
+                       absl::StrCat("query parameter \"open\": only open=true "
+                                    "is supported (an ended instance is read "
+                                    "with GET /v1/instances/{id}), got \"",
+                                    it->second, "\""),
+                       "open");
+  }
+  std::optional<ConvergeType> level;
+  if (auto it = q.find("level"); it != q.end()) {
+    absl::StatusOr<ConvergeType> t = ParseConvergeType(it->second);
+    if (!t.ok()) {
+      return ErrorAnswer(400, "invalid_argument",
+                         absl::StrCat("query parameter \"level\": expected "
+                                      "action or converge, got \"",
+                                      it->second, "\""),
+                         "level");
+    }
+    level = *t;
+  }
+  int64_t after = 0;
+  int64_t limit = 100;
+  if (auto bad = QueryInt(q, "after", 0, INT64_MAX, &after)) return *bad;
+  if (auto bad = QueryInt(q, "limit", 1, 10000, &limit)) return *bad;
+  std::vector<ConvergeInstance> out;
+  int64_t cursor = after;
+  bool more = true;
+  while (more && static_cast<int64_t>(out.size()) < limit) {
+    absl::StatusOr<std::vector<ConvergeInstance>> page =
+        store_.stores.repo->ListOpenAfter(cursor, static_cast<size_t>(limit));
+    if (!page.ok()) return ErrorAnswer(page.status());
+    more = static_cast<int64_t>(page->size()) == limit;
+    for (ConvergeInstance& i : *page) {
+      cursor = i.id;
+      if (level && i.converge_type != *level) continue;
+      out.push_back(std::move(i));
+      if (static_cast<int64_t>(out.size()) == limit) break;
+    }
+  }
+  std::string body = "{\"instances\":[";
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (i > 0) body += ",";
+    body += InstanceJson(out[i]);
+  }
+  absl::StrAppend(
+      &body, "],\"next\":",
+      static_cast<int64_t>(out.size()) == limit ? absl::StrCat(cursor) : "null",
+      "}");
+  return Json(200, body);
+}
+
+HttpAnswer Service::GetInstance(const HttpRequest&, std::string_view id) {
+  std::optional<int64_t> converge_id = ParseId(id);
+  if (!converge_id) return BadId(id);
+  absl::StatusOr<ConvergeInstance> inst =
+      store_.stores.repo->GetInstance(*converge_id);
+  if (!inst.ok()) return ErrorAnswer(inst.status());
+  absl::StatusOr<std::vector<ConvergeRelation>> rel =
+      store_.stores.repo->Relations(*converge_id);
+  if (!rel.ok()) return ErrorAnswer(rel.status());
+  std::string body = InstanceJson(*inst);
+  body.pop_back();
+  body += ",\"relations\":[";
+  for (size_t i = 0; i < rel->size(); ++i) {
+    if (i > 0) body += ",";
+    body += RelationJson((*rel)[i]);
+  }
+  return Json(200, absl::StrCat("{\"instance\":", body, "]}}"));
+}
+
+HttpAnswer Service::EndInstance(const HttpRequest&, std::string_view id) {
+  std::optional<int64_t> converge_id = ParseId(id);
+  if (!converge_id) return BadId(id);
+  absl::StatusOr<bool> ended = manager_->EndInstance(*converge_id);
+  if (!ended.ok()) return ErrorAnswer(ended.status());
+  return Json(200, absl::StrCat("{\"converge_id\":", *converge_id,
+                                ",\"ended\":", *ended ? "true" : "false", "}"));
+}
+
+HttpAnswer Service::PageOf(const HttpRequest& r, const OutputKind* only) {
+  const Query q = QueryOf(r.target);
+  int64_t after = 0;
+  int64_t limit = 1000;
+  if (auto bad = QueryInt(q, "after", 0, INT64_MAX, &after)) return *bad;
+  if (auto bad = QueryInt(q, "limit", 1, 100000, &limit)) return *bad;
+  OutputPage page = outputs_.Read(after, static_cast<size_t>(limit), only);
+  std::string body = "{\"items\":[";
+  for (size_t i = 0; i < page.items.size(); ++i) {
+    if (i > 0) body += ",";
+    // Each line with its cursor.
+    std::string& line = page.items[i].line;
+    absl::StrAppend(&body, "{\"cursor\":", page.items[i].seq, ",",
+                    Av(std::string_view(line).substr(1)));
+  }
+  absl::StrAppend(&body, "],\"next\":", page.next, ",\"missed\":", page.missed,
+                  ",\"epoch\":", epoch_, "}");
+  return Json(200, body);
+}
+
+HttpAnswer Service::Decisions(const HttpRequest& r, std::string_view) {
+  static constexpr OutputKind kKind = OutputKind::kDecision;
+  return PageOf(r, &kKind);
+}
+HttpAnswer Service::Summaries(const HttpRequest& r, std::string_view) {
+  static constexpr OutputKind kKind = OutputKind::kSummary;
+  return PageOf(r, &kKind);
+}
+HttpAnswer Service::Outputs(const HttpRequest& r, std::string_view) {
+  return PageOf(r, nullptr);
+}
+
+HttpAnswer Service::Queues(const HttpRequest&, std::string_view) {
+  const std::string& queue = manager_->options().task_queue;
+  QueueStore* qs = store_.stores.queue;
+  absl::StatusOr<QueueStats> stats = qs->Stats(queue);
+  if (!stats.ok()) return ErrorAnswer(stats.status());
+  absl::StatusOr<std::vector<Task>> oldest = qs->ListPending(queue, 1);
+  if (!oldest.ok()) return ErrorAnswer(oldest.status());
+  absl::StatusOr<std::vector<Task>> dead = qs->ListDead(queue);
+  if (!dead.ok()) return ErrorAnswer(dead.status());
+  const ProcessorStats ps = processor_->stats();
+  std::string body = absl::StrCat(
+      "{\"queues\":[{\"name\":", JsonString(queue),
+      ",\"pending\":", stats->pending, ",\"in_flight\":", stats->in_flight,
+      ",\"dead\":", stats->dead,
+      ",\"oldest_due\":", oldest->empty() ? "null" : TaskJson(oldest->front()),
+      ",\"dead_letters\":[");
+  const size_t shown = std::min<size_t>(dead->size(), 100);
+  for (size_t i = 0; i < shown; ++i) {
+    if (i > 0) body += ",";
+    body += TaskJson((*dead)[i]);
+  }
+  absl::StrAppend(&body, "]}],\"processor\":{\"workers\":", config_.workers,
+                  ",\"processed\":", ps.processed,
+                  ",\"requeued\":", ps.requeued, ",\"retried\":", ps.retried,
+                  ",\"dead\":", ps.dead, ",\"stale\":", ps.stale,
+                  ",\"errors\":", ps.errors,
+                  "},\"http\":{\"in_flight\":", inflight_.load(), "}}");
+  return Json(200, body);
+}
+
+HttpAnswer Service::Redrive(const HttpRequest& r, std::string_view) {
+  const std::string& queue = manager_->options().task_queue;
+  std::vector<std::string> ids;
+  bool all = true;
+  if (!absl::StripAsciiWhitespace(r.body).empty()) {
+    HttpAnswer bad;
+    std::optional<bj::object> o = ObjectBody(r.body, &bad);
+    if (!o) return bad;
+    if (const bj::value* v = o->if_contains("ids"); v != nullptr) {
+      if (!v->is_array()) {
+        return BadInput(InputError{
+            "ids", absl::StrCat("expected an array of task ids, got ",
+                                Av(KindName(*v)))});
+      }
+      all = false;
+      for (size_t i = 0; i < v->get_array().size(); ++i) {
+        const bj::value& id = v->get_array()[i];
+        if (!id.is_string()) {
+          return BadInput(InputError{
+              absl::StrCat("ids[", i, "]"),
+              absl::StrCat("expected a string, got ", Av(KindName(id)))});
+        }
+        ids.emplace_back(ToStd(id.get_string()));
+      }
+    }
+  }
+  if (all) {
+    absl::StatusOr<std::vector<Task>> dead =
+        store_.stores.queue->ListDead(queue);
+    if (!dead.ok()) return ErrorAnswer(dead.status());
+    for (const Task& t : *dead) ids.push_back(t.id);
+  }
+  std::string redriven = "[";
+  std::string missing = "[";
+  const absl::Time now = clock_->Now();
+  for (const std::string& id : ids) {
+    absl::Status st = store_.stores.queue->Redrive(queue, id, now);
+    if (absl::IsNotFound(st)) {
+      if (missing.size() > 1) missing += ",";
+      missing += JsonString(id);
+      continue;
+    }
+    if (!st.ok()) return ErrorAnswer(st);
+    if (redriven.size() > 1) redriven += ",";
+    redriven += JsonString(id);
+  }
+  return Json(200, absl::StrCat("{\"redriven\":", redriven,
+                                "],\"not_found\":", missing, "]}"));
+}
+
+HttpAnswer Service::Locks(const HttpRequest&, std::string_view) {
+  const absl::Time now = clock_->Now();
+  std::string body = "{\"scope\":\"this process\",\"locks\":[";
+  bool first = true;
+  for (const HeldLease& l : leases_.Held()) {
+    if (!first) body += ",";
+    first = false;
+    absl::StrAppend(&body, "{\"key\":", JsonString(l.key),
+                    ",\"token\":", JsonString(l.token),
+                    ",\"acquired\":", TimeJson(l.acquired), ",\"age_seconds\":",
+                    absl::ToDoubleSeconds(now - l.acquired),
+                    ",\"expires\":", TimeJson(l.expires), "}");
+  }
+  return Json(200, body + "]}");
+}
+
+HttpAnswer Service::AlertsV2(const HttpRequest& r, std::string_view) {
+  InputError error;
+  std::optional<std::vector<Alert>> alerts = ParseAlertsV2(r.body, &error);
+  if (!alerts) return BadInput(error);
+  if (static_cast<int64_t>(alerts->size()) >
+      config_.limits.max_actions_per_request) {
+    return ErrorAnswer(413, "resource_exhausted",
+                       absl::StrCat(alerts->size(),
+                                    " alerts in one request; "
+                                    "limits.max_actions_per_request is ",
+                                    config_.limits.max_actions_per_request));
+  }
+  alerts_received_ += static_cast<int64_t>(alerts->size());
+  const absl::Time now = clock_->Now();
+  std::vector<Item> items;
+  items.reserve(alerts->size());
+  for (const Alert& a : *alerts) {
+    Item item{AlertToAction(a, now, config_.alertmanager.plugin_type),
+              &config_.alertmanager.converge_config, ""};
+    item.fingerprint = item.action.alerts.front();
+    items.push_back(std::move(item));
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    absl::Status valid = manager_->Validate(items[i].action, *items[i].config);
+    if (!valid.ok()) {
+      std::optional<InputError> e = cli::InputErrorFromStatus(valid);
+      return BadInput(e ? *e : InputError{"", std::string(valid.message())},
+                      absl::StrCat("[", i, "]"));
+    }
+  }
+  return SubmitItems(items, r);
+}
+
+HttpAnswer Service::AlertmanagerWebhook(const HttpRequest& r,
+                                        std::string_view) {
+  InputError error;
+  std::optional<std::vector<Alert>> alerts =
+      ParseAlertmanagerWebhook(r.body, &error);
+  if (!alerts) return BadInput(error);
+  if (static_cast<int64_t>(alerts->size()) >
+      config_.limits.max_actions_per_request) {
+    return ErrorAnswer(413, "resource_exhausted",
+                       absl::StrCat(alerts->size(),
+                                    " alerts in one request; "
+                                    "limits.max_actions_per_request is ",
+                                    config_.limits.max_actions_per_request));
+  }
+  alerts_received_ += static_cast<int64_t>(alerts->size());
+  const absl::Time now = clock_->Now();
+  std::vector<Item> items;
+  for (size_t i = 0; i < alerts->size(); ++i) {
+    const Alert& a = (*alerts)[i];
+    Item item{AlertToAction(a, now, config_.alertmanager.plugin_type),
+              &config_.alertmanager.converge_config, ""};
+    item.fingerprint = item.action.alerts.front();
+    if (!a.fingerprint.empty() && a.fingerprint != item.fingerprint) {
+      return BadInput(
+          InputError{absl::StrCat("alerts[", i, "].fingerprint"),
+                     absl::StrCat("\"", a.fingerprint,
+                                  "\" is not the fingerprint of the alert's "
+                                  "labels (",
+                                  item.fingerprint, ")")});
+    }
+    absl::Status valid = manager_->Validate(item.action, *item.config);
+    if (!valid.ok()) {
+      std::optional<InputError> e = cli::InputErrorFromStatus(valid);
+      return BadInput(e ? *e : InputError{"", std::string(valid.message())},
+                      absl::StrCat("alerts[", i, "]"));
+    }
+    items.push_back(std::move(item));
+  }
+  return SubmitItems(items, r);
+}
+
+}  // namespace converge::service

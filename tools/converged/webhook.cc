@@ -1,0 +1,100 @@
+#include "webhook.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "http_client.h"
+
+namespace converge::service {
+
+absl::StatusOr<std::unique_ptr<WebhookPusher>> WebhookPusher::Create(
+    const WebhookConfig& config, OutputLog* log) {
+  std::unique_ptr<WebhookPusher> p(new WebhookPusher(config, log));
+  absl::Status st = ParseHttpUrl(config.url, &p->host_, &p->port_, &p->target_);
+  if (!st.ok()) return st;
+  return p;
+}
+
+WebhookPusher::~WebhookPusher() { Stop(absl::ZeroDuration()); }
+
+void WebhookPusher::Start() {
+  if (thread_.joinable()) return;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void WebhookPusher::Stop(absl::Duration flush_for) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    flush_deadline_ = absl::Now() + flush_for;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool WebhookPusher::PushOnce() {
+  const int64_t after = cursor_.load();
+  OutputPage page =
+      log_->Read(after, static_cast<size_t>(config_.batch), nullptr);
+  if (page.missed > 0) dropped_ += page.missed;
+  if (page.items.empty()) {
+    cursor_ = page.next;
+    return true;
+  }
+  std::string body = "{\"outputs\":[";
+  for (size_t i = 0; i < page.items.size(); ++i) {
+    if (i > 0) body += ",";
+    body += page.items[i].line;
+  }
+  body += "]}";
+  absl::StatusOr<HttpResponse> r =
+      HttpFetch(host_, port_, "POST", target_, body, config_.timeout);
+  if (!r.ok() || r->status < 200 || r->status > 299) {
+    ++failures_;
+    // The missed outputs are counted once: start from after the gap.
+    if (page.missed > 0) cursor_ = page.items.front().seq - 1;
+    return false;
+  }
+  sent_ += static_cast<int64_t>(page.items.size());
+  cursor_ = page.items.back().seq;
+  return true;
+}
+
+void WebhookPusher::Run() {
+  absl::Duration backoff = config_.backoff_min;
+  for (;;) {
+    bool stopping;
+    absl::Time deadline;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping = stop_;
+      deadline = flush_deadline_;
+    }
+    if (stopping && (absl::Now() >= deadline || cursor_ >= log_->last_seq())) {
+      return;
+    }
+    if (cursor_ >= log_->last_seq()) {
+      log_->WaitAfter(cursor_, absl::Milliseconds(200));
+      continue;
+    }
+    if (PushOnce()) {
+      backoff = config_.backoff_min;
+      continue;
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    absl::Duration wait = backoff;
+    if (stop_)
+      wait = std::min(
+          wait, std::max(absl::ZeroDuration(), flush_deadline_ - absl::Now()));
+    cv_.wait_for(lock,
+                 std::chrono::microseconds(absl::ToInt64Microseconds(wait)),
+                 [&] { return stop_ && absl::Now() >= flush_deadline_; });
+    backoff = std::min(backoff * 2, config_.backoff_max);
+  }
+}
+
+}  // namespace converge::service
