@@ -89,12 +89,15 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnHeader(beast::error_code ec) {
+    const bool first = first_;
     first_ = false;
     if (ec) {
       if (ec == beast::error::timeout) {
         // Beast's stream has closed the socket already: no 408 can be
-        // written; the client sees the connection close.
-        service().RecordHttpStatus(408);
+        // written; the client sees the connection close. A keep-alive
+        // connection that sent nothing more is merely idle: no request,
+        // no 408.
+        if (first || parser_->got_some()) service().RecordHttpStatus(408);
         return Close();
       }
       if (ec == http::error::end_of_stream || ec == asio::error::eof ||
