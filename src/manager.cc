@@ -157,6 +157,8 @@ bool ParseActionMember(std::string_view member, int64_t* id) {
 }
 
 // Union within each group, intersection across groups (section 3.5.3).
+// (A store that honoured WindowRequest::intersect answers one group, the
+// intersection already.)
 std::vector<int64_t> MatchIds(const WindowResult& result) {
   std::vector<int64_t> ids;
   if (result.groups.empty()) return ids;
@@ -786,6 +788,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
         read_groups();
     if (!groups.ok()) return groups.status();
     req.read_groups = *std::move(groups);
+    req.intersect = true;  // MatchIds uses the intersection only
     have_reads = true;
   }
   const std::string token = NextToken(action.id);
@@ -872,6 +875,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
           read_groups();
       if (!groups.ok()) return groups.status();
       reads.read_groups = *std::move(groups);
+      reads.intersect = true;
       reads.start = plan.start;
       reads.end = plan.end;
       absl::StatusOr<WindowResult> r = stores_.window->Apply(reads);
