@@ -91,6 +91,11 @@ absl::Status CheckValue(std::string_view path, const Value& v, size_t limit,
                            " items exceeds the limit of ", limit));
     }
     for (size_t i = 0; i < list.size(); ++i) {
+      // The item's path text only when the item needs a closer look.
+      if (!list[i].is_list() &&
+          (!list[i].is_string() || list[i].as_string().size() <= limit)) {
+        continue;
+      }
       absl::Status st = CheckValue(internal::StrCat(path, "[", i, "]"), list[i],
                                    limit, depth + 1);
       if (!st.ok()) return st;
@@ -127,6 +132,7 @@ absl::Status ValidateAction(const Action& a, const ManagerOptions& o) {
                          " alerts exceed the limit of ", o.max_alerts));
   }
   for (size_t i = 0; i < a.alerts.size(); ++i) {
+    if (a.alerts[i].size() <= limit) continue;
     if (auto st = CheckSize(internal::StrCat("action.alerts[", i, "]"),
                             a.alerts[i].size(), limit);
         !st.ok()) {
