@@ -91,6 +91,11 @@ absl::Status CheckValue(std::string_view path, const Value& v, size_t limit,
                            " items exceeds the limit of ", limit));
     }
     for (size_t i = 0; i < list.size(); ++i) {
+      // The item's path text only when the item needs a closer look.
+      if (!list[i].is_list() &&
+          (!list[i].is_string() || list[i].as_string().size() <= limit)) {
+        continue;
+      }
       absl::Status st = CheckValue(internal::StrCat(path, "[", i, "]"), list[i],
                                    limit, depth + 1);
       if (!st.ok()) return st;
@@ -127,6 +132,7 @@ absl::Status ValidateAction(const Action& a, const ManagerOptions& o) {
                          " alerts exceed the limit of ", o.max_alerts));
   }
   for (size_t i = 0; i < a.alerts.size(); ++i) {
+    if (a.alerts[i].size() <= limit) continue;
     if (auto st = CheckSize(internal::StrCat("action.alerts[", i, "]"),
                             a.alerts[i].size(), limit);
         !st.ok()) {
@@ -157,6 +163,8 @@ bool ParseActionMember(std::string_view member, int64_t* id) {
 }
 
 // Union within each group, intersection across groups (section 3.5.3).
+// (A store that honoured WindowRequest::intersect answers one group, the
+// intersection already.)
 std::vector<int64_t> MatchIds(const WindowResult& result) {
   std::vector<int64_t> ids;
   if (result.groups.empty()) return ids;
@@ -786,6 +794,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
         read_groups();
     if (!groups.ok()) return groups.status();
     req.read_groups = *std::move(groups);
+    req.intersect = true;  // MatchIds uses the intersection only
     have_reads = true;
   }
   const std::string token = NextToken(action.id);
@@ -872,6 +881,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
           read_groups();
       if (!groups.ok()) return groups.status();
       reads.read_groups = *std::move(groups);
+      reads.intersect = true;
       reads.start = plan.start;
       reads.end = plan.end;
       absl::StatusOr<WindowResult> r = stores_.window->Apply(reads);

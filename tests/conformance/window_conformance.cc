@@ -1,6 +1,7 @@
 // Conformance: WindowStore (converge/store/window_store.h). Every contract
 // sentence of the header has a case here; the cases run against every store.
 
+#include "absl/strings/str_cat.h"
 #include "conformance.h"
 
 namespace converge::conformance {
@@ -34,6 +35,52 @@ TEST_CASE("WindowStore: a group is the deduplicated union of its keys",
   auto groups = Read(s, {{"k1", "k2", "k3"}, {"k1", "k1"}});
   CHECK(groups[0] == Members{"action_1", "action_2"});
   CHECK(groups[1] == Members{"action_1"});
+}
+
+TEST_CASE(
+    "WindowStore: with intersect, one group per read group or their "
+    "intersection",
+    "[conformance]") {
+  StoreSet s;
+  // "shared" is the key many dimensions share; the intersection is small.
+  std::vector<WindowEntry> entries;
+  for (int i = 1; i <= 300; ++i) {
+    entries.push_back(Entry("shared", absl::StrCat("action_", i), 100));
+  }
+  entries.push_back(Entry("shared", "action_900", 50));  // before the window
+  entries.push_back(Entry("a", "action_7", 100));
+  entries.push_back(Entry("a", "action_900", 50));
+  entries.push_back(Entry("b", "action_8", 100));
+  entries.push_back(Entry("b", "action_999", 100));  // not in "shared"
+  Add(s, entries);
+  auto intersect = [&](std::vector<std::vector<std::string>> groups) {
+    WindowRequest req;
+    req.read_groups = std::move(groups);
+    req.intersect = true;
+    req.start = At(60);
+    req.end = At(200);
+    absl::StatusOr<WindowResult> r = s.window().Apply(req);
+    REQUIRE(r.ok());
+    REQUIRE(
+        (r->groups.size() == 1 || r->groups.size() == req.read_groups.size()));
+    // What the caller does with either answer.
+    Members acc = Sorted(r->groups[0]);
+    for (size_t g = 1; g < r->groups.size(); ++g) {
+      Members next;
+      for (const std::string& m : Sorted(r->groups[g])) {
+        if (std::binary_search(acc.begin(), acc.end(), m)) next.push_back(m);
+      }
+      acc = next;
+    }
+    return acc;
+  };
+  CHECK(intersect({{"shared"}, {"a", "b"}}) == Members{"action_7", "action_8"});
+  CHECK(intersect({{"a", "b"}, {"shared"}}) == Members{"action_7", "action_8"});
+  CHECK(intersect({{"shared"}, {"a"}, {"b"}}).empty());
+  CHECK(intersect({{"shared"}, {"missing"}}).empty());
+  CHECK(intersect({{"shared"}, {"b", "b"}}) == Members{"action_8"});
+  CHECK(intersect({{"shared"}}).size() == 300);
+  CHECK(intersect({{"shared"}, {"shared", "a"}}).size() == 300);
 }
 
 TEST_CASE("WindowStore: read bounds are inclusive at both ends",

@@ -308,6 +308,10 @@ class MemoryWindowStore final : public WindowStore {
     const int64_t hi = req.end == absl::InfiniteFuture()
                            ? std::numeric_limits<int64_t>::max()
                            : absl::ToUnixNanos(req.end);
+    if (req.intersect && req.read_groups.size() > 1) {
+      result.groups.push_back(Intersect(req.read_groups, lo, hi, now));
+      return result;
+    }
     result.groups.reserve(req.read_groups.size());
     std::vector<uint64_t> codes;
     for (const auto& group : req.read_groups) {
@@ -393,6 +397,58 @@ class MemoryWindowStore final : public WindowStore {
   }
 
  private:
+  // WindowRequest::intersect: the members scored within [lo, hi] in every
+  // group, read from the group with the fewest members and looked up in the
+  // others. Under s_->mu.
+  std::vector<std::string> Intersect(
+      const std::vector<std::vector<std::string>>& groups, int64_t lo,
+      int64_t hi, absl::Time now) {
+    std::vector<std::vector<const WindowKey*>> keys(groups.size());
+    size_t smallest = 0;
+    size_t smallest_size = std::numeric_limits<size_t>::max();
+    for (size_t g = 0; g < groups.size(); ++g) {
+      size_t size = 0;
+      for (const std::string& key : groups[g]) {
+        if (const WindowKey* wk = s_->LiveKey(key, now)) {
+          keys[g].push_back(wk);
+          size += wk->score_of.size();
+        }
+      }
+      if (size < smallest_size) {
+        smallest = g;
+        smallest_size = size;
+      }
+    }
+    std::vector<std::string> out;
+    if (lo > hi || smallest_size == 0) return out;
+    auto in_group = [&](size_t g, uint64_t code) {
+      for (const WindowKey* wk : keys[g]) {
+        auto it = wk->score_of.find(code);
+        if (it != wk->score_of.end() && it->second >= lo && it->second <= hi) {
+          return true;
+        }
+      }
+      return false;
+    };
+    std::vector<uint64_t> codes;
+    for (const WindowKey* wk : keys[smallest]) {
+      for (auto it = wk->by_score.lower_bound({lo, 0});
+           it != wk->by_score.end() && it->first <= hi; ++it) {
+        codes.push_back(it->second);
+      }
+    }
+    std::sort(codes.begin(), codes.end());
+    codes.erase(std::unique(codes.begin(), codes.end()), codes.end());
+    for (uint64_t code : codes) {
+      bool everywhere = true;
+      for (size_t g = 0; g < groups.size() && everywhere; ++g) {
+        if (g != smallest) everywhere = in_group(g, code);
+      }
+      if (everywhere) out.push_back(s_->codec.Decode(code));
+    }
+    return out;
+  }
+
   std::shared_ptr<LeaseState> s_;
 };
 

@@ -671,6 +671,14 @@ absl::StatusOr<Db::Lease> Db::Acquire() {
   return Lease(this, std::move(*conn));
 }
 
+absl::Status Db::EnsureWriter() {
+  if (writer_ != nullptr) return absl::OkStatus();
+  absl::StatusOr<Lease> lease = Acquire();
+  if (!lease.ok()) return lease.status();
+  writer_ = lease->Release();
+  return absl::OkStatus();
+}
+
 void Db::Return(std::unique_ptr<Conn> conn) {
   std::lock_guard<std::mutex> lock(pool_mu_);
   pool_.push_back(std::move(conn));
@@ -716,12 +724,11 @@ absl::Status Db::BeginBatch() {
                ": a batch is already open on this thread; commit or "
                "destroy it first"));
   }
-  absl::StatusOr<Lease> lease = Acquire();
-  if (!lease.ok()) return lease.status();
   auto batch = std::make_unique<ThreadBatch>();
   batch->db = this;
   batch->write_lock = std::unique_lock<std::mutex>(write_mu_);
-  Conn& conn = **lease;
+  if (absl::Status st = EnsureWriter(); !st.ok()) return st;
+  Conn& conn = *writer_;
   const absl::Time deadline = absl::Now() + options_.busy_timeout;
   for (int attempt = 0;; ++attempt) {
     conn.set_last_error(SQLITE_OK);
@@ -732,7 +739,7 @@ absl::Status Db::BeginBatch() {
     if (!Busy(conn.last_error()) || absl::Now() >= deadline) return st;
     Backoff(attempt);
   }
-  batch->state.conn = lease->Release();
+  batch->state.conn = std::move(writer_);
   t_batch = batch.release();
   return absl::OkStatus();
 }
@@ -764,7 +771,7 @@ absl::Status Db::CommitBatch() {
                                         st.message()));
   }
   if (!st.ok()) Rollback(conn);
-  Return(std::move(batch->state.conn));
+  writer_ = std::move(batch->state.conn);  // still under the write lock
   return st;
 }
 
@@ -773,7 +780,7 @@ void Db::AbortBatch() {
   std::unique_ptr<ThreadBatch> batch(t_batch);
   t_batch = nullptr;
   Rollback(*batch->state.conn);
-  Return(std::move(batch->state.conn));
+  writer_ = std::move(batch->state.conn);  // still under the write lock
 }
 
 bool Db::SweepDue() {

@@ -267,26 +267,36 @@ class Db {
       }
       return r;
     }
-    absl::StatusOr<Lease> conn = Acquire();
-    if (!conn.ok()) return Result(conn.status());
+    // Writes run on the writer connection, reads on one of the pool.
     std::unique_lock<std::mutex> lock(write_mu_, std::defer_lock);
-    if (write) lock.lock();
+    std::optional<Lease> pooled;
+    Conn* conn = nullptr;
+    if (write) {
+      lock.lock();
+      if (absl::Status st = EnsureWriter(); !st.ok()) return Result(st);
+      conn = writer_.get();
+    } else {
+      absl::StatusOr<Lease> lease = Acquire();
+      if (!lease.ok()) return Result(lease.status());
+      pooled.emplace(*std::move(lease));
+      conn = &**pooled;
+    }
     const absl::Time deadline = absl::Now() + options_.busy_timeout;
     for (int attempt = 0;; ++attempt) {
-      (*conn)->set_last_error(SQLITE_OK);
-      absl::Status st = (*conn)->Run(begin);
-      if (st.ok()) st = (*conn)->RefreshMemo();
+      conn->set_last_error(SQLITE_OK);
+      absl::Status st = conn->Run(begin);
+      if (st.ok()) st = conn->RefreshMemo();
       if (st.ok()) {
-        Result r = fn(**conn);
+        Result r = fn(*conn);
         if (StatusOf(r).ok()) {
-          st = (*conn)->Run("COMMIT");
+          st = conn->Run("COMMIT");
           if (st.ok()) return r;
         } else {
           st = StatusOf(r);
         }
-        Rollback(**conn);
+        Rollback(*conn);
       }
-      if (!Busy((*conn)->last_error()) || absl::Now() >= deadline) {
+      if (!Busy(conn->last_error()) || absl::Now() >= deadline) {
         return Result(st);
       }
       Backoff(attempt);
@@ -310,6 +320,14 @@ class Db {
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Conn>> pool_;
   std::mutex write_mu_;
+  // The connection every write of this process runs on (guarded by
+  // write_mu_; a batch holds it until it commits). One writing connection
+  // keeps its page cache: SQLite drops a connection's whole cache when
+  // another connection has committed since its last transaction, and two
+  // writers taking turns would reread every page they touch.
+  std::unique_ptr<Conn> writer_;
+  // Opens writer_ if it is not open. Under write_mu_.
+  absl::Status EnsureWriter();
   std::mutex sweep_mu_;
   uint64_t calls_since_sweep_ = 0;
 

@@ -406,6 +406,13 @@ class SqliteWindowStore final : public WindowStore {
       }
       const int64_t lo = Nanos(req.start);
       const int64_t hi = Nanos(req.end);
+      if (req.intersect && req.read_groups.size() > 1) {
+        absl::StatusOr<std::vector<std::string>> both =
+            Intersect(conn, req.read_groups, now_ns, lo, hi);
+        if (!both.ok()) return both.status();
+        result.groups.push_back(*std::move(both));
+        return result;
+      }
       result.groups.reserve(req.read_groups.size());
       for (const auto& group : req.read_groups) {
         std::vector<std::string>& out = result.groups.emplace_back();
@@ -531,6 +538,97 @@ class SqliteWindowStore final : public WindowStore {
       if (auto st = DeleteKey(conn, (*k)->id); !st.ok()) return st;
       return live;
     });
+  }
+
+ private:
+  // WindowRequest::intersect: the members scored within [lo, hi] in every
+  // group. Reads the group with the fewest members in the window (counted
+  // with a growing cap, so a key that many dimensions share is never read
+  // whole) and looks each of its members up in the other groups by primary
+  // key: the cost follows the smallest group, not the largest.
+  absl::StatusOr<std::vector<std::string>> Intersect(
+      Conn& conn, const std::vector<std::vector<std::string>>& groups,
+      int64_t now_ns, int64_t lo, int64_t hi) {
+    std::vector<std::string> out;
+    if (lo > hi) return out;
+    // The live index keys of each group; a group without one is empty.
+    std::vector<std::vector<int64_t>> ids(groups.size());
+    for (size_t g = 0; g < groups.size(); ++g) {
+      for (const std::string& key : groups[g]) {
+        Stmt q(conn,
+               "SELECT id FROM converge_window_key WHERE key = ?1 AND "
+               "kind = 0 AND expires_ns > ?2");
+        q.Bind(1, key).Bind(2, now_ns);
+        absl::StatusOr<bool> row = q.Step();
+        if (!row.ok()) return row.status();
+        if (*row) ids[g].push_back(q.Int(0));
+      }
+      if (ids[g].empty()) return out;
+    }
+    // Members of group g in the window, counted up to `cap`.
+    auto count = [&](size_t g, int64_t cap) -> absl::StatusOr<int64_t> {
+      int64_t n = 0;
+      for (int64_t id : ids[g]) {
+        Stmt q(conn,
+               "SELECT count(*) FROM (SELECT 1 FROM converge_window_member "
+               "WHERE key_id = ?1 AND score_ns BETWEEN ?2 AND ?3 LIMIT ?4)");
+        q.Bind(1, id).Bind(2, lo).Bind(3, hi).Bind(4, cap - n);
+        absl::StatusOr<bool> row = q.Step();
+        if (!row.ok()) return row.status();
+        n += *row ? q.Int(0) : 0;
+        if (n >= cap) break;
+      }
+      return n;
+    };
+    size_t smallest = 0;
+    for (int64_t cap = 64;; cap *= 8) {
+      int64_t best = cap;
+      for (size_t g = 0; g < groups.size(); ++g) {
+        absl::StatusOr<int64_t> n = count(g, best);
+        if (!n.ok()) return n.status();
+        if (*n == 0) return out;
+        if (*n < best) {
+          best = *n;
+          smallest = g;
+        }
+      }
+      if (best < cap) break;
+    }
+    absl::flat_hash_set<std::string> seen;
+    for (int64_t id : ids[smallest]) {
+      Stmt q(conn,
+             "SELECT member FROM converge_window_member WHERE key_id = ?1 AND "
+             "score_ns BETWEEN ?2 AND ?3");
+      q.Bind(1, id).Bind(2, lo).Bind(3, hi);
+      for (;;) {
+        absl::StatusOr<bool> row = q.Step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        if (seen.insert(std::string(q.TextView(0))).second) {
+          out.push_back(q.Text(0));
+        }
+      }
+    }
+    for (size_t g = 0; g < groups.size() && !out.empty(); ++g) {
+      if (g == smallest) continue;
+      std::vector<std::string> kept;
+      for (std::string& member : out) {
+        for (int64_t id : ids[g]) {
+          Stmt q(conn,
+                 "SELECT 1 FROM converge_window_member WHERE key_id = ?1 AND "
+                 "member = ?2 AND score_ns BETWEEN ?3 AND ?4");
+          q.Bind(1, id).Bind(2, member).Bind(3, lo).Bind(4, hi);
+          absl::StatusOr<bool> row = q.Step();
+          if (!row.ok()) return row.status();
+          if (*row) {
+            kept.push_back(std::move(member));
+            break;
+          }
+        }
+      }
+      out = std::move(kept);
+    }
+    return out;
   }
 
  private:

@@ -49,6 +49,13 @@ struct WindowRequest {
   std::vector<std::vector<std::string>> read_groups;
   absl::Time start = absl::InfinitePast();
   absl::Time end = absl::InfiniteFuture();
+  // A hint for a caller that only uses the intersection of the groups (the
+  // members found in every group): the store may then answer with that one
+  // group instead of one group per read group, so that it can read the
+  // smallest group and probe the others, rather than every member of a key
+  // that many dimensions share. A store that ignores the hint answers one
+  // group per read group, which the caller intersects itself.
+  bool intersect = false;
 };
 
 struct WindowResult {
@@ -56,6 +63,8 @@ struct WindowResult {
   // `groups` is empty (the reads were skipped) but the adds were applied.
   bool lease_acquired = true;
   // One entry per read group, members deduplicated, in no particular order.
+  // With request.intersect and more than one read group: either that, or
+  // exactly one entry, the members present in every group.
   std::vector<std::vector<std::string>> groups;
 };
 
