@@ -188,12 +188,10 @@ StormRun RunStorm(Storm& storm, converge::redis::RedisOptions o,
   if (!manager.ok()) return run;
   const long trips_before = trips.count.load();
   const auto t0 = std::chrono::steady_clock::now();
-  const bool ok =
-      threads > 1 ? converge::bench::DriveStormThreaded(
-                        storm, **manager, clock, actions, threads, run.outcomes)
-                  : converge::bench::DriveStorm(storm, **manager, clock,
-                                                actions, batch, run.outcomes);
-  if (!ok) return StormRun{};
+  if (!converge::bench::DriveStormWith(storm, **manager, clock, actions, batch,
+                                       threads, run.outcomes)) {
+    return StormRun{};
+  }
   run.rate = actions / Seconds(std::chrono::steady_clock::now() - t0);
   run.round_trips =
       static_cast<double>(trips.count.load() - trips_before) / actions;

@@ -235,12 +235,10 @@ StormRun RunStorm(Storm& storm, const std::string& path,
     return run;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const bool ok =
-      threads > 1 ? converge::bench::DriveStormThreaded(
-                        storm, **manager, clock, actions, threads, run.outcomes)
-                  : converge::bench::DriveStorm(storm, **manager, clock,
-                                                actions, batch, run.outcomes);
-  if (!ok) return StormRun{};
+  if (!converge::bench::DriveStormWith(storm, **manager, clock, actions, batch,
+                                       threads, run.outcomes)) {
+    return StormRun{};
+  }
   run.rate = actions / Seconds(std::chrono::steady_clock::now() - t0);
   return run;
 }

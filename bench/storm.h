@@ -207,6 +207,17 @@ inline bool DriveStormThreaded(Storm& storm, ConvergeManager& manager,
   return ok;
 }
 
+// DriveStormThreaded with threads > 1, else DriveStorm in batches of
+// `batch`.
+inline bool DriveStormWith(Storm& storm, ConvergeManager& manager,
+                           VirtualClock& clock, long actions, long batch,
+                           int threads, long outcomes[5]) {
+  return threads > 1
+             ? DriveStormThreaded(storm, manager, clock, actions, threads,
+                                  outcomes)
+             : DriveStorm(storm, manager, clock, actions, batch, outcomes);
+}
+
 }  // namespace converge::bench
 
 #endif  // CONVERGE_BENCH_STORM_H_

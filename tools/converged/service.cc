@@ -1010,17 +1010,23 @@ HttpAnswer Service::Locks(const HttpRequest&, std::string_view) {
   return Json(200, body + "]}");
 }
 
+std::optional<HttpAnswer> Service::TooManyAlerts(size_t n) const {
+  if (static_cast<int64_t>(n) <= config_.limits.max_actions_per_request) {
+    return std::nullopt;
+  }
+  return ErrorAnswer(413, "resource_exhausted",
+                     absl::StrCat(n,
+                                  " alerts in one request; "
+                                  "limits.max_actions_per_request is ",
+                                  config_.limits.max_actions_per_request));
+}
+
 HttpAnswer Service::AlertsV2(const HttpRequest& r, std::string_view) {
   InputError error;
   std::optional<std::vector<Alert>> alerts = ParseAlertsV2(r.body, &error);
   if (!alerts) return BadInput(error);
-  if (static_cast<int64_t>(alerts->size()) >
-      config_.limits.max_actions_per_request) {
-    return ErrorAnswer(413, "resource_exhausted",
-                       absl::StrCat(alerts->size(),
-                                    " alerts in one request; "
-                                    "limits.max_actions_per_request is ",
-                                    config_.limits.max_actions_per_request));
+  if (std::optional<HttpAnswer> big = TooManyAlerts(alerts->size())) {
+    return *big;
   }
   alerts_received_ += static_cast<int64_t>(alerts->size());
   const absl::Time now = clock_->Now();
@@ -1049,13 +1055,8 @@ HttpAnswer Service::AlertmanagerWebhook(const HttpRequest& r,
   std::optional<std::vector<Alert>> alerts =
       ParseAlertmanagerWebhook(r.body, &error);
   if (!alerts) return BadInput(error);
-  if (static_cast<int64_t>(alerts->size()) >
-      config_.limits.max_actions_per_request) {
-    return ErrorAnswer(413, "resource_exhausted",
-                       absl::StrCat(alerts->size(),
-                                    " alerts in one request; "
-                                    "limits.max_actions_per_request is ",
-                                    config_.limits.max_actions_per_request));
+  if (std::optional<HttpAnswer> big = TooManyAlerts(alerts->size())) {
+    return *big;
   }
   alerts_received_ += static_cast<int64_t>(alerts->size());
   const absl::Time now = clock_->Now();

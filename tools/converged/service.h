@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -112,6 +113,9 @@ class Service {
   HttpAnswer Queues(const HttpRequest& r, std::string_view id);
   HttpAnswer Redrive(const HttpRequest& r, std::string_view id);
   HttpAnswer Locks(const HttpRequest& r, std::string_view id);
+  // 413 when an Alertmanager payload has more than
+  // limits.max_actions_per_request alerts.
+  std::optional<HttpAnswer> TooManyAlerts(size_t n) const;
   HttpAnswer AlertsV2(const HttpRequest& r, std::string_view id);
   HttpAnswer AlertmanagerWebhook(const HttpRequest& r, std::string_view id);
 
