@@ -43,6 +43,25 @@ absl::StatusOr<TestStores> MakeTestStores(const Clock* clock);
 // "memory", "sqlite": for messages.
 std::string_view TestStoreName();
 
+// What the store under test cannot do, each with why (house-style.md,
+// "Conformance suite": a flag that excuses an adapter says why). Every
+// harness gets these defaults (tests/conformance/capabilities.cc, a weak
+// definition); a harness whose store differs defines its own.
+struct TestCapabilities {
+  // Text that is not UTF-8 round-trips in upstream's text columns
+  // (converge_relation.alerts, converge_instance.converge_config). False
+  // for MySQL: those columns are utf8mb4 text, as upstream's, and such
+  // text is refused (kInvalidArgument) rather than stored mangled.
+  bool any_bytes_in_text = true;
+  // Instance ids handed out in a rolled-back batch are handed out again.
+  // False for MySQL: InnoDB never gives AUTO_INCREMENT values back.
+  bool rollback_returns_ids = true;
+  // Instance times (create_time, end_time) keep nanoseconds. False for
+  // MySQL: upstream's datetime columns are DATETIME(6), microseconds.
+  bool nanosecond_instance_times = true;
+};
+TestCapabilities TestStoreCapabilities();
+
 }  // namespace converge::testing
 
 #endif  // CONVERGE_TESTS_SUPPORT_TEST_STORES_H_
