@@ -7,6 +7,7 @@ CONVERGE_DEB_PACKAGES=(
   libabsl-dev libfmt-dev catch2
   libboost1.81-dev libboost-json1.81-dev
   libhiredis-dev redis-server  # converge::redis, and the server its tests run
+  libmariadb-dev mariadb-server  # converge::mysql, and the server its tests run
   prometheus  # promtool, for the metrics.promtool_check test; converged's real-client test
   prometheus-alertmanager curl  # converged's real-client test and bench/http_vs_alertmanager.sh
 )

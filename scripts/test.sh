@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test. Installs missing Debian packages
-# first (apt-get; idempotent). The Redis tests run on a redis-server that
-# CTest itself starts on loopback and stops by PID (fixture redis_server,
+# first (apt-get; idempotent). The Redis and MySQL tests run on a
+# redis-server and a mariadbd that CTest itself starts on loopback (and a
+# unix socket) and stops by PID (fixtures redis_server and mysql_server,
 # tests/CMakeLists.txt), so a plain `ctest` runs them too.
 #
 # Environment: BUILD_DIR (default build/test), JOBS (default nproc).
@@ -15,7 +16,7 @@ JOBS=${JOBS:-$(nproc)}
 
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCONVERGE_WERROR=ON -DCONVERGE_WITH_JSON=ON -DCONVERGE_WITH_SQLITE=ON \
-  -DCONVERGE_WITH_REDIS=ON >/dev/null
+  -DCONVERGE_WITH_REDIS=ON -DCONVERGE_WITH_MYSQL=ON >/dev/null
 cmake --build "$BUILD_DIR" -j "$JOBS"
 
 # The benchmark must keep building and running; its figures are reported,
@@ -23,6 +24,9 @@ cmake --build "$BUILD_DIR" -j "$JOBS"
 "$BUILD_DIR"/bench/converge_storm_bench --actions 20000 --dimensions 200 >/dev/null
 "$BUILD_DIR"/bench/converge_sqlite_bench --actions 4000 --dimensions 40 \
   --durable-actions 200 --dir "$BUILD_DIR" >/dev/null
+# MySQL: a tiny run on a mariadbd of its own (test settings).
+"$BUILD_DIR"/bench/converge_mysql_bench --actions 2000 --one-actions 200 \
+  --dimensions 20 --fast 1 >/dev/null
 
 # converged against prometheus-alertmanager, a tiny run (the full one is
 # bench/http_vs_alertmanager.sh; docs/http-api.md, section 10).

@@ -200,14 +200,55 @@ std::string LeaseRoute(std::string_view dimension) {
 
 // Releases a lease when the evaluation that took it returns (nothing when
 // no token was taken). Release errors are ignored: the lease then expires.
+// The notes and lease releases deferred by the repo batch running on this
+// thread, if any.
+struct DeferredNotes {
+  const ConvergeManager* manager = nullptr;
+  std::vector<std::function<void()>> notes;
+  // Leases released by the batch's evaluations: released after the batch
+  // has committed (or rolled back), so that no other evaluator reads a
+  // dimension before the writes made under its lease show. (A backend
+  // whose batch holds one write lock, SQLite, would not need it; MySQL
+  // beside its own leases or Redis's does.)
+  std::vector<std::pair<std::string, std::string>> releases;
+  // False when the batch excludes other writers (RepoBatch::
+  // ExcludesWriters): leases are then released at once.
+  bool defer_releases = false;
+};
+thread_local DeferredNotes* t_deferred = nullptr;
+
+// Releases a lease when the evaluation that took it returns (nothing when
+// no token was taken), or when the repo batch it ran in ends. Release
+// errors are ignored: the lease then expires.
 struct LeaseReleaser {
   LockStore* lock;
   const std::string& key;
   const std::string& token;
   ~LeaseReleaser() {
-    if (!token.empty()) (void)lock->Release(key, token);
+    if (token.empty()) return;
+    if (t_deferred != nullptr && t_deferred->defer_releases) {
+      t_deferred->releases.emplace_back(key, token);
+      return;
+    }
+    (void)lock->Release(key, token);
   }
 };
+
+// In a repo batch, a lease this thread's batch still holds for `key` (its
+// release deferred) is taken over by the next evaluation of the key rather
+// than waited for: its token, and no release of it pending any more.
+std::string PendingToken(const std::string& key) {
+  if (t_deferred == nullptr) return std::string();
+  auto& r = t_deferred->releases;
+  for (auto it = r.begin(); it != r.end(); ++it) {
+    if (it->first == key) {
+      std::string token = std::move(it->second);
+      r.erase(it);
+      return token;
+    }
+  }
+  return std::string();
+}
 
 Decision Replayed(const ActionRecord& record) {
   Decision d = record.decision;
@@ -429,13 +470,6 @@ absl::StatusOr<Decision> ConvergeManager::SubmitOne(
 }
 
 namespace {
-// The notes deferred by the repo batch running on this thread, if any.
-struct DeferredNotes {
-  const ConvergeManager* manager = nullptr;
-  std::vector<std::function<void()>> notes;
-};
-thread_local DeferredNotes* t_deferred = nullptr;
-
 // A per-item error: the item is refused and the batch goes on. Any other
 // error is the store's, and the batch cannot be trusted.
 bool ItemError(const absl::Status& st) {
@@ -571,19 +605,28 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
   }
   DeferredNotes deferred;
   deferred.manager = this;
+  deferred.defer_releases = !(*batch)->ExcludesWriters();
   t_deferred = &deferred;
+  auto release = [&] {
+    for (const auto& [key, token] : deferred.releases) {
+      (void)stores_.lock->Release(key, token);
+    }
+  };
   for (const BatchItem& item : items) {
     absl::StatusOr<Decision> d = SubmitOne(*item.action, *item.config);
     if (!d.ok() && !ItemError(d.status())) {
       // A store error: the transaction cannot be trusted; roll it back.
       t_deferred = nullptr;
       batch->reset();
+      release();
       return fail_all(d.status());
     }
     results.push_back(std::move(d));
   }
   t_deferred = nullptr;
-  if (absl::Status st = (*batch)->Commit(); !st.ok()) return fail_all(st);
+  absl::Status committed = (*batch)->Commit();
+  release();
+  if (!committed.ok()) return fail_all(committed);
   for (auto& note : deferred.notes) note();
   return results;
 }
@@ -797,7 +840,8 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     req.intersect = true;  // MatchIds uses the intersection only
     have_reads = true;
   }
-  const std::string token = NextToken(action.id);
+  std::string token = PendingToken(plan.lease_key);
+  if (token.empty()) token = NextToken(action.id);
   WindowResult result;
   absl::StatusOr<bool> acquired =
       AcquireLease(plan.lease_key, token, &req, &result);
@@ -1055,11 +1099,14 @@ absl::StatusOr<bool> ConvergeManager::AcquireLease(const std::string& key,
     (void)stores_.lock->Release(key, token);
     return st;
   };
-  // In a repo batch this thread holds the store's write lock: the holder
+  // In a repo batch that holds the store's write lock (SQLite), the holder
   // of a busy lease (another process) cannot release it before the batch
   // ends, so waiting is pointless; the item is refused at once (lease busy,
-  // retried later by the caller or the processor).
-  const int attempts = InRepoBatch() ? 1 : options_.lease_attempts;
+  // retried later by the caller or the processor). A batch of row locks
+  // (MySQL) waits as a call outside a batch does.
+  const int attempts = InRepoBatch() && !t_deferred->defer_releases
+                           ? 1
+                           : options_.lease_attempts;
   for (int attempt = 0; attempt < attempts; ++attempt) {
     if (attempt > 0) {
       // Jittered, doubling, bounded real-time backoff.
@@ -1178,7 +1225,8 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
     absl::StatusOr<std::string> key = LeaseKey(inst->dimension);
     if (!key.ok()) return key.status();
     lease_key = *std::move(key);
-    token = NextToken(action_id);
+    token = PendingToken(lease_key);
+    if (token.empty()) token = NextToken(action_id);
     absl::StatusOr<bool> acquired =
         AcquireLease(lease_key, token, nullptr, nullptr);
     if (!acquired.ok()) return acquired.status();

@@ -18,7 +18,7 @@ TEST_CASE("LockStore: 8 threads hammering one key are mutually excluded",
           "[conformance][concurrency]") {
   StoreSet s;  // the virtual clock never moves: leases never expire
   constexpr int kThreads = 8;
-  constexpr int kIterations = 2000;
+  const int kIterations = testing::TestStoreCapabilities().hot_key_iterations;
   std::atomic<int> inside{0};
   std::atomic<int> violations{0};
   std::atomic<int> acquisitions{0};

@@ -21,37 +21,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "server_process.h"
 
 namespace converge::testing {
-namespace {
-
-// A port nothing listens on right now (the kernel's choice for port 0).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  int port = 0;
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
-bool Alive(pid_t pid) {
-  // Reap it if it is our child (a zombie still answers kill(pid, 0)).
-  int status;
-  if (waitpid(pid, &status, WNOHANG) == pid) return false;
-  return kill(pid, 0) == 0;
-}
-
-}  // namespace
-
 std::string FindRedisServer() {
   if (const char* env = getenv("CONVERGE_REDIS_SERVER");
       env != nullptr && *env != '\0') {
@@ -131,36 +103,13 @@ absl::StatusOr<RedisServerInfo> StartRedisServer(
                                      "",          "--databases",
                                      "16"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
-    const pid_t parent = getpid();
-    const pid_t pid = fork();
-    if (pid < 0) {
-      return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
-    }
-    if (pid == 0) {
-      if (die_with_parent) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(1);
-      } else {
-        setsid();  // outlives the fixture process; stopped by PID
-      }
-      // Its own stdio: never hold the pipes of CTest or of a test.
-      int in = open("/dev/null", O_RDONLY);
-      int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (in < 0 || out < 0) _exit(127);
-      dup2(in, 0);
-      dup2(out, 1);
-      dup2(out, 2);
-      for (int fd = 3; fd < 1024; ++fd) close(fd);
-      std::vector<char*> argv;
-      for (std::string& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(program.c_str(), argv.data());
-      _exit(127);
-    }
+    absl::StatusOr<pid_t> spawned = SpawnProcess(args, log, die_with_parent);
+    if (!spawned.ok()) return spawned.status();
+    const pid_t pid = *spawned;
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (std::chrono::steady_clock::now() < deadline) {
-      if (!Alive(pid)) break;
+      if (!ProcessAlive(pid)) break;
       if (RedisAnswers(p)) {
         return RedisServerInfo{pid, p, dir};
       }
@@ -173,24 +122,6 @@ absl::StatusOr<RedisServerInfo> StartRedisServer(
       absl::StrCat("redis-server did not start in ", dir, " (see ", log, ")"));
 }
 
-absl::Status StopRedisServer(pid_t pid) {
-  if (pid <= 0) return absl::InvalidArgumentError("no pid");
-  if (kill(pid, SIGTERM) != 0) {
-    if (errno == ESRCH) return absl::OkStatus();
-    return absl::InternalError(
-        absl::StrCat("kill ", pid, ": ", strerror(errno)));
-  }
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!Alive(pid)) return absl::OkStatus();
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  kill(pid, SIGKILL);
-  while (Alive(pid)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return absl::OkStatus();
-}
+absl::Status StopRedisServer(pid_t pid) { return StopProcess(pid, 10); }
 
 }  // namespace converge::testing

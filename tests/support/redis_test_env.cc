@@ -29,21 +29,6 @@ struct TempDir {
   }
 };
 
-}  // namespace
-
-absl::StatusOr<std::string> MakeTestTempDir(const char* what) {
-  const char* tmp = getenv("TMPDIR");
-  std::string pattern =
-      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + what +
-      "-XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) {
-    return absl::InternalError("mkdtemp failed for " + pattern);
-  }
-  return pattern;
-}
-
-namespace {
-
 // A server started by this process, stopped (by PID) at exit.
 struct OwnedServer {
   RedisServerInfo info;

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "converge/clock.h"
 #include "converge/redis/redis_store.h"
+#include "temp_dir.h"
 #include "test_stores.h"
 
 namespace converge::testing {
@@ -39,9 +40,6 @@ OwnServer TestRedisOwnServer();
 // the set). servers > 1: databases db, db+1, ... of the test server as
 // RedisOptions::more_servers (keys spread by hash tag).
 absl::StatusOr<TestStores> MakeRedisTestStores(const Clock* clock, int servers);
-
-// A fresh directory $TMPDIR/<what>-XXXXXX (mkdtemp).
-absl::StatusOr<std::string> MakeTestTempDir(const char* what);
 
 }  // namespace converge::testing
 

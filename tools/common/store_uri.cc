@@ -17,6 +17,9 @@
 #ifdef CONVERGE_TOOLS_WITH_REDIS
 #include "converge/redis/redis_store.h"
 #endif
+#ifdef CONVERGE_TOOLS_WITH_MYSQL
+#include "converge/mysql/mysql_store.h"
+#endif
 
 namespace converge::tools {
 namespace {
@@ -93,6 +96,25 @@ absl::StatusOr<OpenedStore> OpenRedis(std::string_view uri,
 }
 #endif
 
+#ifdef CONVERGE_TOOLS_WITH_MYSQL
+// "mysql://..." (mysql::ParseMysqlUri). kMustExist changes nothing: the
+// database must exist either way, and an empty one is what replay would
+// have left before its first action.
+absl::StatusOr<OpenedStore> OpenMysql(std::string_view uri,
+                                      const Clock* clock) {
+  absl::StatusOr<mysql::MysqlOptions> options = mysql::ParseMysqlUri(uri);
+  if (!options.ok()) {
+    return absl::Status(options.status().code(),
+                        absl::StrCat("store \"", Av(Redacted(uri)),
+                                     "\": ", options.status().message()));
+  }
+  options->clock = clock;
+  absl::StatusOr<mysql::MysqlStores> stores = mysql::OpenMysqlStores(*options);
+  if (!stores.ok()) return stores.status();
+  return Opened(Redacted(uri), *std::move(stores), /*ephemeral=*/false);
+}
+#endif
+
 // The scheme of `uri`, or kInvalidArgument.
 absl::StatusOr<std::string_view> SchemeOf(std::string_view uri) {
   const size_t colon = uri.find(':');
@@ -123,6 +145,9 @@ absl::StatusOr<OpenedStore> OpenOne(std::string_view uri, const Clock* clock,
 #ifdef CONVERGE_TOOLS_WITH_REDIS
   if (scheme == "redis" || scheme == "unix") return OpenRedis(uri, clock);
 #endif
+#ifdef CONVERGE_TOOLS_WITH_MYSQL
+  if (scheme == "mysql") return OpenMysql(uri, clock);
+#endif
   return absl::InvalidArgumentError(
       absl::StrCat("store \"", Av(uri), "\": unknown scheme \"", Av(scheme),
                    "\" (known: ", Av(KnownSchemes()), ")"));
@@ -144,15 +169,36 @@ std::string DefaultStoreUri() {
 std::string DefaultRepoUri() { return GetEnv(kRepoEnvVar); }
 
 std::string_view KnownSchemes() {
-#if defined(CONVERGE_TOOLS_WITH_SQLITE) && defined(CONVERGE_TOOLS_WITH_REDIS)
-  return "memory, sqlite, redis, unix";
-#elif defined(CONVERGE_TOOLS_WITH_SQLITE)
-  return "memory, sqlite";
-#elif defined(CONVERGE_TOOLS_WITH_REDIS)
-  return "memory, redis, unix";
-#else
-  return "memory";
+  static const std::string* const known = [] {
+    auto* s = new std::string("memory");
+#ifdef CONVERGE_TOOLS_WITH_SQLITE
+    s->append(", sqlite");
 #endif
+#ifdef CONVERGE_TOOLS_WITH_REDIS
+    s->append(", redis, unix");
+#endif
+#ifdef CONVERGE_TOOLS_WITH_MYSQL
+    s->append(", mysql");
+#endif
+    return s;
+  }();
+  return *known;
+}
+
+std::string Redacted(std::string_view uri) {
+  // scheme://user:password@host...: the password goes.
+  const size_t scheme_end = uri.find("://");
+  if (scheme_end == std::string_view::npos) return std::string(uri);
+  const size_t authority = scheme_end + 3;
+  const size_t end = uri.find_first_of("/?#", authority);
+  const std::string_view auth = uri.substr(
+      authority, end == std::string_view::npos ? end : end - authority);
+  const size_t at = auth.rfind('@');
+  if (at == std::string_view::npos) return std::string(uri);
+  const size_t colon = auth.substr(0, at).find(':');
+  if (colon == std::string_view::npos) return std::string(uri);
+  return absl::StrCat(Av(uri.substr(0, authority + colon + 1)), "***",
+                      Av(uri.substr(authority + at)));
 }
 
 absl::StatusOr<OpenedStore> OpenStore(std::string_view uri, const Clock* clock,
@@ -173,9 +219,9 @@ absl::StatusOr<OpenedStore> OpenStore(std::string_view uri, const Clock* clock,
     if (!repo_scheme.ok()) return repo_scheme.status();
     if (!HasRepo(*repo_scheme)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("repo \"", Av(repo_uri),
+          absl::StrCat("repo \"", Av(Redacted(repo_uri)),
                        "\" keeps no instances and relations (use a sqlite: "
-                       "file, or memory:)"));
+                       "file, a mysql:// database, or memory:)"));
     }
   }
   absl::StatusOr<OpenedStore> store = OpenOne(uri, clock, mode);
@@ -186,7 +232,7 @@ absl::StatusOr<OpenedStore> OpenStore(std::string_view uri, const Clock* clock,
   OpenedStore opened;
   opened.stores = store->stores;
   opened.stores.repo = repo->stores.repo;
-  opened.uri = absl::StrCat(Av(uri), " with repo ", Av(repo_uri));
+  opened.uri = absl::StrCat(Av(store->uri), " with repo ", Av(repo->uri));
   opened.ephemeral = store->ephemeral && repo->ephemeral;
   opened.owner = std::make_shared<Combined>(
       Combined{std::move(store->owner), std::move(repo->owner)});

@@ -9,6 +9,9 @@
 //   redis://...    leases, window indexes and task queues on Redis
 //   unix://...     (converge::redis; the URI as redis::ParseRedisUri reads
 //                  it). Redis keeps no instances: it needs a repo URI.
+//   mysql://...    every store on a MySQL or MariaDB database
+//                  (converge::mysql; the URI as mysql::ParseMysqlUri reads
+//                  it, password included: OpenedStore::uri hides it).
 //
 // Every store URI gives the four store views a manager takes (lease, queue,
 // window index, instance repo), except Redis, which has no repo. A second,
@@ -18,7 +21,8 @@
 //             "sqlite:/var/lib/converge/converge.db")
 //
 // takes leases, windows and queues from Redis and the repo from the SQLite
-// file. Any store with a repo may serve as the repo (memory, sqlite).
+// file. Any store with a repo may serve as the repo (memory, sqlite,
+// mysql).
 //
 // Without --store, the command line uses DefaultStoreUri(): $CONVERGE_STORE,
 // else sqlite:converge.db in the current directory (memory: when the SQLite
@@ -64,8 +68,12 @@ std::string DefaultStoreUri();
 std::string DefaultRepoUri();
 
 // The schemes this build knows, for messages and help texts: "memory,
-// sqlite, redis, unix".
+// sqlite, redis, unix, mysql".
 std::string_view KnownSchemes();
+
+// `uri` with the password of a "scheme://user:password@host" authority
+// replaced by "***", for messages and logs; other URIs as they are.
+std::string Redacted(std::string_view uri);
 
 // What OpenStore may do with a persistent store that does not exist yet.
 enum class OpenMode {
@@ -78,7 +86,8 @@ enum class OpenMode {
 struct OpenedStore {
   Stores stores;
   std::shared_ptr<void> owner;
-  // The URIs as given ("STORE", or "STORE with repo REPO"), for messages.
+  // The URIs as given ("STORE", or "STORE with repo REPO"), passwords
+  // redacted, for messages.
   std::string uri;
   // True when the state starts empty in every run and keeps nothing after
   // it (memory: everywhere), so that inspect and end can only ever see an

@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "converge/store/checks.h"
 #include "internal/strings.h"
 
 namespace converge::memory {
@@ -177,18 +178,6 @@ struct LeaseState {
   }
 };
 
-absl::Status CheckLeaseArgs(std::string_view key, std::string_view token,
-                            std::optional<absl::Duration> ttl) {
-  if (key.empty()) return absl::InvalidArgumentError("memory: empty lease key");
-  if (token.empty()) {
-    return absl::InvalidArgumentError("memory: empty lease token");
-  }
-  if (ttl.has_value() && *ttl <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("memory: lease ttl must be > 0");
-  }
-  return absl::OkStatus();
-}
-
 constexpr size_t kMaxFreeLeases = 1 << 16;
 
 class MemoryLockStore final : public LockStore {
@@ -197,14 +186,17 @@ class MemoryLockStore final : public LockStore {
 
   absl::StatusOr<bool> TryAcquire(std::string_view key, std::string_view token,
                                   absl::Duration ttl) override {
-    if (auto st = CheckLeaseArgs(key, token, ttl); !st.ok()) return st;
+    if (auto st = store::CheckLeaseArgs("memory", key, token, ttl); !st.ok())
+      return st;
     std::lock_guard<std::mutex> lock(s_->mu);
     return s_->TryAcquireLocked(key, token, ttl, s_->clock->Now());
   }
 
   absl::StatusOr<bool> Release(std::string_view key,
                                std::string_view token) override {
-    if (auto st = CheckLeaseArgs(key, token, std::nullopt); !st.ok()) return st;
+    if (auto st = store::CheckLeaseArgs("memory", key, token, std::nullopt);
+        !st.ok())
+      return st;
     std::lock_guard<std::mutex> lock(s_->mu);
     auto it = s_->leases.find(internal::AV(key));
     if (it == s_->leases.end() || it->second.token != token) return false;
@@ -219,7 +211,8 @@ class MemoryLockStore final : public LockStore {
 
   absl::StatusOr<bool> Extend(std::string_view key, std::string_view token,
                               absl::Duration ttl) override {
-    if (auto st = CheckLeaseArgs(key, token, ttl); !st.ok()) return st;
+    if (auto st = store::CheckLeaseArgs("memory", key, token, ttl); !st.ok())
+      return st;
     std::lock_guard<std::mutex> lock(s_->mu);
     const absl::Time now = s_->clock->Now();
     auto it = s_->leases.find(internal::AV(key));
@@ -241,25 +234,8 @@ class MemoryWindowStore final : public WindowStore {
       : s_(std::move(s)) {}
 
   absl::StatusOr<WindowResult> Apply(const WindowRequest& req) override {
-    for (const WindowEntry& e : req.add) {
-      if (e.key.empty() || e.member.empty()) {
-        return absl::InvalidArgumentError(
-            "memory: window entry with an empty key or member");
-      }
-    }
-    for (const auto& group : req.read_groups) {
-      for (const std::string& key : group) {
-        if (key.empty()) {
-          return absl::InvalidArgumentError("memory: empty window key to read");
-        }
-      }
-    }
-    if (req.lease.has_value()) {
-      if (auto st =
-              CheckLeaseArgs(req.lease->key, req.lease->token, req.lease->ttl);
-          !st.ok()) {
-        return st;
-      }
+    if (auto st = store::CheckWindowRequest("memory", req); !st.ok()) {
+      return st;
     }
 
     std::lock_guard<std::mutex> lock(s_->mu);
@@ -357,11 +333,8 @@ class MemoryWindowStore final : public WindowStore {
 
   absl::StatusOr<int64_t> Increment(std::string_view key, absl::Duration ttl,
                                     int64_t refresh_up_to) override {
-    if (key.empty()) {
-      return absl::InvalidArgumentError("memory: empty counter key");
-    }
-    if (ttl <= absl::ZeroDuration()) {
-      return absl::InvalidArgumentError("memory: counter ttl must be > 0");
+    if (auto st = store::CheckCounterArgs("memory", key, ttl); !st.ok()) {
+      return st;
     }
     std::lock_guard<std::mutex> lock(s_->mu);
     const absl::Time now = s_->clock->Now();
@@ -580,7 +553,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
 
   absl::StatusOr<RecordResult> RecordDecision(
       const ActionRecord& record) override {
-    if (auto st = CheckRecord(record); !st.ok()) return st;
+    if (auto st = store::CheckRecord("memory", record); !st.ok()) return st;
     std::lock_guard<std::mutex> lock(mu_);
     if (const ActionRow* row = Decided(record.id); row != nullptr) {
       return RecordResult{ToRecord(record.id, *row), false};
@@ -592,12 +565,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
 
   absl::StatusOr<RecordResult> Join(const ActionRecord& record,
                                     const ConvergeRelation& rel) override {
-    if (auto st = CheckRecord(record); !st.ok()) return st;
-    if (rel.related_id != record.id ||
-        rel.related_type != ConvergeType::kAction) {
-      return absl::InvalidArgumentError(
-          "memory: Join needs the action's own relation of type action");
-    }
+    if (auto st = store::CheckJoin("memory", record, rel); !st.ok()) return st;
     std::lock_guard<std::mutex> lock(mu_);
     // Check the instance first, so that one probe of actions_ both finds an
     // existing row and makes the new one.
@@ -663,16 +631,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
   }
 
   absl::StatusOr<CreateResult> Create(const CreateRequest& req) override {
-    if (req.instance.end_time.has_value()) {
-      return absl::InvalidArgumentError(
-          "memory: a new instance must not have an end_time");
-    }
-    if (req.instance.dimension.empty()) {
-      return absl::InvalidArgumentError("memory: empty instance dimension");
-    }
-    if (req.creator.has_value()) {
-      if (auto st = CheckRecord(*req.creator); !st.ok()) return st;
-    }
+    if (auto st = store::CheckCreate("memory", req); !st.ok()) return st;
     std::lock_guard<std::mutex> lock(mu_);
     if (FindOpenRef(req.instance.dimension) != nullptr) {
       return absl::AlreadyExistsError(internal::StrCat(
@@ -887,13 +846,9 @@ class MemoryInstanceRepo final : public InstanceRepo {
   absl::StatusOr<std::vector<ConvergeRelation>> Link(
       int64_t converge_id,
       absl::Span<const ConvergeRelation> relations) override {
-    for (const ConvergeRelation& rel : relations) {
-      if (rel.related_type != ConvergeType::kConverge ||
-          rel.converge_id != converge_id) {
-        return absl::InvalidArgumentError(
-            "memory: Link takes relations of type converge to the instance "
-            "it names");
-      }
+    if (auto st = store::CheckLink("memory", converge_id, relations);
+        !st.ok()) {
+      return st;
     }
     std::lock_guard<std::mutex> lock(mu_);
     auto it = instances_.find(converge_id);
@@ -986,15 +941,6 @@ class MemoryInstanceRepo final : public InstanceRepo {
   }
 
  private:
-  static absl::Status CheckRecord(const ActionRecord& r) {
-    if (r.id <= 0 || r.decision.action_id != r.id) {
-      return absl::InvalidArgumentError(internal::StrCat(
-          "memory: record id ", r.id, " and decision action_id ",
-          r.decision.action_id, " must be equal and > 0"));
-    }
-    return absl::OkStatus();
-  }
-
   uint32_t Intern(const std::string& reason) {
     // Decisions come in runs of the same reason ("joined").
     if (last_reason_ < reasons_.size() && reasons_[last_reason_] == reason) {
@@ -1136,9 +1082,8 @@ struct Queue {
 class MemoryQueueStore final : public QueueStore {
  public:
   absl::Status Enqueue(std::string_view queue, const Task& task) override {
-    if (queue.empty() || task.id.empty()) {
-      return absl::InvalidArgumentError(
-          "memory: queue name and task id must not be empty");
+    if (auto st = store::CheckEnqueue("memory", queue, task); !st.ok()) {
+      return st;
     }
     std::lock_guard<std::mutex> lock(mu_);
     Queue& q = queues_[std::string(queue)];
@@ -1158,8 +1103,8 @@ class MemoryQueueStore final : public QueueStore {
   absl::StatusOr<std::optional<Delivery>> Dequeue(
       std::string_view queue, absl::Time now,
       absl::Duration visibility) override {
-    if (visibility <= absl::ZeroDuration()) {
-      return absl::InvalidArgumentError("memory: visibility must be > 0");
+    if (auto st = store::CheckVisibility("memory", visibility); !st.ok()) {
+      return st;
     }
     std::lock_guard<std::mutex> lock(mu_);
     auto qit = queues_.find(internal::AV(queue));

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "client.h"
+#include "converge/store/checks.h"
 #include "internal/strings.h"
 #include "scripts.h"
 
@@ -197,18 +198,6 @@ struct Backend {
   }
 };
 
-absl::Status CheckLeaseArgs(std::string_view key, std::string_view token,
-                            std::optional<absl::Duration> ttl) {
-  if (key.empty()) return absl::InvalidArgumentError("redis: empty lease key");
-  if (token.empty()) {
-    return absl::InvalidArgumentError("redis: empty lease token");
-  }
-  if (ttl.has_value() && *ttl <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("redis: lease ttl must be > 0");
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckWindowKey(std::string_view key) {
   if (key.empty()) return absl::InvalidArgumentError("redis: empty window key");
   if (key.substr(0, kMetaTag.size()) == kMetaTag) {
@@ -228,7 +217,8 @@ class RedisLockStore final : public LockStore {
 
   absl::StatusOr<bool> TryAcquire(std::string_view key, std::string_view token,
                                   absl::Duration ttl) override {
-    if (auto st = CheckLeaseArgs(key, token, ttl); !st.ok()) return st;
+    if (auto st = store::CheckLeaseArgs("redis", key, token, ttl); !st.ok())
+      return st;
     const std::string keys[] = {b_->Key(key)};
     const std::string args[] = {b_->Now(), b_->grace, std::string(token),
                                 DurationMicros(ttl)};
@@ -239,7 +229,9 @@ class RedisLockStore final : public LockStore {
 
   absl::StatusOr<bool> Release(std::string_view key,
                                std::string_view token) override {
-    if (auto st = CheckLeaseArgs(key, token, std::nullopt); !st.ok()) return st;
+    if (auto st = store::CheckLeaseArgs("redis", key, token, std::nullopt);
+        !st.ok())
+      return st;
     const std::string keys[] = {b_->Key(key)};
     const std::string args[] = {std::string(token)};
     absl::StatusOr<int64_t> r = b_->Int(GetScripts().lease_release, keys, args);
@@ -249,7 +241,8 @@ class RedisLockStore final : public LockStore {
 
   absl::StatusOr<bool> Extend(std::string_view key, std::string_view token,
                               absl::Duration ttl) override {
-    if (auto st = CheckLeaseArgs(key, token, ttl); !st.ok()) return st;
+    if (auto st = store::CheckLeaseArgs("redis", key, token, ttl); !st.ok())
+      return st;
     const std::string keys[] = {b_->Key(key)};
     const std::string args[] = {b_->Now(), b_->grace, std::string(token),
                                 DurationMicros(ttl)};
@@ -270,27 +263,9 @@ class RedisWindowStore final : public WindowStore {
       : b_(std::move(b)) {}
 
   absl::StatusOr<WindowResult> Apply(const WindowRequest& req) override {
-    for (const WindowEntry& e : req.add) {
-      if (e.key.empty() || e.member.empty()) {
-        return absl::InvalidArgumentError(
-            "redis: window entry with an empty key or member");
-      }
-      if (auto st = CheckWindowKey(e.key); !st.ok()) return st;
-    }
-    for (const auto& group : req.read_groups) {
-      for (const std::string& key : group) {
-        if (key.empty()) {
-          return absl::InvalidArgumentError("redis: empty window key to read");
-        }
-        if (auto st = CheckWindowKey(key); !st.ok()) return st;
-      }
-    }
-    if (req.lease.has_value()) {
-      if (auto st =
-              CheckLeaseArgs(req.lease->key, req.lease->token, req.lease->ttl);
-          !st.ok()) {
-        return st;
-      }
+    if (auto st = store::CheckWindowRequest("redis", req, CheckWindowKey);
+        !st.ok()) {
+      return st;
     }
 
     // The servers of the keys: all on one (always, with one server) is one
@@ -407,13 +382,10 @@ class RedisWindowStore final : public WindowStore {
 
   absl::StatusOr<int64_t> Increment(std::string_view key, absl::Duration ttl,
                                     int64_t refresh_up_to) override {
-    if (key.empty()) {
-      return absl::InvalidArgumentError("redis: empty counter key");
+    if (auto st = store::CheckCounterArgs("redis", key, ttl); !st.ok()) {
+      return st;
     }
     if (auto st = CheckWindowKey(key); !st.ok()) return st;
-    if (ttl <= absl::ZeroDuration()) {
-      return absl::InvalidArgumentError("redis: counter ttl must be > 0");
-    }
     const std::string keys[] = {b_->Key(key), b_->Meta(key)};
     const std::string args[] = {b_->Now(), b_->grace, DurationMicros(ttl),
                                 StrCat(refresh_up_to)};
@@ -587,9 +559,8 @@ class RedisQueueStore final : public QueueStore {
       : b_(std::move(b)) {}
 
   absl::Status Enqueue(std::string_view queue, const Task& task) override {
-    if (queue.empty() || task.id.empty()) {
-      return absl::InvalidArgumentError(
-          "redis: queue name and task id must not be empty");
+    if (auto st = store::CheckEnqueue("redis", queue, task); !st.ok()) {
+      return st;
     }
     const std::string args[] = {
         task.id,        task.kind,          StrCat(task.subject_id),
@@ -608,8 +579,8 @@ class RedisQueueStore final : public QueueStore {
   absl::StatusOr<std::optional<Delivery>> Dequeue(
       std::string_view queue, absl::Time now,
       absl::Duration visibility) override {
-    if (visibility <= absl::ZeroDuration()) {
-      return absl::InvalidArgumentError("redis: visibility must be > 0");
+    if (auto st = store::CheckVisibility("redis", visibility); !st.ok()) {
+      return st;
     }
     if (queue.empty()) return std::optional<Delivery>();
     const absl::Time visible = now + visibility;

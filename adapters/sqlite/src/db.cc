@@ -258,15 +258,8 @@ absl::StatusOr<int> SchemaVersion(Conn& conn) {
 }
 
 absl::Status CheckNotNewer(const std::string& path, int version) {
-  if (version > kSchemaVersion) {
-    return PathError(
-        absl::StatusCode::kFailedPrecondition, path,
-        StrCat("schema version ", version,
-               " is newer than this library's schema version ", kSchemaVersion,
-               " (the file was written by a newer converge); refusing to open "
-               "it"));
-  }
-  return absl::OkStatus();
+  return sql::CheckNotNewer(StrCat("sqlite: ", path), version, kSchemaVersion,
+                            "the file was written by a newer converge");
 }
 
 // Applies the migrations after the file's version up to `target`, in one
@@ -868,40 +861,6 @@ absl::Status Db::MigrateForTest(const std::string& path, int version) {
     return st;
   }
   return Migrate(*db, version);
-}
-
-// ---------------------------------------------------------------------------
-// Encodings
-
-int64_t Nanos(absl::Time t) {
-  if (t == absl::InfinitePast()) return std::numeric_limits<int64_t>::min();
-  if (t == absl::InfiniteFuture()) return std::numeric_limits<int64_t>::max();
-  // ToUnixNanos saturates outside the int64 range.
-  return absl::ToUnixNanos(t);
-}
-
-absl::Time FromNanos(int64_t nanos) {
-  if (nanos == std::numeric_limits<int64_t>::min()) return absl::InfinitePast();
-  if (nanos == std::numeric_limits<int64_t>::max()) {
-    return absl::InfiniteFuture();
-  }
-  return absl::FromUnixNanos(nanos);
-}
-
-std::string DateTime(absl::Time t) {
-  if (t == absl::InfiniteFuture()) return "9999-12-31 23:59:59.999999999";
-  if (t == absl::InfinitePast()) return "0000-01-01 00:00:00.000000000";
-  return absl::FormatTime("%Y-%m-%d %H:%M:%E9S", t, absl::UTCTimeZone());
-}
-
-absl::StatusOr<absl::Time> ParseDateTime(std::string_view text) {
-  absl::Time t;
-  std::string err;
-  if (!absl::ParseTime("%Y-%m-%d %H:%M:%E*S", AV(text), absl::UTCTimeZone(), &t,
-                       &err)) {
-    return absl::DataLossError(StrCat("bad datetime \"", text, "\": ", err));
-  }
-  return t;
 }
 
 }  // namespace converge::sqlite::internal

@@ -27,42 +27,17 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "codec.h"
 #include "converge/clock.h"
 #include "converge/sqlite/sqlite_store.h"
 #include "converge/store/instance_repo.h"
+#include "memo.h"
 
 namespace converge::sqlite::internal {
 
 class Db;
 
-// What the repo remembers of the instances, per connection: the open
-// instance of a dimension (with its executed count) and the state of an
-// instance, so that the hot path does not query them on every call. It is
-// valid only while no other connection (thread or process) has committed:
-// each transaction starts by reading PRAGMA data_version, which changes
-// exactly then, and clears the memo if it did. The repo updates it at the
-// end of each successful write that changes what it holds, and a rolled
-// back transaction clears it.
-struct RepoMemo {
-  struct State {
-    bool open = false;
-    ConvergeType type = ConvergeType::kAction;
-  };
-  // Open instance by dimension (nullopt: none is open).
-  absl::flat_hash_map<std::string, std::optional<OpenInstanceRef>> open;
-  // Dimension of the instances in `open`, by id.
-  absl::flat_hash_map<int64_t, std::string> dimension_of;
-  // State of existing instances by id.
-  absl::flat_hash_map<int64_t, State> state;
-
-  void Clear() {
-    open.clear();
-    dimension_of.clear();
-    state.clear();
-  }
-  // Bounded: past this many dimensions it starts over.
-  static constexpr size_t kMaxEntries = 1 << 16;
-};
+using RepoMemo = sql::RepoMemo;
 
 class Conn;
 
@@ -213,6 +188,18 @@ class Db {
     return Transact("BEGIN", false, std::forward<Fn>(fn));
   }
 
+  // The lock, window and queue stores' transactions (sql::SqlStores): as
+  // Write and Read, part of the thread's batch like the repo's (the file's
+  // one write lock serializes them anyway).
+  template <typename Fn>
+  auto WriteAside(Fn&& fn) -> decltype(fn(std::declval<Conn&>())) {
+    return Write(std::forward<Fn>(fn));
+  }
+  template <typename Fn>
+  auto ReadAside(Fn&& fn) -> decltype(fn(std::declval<Conn&>())) {
+    return Read(std::forward<Fn>(fn));
+  }
+
   // ---- batches (InstanceRepo::BeginBatch) ----
   // Opens a write transaction (BEGIN IMMEDIATE, retried while busy as
   // Write does) on a connection bound to the calling thread. Until
@@ -348,16 +335,13 @@ class Db {
   std::thread checkpointer_;
 };
 
-// ---- value encodings shared by the stores ----
+// ---- value encodings (adapters/sql/src/codec.h) ----
 
-// Nanoseconds since the Unix epoch, saturating at the int64 range (the
-// infinite times map to its ends).
-int64_t Nanos(absl::Time t);
-absl::Time FromNanos(int64_t nanos);
-// Upstream datetime columns: "YYYY-MM-DD HH:MM:SS.fffffffff" UTC, fixed
-// width so that text order is time order.
-std::string DateTime(absl::Time t);
-absl::StatusOr<absl::Time> ParseDateTime(std::string_view text);
+using sql::FromNanos;
+using sql::Nanos;
+using sql::ParseDateTime;
+// Upstream datetime columns: "YYYY-MM-DD HH:MM:SS.fffffffff" UTC.
+inline std::string DateTime(absl::Time t) { return sql::DateTime(t, 9); }
 
 }  // namespace converge::sqlite::internal
 

@@ -81,6 +81,13 @@ class RepoBatch {
  public:
   virtual ~RepoBatch() = default;  // rolls back unless committed
   virtual absl::Status Commit() = 0;
+  // True if, until it ends, the batch keeps every other writer of the repo
+  // waiting (SQLite's write lock): then nobody can evaluate a dimension
+  // before the batch's writes show, and a lease busy in another process
+  // cannot be freed before the batch ends. False (MySQL's row locks): the
+  // manager keeps the leases its batch took until the batch has ended, and
+  // may wait for a busy one.
+  virtual bool ExcludesWriters() const { return false; }
 };
 
 class InstanceRepo {

@@ -1,43 +1,15 @@
-// A worker of the fault test (fault_test.cc): a Processor on Redis + SQLite
-// that drains the shared task queue until SIGTERM, riding out restarts of
-// the server. On exit it writes one line per action it decided itself (not
-// replayed): "<action id> <unix ms>", and prints its processor stats.
+// A worker of the Redis fault test (fault_test.cc,
+// tests/support/fault_drain.h): a Processor on Redis + SQLite.
 //
 //   converge_redis_fault_worker PORT KEY_PREFIX SQLITE_PATH OUT_FILE
 
-#include <signal.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <mutex>
-#include <string>
 #include <utility>
-#include <vector>
 
-#include "absl/time/clock.h"
 #include "converge/redis/redis_store.h"
 #include "converge/sqlite/sqlite_store.h"
-#include "fault_common.h"
-
-namespace {
-
-std::atomic<bool> stop{false};
-void OnTerm(int) { stop.store(true); }
-
-struct Recorder : converge::ManagerListener {
-  void OnDecision(const converge::Decision& d) override {
-    if (d.replayed) return;
-    std::lock_guard<std::mutex> lock(mu);
-    decided.emplace_back(d.action_id, absl::ToUnixMillis(absl::Now()));
-  }
-  std::mutex mu;
-  std::vector<std::pair<int64_t, int64_t>> decided;
-};
-
-}  // namespace
+#include "support/fault_drain.h"
 
 int main(int argc, char** argv) {
   if (argc != 5) {
@@ -45,7 +17,7 @@ int main(int argc, char** argv) {
                  argv[0]);
     return 2;
   }
-  signal(SIGTERM, OnTerm);
+  converge::fault::PrepareFaultWorker();
   converge::redis::RedisOptions ro;
   ro.port = std::atoi(argv[1]);
   ro.key_prefix = argv[2];
@@ -65,34 +37,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   stores->repo = std::move(sql->repo);
-  Recorder recorder;
-  converge::ManagerOptions mo = converge::fault::FaultManagerOptions();
-  mo.listener = &recorder;
-  auto manager = converge::ConvergeManager::Create(
-      stores->view(), converge::RealClock::Default(), mo);
-  if (!manager.ok()) {
-    std::fprintf(stderr, "worker: %s\n", manager.status().ToString().c_str());
-    return 1;
-  }
-  auto processor = converge::Processor::Create(
-      manager->get(), converge::fault::FaultProcessorOptions());
-  if (!processor.ok() || !(*processor)->Start().ok()) {
-    std::fprintf(stderr, "worker: cannot start the processor\n");
-    return 1;
-  }
-  while (!stop.load()) usleep(20 * 1000);
-  (*processor)->Stop();
-
-  std::ofstream out(argv[4]);
-  for (const auto& [id, ms] : recorder.decided) out << id << " " << ms << "\n";
-  out.close();
-  const converge::ProcessorStats st = (*processor)->stats();
-  std::printf(
-      "worker %d: processed %lld requeued %lld retried %lld dead %lld stale "
-      "%lld errors %lld decided %zu\n",
-      static_cast<int>(getpid()), static_cast<long long>(st.processed),
-      static_cast<long long>(st.requeued), static_cast<long long>(st.retried),
-      static_cast<long long>(st.dead), static_cast<long long>(st.stale),
-      static_cast<long long>(st.errors), recorder.decided.size());
-  return 0;
+  return converge::fault::RunFaultWorker(stores->view(), argv[4]);
 }

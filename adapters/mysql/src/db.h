@@ -1,0 +1,351 @@
+// Internal: one MySQL database shared by the four stores of a set -- a pool
+// of connections, transactions with bounded retries, error mapping, and
+// the statement interface the shared SQL stores (adapters/sql/src/
+// stores.h) are written against: the same as SQLite's (Conn, Stmt with
+// "?N" parameters), over the text protocol.
+//
+// Sessions run with autocommit off and READ COMMITTED: every statement is
+// in a transaction that Write() commits; a Read() needs no commit (its
+// plain SELECTs take no locks and see the latest committed rows).
+//
+// Thread safety: Db is safe for concurrent use. A Conn is used by one
+// thread at a time (checked out of the pool for one store call, or bound
+// to the thread for a batch).
+
+#ifndef CONVERGE_ADAPTERS_MYSQL_SRC_DB_H_
+#define CONVERGE_ADAPTERS_MYSQL_SRC_DB_H_
+
+#include <mysql.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "converge/clock.h"
+#include "converge/model.h"
+#include "converge/mysql/mysql_store.h"
+#include "memo.h"
+
+namespace converge::mysql::internal {
+
+class Db;
+
+// Error numbers the store acts on.
+inline constexpr unsigned kErDupEntry = 1062;
+inline constexpr unsigned kErLockWaitTimeout = 1205;
+inline constexpr unsigned kErLockDeadlock = 1213;
+inline constexpr unsigned kCrServerGoneError = 2006;
+inline constexpr unsigned kCrServerLost = 2013;
+
+// Maps a MySQL/MariaDB error number to a status code (house-style.md).
+absl::StatusCode CodeFor(unsigned err);
+// True for errors after which the connection is unusable.
+bool ConnectionLost(unsigned err);
+
+// A statement text parsed once: literal pieces and the parameter (1-based)
+// that follows each piece (0: none).
+struct Parsed {
+  std::vector<std::string> pieces;
+  std::vector<int> params;
+  int max_param = 0;
+};
+
+// One connection.
+class Conn {
+ public:
+  Conn(Db* db, MYSQL* handle) : db_(db), handle_(handle) {}
+  ~Conn();
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  MYSQL* handle() const { return handle_; }
+  Db& db() const { return *db_; }
+
+  // The parsed form of `sql` (a string with static storage: the cache keys
+  // on its address).
+  const Parsed& Parse(const char* sql);
+  // Runs a statement without parameters whose rows, if any, are dropped.
+  absl::Status Exec(std::string_view sql);
+  // Runs `query` (complete text); stores its result, if any, in *result.
+  absl::Status Query(const std::string& query, MYSQL_RES** result,
+                     int64_t* affected);
+
+  // The memo (sql::RepoMemo). Open instances are kept across transactions
+  // (a Join re-checks its instance under a row lock); the instance states
+  // are forgotten at the start of each transaction.
+  sql::RepoMemo& memo() { return memo_; }
+  absl::Status RefreshMemo();
+
+  // Joins of the batch on this connection not yet written (see
+  // MysqlRepo::Join in mysql_store.cc): written together before any other
+  // repo call of the batch and before its commit.
+  struct PendingJoin {
+    ActionRecord record;
+    ConvergeRelation relation;
+  };
+  struct Deferred {
+    std::vector<PendingJoin> joins;
+    absl::flat_hash_set<int64_t> actions;
+    // Instances joined whose state this transaction has not read under a
+    // lock: checked (and locked) when the joins are written.
+    absl::flat_hash_set<int64_t> unchecked;
+    void Clear() {
+      joins.clear();
+      actions.clear();
+      unchecked.clear();
+    }
+  };
+  Deferred& deferred() { return deferred_; }
+
+  // The MySQL errno of the last failed statement (0 if none failed since
+  // the last clear_error()).
+  unsigned last_error() const { return last_error_; }
+  void clear_error() { last_error_ = 0; }
+  void set_last_error(unsigned err) { last_error_ = err; }
+  // True once the connection is lost; it is then dropped, not pooled.
+  bool broken() const { return broken_; }
+  // Rows changed by every statement of this connection, in total.
+  int64_t total_changes() const { return total_changes_; }
+  // Text that may hold any bytes, as a literal: 'escaped' when it is UTF-8
+  // (so that it compares with utf8mb4 columns through their indexes),
+  // x'hex' otherwise.
+  void AppendLiteral(std::string* out, std::string_view text) const;
+
+  // An error status for the last error of this connection: "mysql:
+  // <label>: <what>: <message> (errno N)".
+  absl::Status Error(std::string_view what);
+
+ private:
+  Db* db_;
+  MYSQL* handle_;
+  absl::flat_hash_map<const char*, std::unique_ptr<Parsed>> cache_;
+  unsigned last_error_ = 0;
+  bool broken_ = false;
+  int64_t total_changes_ = 0;
+  sql::RepoMemo memo_;
+  Deferred deferred_;
+};
+
+// A statement in use: binds, runs on the first Step, reads rows.
+class Stmt {
+ public:
+  Stmt(Conn& conn, const char* sql);
+  ~Stmt();
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& Bind(int index, int64_t value);
+  Stmt& Bind(int index, std::string_view text);
+  Stmt& BindBlob(int index, std::string_view bytes) {
+    return Bind(index, bytes);
+  }
+  Stmt& BindNull(int index);
+  Stmt& Bind(int index, std::optional<int64_t> value) {
+    return value.has_value() ? Bind(index, *value) : BindNull(index);
+  }
+
+  // Runs the statement on the first call; then true while a row is
+  // available.
+  absl::StatusOr<bool> Step();
+  // Runs it (rows, if any, are dropped).
+  absl::Status Run();
+
+  int64_t Int(int col) const;
+  bool IsNull(int col) const { return row_[col] == nullptr; }
+  std::string Text(int col) const { return std::string(TextView(col)); }
+  std::string_view TextView(int col) const {
+    return row_[col] == nullptr ? std::string_view()
+                                : std::string_view(row_[col], lengths_[col]);
+  }
+  // Rows matched by the statement (CLIENT_FOUND_ROWS), as SQLite's
+  // sqlite3_changes: an UPDATE that sets a row to what it held counts it.
+  int64_t Changes() const { return affected_; }
+
+ private:
+  Conn& conn_;
+  const Parsed& parsed_;
+  std::vector<std::string> values_;
+  bool ran_ = false;
+  absl::Status status_;
+  MYSQL_RES* result_ = nullptr;
+  MYSQL_ROW row_ = nullptr;
+  unsigned long* lengths_ = nullptr;
+  int64_t affected_ = 0;
+};
+
+class Db {
+ public:
+  // Connects and brings the schema to kSchemaVersion (see OpenMysqlStores).
+  static absl::StatusOr<std::shared_ptr<Db>> Open(const MysqlOptions& options);
+  ~Db() = default;
+
+  // "user@host:port/db" or "user@socket/db", for messages.
+  const std::string& path() const { return label_; }
+  const Clock& clock() const { return *clock_; }
+  const MysqlOptions& options() const { return options_; }
+
+  class Lease {
+   public:
+    Lease(Db* db, std::unique_ptr<Conn> conn)
+        : db_(db), conn_(std::move(conn)) {}
+    Lease(Lease&&) = default;
+    ~Lease() {
+      if (conn_ != nullptr) db_->Return(std::move(conn_));
+    }
+    Conn& operator*() const { return *conn_; }
+    Conn* operator->() const { return conn_.get(); }
+    std::unique_ptr<Conn> Release() { return std::move(conn_); }
+
+   private:
+    Db* db_;
+    std::unique_ptr<Conn> conn_;
+  };
+  absl::StatusOr<Lease> Acquire();
+
+  // Runs `fn(Conn&)` (returning absl::Status or absl::StatusOr<T>) and
+  // commits; rolled back if fn fails. A deadlock, a lock-wait timeout or a
+  // connection lost before the commit runs fn again (on a new connection
+  // if needed), at most max_retries times.
+  template <typename Fn>
+  auto Write(Fn&& fn) -> decltype(fn(std::declval<Conn&>())) {
+    return Transact(true, std::forward<Fn>(fn));
+  }
+  // Runs `fn(Conn&)` without a commit (plain reads), retried as Write.
+  template <typename Fn>
+  auto Read(Fn&& fn) -> decltype(fn(std::declval<Conn&>())) {
+    return Transact(false, std::forward<Fn>(fn));
+  }
+
+  // The lock, window and queue stores' transactions (sql::SqlStores): as
+  // Write and Read, but never part of the thread's batch, which holds only
+  // the repo's writes. A lease or a window key is locked for one short
+  // transaction (retried on a deadlock), not for a whole batch, whose
+  // deadlocks could not be retried; like Redis beside a SQL repo, the
+  // window's adds and a lease outlive a batch that rolls back (they are
+  // idempotent, and a lease expires).
+  template <typename Fn>
+  auto WriteAside(Fn&& fn) -> decltype(fn(std::declval<Conn&>())) {
+    return Transact(true, std::forward<Fn>(fn), /*batch=*/false);
+  }
+  template <typename Fn>
+  auto ReadAside(Fn&& fn) -> decltype(fn(std::declval<Conn&>())) {
+    return Transact(false, std::forward<Fn>(fn), /*batch=*/false);
+  }
+
+  // ---- batches (InstanceRepo::BeginBatch) ----
+  // A transaction on a connection bound to the calling thread: until
+  // CommitBatch or AbortBatch every Write and Read of this thread on this
+  // Db runs in it, without retries (a deadlock rolls the whole transaction
+  // back in InnoDB: the batch fails and its caller retries it).
+  absl::Status BeginBatch();
+  absl::Status CommitBatch();
+  void AbortBatch();
+  bool InBatch() const;
+  // The connection of this thread's batch, or null.
+  Conn* BatchConn() const;
+  // Fails this thread's batch (its commit will return `st`).
+  void FailBatch(const absl::Status& st);
+  bool BatchFailed() const;
+  // Run on the batch's connection before its commit (the deferred joins).
+  void SetBeforeCommit(std::function<absl::Status(Conn&)> fn) {
+    before_commit_ = std::move(fn);
+  }
+
+  // Window-store housekeeping: true about once every 4096 calls.
+  bool SweepDue();
+
+  // Connects a session with the store's settings.
+  absl::StatusOr<std::unique_ptr<Conn>> Connect();
+
+ private:
+  explicit Db(const MysqlOptions& options);
+
+  void Return(std::unique_ptr<Conn> conn);
+  static void Backoff(int attempt);
+  static void Rollback(Conn& conn);
+  static bool Retryable(const Conn& conn, bool committing);
+
+  struct BatchState {
+    std::unique_ptr<Conn> conn;
+    absl::Status failed;
+  };
+  BatchState* Batch() const;
+
+  template <typename Fn>
+  auto Transact(bool write, Fn&& fn, bool use_batch = true)
+      -> decltype(fn(std::declval<Conn&>())) {
+    using Result = decltype(fn(std::declval<Conn&>()));
+    if (BatchState* batch = use_batch ? Batch() : nullptr; batch != nullptr) {
+      if (!batch->failed.ok()) return Result(batch->failed);
+      Conn& conn = *batch->conn;
+      const int64_t before = conn.total_changes();
+      conn.clear_error();
+      Result r = fn(conn);
+      // A refusal before any change leaves the batch as it was (so does a
+      // duplicate key: InnoDB undoes that statement alone); a failure
+      // after a change, or another server error (a deadlock has rolled the
+      // whole transaction back), fails the batch.
+      if (!StatusOf(r).ok() &&
+          (conn.total_changes() != before ||
+           (conn.last_error() != 0 && conn.last_error() != kErDupEntry))) {
+        batch->failed = StatusOf(r);
+      }
+      return r;
+    }
+    for (int attempt = 0;; ++attempt) {
+      absl::StatusOr<Lease> conn = Acquire();
+      if (!conn.ok()) return Result(conn.status());
+      (*conn)->clear_error();
+      absl::Status st = (*conn)->RefreshMemo();
+      bool committing = false;
+      if (st.ok()) {
+        Result r = fn(**conn);
+        if (StatusOf(r).ok()) {
+          if (!write) return r;
+          committing = true;
+          (*conn)->clear_error();
+          if (mysql_commit((*conn)->handle()) == 0) return r;
+          st = (*conn)->Error("COMMIT");
+        } else {
+          st = StatusOf(r);
+        }
+      }
+      if (!(*conn)->broken()) Rollback(**conn);
+      if (!Retryable(**conn, committing) || attempt >= options_.max_retries) {
+        return Result(st);
+      }
+      Backoff(attempt);
+    }
+  }
+
+  static absl::Status StatusOf(const absl::Status& s) { return s; }
+  template <typename T>
+  static absl::Status StatusOf(const absl::StatusOr<T>& s) {
+    return s.status();
+  }
+
+  MysqlOptions options_;
+  const Clock* clock_;
+  std::string label_;
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<Conn>> pool_;
+  std::mutex sweep_mu_;
+  uint64_t calls_since_sweep_ = 0;
+  std::function<absl::Status(Conn&)> before_commit_;
+};
+
+}  // namespace converge::mysql::internal
+
+#endif  // CONVERGE_ADAPTERS_MYSQL_SRC_DB_H_

@@ -1,0 +1,914 @@
+#include "converge/mysql/mysql_store.h"
+
+#include <mysqld_error.h>
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "db.h"
+#include "internal/strings.h"
+#include "stores.h"
+
+namespace converge::mysql {
+namespace {
+
+using converge::internal::AV;
+using converge::internal::StrCat;
+using internal::Conn;
+using internal::Db;
+using internal::Stmt;
+
+// ---------------------------------------------------------------------------
+// MySQL's side of the shared stores (adapters/sql/src/stores.h).
+
+// Keys of the window index and of leases may be longer than an index can
+// hold (a context value may have 4 KiB): they are looked up by their MD5
+// (a stored generated column with the unique index) and compared in full.
+#define CONVERGE_KEY_IS(t) t "key_hash = UNHEX(MD5(?1)) AND " t "`key` = ?1"
+
+struct MysqlBackend : sql::CommonSql {
+  using Db = internal::Db;
+  using Conn = internal::Conn;
+  using Stmt = internal::Stmt;
+  static constexpr std::string_view kName = "mysql";
+  // Another process may create an instance at any time: "none open" is
+  // never remembered; "open" is (a Join re-checks it under a row lock).
+  static constexpr bool kMemoNegative = false;
+  // Dequeue skips rows other workers hold (SKIP LOCKED); no probe needed.
+  static constexpr bool kProbeBeforeDequeue = false;
+  // Upstream's text columns are utf8mb4.
+  static constexpr bool kUtf8Text = true;
+  // A batch locks rows, not the database (RepoBatch::ExcludesWriters).
+  static constexpr bool kBatchExcludesWriters = false;
+
+  static constexpr const char kLeaseAcquire[] =
+      // Assignments run left to right: token first (taken if free,
+      // expired or ours), then the expiry if the token is now ours.
+      "INSERT INTO converge_lease (`key`, token, expires_ns) VALUES (?1, "
+      "?2, ?3) ON DUPLICATE KEY UPDATE token = IF(token = VALUES(token) OR "
+      "expires_ns <= ?4, VALUES(token), token), expires_ns = IF(token = "
+      "VALUES(token), VALUES(expires_ns), expires_ns)";
+  static constexpr const char kLeaseHeld[] =
+      "SELECT token = ?2 FROM converge_lease WHERE " CONVERGE_KEY_IS("");
+  static constexpr const char kLeaseRelease[] =
+      "DELETE FROM converge_lease WHERE " CONVERGE_KEY_IS("") " AND token = ?2";
+  static constexpr const char kLeaseExtend[] =
+      "UPDATE converge_lease SET expires_ns = ?3 WHERE " CONVERGE_KEY_IS(
+          "") " AND token = ?2 AND expires_ns > ?4";
+  // Only writes look keys up: the row is locked until the commit (a
+  // counter's read-modify-write, a key's expiry), as SQLite's write lock
+  // does for the whole file. Two writers creating the same key collide on
+  // its unique hash (1062) and the loser runs again.
+  static constexpr const char kFindKey[] =
+      "SELECT id, kind, counter, expires_ns FROM converge_window_key "
+      "WHERE " CONVERGE_KEY_IS("") " FOR UPDATE";
+  static constexpr const char kReadMembers[] =
+      "SELECT m.member FROM converge_window_key k JOIN "
+      "converge_window_member m ON m.key_id = k.id WHERE " CONVERGE_KEY_IS("k.") " AND k.kind = 0 AND k.expires_ns > ?2 AND m.score_ns "
+                     "BETWEEN ?3 AND ?4";
+  static constexpr const char kLiveIndexKeyId[] =
+      "SELECT id FROM converge_window_key WHERE " CONVERGE_KEY_IS(
+          "") " AND kind = 0 AND expires_ns > ?2";
+  static constexpr const char kKeySize[] =
+      "SELECT COUNT(*) FROM converge_window_key k JOIN "
+      "converge_window_member m ON m.key_id = k.id WHERE " CONVERGE_KEY_IS(
+          "k.") " AND k.kind = 0 AND k.expires_ns > ?2";
+  static constexpr const char kCounterValue[] =
+      "SELECT counter FROM converge_window_key WHERE " CONVERGE_KEY_IS(
+          "") " AND kind = 1 AND expires_ns > ?2";
+  static constexpr const char kUpsertMember[] =
+      "INSERT INTO converge_window_member (key_id, member, score_ns) VALUES "
+      "(?1, ?2, ?3) ON DUPLICATE KEY UPDATE score_ns = VALUES(score_ns)";
+  // MySQL takes no LIMIT in an IN subquery, nor the target table in a
+  // subquery of a DELETE or UPDATE: a derived table is materialized first.
+  static constexpr const char kSweepMembers[] =
+      "DELETE FROM converge_window_member WHERE key_id IN (SELECT id FROM "
+      "(SELECT id FROM converge_window_key WHERE expires_ns <= ?1 LIMIT "
+      "1000) AS dead)";
+  static constexpr const char kSweepKeys[] =
+      "DELETE FROM converge_window_key WHERE id IN (SELECT id FROM (SELECT "
+      "id FROM converge_window_key WHERE expires_ns <= ?1 LIMIT 1000) AS "
+      "dead) AND NOT EXISTS (SELECT 1 FROM converge_window_member m WHERE "
+      "m.key_id = converge_window_key.id)";
+  static constexpr const char kSweepLeases[] =
+      "DELETE FROM converge_lease WHERE expires_ns <= ?1 LIMIT 1000";
+  static constexpr const char kInsertRelation[] =
+      "INSERT IGNORE INTO converge_relation (converge_id, related_id, "
+      "related_type, is_primary, converge_status, alerts) VALUES (?1, ?2, "
+      "?3, ?4, ?5, ?6)";
+  static constexpr const char kInsertActionIgnore[] =
+      "INSERT IGNORE INTO converge_action_decision (action_id, "
+      "create_time_ns, strategy_id, execute_timeout, status, "
+      "status_time_ns, outcome, converge_id, is_primary, decided_at_ns, "
+      "reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+  // Shared lock: the instance cannot end before this transaction does.
+  static constexpr const char kStateOf[] =
+      "SELECT end_time IS NULL, converge_type FROM converge_instance WHERE "
+      "id = ?1 LOCK IN SHARE MODE";
+  static constexpr const char kEnd[] =
+      "UPDATE converge_instance SET end_time = ?2, update_time = ?2, "
+      "dimension = CONCAT(dimension, ?3) WHERE id = ?1 AND end_time IS NULL";
+  static constexpr const char kPurgeActions[] =
+      "DELETE FROM converge_action_decision WHERE action_id IN (SELECT "
+      "action_id FROM (SELECT a.action_id FROM converge_action_decision a "
+      "WHERE a.decided_at_ns < ?1 AND NOT EXISTS (SELECT 1 FROM "
+      "converge_relation r WHERE r.related_id = a.action_id AND "
+      "r.related_type = 'action') AND NOT EXISTS (SELECT 1 FROM "
+      "converge_instance i WHERE i.id = a.converge_id) ORDER BY a.action_id "
+      "LIMIT ?2) AS doomed)";
+  static constexpr const char kEnqueue[] =
+      "INSERT IGNORE INTO converge_queue_task (queue, task_id, kind, "
+      "subject_id, payload, due_ns, attempts, last_error, state, ready_ns) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, 0, ?6)";
+  static constexpr const char kDequeueSelect[] =
+      "SELECT seq, delivery, task_id, kind, subject_id, payload, due_ns, "
+      "attempts, last_error FROM converge_queue_task WHERE queue = ?1 AND "
+      "state < 2 AND ready_ns <= ?2 ORDER BY ready_ns, seq LIMIT 1 FOR "
+      "UPDATE SKIP LOCKED";
+  static constexpr const char kBury[] =
+      "UPDATE converge_queue_task SET state = 2, ready_ns = NULL, "
+      "last_error = ?4, delivery = delivery + 1, dead_seq = (SELECT n FROM "
+      "(SELECT COALESCE(MAX(dead_seq), 0) + 1 AS n FROM converge_queue_task "
+      "WHERE queue = ?3 AND state = 2) AS next) WHERE seq = ?1 AND delivery "
+      "= ?2 AND queue = ?3 AND state = 1";
+
+  static absl::StatusOr<bool> TryAcquireIn(Conn& conn, std::string_view key,
+                                           std::string_view token,
+                                           int64_t expires_ns, int64_t now_ns) {
+    {
+      Stmt up(conn, kLeaseAcquire);
+      up.Bind(1, key).Bind(2, token).Bind(3, expires_ns).Bind(4, now_ns);
+      if (auto st = up.Run(); !st.ok()) return st;
+    }
+    // Inserted, updated or left alone (the affected-row count cannot tell
+    // an insert from a row left as it was): ask. The row is locked by this
+    // transaction now.
+    Stmt q(conn, kLeaseHeld);
+    q.Bind(1, key).Bind(2, token);
+    absl::StatusOr<bool> row = q.Step();
+    if (!row.ok()) return row.status();
+    return *row && q.Int(0) == 1;
+  }
+  static int64_t LastInsertId(Conn& conn) {
+    return static_cast<int64_t>(mysql_insert_id(conn.handle()));
+  }
+  static bool IsConstraint(Conn& conn) {
+    return conn.last_error() == ER_DUP_ENTRY;
+  }
+  static int64_t Limit(size_t limit) {
+    return limit == 0 || limit > static_cast<size_t>(
+                                     std::numeric_limits<int64_t>::max())
+               ? std::numeric_limits<int64_t>::max()
+               : static_cast<int64_t>(limit);
+  }
+  // DATETIME(6): microseconds.
+  static std::string DateTime(absl::Time t) { return sql::DateTime(t, 6); }
+};
+
+#undef CONVERGE_KEY_IS
+
+using Stores = sql::SqlStores<MysqlBackend>;
+using converge::internal::StrAppend;
+
+// ---------------------------------------------------------------------------
+// The repo, with joins deferred inside a batch.
+//
+// In a storm almost every decision is a join of an open instance whose
+// outcome can no longer change: the manager looks the instance up (the
+// memo answers) and joins it. Written one by one, a join costs four
+// statements; inside a batch MysqlRepo asks in one statement whether the
+// action has a decision or a relation already (a redelivery takes the
+// plain path, which returns the stored decision), keeps the join, and
+// writes all the joins of the batch together before any other repo call of
+// the batch and before the commit: one locking read of the instances joined
+// (are they still open?) and one multi-row INSERT IGNORE per 1,000
+// decisions and per 1,000 relations. A conflict found then (an instance
+// ended by another process, the same action decided by another process in
+// between) fails the batch (kAborted): nothing is committed and the caller
+// submits the batch again, which then sees the other writer's work. A join
+// whose instance this transaction already knows to have ended is refused
+// at once, as outside a batch.
+
+class MysqlRepo final : public InstanceRepo {
+ public:
+  static constexpr const char kJoinCheck[] =
+      "SELECT EXISTS (SELECT 1 FROM converge_action_decision WHERE action_id "
+      "= ?1), EXISTS (SELECT 1 FROM converge_relation WHERE related_id = ?1 "
+      "AND related_type = 'action')";
+
+  explicit MysqlRepo(std::shared_ptr<Db> db) : db_(db), inner_(db) {
+    db->SetBeforeCommit([](Conn& conn) { return WriteJoins(conn); });
+  }
+
+  absl::StatusOr<RecordResult> Join(const ActionRecord& record,
+                                    const ConvergeRelation& rel) override {
+    Conn* conn = db_->BatchConn();
+    if (conn == nullptr || db_->BatchFailed()) return inner_.Join(record, rel);
+    if (auto st = store::CheckJoin(MysqlBackend::kName, record, rel);
+        !st.ok()) {
+      return st;
+    }
+    if (auto st = Stores::CheckAlerts(rel.alerts); !st.ok()) return st;
+    Conn::Deferred& d = conn->deferred();
+    sql::RepoMemo& memo = conn->memo();
+    auto state = memo.state.find(rel.converge_id);
+    if (d.actions.contains(record.id) ||
+        (state != memo.state.end() && !state->second.open)) {
+      // The action twice in one batch, or an instance known to have ended:
+      // the plain path gives the exact answer.
+      if (auto st = Flush(); !st.ok()) return st;
+      return inner_.Join(record, rel);
+    }
+    {
+      // One round trip instead of the plain join's three: has the action a
+      // decision or a relation already (a redelivery)? Then the plain path
+      // gives the stored decision or the refusal.
+      Stmt q(*conn, kJoinCheck);
+      q.Bind(1, record.id);
+      absl::StatusOr<bool> row = q.Step();
+      if (!row.ok()) return row.status();
+      if (!*row || q.Int(0) != 0 || q.Int(1) != 0) {
+        if (auto st = Flush(); !st.ok()) return st;
+        return inner_.Join(record, rel);
+      }
+    }
+    if (state == memo.state.end()) d.unchecked.insert(rel.converge_id);
+    d.actions.insert(record.id);
+    d.joins.push_back(Conn::PendingJoin{record, rel});
+    d.joins.back().record.decision.converge_id = rel.converge_id;
+    if (rel.converge_status == ConvergeStatus::kExecuted) {
+      Stores::MemoExecuted(&memo, rel.converge_id, 1);
+    }
+    RecordResult result{record, true};
+    result.record.decision.converge_id = rel.converge_id;
+    return result;
+  }
+
+  // The hot path's look-up needs no flush: it reads the memo or the
+  // instance row, which pending joins do not change (the executed count
+  // they add is in the memo already).
+  absl::StatusOr<std::optional<OpenInstanceRef>> LookupOpen(
+      std::string_view dimension) override {
+    return inner_.LookupOpen(dimension);
+  }
+
+#define CONVERGE_FLUSHED(call)                \
+  if (auto st = Flush(); !st.ok()) return st; \
+  return inner_.call
+
+  absl::StatusOr<std::optional<ActionRecord>> GetAction(
+      int64_t action_id) override {
+    CONVERGE_FLUSHED(GetAction(action_id));
+  }
+  absl::StatusOr<RecordResult> RecordDecision(
+      const ActionRecord& record) override {
+    CONVERGE_FLUSHED(RecordDecision(record));
+  }
+  absl::Status SetActionStatus(int64_t action_id, ActionStatus status,
+                               absl::Time at) override {
+    CONVERGE_FLUSHED(SetActionStatus(action_id, status, at));
+  }
+  absl::StatusOr<bool> UpdateDecision(int64_t action_id, Outcome expected,
+                                      const Decision& decision) override {
+    CONVERGE_FLUSHED(UpdateDecision(action_id, expected, decision));
+  }
+  absl::StatusOr<CreateResult> Create(const CreateRequest& request) override {
+    CONVERGE_FLUSHED(Create(request));
+  }
+  absl::StatusOr<std::optional<ConvergeInstance>> FindOpen(
+      std::string_view dimension) override {
+    CONVERGE_FLUSHED(FindOpen(dimension));
+  }
+  absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {
+    CONVERGE_FLUSHED(GetInstance(id));
+  }
+  absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
+    if (auto st = Flush(); !st.ok()) return st;
+    absl::StatusOr<bool> ended = inner_.End(id, now);
+    if (Conn* conn = db_->BatchConn(); conn != nullptr && ended.ok()) {
+      // Ended (and locked) by this transaction: a later join of it in the
+      // batch is refused at once.
+      conn->memo().state[id] = sql::RepoMemo::State{false, {}};
+    }
+    return ended;
+  }
+  absl::Status SetVisible(int64_t id, bool visible) override {
+    CONVERGE_FLUSHED(SetVisible(id, visible));
+  }
+  absl::StatusOr<std::vector<ConvergeInstance>> ListOpen(
+      size_t limit) override {
+    CONVERGE_FLUSHED(ListOpen(limit));
+  }
+  absl::StatusOr<std::vector<ConvergeInstance>> ListOpenAfter(
+      int64_t after_id, size_t limit) override {
+    CONVERGE_FLUSHED(ListOpenAfter(after_id, limit));
+  }
+  absl::StatusOr<OpenCounts> CountOpen() override {
+    CONVERGE_FLUSHED(CountOpen());
+  }
+  absl::StatusOr<PurgeResult> Purge(absl::Time before, size_t limit) override {
+    CONVERGE_FLUSHED(Purge(before, limit));
+  }
+  absl::StatusOr<std::vector<ConvergeRelation>> Relations(
+      int64_t converge_id) override {
+    CONVERGE_FLUSHED(Relations(converge_id));
+  }
+  absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(
+      int64_t converge_id) override {
+    CONVERGE_FLUSHED(ExecutedMembers(converge_id));
+  }
+  absl::StatusOr<int64_t> CountExecuted(int64_t converge_id) override {
+    CONVERGE_FLUSHED(CountExecuted(converge_id));
+  }
+  absl::StatusOr<std::vector<ConvergeRelation>> Link(
+      int64_t converge_id,
+      absl::Span<const ConvergeRelation> relations) override {
+    CONVERGE_FLUSHED(Link(converge_id, relations));
+  }
+  absl::StatusOr<std::vector<int64_t>> Unrelated(absl::Span<const int64_t> ids,
+                                                 ConvergeType type) override {
+    CONVERGE_FLUSHED(Unrelated(ids, type));
+  }
+  absl::StatusOr<std::unique_ptr<RepoBatch>> BeginBatch() override {
+    return inner_.BeginBatch();
+  }
+#undef CONVERGE_FLUSHED
+
+ private:
+  // Writes this thread's pending joins (no-op outside a batch or without
+  // any); a failure fails the batch.
+  absl::Status Flush() {
+    Conn* conn = db_->BatchConn();
+    if (conn == nullptr || conn->deferred().joins.empty()) {
+      return absl::OkStatus();
+    }
+    absl::Status st = WriteJoins(*conn);
+    if (!st.ok()) db_->FailBatch(st);
+    return st;
+  }
+
+  static absl::Status Conflict(Conn& conn, std::string_view what) {
+    return absl::AbortedError(StrCat(
+        "mysql: ", conn.db().path(), ": the batch's joins met another writer (",
+        what, "); the batch is rolled back: submit it again"));
+  }
+
+  // Runs `sql` and collects its first column's integers.
+  static absl::StatusOr<std::vector<int64_t>> Ints(Conn& conn,
+                                                   const std::string& sql) {
+    MYSQL_RES* res = nullptr;
+    if (auto st = conn.Query(sql, &res, nullptr); !st.ok()) return st;
+    std::vector<int64_t> out;
+    if (res == nullptr) return out;
+    while (MYSQL_ROW row = mysql_fetch_row(res)) {
+      int64_t v = 0;
+      if (row[0] != nullptr) (void)absl::SimpleAtoi(row[0], &v);
+      out.push_back(v);
+    }
+    mysql_free_result(res);
+    return out;
+  }
+
+  static absl::Status WriteJoins(Conn& conn) {
+    Conn::Deferred& d = conn.deferred();
+    if (d.joins.empty()) return absl::OkStatus();
+    constexpr size_t kChunk = 1000;
+    // The instances still open, locked against an End until the commit.
+    if (!d.unchecked.empty()) {
+      std::string sql =
+          "SELECT id FROM converge_instance WHERE end_time IS NULL AND id IN "
+          "(";
+      bool first = true;
+      for (int64_t id : d.unchecked) {
+        StrAppend(&sql, first ? "" : ",", id);
+        first = false;
+      }
+      sql += ") LOCK IN SHARE MODE";
+      absl::StatusOr<std::vector<int64_t>> open = Ints(conn, sql);
+      if (!open.ok()) return open.status();
+      if (open->size() != d.unchecked.size()) {
+        return Conflict(conn, "an instance joined has ended");
+      }
+      // Locked open until the commit: later joins of the batch need not
+      // check them again.
+      for (int64_t id : *open) {
+        conn.memo().state[id] = sql::RepoMemo::State{true, {}};
+      }
+    }
+    for (size_t at = 0; at < d.joins.size(); at += kChunk) {
+      const size_t end = std::min(d.joins.size(), at + kChunk);
+      std::string decisions =
+          "INSERT IGNORE INTO converge_action_decision (action_id, "
+          "create_time_ns, strategy_id, execute_timeout, status, "
+          "status_time_ns, outcome, converge_id, is_primary, decided_at_ns, "
+          "reason) VALUES ";
+      std::string relations =
+          "INSERT IGNORE INTO converge_relation (converge_id, related_id, "
+          "related_type, is_primary, converge_status, alerts) VALUES ";
+      for (size_t i = at; i < end; ++i) {
+        const ActionRecord& r = d.joins[i].record;
+        const ConvergeRelation& rel = d.joins[i].relation;
+        const char* sep = i == at ? "(" : ",(";
+        StrAppend(&decisions, sep, r.id, ",", sql::Nanos(r.create_time), ",",
+                  r.strategy_id, ",", r.execute_timeout, ",'",
+                  ToString(r.status), "',", sql::Nanos(r.status_time), ",'",
+                  ToString(r.decision.outcome), "',", rel.converge_id, ",",
+                  r.decision.primary ? 1 : 0, ",",
+                  sql::Nanos(r.decision.decided_at), ",");
+        conn.AppendLiteral(&decisions, r.decision.reason);
+        decisions += ")";
+        StrAppend(&relations, sep, rel.converge_id, ",", rel.related_id, ",'",
+                  ToString(rel.related_type), "',", rel.is_primary ? 1 : 0,
+                  ",'", ToString(rel.converge_status), "',");
+        conn.AppendLiteral(&relations, sql::AlertsJson(rel.alerts));
+        relations += ")";
+      }
+      const int64_t n = static_cast<int64_t>(end - at);
+      int64_t inserted = 0;
+      if (auto st = conn.Query(decisions, nullptr, &inserted); !st.ok()) {
+        return st;
+      }
+      if (inserted != n) {
+        return Conflict(conn, "an action joined was decided meanwhile");
+      }
+      if (auto st = conn.Query(relations, nullptr, &inserted); !st.ok()) {
+        return st;
+      }
+      if (inserted != n) {
+        return Conflict(conn, "a relation joined exists already");
+      }
+    }
+    d.Clear();
+    return absl::OkStatus();
+  }
+
+  std::shared_ptr<Db> db_;
+  Stores::Repo inner_;
+};
+
+// ---------------------------------------------------------------------------
+// The schema, one migration per version. MySQL commits each DDL statement
+// on its own, so a migration is not atomic: its statements are written to
+// be run again (IF NOT EXISTS), and a named lock keeps two processes from
+// migrating at once. "{BIN}" is the exact (binary, no pad) collation of the
+// server: utf8mb4_nopad_bin on MariaDB, utf8mb4_0900_bin on MySQL 8.
+
+struct Migration {
+  int version;
+  const char* description;
+  std::vector<const char*> statements;
+};
+
+const std::vector<Migration>& Migrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1,
+       "upstream converge_instance and converge_relation; decisions, window "
+       "index, counters, leases, queue tasks",
+       {
+           R"sql(CREATE TABLE IF NOT EXISTS converge_instance (
+  id BIGINT NOT NULL AUTO_INCREMENT,
+  is_enabled TINYINT(1) NOT NULL DEFAULT 1,
+  is_deleted TINYINT(1) NOT NULL DEFAULT 0,
+  create_user VARCHAR(32) NOT NULL DEFAULT '',
+  create_time DATETIME(6) NOT NULL,
+  update_user VARCHAR(32) NOT NULL DEFAULT '',
+  update_time DATETIME(6) NOT NULL,
+  is_visible TINYINT(1) NOT NULL DEFAULT 1,
+  converge_config LONGTEXT NOT NULL,
+  converge_func VARCHAR(128) NULL,
+  converge_type VARCHAR(64) NOT NULL,
+  bk_biz_id INT NOT NULL,
+  dimension VARCHAR(128) COLLATE {BIN} NOT NULL,
+  description TEXT NOT NULL,
+  content TEXT NOT NULL,
+  detail TEXT NULL,
+  end_time DATETIME(6) NULL,
+  notify_status VARCHAR(4) NULL,
+  window_seconds BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (id),
+  UNIQUE KEY converge_instance_dimension (dimension),
+  KEY converge_instance_create_time (create_time),
+  KEY converge_instance_converge_func (converge_func),
+  KEY converge_instance_converge_type (converge_type),
+  KEY converge_instance_bk_biz_id (bk_biz_id),
+  KEY converge_instance_end_time (end_time)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4)sql",
+           R"sql(CREATE TABLE IF NOT EXISTS converge_relation (
+  id BIGINT NOT NULL AUTO_INCREMENT,
+  converge_id BIGINT NOT NULL,
+  related_id BIGINT NOT NULL,
+  related_type VARCHAR(64) NOT NULL,
+  is_primary TINYINT(1) NOT NULL DEFAULT 0,
+  converge_status VARCHAR(32) NOT NULL DEFAULT 'skipped',
+  alerts LONGTEXT NOT NULL,
+  PRIMARY KEY (id),
+  UNIQUE KEY converge_relation_converge_id_related_id_related_type
+    (converge_id, related_id, related_type),
+  KEY converge_relation_converge_id (converge_id),
+  KEY converge_relation_related_id (related_id),
+  KEY converge_relation_related_type (related_type)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4)sql",
+           R"sql(CREATE TABLE IF NOT EXISTS converge_action_decision (
+  action_id BIGINT NOT NULL,
+  create_time_ns BIGINT NOT NULL,
+  strategy_id BIGINT NOT NULL,
+  execute_timeout BIGINT NOT NULL,
+  status VARCHAR(32) NOT NULL,
+  status_time_ns BIGINT NOT NULL,
+  outcome VARCHAR(32) NOT NULL,
+  converge_id BIGINT NULL,
+  is_primary TINYINT(1) NOT NULL,
+  decided_at_ns BIGINT NOT NULL,
+  reason BLOB NOT NULL,
+  PRIMARY KEY (action_id),
+  KEY converge_action_decision_decided_at (decided_at_ns)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4)sql",
+           R"sql(CREATE TABLE IF NOT EXISTS converge_window_key (
+  id BIGINT NOT NULL AUTO_INCREMENT,
+  `key` BLOB NOT NULL,
+  key_hash BINARY(16) AS (UNHEX(MD5(`key`))) STORED,
+  kind TINYINT NOT NULL,
+  counter BIGINT NOT NULL DEFAULT 0,
+  expires_ns BIGINT NOT NULL,
+  PRIMARY KEY (id),
+  UNIQUE KEY converge_window_key_hash (key_hash),
+  KEY converge_window_key_expires (expires_ns)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4)sql",
+           R"sql(CREATE TABLE IF NOT EXISTS converge_window_member (
+  key_id BIGINT NOT NULL,
+  member VARBINARY(255) NOT NULL,
+  score_ns BIGINT NOT NULL,
+  PRIMARY KEY (key_id, member),
+  KEY converge_window_member_score (key_id, score_ns)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4)sql",
+           R"sql(CREATE TABLE IF NOT EXISTS converge_lease (
+  id BIGINT NOT NULL AUTO_INCREMENT,
+  `key` BLOB NOT NULL,
+  key_hash BINARY(16) AS (UNHEX(MD5(`key`))) STORED,
+  token VARBINARY(255) NOT NULL,
+  expires_ns BIGINT NOT NULL,
+  PRIMARY KEY (id),
+  UNIQUE KEY converge_lease_key_hash (key_hash),
+  KEY converge_lease_expires (expires_ns)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4)sql",
+           R"sql(CREATE TABLE IF NOT EXISTS converge_queue_task (
+  seq BIGINT NOT NULL AUTO_INCREMENT,
+  queue VARBINARY(255) NOT NULL,
+  task_id VARBINARY(255) NOT NULL,
+  kind VARBINARY(255) NOT NULL,
+  subject_id BIGINT NOT NULL,
+  payload LONGBLOB NOT NULL,
+  due_ns BIGINT NOT NULL,
+  attempts INT NOT NULL DEFAULT 0,
+  last_error BLOB NOT NULL,
+  state TINYINT NOT NULL DEFAULT 0,
+  ready_ns BIGINT NULL,
+  delivery BIGINT NOT NULL DEFAULT 0,
+  dead_seq BIGINT NULL,
+  PRIMARY KEY (seq),
+  UNIQUE KEY converge_queue_task_id (queue, task_id),
+  KEY converge_queue_task_ready (queue, ready_ns, seq),
+  KEY converge_queue_task_dead (queue, dead_seq)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4)sql",
+       }},
+  };
+  return kMigrations;
+}
+
+// The version recorded in converge_schema_version: 0 for a database
+// without converge tables. A database with upstream's tables but no version
+// table is not ours (bkmonitor's own): refused.
+absl::StatusOr<int> SchemaVersion(Conn& conn) {
+  std::vector<std::string> tables;
+  {
+    Stmt q(conn,
+           "SELECT table_name FROM information_schema.tables WHERE "
+           "table_schema = DATABASE() AND table_name LIKE 'converge\\_%' "
+           "ORDER BY table_name");
+    for (;;) {
+      absl::StatusOr<bool> row = q.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      tables.push_back(q.Text(0));
+    }
+  }
+  bool has_version = false;
+  for (const std::string& t : tables) {
+    if (t == "converge_schema_version") has_version = true;
+  }
+  if (!has_version) {
+    if (tables.empty()) return 0;
+    return absl::FailedPreconditionError(StrCat(
+        "mysql: ", conn.db().path(), ": the database has converge tables (",
+        absl::StrJoin(tables, ", "),
+        ") but no converge_schema_version: they are not converge's (an "
+        "existing bkmonitor database?); give converge a database of its "
+        "own (docs/adapters/mysql.md)"));
+  }
+  Stmt q(conn, "SELECT COALESCE(MAX(version), 0) FROM converge_schema_version");
+  absl::StatusOr<bool> row = q.Step();
+  if (!row.ok()) return row.status();
+  return static_cast<int>(q.Int(0));
+}
+
+absl::Status CheckNotNewer(Conn& conn, int version) {
+  return sql::CheckNotNewer(StrCat("mysql: ", conn.db().path()), version,
+                            kSchemaVersion,
+                            "the database was migrated by a newer converge");
+}
+
+absl::StatusOr<std::string> ExactCollation(Conn& conn) {
+  Stmt q(conn, "SELECT VERSION()");
+  absl::StatusOr<bool> row = q.Step();
+  if (!row.ok()) return row.status();
+  const std::string version = *row ? q.Text(0) : std::string();
+  if (version.find("MariaDB") != std::string::npos) return "utf8mb4_nopad_bin";
+  if (!version.empty() && version[0] >= '8') return "utf8mb4_0900_bin";
+  return "utf8mb4_bin";  // MySQL 5.7: no NO PAD binary collation
+}
+
+absl::Status Migrate(Conn& conn, int target) {
+  const std::string lock_name = StrCat("converge.schema.", conn.db().path());
+  {
+    Stmt q(conn, "SELECT GET_LOCK(?1, 60)");
+    q.Bind(1, lock_name);
+    absl::StatusOr<bool> row = q.Step();
+    if (!row.ok()) return row.status();
+    if (!*row || q.Int(0) != 1) {
+      return absl::UnavailableError(
+          StrCat("mysql: ", conn.db().path(),
+                 ": another process kept migrating the schema for 60 s"));
+    }
+  }
+  auto migrate = [&]() -> absl::Status {
+    absl::StatusOr<int> version = SchemaVersion(conn);
+    if (!version.ok()) return version.status();
+    if (auto st = CheckNotNewer(conn, *version); !st.ok()) return st;
+    if (*version >= target) return absl::OkStatus();
+    absl::StatusOr<std::string> bin = ExactCollation(conn);
+    if (!bin.ok()) return bin.status();
+    if (auto st = conn.Exec(
+            "CREATE TABLE IF NOT EXISTS converge_schema_version (version INT "
+            "NOT NULL PRIMARY KEY, applied_at DATETIME(6) NOT NULL, "
+            "description VARCHAR(255) NOT NULL) ENGINE=InnoDB DEFAULT "
+            "CHARSET=utf8mb4");
+        !st.ok()) {
+      return st;
+    }
+    for (const Migration& m : Migrations()) {
+      if (m.version <= *version || m.version > target) continue;
+      for (const char* sql : m.statements) {
+        if (auto st = conn.Exec(absl::StrReplaceAll(sql, {{"{BIN}", *bin}}));
+            !st.ok()) {
+          return st;
+        }
+      }
+      Stmt ins(conn,
+               "INSERT INTO converge_schema_version (version, applied_at, "
+               "description) VALUES (?1, UTC_TIMESTAMP(6), ?2)");
+      ins.Bind(1, int64_t{m.version}).Bind(2, std::string_view(m.description));
+      if (auto st = ins.Run(); !st.ok()) return st;
+      if (mysql_commit(conn.handle()) != 0) return conn.Error("COMMIT");
+    }
+    return absl::OkStatus();
+  };
+  absl::Status st = migrate();
+  Stmt unlock(conn, "SELECT RELEASE_LOCK(?1)");
+  unlock.Bind(1, lock_name);
+  (void)unlock.Run();
+  (void)mysql_commit(conn.handle());
+  return st;
+}
+
+absl::Status SetupSchema(Db& db, int target) {
+  absl::StatusOr<Db::Lease> conn = db.Acquire();
+  if (!conn.ok()) return conn.status();
+  absl::StatusOr<int> version = SchemaVersion(**conn);
+  if (!version.ok()) return version.status();
+  if (auto st = CheckNotNewer(**conn, *version); !st.ok()) return st;
+  (void)mysql_commit((*conn)->handle());  // end the read's transaction
+  if (*version == target) return absl::OkStatus();
+  if (db.options().schema == SchemaMode::kCheck) {
+    return absl::FailedPreconditionError(
+        StrCat("mysql: ", db.path(), ": schema version ", *version,
+               ", this library needs ", target,
+               " (SchemaMode::kCheck: apply the migrations of "
+               "docs/adapters/mysql.md, or open with SchemaMode::kMigrate)"));
+  }
+  return Migrate(**conn, target);
+}
+
+absl::Status CheckOptions(const MysqlOptions& o) {
+  auto bad = [](std::string_view what) {
+    return absl::InvalidArgumentError(StrCat("mysql: options.", what));
+  };
+  if (o.database.empty()) return bad("database is empty");
+  if (o.unix_socket.empty() && (o.port < 1 || o.port > 65535)) {
+    return bad(StrCat("port must be in 1..65535, got ", o.port));
+  }
+  if (o.unix_socket.empty() && o.host.empty()) {
+    return bad("host is empty (and no unix_socket)");
+  }
+  for (const auto& [name, d] : {std::pair<std::string_view, absl::Duration>{
+                                    "connect_timeout", o.connect_timeout},
+                                {"read_timeout", o.read_timeout},
+                                {"write_timeout", o.write_timeout},
+                                {"lock_wait_timeout", o.lock_wait_timeout}}) {
+    if (d < absl::ZeroDuration()) {
+      return bad(StrCat(name, " must be >= 0, got ", absl::FormatDuration(d)));
+    }
+  }
+  if (o.pool_size < 1) {
+    return bad(StrCat("pool_size must be >= 1, got ", o.pool_size));
+  }
+  if (o.max_retries < 0) {
+    return bad(StrCat("max_retries must be >= 0, got ", o.max_retries));
+  }
+  for (const std::string* s :
+       {&o.host, &o.unix_socket, &o.user, &o.password, &o.database}) {
+    if (s->find('\0') != std::string::npos) {
+      return bad("a string option contains a NUL byte");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Percent-decoding of the user and password of a URI.
+absl::StatusOr<std::string> Unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    int v = 0;
+    if (i + 2 >= s.size()) {
+      return absl::InvalidArgumentError("bad percent escape");
+    }
+    for (int k = 1; k <= 2; ++k) {
+      const char c = s[i + k];
+      v *= 16;
+      if (c >= '0' && c <= '9') {
+        v += c - '0';
+      } else if (c >= 'a' && c <= 'f') {
+        v += c - 'a' + 10;
+      } else if (c >= 'A' && c <= 'F') {
+        v += c - 'A' + 10;
+      } else {
+        return absl::InvalidArgumentError("bad percent escape");
+      }
+    }
+    out += static_cast<char>(v);
+    i += 2;
+  }
+  return out;
+}
+
+}  // namespace
+
+namespace internal {
+
+absl::StatusOr<std::shared_ptr<Db>> Db::Open(const MysqlOptions& options) {
+  if (auto st = CheckOptions(options); !st.ok()) return st;
+  std::shared_ptr<Db> db(new Db(options));
+  if (auto st = SetupSchema(*db, kSchemaVersion); !st.ok()) return st;
+  return db;
+}
+
+}  // namespace internal
+
+absl::StatusOr<MysqlStores> OpenMysqlStores(const MysqlOptions& options) {
+  absl::StatusOr<std::shared_ptr<Db>> db = Db::Open(options);
+  if (!db.ok()) return db.status();
+  MysqlStores stores;
+  stores.lock = std::make_unique<Stores::Lock>(*db);
+  stores.window = std::make_unique<Stores::Window>(*db);
+  stores.repo = std::make_unique<MysqlRepo>(*db);
+  stores.queue = std::make_unique<Stores::Queue>(*db);
+  return stores;
+}
+
+absl::StatusOr<MysqlOptions> ParseMysqlUri(std::string_view uri) {
+  constexpr std::string_view kScheme = "mysql://";
+  auto bad = [&](std::string_view why) {
+    return absl::InvalidArgumentError(
+        StrCat("mysql: store URI \"", uri, "\": ", why));
+  };
+  if (uri.substr(0, kScheme.size()) != kScheme) {
+    return bad("does not start with mysql://");
+  }
+  std::string_view rest = uri.substr(kScheme.size());
+  std::string_view query;
+  if (const size_t q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  MysqlOptions options;
+  if (const size_t at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    std::string_view user = userinfo, password;
+    if (const size_t colon = userinfo.find(':');
+        colon != std::string_view::npos) {
+      user = userinfo.substr(0, colon);
+      password = userinfo.substr(colon + 1);
+    }
+    absl::StatusOr<std::string> u = Unescape(user);
+    absl::StatusOr<std::string> p = Unescape(password);
+    if (!u.ok() || !p.ok()) return bad("bad percent escape in the user info");
+    options.user = *u;
+    options.password = *p;
+  }
+  const size_t slash = rest.find('/');
+  if (slash == std::string_view::npos || slash + 1 == rest.size()) {
+    return bad("no database (mysql://host:port/DATABASE)");
+  }
+  options.database = std::string(rest.substr(slash + 1));
+  std::string_view hostport = rest.substr(0, slash);
+  if (!hostport.empty()) {
+    std::string_view host = hostport;
+    if (const size_t colon = hostport.rfind(':');
+        colon != std::string_view::npos && hostport.back() != ']') {
+      host = hostport.substr(0, colon);
+      int port;
+      if (!absl::SimpleAtoi(AV(hostport.substr(colon + 1)), &port) ||
+          port < 1 || port > 65535) {
+        return bad("port must be a number in 1..65535");
+      }
+      options.port = port;
+    }
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    if (!host.empty()) options.host = std::string(host);
+  }
+  for (absl::string_view param : absl::StrSplit(AV(query), '&')) {
+    if (param.empty()) continue;
+    const size_t eq = param.find('=');
+    const absl::string_view name = param.substr(0, eq);
+    const absl::string_view value = eq == absl::string_view::npos
+                                        ? absl::string_view()
+                                        : param.substr(eq + 1);
+    auto bad_param = [&](std::string_view why) {
+      return bad(StrCat("parameter ",
+                        std::string_view(name.data(), name.size()), ": ", why));
+    };
+    auto millis = [&](absl::Duration* out) -> absl::Status {
+      int64_t ms;
+      if (!absl::SimpleAtoi(value, &ms) || ms < 0) {
+        return bad_param("expected a number of milliseconds >= 0");
+      }
+      *out = absl::Milliseconds(ms);
+      return absl::OkStatus();
+    };
+    absl::Status st;
+    if (name == "socket") {
+      if (value.empty()) return bad_param("expected a path");
+      options.unix_socket = std::string(value);
+    } else if (name == "connect_timeout_ms") {
+      st = millis(&options.connect_timeout);
+    } else if (name == "read_timeout_ms") {
+      st = millis(&options.read_timeout);
+    } else if (name == "write_timeout_ms") {
+      st = millis(&options.write_timeout);
+    } else if (name == "lock_wait_timeout_ms") {
+      st = millis(&options.lock_wait_timeout);
+    } else if (name == "pool_size") {
+      if (!absl::SimpleAtoi(value, &options.pool_size) ||
+          options.pool_size < 1) {
+        return bad_param("expected a number >= 1");
+      }
+    } else if (name == "max_retries") {
+      if (!absl::SimpleAtoi(value, &options.max_retries) ||
+          options.max_retries < 0) {
+        return bad_param("expected a number >= 0");
+      }
+    } else if (name == "schema") {
+      if (value == "migrate") {
+        options.schema = SchemaMode::kMigrate;
+      } else if (value == "check") {
+        options.schema = SchemaMode::kCheck;
+      } else {
+        return bad_param("expected migrate or check");
+      }
+    } else {
+      return bad_param(
+          "unknown (known: socket, connect_timeout_ms, read_timeout_ms, "
+          "write_timeout_ms, lock_wait_timeout_ms, pool_size, max_retries, "
+          "schema)");
+    }
+    if (!st.ok()) return st;
+  }
+  return options;
+}
+
+}  // namespace converge::mysql

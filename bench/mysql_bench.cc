@@ -1,0 +1,315 @@
+// The storm of converge_storm_bench on the MySQL store (MySQL alone), one
+// by one and in batches, beside the raw ceilings measured in the same run on
+// the same server: inserts into a table of converge_relation's shape (its
+// columns, unique key and indexes; the row every joining decision writes),
+// single rows one transaction each, and 1,000-row INSERT IGNORE statements.
+//
+// Phases, each on a fresh database:
+//   raw single-row     --one-actions rows, one autocommitted INSERT each
+//   storm one-by-one   --one-actions actions, Submit each
+//   raw 1,000-row      --actions rows, INSERT IGNORE of --batch rows each
+//   storm batched      --actions actions, SubmitBatch of --batch
+//
+// The server: --mysql URI (an existing server; the URI's database is used
+// as a prefix for the bench's databases, which it creates and drops), or
+// else a mariadbd of its own in a temporary folder on a unix socket
+// (tests/support/mysql_server.h), started with durable settings
+// (innodb_flush_log_at_trx_commit=1, doublewrite on) unless --fast 1 keeps
+// the tests' settings (flush at most once a second, no doublewrite). The
+// settings used are printed.
+//
+// Usage: converge_mysql_bench [--actions N] [--one-actions M]
+//                             [--dimensions D] [--seconds S] [--batch B]
+//                             [--mysql URI] [--fast 0|1]
+// Defaults: 100,000 actions batched and 5,000 one by one, over 2,000
+// dimensions in 600 s (the storm's shape), batches of 1,000.
+
+#include <mysql.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "converge/manager.h"
+#include "converge/mysql/mysql_store.h"
+#include "storm.h"
+#include "support/mysql_server.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using converge::bench::Flag;
+using converge::bench::Seconds;
+using converge::bench::Storm;
+using converge::bench::StringFlag;
+using converge::mysql::MysqlOptions;
+
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+// A connection of the bench's own (the raw phases and admin statements).
+MYSQL* Connect(const MysqlOptions& o, const std::string& database) {
+  MYSQL* h = mysql_init(nullptr);
+  const bool socket = !o.unix_socket.empty();
+  if (mysql_real_connect(
+          h, socket ? nullptr : o.host.c_str(),
+          o.user.empty() ? nullptr : o.user.c_str(), o.password.c_str(),
+          database.empty() ? nullptr : database.c_str(),
+          socket ? 0 : static_cast<unsigned>(o.port),
+          socket ? o.unix_socket.c_str() : nullptr, 0) == nullptr) {
+    std::fprintf(stderr, "connect: %s\n", mysql_error(h));
+    mysql_close(h);
+    return nullptr;
+  }
+  return h;
+}
+
+bool Exec(MYSQL* h, const std::string& sql) {
+  if (mysql_real_query(h, sql.data(), sql.size()) != 0) {
+    std::fprintf(stderr, "\"%.80s\": %s\n", sql.c_str(), mysql_error(h));
+    return false;
+  }
+  if (MYSQL_RES* r = mysql_store_result(h); r != nullptr) mysql_free_result(r);
+  return true;
+}
+
+std::string Variable(MYSQL* h, const char* name) {
+  const std::string q = absl::StrCat("SELECT @@", name);
+  if (mysql_real_query(h, q.data(), q.size()) != 0) return "?";
+  MYSQL_RES* r = mysql_store_result(h);
+  std::string v = "?";
+  if (r != nullptr) {
+    if (MYSQL_ROW row = mysql_fetch_row(r); row != nullptr && row[0]) {
+      v = row[0];
+    }
+    mysql_free_result(r);
+  }
+  return v;
+}
+
+// converge_relation's shape (mysql_store.cc, migration 1).
+constexpr char kRelationTable[] =
+    "CREATE TABLE bench_relation (id BIGINT NOT NULL AUTO_INCREMENT, "
+    "converge_id BIGINT NOT NULL, related_id BIGINT NOT NULL, related_type "
+    "VARCHAR(64) NOT NULL, is_primary TINYINT(1) NOT NULL DEFAULT 0, "
+    "converge_status VARCHAR(32) NOT NULL DEFAULT 'skipped', alerts LONGTEXT "
+    "NOT NULL, PRIMARY KEY (id), UNIQUE KEY u (converge_id, related_id, "
+    "related_type), KEY c (converge_id), KEY r (related_id), KEY t "
+    "(related_type)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+std::string Row(long i) {
+  return absl::StrCat("(", i / 100 + 1, ", ", i + 1,
+                      ", 'action', 0, 'skipped', '[\"alert-", i % 2000,
+                      "\"]')");
+}
+
+// Rows/s of `rows` inserts in statements of `per_statement` rows (1: plain
+// INSERT; more: INSERT IGNORE), each autocommitted. -1 on error.
+double RawInserts(MYSQL* h, long rows, long per_statement) {
+  if (!Exec(h, "DROP TABLE IF EXISTS bench_relation") ||
+      !Exec(h, kRelationTable)) {
+    return -1;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  for (long i = 0; i < rows; i += per_statement) {
+    std::string sql = per_statement == 1 ? "INSERT INTO" : "INSERT IGNORE INTO";
+    sql +=
+        " bench_relation (converge_id, related_id, related_type, is_primary, "
+        "converge_status, alerts) VALUES ";
+    for (long j = i; j < std::min(rows, i + per_statement); ++j) {
+      if (j > i) sql += ", ";
+      sql += Row(j);
+    }
+    if (!Exec(h, sql)) return -1;
+  }
+  const double s = Seconds(std::chrono::steady_clock::now() - t0);
+  (void)Exec(h, "DROP TABLE bench_relation");
+  return rows / s;
+}
+
+struct StormRun {
+  double rate = -1;
+  long outcomes[5] = {0, 0, 0, 0, 0};
+};
+
+StormRun RunStorm(Storm& storm, MysqlOptions o, long actions, long batch) {
+  StormRun run;
+  converge::VirtualClock clock(Storm::Start());
+  o.clock = &clock;
+  auto stores = converge::mysql::OpenMysqlStores(o);
+  if (!stores.ok()) {
+    std::fprintf(stderr, "%s\n", stores.status().ToString().c_str());
+    return run;
+  }
+  auto manager = converge::ConvergeManager::Create(stores->view(), &clock);
+  if (!manager.ok()) {
+    std::fprintf(stderr, "%s\n", manager.status().ToString().c_str());
+    return run;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!converge::bench::DriveStorm(storm, **manager, clock, actions, batch,
+                                   run.outcomes)) {
+    return StormRun{};
+  }
+  run.rate = actions / Seconds(std::chrono::steady_clock::now() - t0);
+  return run;
+}
+
+void Report(const char* name, double rate, double ceiling) {
+  std::printf("%-36s %10.0f /s   ratio to raw %.3f\n", name, rate,
+              ceiling > 0 ? rate / ceiling : 0.0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const long actions = Flag(argc, argv, "--actions", 100000);
+  const long one = Flag(argc, argv, "--one-actions", 5000);
+  const long dimensions = Flag(argc, argv, "--dimensions", 2000);
+  const long seconds = Flag(argc, argv, "--seconds", 600);
+  const long batch = Flag(argc, argv, "--batch", 1000);
+  const bool fast = Flag(argc, argv, "--fast", 0) != 0;
+  const std::string uri = StringFlag(argc, argv, "--mysql", "");
+  if (actions <= 0 || one <= 0 || dimensions <= 0 || seconds <= 0 ||
+      batch <= 1) {
+    std::fprintf(stderr,
+                 "converge_mysql_bench: counts must be > 0 and --batch > 1\n");
+    return 2;
+  }
+
+  // The server.
+  MysqlOptions base;
+  std::string prefix = "converge_bench";
+  converge::testing::MysqlServerInfo own;
+  std::string own_dir;
+  if (!uri.empty()) {
+    auto parsed = converge::mysql::ParseMysqlUri(uri);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "%s\n", parsed.status().ToString().c_str());
+      return 2;
+    }
+    base = *parsed;
+    prefix = base.database;
+  } else {
+    auto dir = converge::testing::MakeTestTempDir("converge-mysql-bench");
+    if (!dir.ok()) return 1;
+    own_dir = *dir;
+    std::vector<std::string> durable;
+    if (!fast) {
+      durable = {"--innodb-flush-log-at-trx-commit=1", "--innodb-doublewrite=1",
+                 "--innodb-flush-method=fsync",
+                 "--innodb-buffer-pool-size=512M"};
+    }
+    auto started =
+        converge::testing::StartMysqlServer(own_dir, true, 0, durable);
+    if (!started.ok()) {
+      std::fprintf(stderr, "%s\n", started.status().ToString().c_str());
+      return 1;
+    }
+    own = *started;
+    base.unix_socket = own.socket;
+    base.user = converge::testing::kTestMysqlUser;
+    base.password = converge::testing::kTestMysqlPassword;
+  }
+  struct Cleanup {
+    converge::testing::MysqlServerInfo* own;
+    std::string dir;
+    ~Cleanup() {
+      if (own->pid > 0) (void)converge::testing::StopMysqlServer(own->pid);
+      if (!dir.empty()) {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+      }
+    }
+  } cleanup{&own, own_dir};
+
+  MYSQL* admin = Connect(base, "");
+  if (admin == nullptr) return 1;
+  std::printf(
+      "server: %s (%s), innodb_flush_log_at_trx_commit=%s, "
+      "innodb_flush_method=%s, innodb_doublewrite=%s, log_bin=%s, buffer "
+      "pool %s MiB%s\n",
+      Variable(admin, "version").c_str(),
+      base.unix_socket.empty()
+          ? absl::StrCat("tcp ", base.host, ":", base.port).c_str()
+          : "unix socket",
+      Variable(admin, "innodb_flush_log_at_trx_commit").c_str(),
+      Variable(admin, "innodb_flush_method").c_str(),
+      Variable(admin, "innodb_doublewrite").c_str(),
+      Variable(admin, "log_bin").c_str(),
+      std::to_string(
+          std::atoll(Variable(admin, "innodb_buffer_pool_size").c_str()) >> 20)
+          .c_str(),
+      uri.empty() ? (fast ? "; the bench's own server, test settings (--fast)"
+                          : "; the bench's own server, durable settings")
+                  : "");
+  std::printf(
+      "storm: %ld actions batched, %ld one by one, %ld dimensions, %ld s of "
+      "virtual time, batches of %ld; load average %s\n",
+      actions, one, dimensions, seconds, batch, LoadAverage().c_str());
+
+  auto fresh = [&](const char* what) -> std::string {
+    const std::string db = absl::StrCat(prefix, "_", what, "_", getpid());
+    if (!Exec(admin, "DROP DATABASE IF EXISTS " + db) ||
+        !Exec(admin, "CREATE DATABASE " + db + " CHARACTER SET utf8mb4")) {
+      return "";
+    }
+    return db;
+  };
+  auto drop = [&](const std::string& db) {
+    (void)Exec(admin, "DROP DATABASE IF EXISTS " + db);
+  };
+
+  // Raw ceilings, on a connection of their own with autocommit (each
+  // statement its own transaction).
+  const std::string raw_db = fresh("raw");
+  if (raw_db.empty()) return 1;
+  MYSQL* raw = Connect(base, raw_db);
+  if (raw == nullptr) return 1;
+  const double raw_one = RawInserts(raw, one, 1);
+  const double raw_batched = RawInserts(raw, actions, batch);
+  mysql_close(raw);
+  drop(raw_db);
+
+  Storm storm_one(one, std::max(1L, one * dimensions / actions), seconds);
+  MysqlOptions o = base;
+  o.database = fresh("one");
+  if (o.database.empty()) return 1;
+  const StormRun one_run = RunStorm(storm_one, o, one, 1);
+  drop(o.database);
+
+  Storm storm(actions, dimensions, seconds);
+  o.database = fresh("batched");
+  if (o.database.empty()) return 1;
+  const StormRun batched = RunStorm(storm, o, actions, batch);
+  drop(o.database);
+  mysql_close(admin);
+
+  if (raw_one < 0 || raw_batched < 0 || one_run.rate < 0 || batched.rate < 0) {
+    return 1;
+  }
+  std::printf("-- one by one (one transaction each)\n");
+  Report("raw single-row INSERT", raw_one, raw_one);
+  Report("converge Submit", one_run.rate, raw_one);
+  std::printf("-- batches of %ld\n", batch);
+  Report("raw 1,000-row INSERT IGNORE", raw_batched, raw_batched);
+  Report("converge SubmitBatch", batched.rate, raw_batched);
+  std::printf("  batched outcomes: execute %ld, skip %ld\n",
+              batched.outcomes[0], batched.outcomes[1]);
+  std::printf(
+      "targets: batched >= 30,000/s: %s; one-by-one >= 50%% of raw: "
+      "%s; load average now %s\n",
+      batched.rate >= 30000 ? "met" : "NOT met",
+      one_run.rate >= 0.5 * raw_one ? "met" : "NOT met", LoadAverage().c_str());
+  return 0;
+}

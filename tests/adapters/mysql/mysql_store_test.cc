@@ -1,0 +1,348 @@
+// MySQL-specific behaviour: URIs and options, the schema (upstream's
+// layout, migrations, the check mode, refusals), errors with the MySQL
+// errno, and reconnection after the server drops a connection. The store
+// contracts are in the conformance suite (conformance_mysql).
+
+#include "converge/mysql/mysql_store.h"
+
+#include <mysql.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "support/mysql_server.h"
+#include "support/mysql_test_env.h"
+
+namespace converge::testing {
+namespace {
+
+bool Mentions(const absl::Status& st, std::string_view text) {
+  return absl::StrContains(st.message(),
+                           absl::string_view(text.data(), text.size()));
+}
+
+// Rows of a one-column query, as the test account on `database`.
+std::vector<std::string> Column(const std::string& database,
+                                const std::string& sql) {
+  // Through a store connection's sibling: the C API directly.
+  std::vector<std::string> out;
+  MYSQL* h = mysql_init(nullptr);
+  REQUIRE(h != nullptr);
+  REQUIRE(mysql_real_connect(h, nullptr, kTestMysqlUser, kTestMysqlPassword,
+                             database.c_str(), 0, TestMysql().socket.c_str(),
+                             0) != nullptr);
+  REQUIRE(mysql_real_query(h, sql.data(), sql.size()) == 0);
+  MYSQL_RES* r = mysql_store_result(h);
+  REQUIRE(r != nullptr);
+  while (MYSQL_ROW row = mysql_fetch_row(r)) {
+    out.push_back(row[0] != nullptr ? row[0] : "NULL");
+  }
+  mysql_free_result(r);
+  mysql_close(h);
+  return out;
+}
+
+TEST_CASE("mysql: store URIs parse into options", "[mysql]") {
+  mysql::MysqlOptions o =
+      mysql::ParseMysqlUri(
+          "mysql://alert%40ops:p%3Ass@db.example:3307/converge?"
+          "connect_timeout_ms=1500&read_timeout_ms=2000&write_timeout_ms=0&"
+          "lock_wait_timeout_ms=3000&pool_size=3&max_retries=0&schema=check")
+          .value();
+  CHECK(o.user == "alert@ops");
+  CHECK(o.password == "p:ss");
+  CHECK(o.host == "db.example");
+  CHECK(o.port == 3307);
+  CHECK(o.database == "converge");
+  CHECK(o.unix_socket.empty());
+  CHECK(o.connect_timeout == absl::Milliseconds(1500));
+  CHECK(o.read_timeout == absl::Seconds(2));
+  CHECK(o.write_timeout == absl::ZeroDuration());
+  CHECK(o.lock_wait_timeout == absl::Seconds(3));
+  CHECK(o.pool_size == 3);
+  CHECK(o.max_retries == 0);
+  CHECK(o.schema == mysql::SchemaMode::kCheck);
+
+  o = mysql::ParseMysqlUri("mysql://u@/db?socket=/run/mysqld/mysqld.sock")
+          .value();
+  CHECK(o.user == "u");
+  CHECK(o.password.empty());
+  CHECK(o.unix_socket == "/run/mysqld/mysqld.sock");
+  CHECK(o.database == "db");
+  o = mysql::ParseMysqlUri("mysql://[::1]:3306/db").value();
+  CHECK(o.host == "::1");
+  CHECK(o.port == 3306);
+  o = mysql::ParseMysqlUri("mysql://localhost/db").value();
+  CHECK(o.host == "localhost");
+  CHECK(o.port == 3306);
+
+  for (const char* bad :
+       {"redis://x/db", "mysql://host:3306", "mysql://host:3306/",
+        "mysql://host:0/db", "mysql://host:99999/db", "mysql://host:x/db",
+        "mysql://h/db?pool_size=0", "mysql://h/db?max_retries=-1",
+        "mysql://h/db?schema=maybe", "mysql://h/db?nope=1",
+        "mysql://h/db?read_timeout_ms=-5", "mysql://u%zz@h/db"}) {
+    INFO(bad);
+    absl::StatusOr<mysql::MysqlOptions> r = mysql::ParseMysqlUri(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(Mentions(r.status(), bad));
+  }
+}
+
+TEST_CASE("mysql: bad options are kInvalidArgument naming the field",
+          "[mysql]") {
+  mysql::MysqlOptions o;
+  o.database = "";
+  absl::StatusOr<mysql::MysqlStores> r = mysql::OpenMysqlStores(o);
+  CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Mentions(r.status(), "options.database"));
+  o.database = "x";
+  o.pool_size = 0;
+  r = mysql::OpenMysqlStores(o);
+  CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Mentions(r.status(), "options.pool_size"));
+  o.pool_size = 1;
+  o.port = 70000;
+  r = mysql::OpenMysqlStores(o);
+  CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Mentions(r.status(), "options.port"));
+  o.port = 3306;
+  o.read_timeout = -absl::Seconds(1);
+  r = mysql::OpenMysqlStores(o);
+  CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Mentions(r.status(), "options.read_timeout"));
+}
+
+TEST_CASE("mysql: connection errors map to codes and keep the errno",
+          "[mysql]") {
+  const TestMysqlServer& server = TestMysql();
+  mysql::MysqlOptions o;
+  o.unix_socket = server.socket;
+  o.user = kTestMysqlUser;
+  o.password = kTestMysqlPassword;
+
+  o.database = "converge_no_such_database";
+  absl::StatusOr<mysql::MysqlStores> r = mysql::OpenMysqlStores(o);
+  CHECK(r.status().code() == absl::StatusCode::kNotFound);
+  CHECK(Mentions(r.status(), "errno 1049"));
+  CHECK(Mentions(r.status(), "mysql: "));
+
+  absl::StatusOr<TestDatabase> db = MakeTestDatabase();
+  REQUIRE(db.ok());
+  o.database = db->options.database;
+  o.password = "wrong";
+  r = mysql::OpenMysqlStores(o);
+  CHECK(r.status().code() == absl::StatusCode::kPermissionDenied);
+  CHECK(Mentions(r.status(), "errno 1045"));
+
+  // Nothing listens: a socket path that does not exist, a closed port.
+  o.password = kTestMysqlPassword;
+  o.unix_socket = server.socket + ".missing";
+  r = mysql::OpenMysqlStores(o);
+  CHECK(r.status().code() == absl::StatusCode::kUnavailable);
+  CHECK(Mentions(r.status(), "errno 2002"));
+  o.unix_socket.clear();
+  o.host = "127.0.0.1";
+  o.port = 1;
+  o.connect_timeout = absl::Seconds(1);
+  r = mysql::OpenMysqlStores(o);
+  CHECK(r.status().code() == absl::StatusCode::kUnavailable);
+  CHECK(Mentions(r.status(), "errno 200"));
+
+  // The loopback port works as the socket does.
+  o.port = server.port;
+  r = mysql::OpenMysqlStores(o);
+  INFO(r.status().ToString());
+  CHECK(r.ok());
+}
+
+TEST_CASE("mysql: the schema has upstream's tables, columns and keys",
+          "[mysql]") {
+  absl::StatusOr<TestDatabase> db = MakeTestDatabase();
+  REQUIRE(db.ok());
+  REQUIRE(mysql::OpenMysqlStores(db->options).ok());
+  const std::string& name = db->options.database;
+  auto columns = [&](const std::string& table) {
+    return Column(name,
+                  "SELECT column_name FROM information_schema.columns WHERE "
+                  "table_schema = DATABASE() AND table_name = '" +
+                      table + "' ORDER BY ordinal_position");
+  };
+  CHECK(columns("converge_instance") ==
+        std::vector<std::string>{
+            "id", "is_enabled", "is_deleted", "create_user", "create_time",
+            "update_user", "update_time", "is_visible", "converge_config",
+            "converge_func", "converge_type", "bk_biz_id", "dimension",
+            "description", "content", "detail", "end_time", "notify_status",
+            "window_seconds"});
+  CHECK(columns("converge_relation") ==
+        std::vector<std::string>{"id", "converge_id", "related_id",
+                                 "related_type", "is_primary",
+                                 "converge_status", "alerts"});
+  // Unique keys: the dimension, and (converge_id, related_id, related_type).
+  CHECK(Column(name,
+               "SELECT GROUP_CONCAT(column_name ORDER BY seq_in_index) FROM "
+               "information_schema.statistics WHERE table_schema = "
+               "DATABASE() AND table_name = 'converge_instance' AND "
+               "non_unique = 0 AND index_name <> 'PRIMARY' GROUP BY "
+               "index_name") == std::vector<std::string>{"dimension"});
+  CHECK(Column(name,
+               "SELECT GROUP_CONCAT(column_name ORDER BY seq_in_index) FROM "
+               "information_schema.statistics WHERE table_schema = "
+               "DATABASE() AND table_name = 'converge_relation' AND "
+               "non_unique = 0 AND index_name <> 'PRIMARY' GROUP BY "
+               "index_name") ==
+        std::vector<std::string>{"converge_id,related_id,related_type"});
+  // Indexed as upstream: create_time, converge_func, converge_type,
+  // bk_biz_id; converge_id, related_id, related_type.
+  for (const auto& [table, column] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"converge_instance", "create_time"},
+           {"converge_instance", "converge_func"},
+           {"converge_instance", "converge_type"},
+           {"converge_instance", "bk_biz_id"},
+           {"converge_relation", "converge_id"},
+           {"converge_relation", "related_id"},
+           {"converge_relation", "related_type"}}) {
+    INFO(table << "." << column);
+    CHECK(Column(name,
+                 "SELECT COUNT(*) FROM information_schema.statistics WHERE "
+                 "table_schema = DATABASE() AND table_name = '" +
+                     table + "' AND column_name = '" + column +
+                     "' AND seq_in_index = 1")
+              .at(0) != "0");
+  }
+  // utf8mb4, and the dimension compared exactly (binary, no pad).
+  CHECK(Column(name,
+               "SELECT DISTINCT character_set_name FROM "
+               "information_schema.columns WHERE table_schema = DATABASE() "
+               "AND table_name IN ('converge_instance', 'converge_relation') "
+               "AND character_set_name IS NOT NULL") ==
+        std::vector<std::string>{"utf8mb4"});
+  CHECK(Column(name,
+               "SELECT collation_name FROM information_schema.columns WHERE "
+               "table_schema = DATABASE() AND table_name = "
+               "'converge_instance' AND column_name = 'dimension'")
+            .at(0) == "utf8mb4_nopad_bin");
+  CHECK(Column(name, "SELECT version FROM converge_schema_version") ==
+        std::vector<std::string>{std::to_string(mysql::kSchemaVersion)});
+}
+
+TEST_CASE("mysql: migrations run once, kCheck only checks", "[mysql]") {
+  absl::StatusOr<TestDatabase> db = MakeTestDatabase();
+  REQUIRE(db.ok());
+  mysql::MysqlOptions o = db->options;
+  o.schema = mysql::SchemaMode::kCheck;
+  absl::StatusOr<mysql::MysqlStores> r = mysql::OpenMysqlStores(o);
+  CHECK(r.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(Mentions(r.status(), "schema version 0"));
+  // Nothing was written by the check.
+  CHECK(Column(o.database,
+               "SELECT COUNT(*) FROM information_schema.tables WHERE "
+               "table_schema = DATABASE()")
+            .at(0) == "0");
+  o.schema = mysql::SchemaMode::kMigrate;
+  REQUIRE(mysql::OpenMysqlStores(o).ok());
+  REQUIRE(mysql::OpenMysqlStores(o).ok());  // again: nothing to do
+  CHECK(Column(o.database, "SELECT COUNT(*) FROM converge_schema_version")
+            .at(0) == "1");
+  o.schema = mysql::SchemaMode::kCheck;
+  CHECK(mysql::OpenMysqlStores(o).ok());
+}
+
+TEST_CASE("mysql: a newer schema is refused, and so are foreign tables",
+          "[mysql]") {
+  absl::StatusOr<TestDatabase> db = MakeTestDatabase();
+  REQUIRE(db.ok());
+  mysql::MysqlOptions o = db->options;
+  REQUIRE(mysql::OpenMysqlStores(o).ok());
+  REQUIRE(MysqlAdmin(o.database,
+                     "INSERT INTO converge_schema_version VALUES (99, NOW(), "
+                     "'from the future')")
+              .ok());
+  for (mysql::SchemaMode mode :
+       {mysql::SchemaMode::kMigrate, mysql::SchemaMode::kCheck}) {
+    o.schema = mode;
+    absl::StatusOr<mysql::MysqlStores> r = mysql::OpenMysqlStores(o);
+    CHECK(r.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(Mentions(r.status(), "schema version 99 is newer"));
+  }
+
+  // bkmonitor's own converge tables (no converge_schema_version).
+  absl::StatusOr<TestDatabase> bk = MakeTestDatabase();
+  REQUIRE(bk.ok());
+  REQUIRE(MysqlAdmin(bk->options.database,
+                     "CREATE TABLE converge_instance (id BIGINT PRIMARY KEY, "
+                     "dimension VARCHAR(128) UNIQUE)")
+              .ok());
+  absl::StatusOr<mysql::MysqlStores> r = mysql::OpenMysqlStores(bk->options);
+  CHECK(r.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(Mentions(r.status(), "converge_instance"));
+  CHECK(Mentions(r.status(), "bkmonitor"));
+  CHECK(Column(bk->options.database,
+               "SELECT COUNT(*) FROM information_schema.tables WHERE "
+               "table_schema = DATABASE()")
+            .at(0) == "1");
+}
+
+TEST_CASE("mysql: values too long for upstream's columns are refused",
+          "[mysql]") {
+  absl::StatusOr<TestStores> s = MakeMysqlTestStores(nullptr);
+  REQUIRE(s.ok());
+  CreateRequest req;
+  req.instance.dimension = std::string(200, 'd');  // varchar(128)
+  req.instance.create_time = absl::FromUnixSeconds(100);
+  req.primary.related_id = 1;
+  absl::StatusOr<CreateResult> r = s->repo->Create(req);
+  CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Mentions(r.status(), "errno 1406"));
+  CHECK(s->repo->ListOpen(0).value().empty());
+}
+
+TEST_CASE(
+    "mysql: a dropped connection is reconnected, and without retries the "
+    "call fails kUnavailable with the errno",
+    "[mysql]") {
+  absl::StatusOr<TestDatabase> db = MakeTestDatabase();
+  REQUIRE(db.ok());
+  auto kill_all = [&] {
+    for (const std::string& id :
+         Column(db->options.database,
+                "SELECT id FROM information_schema.processlist WHERE db = "
+                "DATABASE() AND id <> CONNECTION_ID()")) {
+      (void)MysqlAdmin("", "KILL CONNECTION " + id);
+    }
+  };
+  for (int retries : {5, 0}) {
+    INFO("max_retries " << retries);
+    mysql::MysqlOptions o = db->options;
+    o.max_retries = retries;
+    o.pool_size = 1;
+    absl::StatusOr<mysql::MysqlStores> s = mysql::OpenMysqlStores(o);
+    REQUIRE(s.ok());
+    const std::string key = "L" + std::to_string(retries);
+    REQUIRE(s->lock->TryAcquire(key, "a", absl::Minutes(1)).value());
+    kill_all();  // the pooled connection is gone
+    absl::StatusOr<bool> again =
+        s->lock->TryAcquire(key, "a", absl::Minutes(1));
+    if (retries > 0) {
+      INFO(again.status().ToString());
+      CHECK(again.ok());
+      CHECK(*again);
+    } else {
+      CHECK(again.status().code() == absl::StatusCode::kUnavailable);
+      CHECK((Mentions(again.status(), "errno 2006") ||
+             Mentions(again.status(), "errno 2013") ||
+             Mentions(again.status(), "errno 1927")));
+      // The broken connection was dropped: the next call connects anew.
+      CHECK(s->lock->TryAcquire(key, "a", absl::Minutes(1)).value());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace converge::testing
