@@ -135,7 +135,8 @@ double RawInserts(const std::string& path, const char* sync, long rows,
 // by opening the file as a store): the decision, the look-up for an
 // existing relation, and the relation, `per_txn` decisions per
 // transaction. Returns decisions/s, or -1 on error.
-double RawJoinRows(const std::string& path, long rows, long per_txn) {
+double RawJoinRows(const std::string& path, long rows, long per_txn,
+                   long dimensions) {
   RemoveDb(path);
   {
     converge::sqlite::SqliteOptions options;
@@ -182,13 +183,14 @@ double RawJoinRows(const std::string& path, long rows, long per_txn) {
       sqlite3_bind_text(dec, 5, "skipped", -1, SQLITE_STATIC);
       sqlite3_bind_int64(dec, 6, t);
       sqlite3_bind_text(dec, 7, "skip", -1, SQLITE_STATIC);
-      sqlite3_bind_int64(dec, 8, j / 100 + 1);
+      // The storm's order: action j is dimension j % dimensions's.
+      sqlite3_bind_int64(dec, 8, j % dimensions + 1);
       sqlite3_bind_int64(dec, 9, 0);
       sqlite3_bind_int64(dec, 10, t);
       sqlite3_bind_text(dec, 11, "joined", -1, SQLITE_STATIC);
       ok = ok && Check(sqlite3_step(dec), db, "insert decision");
       sqlite3_reset(dec);
-      sqlite3_bind_int64(rel, 1, j / 100 + 1);
+      sqlite3_bind_int64(rel, 1, j % dimensions + 1);
       sqlite3_bind_int64(rel, 2, j + 1);
       sqlite3_bind_text(rel, 3, "[\"alert-1\"]", -1, SQLITE_STATIC);
       ok = ok && Check(sqlite3_step(rel), db, "insert relation");
@@ -313,7 +315,7 @@ int main(int argc, char** argv) {
       RunStorm(durable_storm, path, Synchronous::kFull, durable, 1);
   const StormRun full_threaded =
       RunStorm(durable_storm, path, Synchronous::kFull, durable, 1, nthreads);
-  const double raw_join = RawJoinRows(path, actions, batch);
+  const double raw_join = RawJoinRows(path, actions, batch, dimensions);
   RemoveDb(path);
   if (raw_batched < 0 || batched.rate < 0 || raw_one < 0 || one.rate < 0 ||
       raw_full < 0 || full.rate < 0 || raw_join < 0 || threaded.rate < 0 ||

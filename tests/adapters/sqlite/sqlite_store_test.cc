@@ -214,7 +214,7 @@ TEST_CASE("a new file gets the current schema, in WAL mode", "[sqlite]") {
   Raw raw(path);
   CHECK(raw.Column("PRAGMA journal_mode") == std::vector<std::string>{"wal"});
   CHECK(raw.Column("SELECT version FROM schema_version ORDER BY version") ==
-        std::vector<std::string>{"1", "2"});
+        std::vector<std::string>{"1", "2", "3"});
   // Upstream's columns, by name (section 1 of converge-semantics.md).
   std::vector<std::string> cols =
       raw.Column("SELECT name FROM pragma_table_info('converge_instance')");
@@ -332,11 +332,62 @@ TEST_CASE("an older file is migrated on open", "[sqlite]") {
   SqliteStores s = OpenSqliteStores(Options(path)).value();
   Raw raw(path);
   CHECK(raw.Column("SELECT version FROM schema_version ORDER BY version") ==
-        std::vector<std::string>{"1", "2"});
+        std::vector<std::string>{"1", "2", "3"});
   CHECK(s.repo->GetAction(5).value()->decision.reason == "old");
   Task t;
   t.id = "t";
   CHECK(s.queue->Enqueue("q", t).ok());
+}
+
+TEST_CASE("a version-2 file keeps its relations through migration 3",
+          "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("v2.db");
+  REQUIRE(internal::Db::MigrateForTest(path, 2).ok());
+  {
+    Raw raw(path);
+    // Version 2: AUTOINCREMENT ids (relation 7 was deleted, so the next
+    // would have been 9), the unique key led by the instance.
+    REQUIRE(
+        raw.Exec("INSERT INTO converge_instance (id, create_time, update_time, "
+                 "converge_config, converge_func, converge_type, bk_biz_id, "
+                 "dimension) VALUES (1, '2026-01-01 00:00:00', "
+                 "'2026-01-01 00:00:00', '{}', 'collect', 'action', 2, 'D')") ==
+        SQLITE_OK);
+    REQUIRE(raw.Exec("INSERT INTO converge_relation (id, converge_id, "
+                     "related_id, related_type, is_primary, converge_status, "
+                     "alerts) VALUES (5, 1, 10, 'action', 1, 'executed', "
+                     "'[\"a\"]'), (6, 1, 11, 'action', 0, 'skipped', '[]'), "
+                     "(8, 1, 12, 'action', 0, 'executed', '[]')") == SQLITE_OK);
+  }
+  SqliteStores s = OpenSqliteStores(Options(path)).value();
+  std::vector<ConvergeRelation> rels = s.repo->Relations(1).value();
+  REQUIRE(rels.size() == 3);
+  CHECK(rels[0].id == 5);
+  CHECK(rels[0].related_id == 10);
+  CHECK(rels[0].is_primary);
+  CHECK(rels[0].alerts == std::vector<std::string>{"a"});
+  CHECK(rels[1].id == 6);
+  CHECK(rels[2].id == 8);
+  CHECK(s.repo->CountExecuted(1).value() == 2);
+  // The new layout: the same columns, the unique key led by the action,
+  // the instance's indexes, no AUTOINCREMENT.
+  Raw raw(path);
+  CHECK(raw.Column("SELECT name FROM pragma_table_info('converge_relation')") ==
+        std::vector<std::string>{"id", "converge_id", "related_id",
+                                 "related_type", "is_primary",
+                                 "converge_status", "alerts"});
+  CHECK(raw.Column("SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                   "tbl_name = 'converge_relation' ORDER BY name") ==
+        std::vector<std::string>{"converge_relation_converge",
+                                 "converge_relation_executed",
+                                 "sqlite_autoindex_converge_relation_1"});
+  CHECK(raw.Column("SELECT sql LIKE '%AUTOINCREMENT%' FROM sqlite_master "
+                   "WHERE name = 'converge_relation'") ==
+        std::vector<std::string>{"0"});
+  // Still unique: the same relation twice is refused.
+  CHECK(raw.Exec("INSERT INTO converge_relation (converge_id, related_id, "
+                 "related_type) VALUES (1, 11, 'action')") != SQLITE_OK);
 }
 
 TEST_CASE("a file with a newer schema is refused, untouched", "[sqlite]") {
@@ -345,7 +396,7 @@ TEST_CASE("a file with a newer schema is refused, untouched", "[sqlite]") {
   MakeDatabase(path);
   {
     Raw raw(path);
-    REQUIRE(raw.Exec("INSERT INTO schema_version VALUES (3, 'later', "
+    REQUIRE(raw.Exec("INSERT INTO schema_version VALUES (4, 'later', "
                      "'from the future')") == SQLITE_OK);
     REQUIRE(raw.Exec("PRAGMA wal_checkpoint(TRUNCATE)") == SQLITE_OK);
   }
@@ -354,8 +405,8 @@ TEST_CASE("a file with a newer schema is refused, untouched", "[sqlite]") {
   INFO(st.ToString());
   CHECK(st.code() == absl::StatusCode::kFailedPrecondition);
   CHECK(Mentions(st, path));
+  CHECK(Mentions(st, "schema version 4"));
   CHECK(Mentions(st, "schema version 3"));
-  CHECK(Mentions(st, "schema version 2"));
   CHECK(ReadFile(path) == before);
 }
 
