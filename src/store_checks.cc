@@ -1,9 +1,21 @@
+#include <algorithm>
+#include <utility>
+
 #include "converge/store/checks.h"
 #include "internal/strings.h"
 
 namespace converge::store {
 
 using internal::StrCat;
+
+std::vector<LeaseInfo> SortAndLimitLeases(std::vector<LeaseInfo> leases,
+                                          size_t limit) {
+  std::sort(
+      leases.begin(), leases.end(),
+      [](const LeaseInfo& a, const LeaseInfo& b) { return a.key < b.key; });
+  if (limit != 0 && leases.size() > limit) leases.resize(limit);
+  return leases;
+}
 
 absl::Status CheckLeaseArgs(std::string_view store, std::string_view key,
                             std::string_view token,

@@ -102,6 +102,48 @@ TEST_CASE(
   CHECK(s.lock().TryAcquire("L", "b", absl::Seconds(10)).value());
 }
 
+TEST_CASE("LockStore: ListLeases lists unexpired leases by prefix, in order",
+          "[conformance]") {
+  StoreSet s;
+  CHECK(s.lock().ListLeases("", 0).value().empty());
+  const absl::Time start = s.clock.Now();
+  REQUIRE(s.lock().TryAcquire("dim.b", "t2", absl::Seconds(10)).value());
+  REQUIRE(s.lock().TryAcquire("dim.a", "t1", absl::Seconds(30)).value());
+  REQUIRE(s.lock().TryAcquire("other", "t3", absl::Seconds(10)).value());
+  REQUIRE(s.lock().TryAcquire("dim*", "t4", absl::Seconds(10)).value());
+  REQUIRE(s.lock().TryAcquire("gone", "t5", absl::Seconds(10)).value());
+  REQUIRE(s.lock().Release("gone", "t5").value());
+
+  std::vector<LeaseInfo> all = s.lock().ListLeases("", 0).value();
+  std::vector<std::string> keys;
+  for (const LeaseInfo& l : all) keys.push_back(l.key);
+  // Byte order; a released lease is not listed.
+  CHECK(keys == std::vector<std::string>{"dim*", "dim.a", "dim.b", "other"});
+  REQUIRE(all.size() == 4);
+  CHECK(all[1].token == "t1");
+  CHECK(absl::AbsDuration(all[1].expires_at - (start + absl::Seconds(30))) <
+        absl::Milliseconds(1));
+
+  // A prefix is a prefix of bytes, not a pattern ("dim*" is one key).
+  std::vector<LeaseInfo> dim = s.lock().ListLeases("dim.", 0).value();
+  REQUIRE(dim.size() == 2);
+  CHECK(dim[0].key == "dim.a");
+  CHECK(dim[1].key == "dim.b");
+  std::vector<LeaseInfo> star = s.lock().ListLeases("dim*", 0).value();
+  REQUIRE(star.size() == 1);
+  CHECK(star[0].token == "t4");
+  // The limit keeps the first keys.
+  std::vector<LeaseInfo> two = s.lock().ListLeases("", 2).value();
+  REQUIRE(two.size() == 2);
+  CHECK(two[1].key == "dim.a");
+
+  // Expired leases are not listed, even before anyone retakes them.
+  s.clock.Advance(absl::Seconds(11));
+  all = s.lock().ListLeases("", 0).value();
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].key == "dim.a");
+}
+
 TEST_CASE("LockStore: empty key, empty token or ttl <= 0 is kInvalidArgument",
           "[conformance]") {
   StoreSet s;

@@ -751,6 +751,34 @@ TEST_CASE("InstanceRepo: ListOpenAfter is a cursor over open instances",
   CHECK(seen == std::vector<int64_t>{1, 3, 4, 5});
 }
 
+TEST_CASE("InstanceRepo: ListEndedAfter is a cursor over ended instances",
+          "[conformance]") {
+  StoreSet s;
+  CHECK(s.repo().ListEndedAfter(0, 0).value().empty());
+  int64_t creator = 100;
+  for (const char* d : {"zz", "aa", "mm", "bb", "yy"}) {
+    REQUIRE(s.repo().Create(ActionCreate(d, ++creator)).ok());
+  }
+  CHECK(s.repo().ListEndedAfter(0, 0).value().empty());
+  REQUIRE(s.repo().End(4, At(200)).value());
+  REQUIRE(s.repo().End(2, At(210)).value());
+  REQUIRE(s.repo().End(5, At(220)).value());
+  std::vector<ConvergeInstance> ended = s.repo().ListEndedAfter(0, 0).value();
+  CHECK(Ids(ended) == std::vector<int64_t>{2, 4, 5});
+  REQUIRE(ended.size() == 3);
+  // As stored: the end time and the rewritten dimension.
+  CHECK(ended[0].end_time == At(210));
+  CHECK(ended[0].dimension.rfind("aa fixed at ", 0) == 0);
+  CHECK(Ids(s.repo().ListEndedAfter(2, 0).value()) ==
+        std::vector<int64_t>{4, 5});
+  CHECK(Ids(s.repo().ListEndedAfter(0, 2).value()) ==
+        std::vector<int64_t>{2, 4});
+  CHECK(s.repo().ListEndedAfter(5, 0).value().empty());
+  // Open instances are not listed; a purged one is gone.
+  REQUIRE(s.repo().Purge(At(215), 0).ok());
+  CHECK(Ids(s.repo().ListEndedAfter(0, 0).value()) == std::vector<int64_t>{5});
+}
+
 TEST_CASE("InstanceRepo: CountOpen counts open instances per type",
           "[conformance]") {
   StoreSet s;

@@ -177,7 +177,11 @@ TEST_CASE("instances: list, get with relations, end", "[http][api]") {
   bj::value rest =
       Json(s.Get(absl::StrCat("/v1/instances?limit=1&after=", id)).body);
   CHECK(rest.at("instances").at(0).at("id").as_int64() > id);
-  CHECK(s.Get("/v1/instances?open=false").status == 400);
+  CHECK(Json(s.Get("/v1/instances?open=false").body)
+            .at("instances")
+            .as_array()
+            .empty());
+  CHECK(s.Get("/v1/instances?open=maybe").status == 400);
   CHECK(s.Get("/v1/instances?level=third").status == 400);
   CHECK(s.Get("/v1/instances?limit=0").status == 400);
 
@@ -198,6 +202,15 @@ TEST_CASE("instances: list, get with relations, end", "[http][api]") {
                   .at("open")
                   .as_bool());
   CHECK(s.Get("/v1/instances/999").status == 404);
+  // Ended instances are listed with open=false, and no longer with open=true.
+  bj::value ended_list = Json(s.Get("/v1/instances?open=false").body);
+  REQUIRE(ended_list.at("instances").as_array().size() == 1);
+  CHECK(ended_list.at("instances").at(0).at("id").as_int64() == id);
+  CHECK_FALSE(ended_list.at("instances").at(0).at("open").as_bool());
+  const bj::value open_list = Json(s.Get("/v1/instances?open=true").body);
+  for (const bj::value& i : open_list.at("instances").as_array()) {
+    CHECK(i.at("id").as_int64() != id);
+  }
   CHECK(s.Post("/v1/instances/999/end", "").status == 404);
   CHECK(s.Get("/v1/instances/-1").status == 400);
 }
@@ -300,9 +313,37 @@ TEST_CASE("locks lists held leases and their age", "[http][api]") {
   REQUIRE(lock->TryAcquire("lease:x", "tok", absl::Seconds(60)).value());
   s.clock.Advance(absl::Seconds(5));
   bj::value held = Json(s.Get("/v1/locks").body);
+  CHECK(Str(held.at("scope")) == "store");
   REQUIRE(held.at("locks").as_array().size() == 1);
   CHECK(Str(held.at("locks").at(0).at("key")) == "lease:x");
+  CHECK(held.at("locks").at(0).at("this_process").as_bool());
   CHECK(held.at("locks").at(0).at("age_seconds").to_number<double>() == 5.0);
+  CHECK(held.at("locks").at(0).at("expires_in_seconds").to_number<double>() ==
+        55.0);
+  // A lease another process took (straight on the store, past this
+  // process's tracker) is listed too, without an age.
+  auto* tracked = dynamic_cast<LockStoreWrapper*>(lock);
+  REQUIRE(tracked != nullptr);
+  REQUIRE(tracked->target()
+              ->TryAcquire("lease:other", "theirs", absl::Seconds(30))
+              .value());
+  bj::value both = Json(s.Get("/v1/locks").body);
+  REQUIRE(both.at("locks").as_array().size() == 2);
+  CHECK(Str(both.at("locks").at(0).at("key")) == "lease:other");
+  CHECK(Str(both.at("locks").at(0).at("token")) == "theirs");
+  CHECK_FALSE(both.at("locks").at(0).at("this_process").as_bool());
+  CHECK_FALSE(both.at("locks").at(0).as_object().contains("age_seconds"));
+  CHECK_FALSE(both.at("truncated").as_bool());
+  // prefix and limit.
+  CHECK(Json(s.Get("/v1/locks?prefix=lease:x").body)
+            .at("locks")
+            .as_array()
+            .size() == 1);
+  bj::value first = Json(s.Get("/v1/locks?limit=1").body);
+  CHECK(first.at("locks").as_array().size() == 1);
+  CHECK(first.at("truncated").as_bool());
+  CHECK(s.Get("/v1/locks?limit=0").status == 400);
+  REQUIRE(tracked->target()->Release("lease:other", "theirs").value());
   s.clock.Advance(absl::Seconds(60));  // expired
   CHECK(Json(s.Get("/v1/locks").body).at("locks").as_array().empty());
   REQUIRE(lock->TryAcquire("lease:y", "tok", absl::Seconds(60)).value());

@@ -1,10 +1,12 @@
-// LeaseTracker: the dimension leases this process holds, for GET /v1/locks.
+// LeaseTracker: when this process took the dimension leases it holds, for
+// GET /v1/locks.
 //
-// The store interfaces cannot list leases (a Redis store keeps them as
-// plain keys), so converged wraps its LockStore and WindowStore and notes
-// every lease its manager takes (WindowStore::Apply with a lease,
-// LockStore::TryAcquire), extends and releases. The list is that of this
-// process: another process sharing the store has its own.
+// The store lists every lease with its owner token and expiry
+// (LockStore::ListLeases), but not when it was taken. converged wraps its
+// LockStore and WindowStore and notes every lease its manager takes
+// (WindowStore::Apply with a lease, LockStore::TryAcquire), extends and
+// releases, so that GET /v1/locks can give the age of this process's own
+// leases; another process sharing the store has its own tracker.
 //
 // Thread safety: safe for concurrent use (a mutex); the wrapped stores are
 // as thread-safe as their targets.

@@ -803,13 +803,16 @@ HttpAnswer Service::PostApproval(const HttpRequest& r, std::string_view id) {
 
 HttpAnswer Service::ListInstances(const HttpRequest& r, std::string_view) {
   const Query q = QueryOf(r.target);
-  if (auto it = q.find("open"); it != q.end() && it->second != "true") {
-    return ErrorAnswer(400, "invalid_argument",
-                       absl::StrCat("query parameter \"open\": only open=true "
-                                    "is supported (an ended instance is read "
-                                    "with GET /v1/instances/{id}), got \"",
-                                    it->second, "\""),
-                       "open");
+  bool open = true;
+  if (auto it = q.find("open"); it != q.end()) {
+    if (it->second != "true" && it->second != "false") {
+      return ErrorAnswer(400, "invalid_argument",
+                         absl::StrCat("query parameter \"open\": expected "
+                                      "true or false, got \"",
+                                      it->second, "\""),
+                         "open");
+    }
+    open = it->second == "true";
   }
   std::optional<ConvergeType> level;
   if (auto it = q.find("level"); it != q.end()) {
@@ -832,7 +835,10 @@ HttpAnswer Service::ListInstances(const HttpRequest& r, std::string_view) {
   bool more = true;
   while (more && static_cast<int64_t>(out.size()) < limit) {
     absl::StatusOr<std::vector<ConvergeInstance>> page =
-        store_.stores.repo->ListOpenAfter(cursor, static_cast<size_t>(limit));
+        open ? store_.stores.repo->ListOpenAfter(cursor,
+                                                 static_cast<size_t>(limit))
+             : store_.stores.repo->ListEndedAfter(cursor,
+                                                  static_cast<size_t>(limit));
     if (!page.ok()) return ErrorAnswer(page.status());
     more = static_cast<int64_t>(page->size()) == limit;
     for (ConvergeInstance& i : *page) {
@@ -994,20 +1000,43 @@ HttpAnswer Service::Redrive(const HttpRequest& r, std::string_view) {
                                 "],\"not_found\":", missing, "]}"));
 }
 
-HttpAnswer Service::Locks(const HttpRequest&, std::string_view) {
+HttpAnswer Service::Locks(const HttpRequest& r, std::string_view) {
+  const Query q = QueryOf(r.target);
+  std::string prefix;
+  if (auto it = q.find("prefix"); it != q.end()) prefix = it->second;
+  int64_t limit = 1000;
+  if (auto bad = QueryInt(q, "limit", 1, 10000, &limit)) return *bad;
+  // Every lease of the store (every process sharing it); for the ones this
+  // process holds, also when it took them.
+  absl::StatusOr<std::vector<LeaseInfo>> leases =
+      store_.stores.lock->ListLeases(prefix, static_cast<size_t>(limit));
+  if (!leases.ok()) return ErrorAnswer(leases.status());
+  std::map<std::string, HeldLease> mine;
+  for (HeldLease& l : leases_.Held()) mine.emplace(l.key, std::move(l));
   const absl::Time now = clock_->Now();
-  std::string body = "{\"scope\":\"this process\",\"locks\":[";
-  bool first = true;
-  for (const HeldLease& l : leases_.Held()) {
-    if (!first) body += ",";
-    first = false;
-    absl::StrAppend(&body, "{\"key\":", JsonString(l.key),
-                    ",\"token\":", JsonString(l.token),
-                    ",\"acquired\":", TimeJson(l.acquired), ",\"age_seconds\":",
-                    absl::ToDoubleSeconds(now - l.acquired),
-                    ",\"expires\":", TimeJson(l.expires), "}");
+  std::string body = "{\"scope\":\"store\",\"locks\":[";
+  for (size_t i = 0; i < leases->size(); ++i) {
+    const LeaseInfo& l = (*leases)[i];
+    if (i > 0) body += ",";
+    absl::StrAppend(
+        &body, "{\"key\":", JsonString(l.key),
+        ",\"token\":", JsonString(l.token),
+        ",\"expires\":", TimeJson(l.expires_at),
+        ",\"expires_in_seconds\":", absl::ToDoubleSeconds(l.expires_at - now));
+    auto own = mine.find(l.key);
+    if (own != mine.end() && own->second.token == l.token) {
+      absl::StrAppend(&body, ",\"this_process\":true,\"acquired\":",
+                      TimeJson(own->second.acquired), ",\"age_seconds\":",
+                      absl::ToDoubleSeconds(now - own->second.acquired));
+    } else {
+      body += ",\"this_process\":false";
+    }
+    body += "}";
   }
-  return Json(200, body + "]}");
+  absl::StrAppend(
+      &body, "],\"truncated\":",
+      static_cast<int64_t>(leases->size()) == limit ? "true" : "false", "}");
+  return Json(200, body);
 }
 
 std::optional<HttpAnswer> Service::TooManyAlerts(size_t n) const {

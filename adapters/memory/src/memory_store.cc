@@ -224,6 +224,22 @@ class MemoryLockStore final : public LockStore {
     return true;
   }
 
+  absl::StatusOr<std::vector<LeaseInfo>> ListLeases(std::string_view prefix,
+                                                    size_t limit) override {
+    std::vector<LeaseInfo> out;
+    std::lock_guard<std::mutex> lock(s_->mu);
+    const absl::Time now = s_->clock->Now();
+    for (const auto& [key, lease] : s_->leases) {
+      if (lease.token.empty() || lease.expires <= now) continue;
+      if (std::string_view(key.data(), key.size()).substr(0, prefix.size()) !=
+          prefix) {
+        continue;
+      }
+      out.push_back(LeaseInfo{std::string(key), lease.token, lease.expires});
+    }
+    return store::SortAndLimitLeases(std::move(out), limit);
+  }
+
  private:
   std::shared_ptr<LeaseState> s_;
 };
@@ -777,6 +793,21 @@ class MemoryInstanceRepo final : public InstanceRepo {
     };
     for (const auto& entry : open_by_digest_) collect(entry.second);
     for (const auto& entry : open_by_text_) collect(entry.second);
+    std::sort(ids.begin(), ids.end());
+    if (limit > 0 && ids.size() > limit) ids.resize(limit);
+    std::vector<ConvergeInstance> out;
+    out.reserve(ids.size());
+    for (int64_t id : ids) out.push_back(instances_.at(id).instance);
+    return out;
+  }
+
+  absl::StatusOr<std::vector<ConvergeInstance>> ListEndedAfter(
+      int64_t after_id, size_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<int64_t> ids;
+    for (const auto& [id, row] : instances_) {
+      if (id > after_id && !row.instance.is_open()) ids.push_back(id);
+    }
     std::sort(ids.begin(), ids.end());
     if (limit > 0 && ids.size() > limit) ids.resize(limit);
     std::vector<ConvergeInstance> out;

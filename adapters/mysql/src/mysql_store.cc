@@ -312,6 +312,10 @@ class MysqlRepo final : public InstanceRepo {
       int64_t after_id, size_t limit) override {
     CONVERGE_FLUSHED(ListOpenAfter(after_id, limit));
   }
+  absl::StatusOr<std::vector<ConvergeInstance>> ListEndedAfter(
+      int64_t after_id, size_t limit) override {
+    CONVERGE_FLUSHED(ListEndedAfter(after_id, limit));
+  }
   absl::StatusOr<OpenCounts> CountOpen() override {
     CONVERGE_FLUSHED(CountOpen());
   }

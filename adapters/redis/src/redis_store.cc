@@ -25,6 +25,7 @@ namespace {
 using converge::internal::AV;
 using converge::internal::StrCat;
 using internal_redis::Client;
+using internal_redis::Command;
 using internal_redis::GetScripts;
 using internal_redis::Reply;
 using internal_redis::Script;
@@ -251,7 +252,88 @@ class RedisLockStore final : public LockStore {
     return *r == 1;
   }
 
+  // SCAN over each server for keys under the prefix, then HMGET token and
+  // expires of each page of keys in one round trip. Keys of other types
+  // (window indexes, meta keys) answer WRONGTYPE or nothing and are skipped.
+  absl::StatusOr<std::vector<LeaseInfo>> ListLeases(std::string_view prefix,
+                                                    size_t limit) override {
+    const std::string full = b_->Key(prefix);
+    std::string pattern;
+    for (char c : full) {
+      if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') {
+        pattern.push_back('\\');
+      }
+      pattern.push_back(c);
+    }
+    pattern.push_back('*');
+    const std::string& key_prefix = b_->options.key_prefix;
+    std::vector<LeaseInfo> out;
+    for (const auto& client : b_->clients) {
+      absl::StatusOr<int64_t> now = NowMicros(*client);
+      if (!now.ok()) return now.status();
+      std::string cursor = "0";
+      do {
+        Command scan;
+        scan.Arg("SCAN").Arg(cursor).Arg("MATCH").Arg(pattern).Arg("COUNT").Arg(
+            int64_t{1000});
+        absl::StatusOr<Reply> page = client->Call(scan);
+        if (!page.ok()) return page.status();
+        if (page->type != Reply::Type::kArray || page->elements.size() != 2 ||
+            page->elements[1].type != Reply::Type::kArray) {
+          return absl::InternalError(
+              StrCat("redis: ", client->server(), ": unexpected SCAN reply"));
+        }
+        cursor = page->elements[0].str;
+        std::vector<Command> gets;
+        std::vector<std::string> keys;
+        for (const Reply& k : page->elements[1].elements) {
+          if (k.str.substr(0, key_prefix.size()) != key_prefix) continue;
+          keys.push_back(k.str.substr(key_prefix.size()));
+          gets.emplace_back().Arg("HMGET").Arg(k.str).Arg("token").Arg(
+              "expires");
+        }
+        if (gets.empty()) continue;
+        absl::StatusOr<std::vector<Reply>> fields = client->Pipeline(gets);
+        if (!fields.ok()) return fields.status();
+        for (size_t i = 0; i < keys.size(); ++i) {
+          const Reply& f = (*fields)[i];
+          if (f.type != Reply::Type::kArray || f.elements.size() != 2 ||
+              f.elements[0].type != Reply::Type::kString ||
+              f.elements[1].type != Reply::Type::kString) {
+            continue;
+          }
+          int64_t expires = 0;
+          if (!absl::SimpleAtoi(AV(f.elements[1].str), &expires) ||
+              expires <= *now) {
+            continue;
+          }
+          out.push_back(LeaseInfo{std::move(keys[i]), f.elements[0].str,
+                                  absl::FromUnixMicros(expires)});
+        }
+      } while (cursor != "0");
+    }
+    return store::SortAndLimitLeases(std::move(out), limit);
+  }
+
  private:
+  // The store's clock in microseconds, or the server's TIME without one
+  // (the scripts' now_us).
+  absl::StatusOr<int64_t> NowMicros(Client& client) const {
+    if (b_->options.clock != nullptr) {
+      return FloorMicros(b_->options.clock->Now());
+    }
+    absl::StatusOr<Reply> t = client.Call(Command().Arg("TIME"));
+    if (!t.ok()) return t.status();
+    int64_t s = 0, us = 0;
+    if (t->type != Reply::Type::kArray || t->elements.size() != 2 ||
+        !absl::SimpleAtoi(AV(t->elements[0].str), &s) ||
+        !absl::SimpleAtoi(AV(t->elements[1].str), &us)) {
+      return absl::InternalError(
+          StrCat("redis: ", client.server(), ": unexpected TIME reply"));
+    }
+    return s * 1000000 + us;
+  }
+
   std::shared_ptr<const Backend> b_;
 };
 

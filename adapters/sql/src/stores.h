@@ -72,6 +72,10 @@ struct CommonSql {
       "SELECT " CONVERGE_INSTANCE_COLUMNS
       " FROM converge_instance WHERE end_time IS NULL AND id > ?1 ORDER BY id "
       "LIMIT ?2";
+  static constexpr const char kListEndedAfter[] =
+      "SELECT " CONVERGE_INSTANCE_COLUMNS
+      " FROM converge_instance WHERE end_time IS NOT NULL AND id > ?1 ORDER "
+      "BY id LIMIT ?2";
 #undef CONVERGE_INSTANCE_COLUMNS
   static constexpr const char kInsertAction[] =
       "INSERT INTO converge_action_decision (action_id, create_time_ns, "
@@ -97,6 +101,11 @@ struct CommonSql {
       "delivery + 1, attempts = attempts + 1 WHERE seq = ?1";
   static constexpr const char kLeaseRelease[] =
       "DELETE FROM converge_lease WHERE `key` = ?1 AND token = ?2";
+  // Every unexpired lease; ListLeases filters by prefix and orders by bytes
+  // itself (a collation may not).
+  static constexpr const char kLeasesLive[] =
+      "SELECT `key`, token, expires_ns FROM converge_lease WHERE "
+      "expires_ns > ?1";
   static constexpr const char kLeaseExtend[] =
       "UPDATE converge_lease SET expires_ns = ?3 WHERE `key` = ?1 AND "
       "token = ?2 AND expires_ns > ?4";
@@ -323,6 +332,26 @@ struct SqlStores {
         if (auto st = up.Run(); !st.ok()) return st;
         return up.Changes() == 1;
       });
+    }
+
+    absl::StatusOr<std::vector<LeaseInfo>> ListLeases(std::string_view prefix,
+                                                      size_t limit) override {
+      return db_->ReadAside(
+          [&](Conn& conn) -> absl::StatusOr<std::vector<LeaseInfo>> {
+            Stmt q(conn, B::kLeasesLive);
+            q.Bind(1, Nanos(db_->clock().Now()));
+            std::vector<LeaseInfo> out;
+            for (;;) {
+              absl::StatusOr<bool> row = q.Step();
+              if (!row.ok()) return row.status();
+              if (!*row) break;
+              const std::string_view key = q.TextView(0);
+              if (key.substr(0, prefix.size()) != prefix) continue;
+              out.push_back(LeaseInfo{std::string(key), q.Text(1),
+                                      absl::FromUnixNanos(q.Int(2))});
+            }
+            return store::SortAndLimitLeases(std::move(out), limit);
+          });
     }
 
    private:
@@ -1299,6 +1328,16 @@ struct SqlStores {
       return db_->Read(
           [&](Conn& conn) -> absl::StatusOr<std::vector<ConvergeInstance>> {
             Stmt q(conn, B::kListOpenAfter);
+            q.Bind(1, after_id).Bind(2, B::Limit(limit));
+            return Instances(q, *db_);
+          });
+    }
+
+    absl::StatusOr<std::vector<ConvergeInstance>> ListEndedAfter(
+        int64_t after_id, size_t limit) override {
+      return db_->Read(
+          [&](Conn& conn) -> absl::StatusOr<std::vector<ConvergeInstance>> {
+            Stmt q(conn, B::kListEndedAfter);
             q.Bind(1, after_id).Bind(2, B::Limit(limit));
             return Instances(q, *db_);
           });

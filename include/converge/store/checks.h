@@ -7,14 +7,17 @@
 #ifndef CONVERGE_STORE_CHECKS_H_
 #define CONVERGE_STORE_CHECKS_H_
 
+#include <cstddef>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "converge/model.h"
 #include "converge/store/instance_repo.h"
+#include "converge/store/lock_store.h"
 #include "converge/store/queue_store.h"
 #include "converge/store/window_store.h"
 
@@ -24,6 +27,11 @@ namespace converge::store {
 absl::Status CheckLeaseArgs(std::string_view store, std::string_view key,
                             std::string_view token,
                             std::optional<absl::Duration> ttl);
+
+// LockStore::ListLeases's answer from what a store collected: ordered by
+// key, cut to `limit` (0 = all). Shared, so every store orders alike.
+std::vector<LeaseInfo> SortAndLimitLeases(std::vector<LeaseInfo> leases,
+                                          size_t limit);
 
 // WindowStore::Apply's request: no empty key or member to add, no empty
 // key to read, and a valid lease. `key_check`, if given, is run on every

@@ -175,6 +175,12 @@ class InstanceRepo {
   virtual absl::StatusOr<std::vector<ConvergeInstance>> ListOpenAfter(
       int64_t after_id, size_t limit) = 0;
 
+  // Ended instances with id > after_id, ordered by id, at most `limit` (0 =
+  // all): a cursor over the instances the retention job has not purged
+  // yet (converged's GET /v1/instances?open=false).
+  virtual absl::StatusOr<std::vector<ConvergeInstance>> ListEndedAfter(
+      int64_t after_id, size_t limit) = 0;
+
   // Number of open instances of each type: {action, converge}.
   virtual absl::StatusOr<OpenCounts> CountOpen() = 0;
 

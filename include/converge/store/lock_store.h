@@ -13,12 +13,22 @@
 #ifndef CONVERGE_STORE_LOCK_STORE_H_
 #define CONVERGE_STORE_LOCK_STORE_H_
 
+#include <cstddef>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace converge {
+
+// A held lease, as ListLeases reports it.
+struct LeaseInfo {
+  std::string key;
+  std::string token;
+  absl::Time expires_at;
+};
 
 class LockStore {
  public:
@@ -44,6 +54,14 @@ class LockStore {
   virtual absl::StatusOr<bool> Extend(std::string_view key,
                                       std::string_view token,
                                       absl::Duration ttl) = 0;
+
+  // The unexpired leases whose key starts with `prefix` ("" = every lease),
+  // ordered by key, at most `limit` (0 = all). For operators (converged's
+  // GET /v1/locks, troubleshooting), not for the decision path: a shared
+  // backend reads every lease (Redis: SCAN over each server). The answer
+  // is a snapshot; leases come and go while it is read.
+  virtual absl::StatusOr<std::vector<LeaseInfo>> ListLeases(
+      std::string_view prefix, size_t limit) = 0;
 };
 
 }  // namespace converge

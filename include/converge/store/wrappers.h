@@ -30,6 +30,10 @@ class LockStoreWrapper : public LockStore {
                               absl::Duration ttl) override {
     return target_->Extend(key, token, ttl);
   }
+  absl::StatusOr<std::vector<LeaseInfo>> ListLeases(std::string_view prefix,
+                                                    size_t limit) override {
+    return target_->ListLeases(prefix, limit);
+  }
 
  private:
   LockStore* target_;
@@ -115,6 +119,10 @@ class InstanceRepoWrapper : public InstanceRepo {
   absl::StatusOr<std::vector<ConvergeInstance>> ListOpenAfter(
       int64_t after_id, size_t limit) override {
     return target_->ListOpenAfter(after_id, limit);
+  }
+  absl::StatusOr<std::vector<ConvergeInstance>> ListEndedAfter(
+      int64_t after_id, size_t limit) override {
+    return target_->ListEndedAfter(after_id, limit);
   }
   absl::StatusOr<OpenCounts> CountOpen() override {
     return target_->CountOpen();
