@@ -355,41 +355,60 @@ using conformance::At;
 using conformance::JoinRel;
 using conformance::Rec;
 
+// A fresh database (dropped with the returned owner).
+TestDatabase FreshDatabase() {
+  absl::StatusOr<TestDatabase> db = MakeTestDatabase();
+  INFO(db.status().ToString());
+  REQUIRE(db.ok());
+  return *std::move(db);
+}
+
+// The stores on `db`, on `clock` (null: the real one), with the retries
+// and the lock wait given.
+mysql::MysqlStores Open(const TestDatabase& db, const Clock* clock,
+                        int max_retries = 5,
+                        absl::Duration lock_wait = absl::Seconds(5)) {
+  mysql::MysqlOptions o = db.options;
+  o.clock = clock;
+  o.max_retries = max_retries;
+  o.lock_wait_timeout = lock_wait;
+  absl::StatusOr<mysql::MysqlStores> s = mysql::OpenMysqlStores(o);
+  INFO(s.status().ToString());
+  REQUIRE(s.ok());
+  return *std::move(s);
+}
+
 TEST_CASE(
     "mysql: TryAcquire answers in one statement and leaves a lease held by "
     "another token as it was",
     "[mysql]") {
-  absl::StatusOr<TestDatabase> db = MakeTestDatabase();
-  REQUIRE(db.ok());
+  const TestDatabase db = FreshDatabase();
   VirtualClock clock(At(1000));
-  mysql::MysqlOptions o = db->options;
-  o.clock = &clock;
-  absl::StatusOr<mysql::MysqlStores> s = mysql::OpenMysqlStores(o);
-  REQUIRE(s.ok());
+  mysql::MysqlStores s = Open(db, &clock);
   auto row = [&] {
-    return Column(o.database,
+    return Column(db.options.database,
                   "SELECT CONCAT(id, ' ', token, ' ', expires_ns) FROM "
                   "converge_lease");
   };
-  REQUIRE(s->lock->TryAcquire("L", "a", absl::Seconds(10)).value());
+  REQUIRE(s.lock->TryAcquire("L", "a", absl::Seconds(10)).value());
   const std::vector<std::string> taken = row();
   REQUIRE(taken.size() == 1);
   // Held by "a": "b" is refused and changes nothing (not even the id the
   // statement assigns to report the holder).
-  CHECK_FALSE(s->lock->TryAcquire("L", "b", absl::Seconds(60)).value());
+  CHECK_FALSE(s.lock->TryAcquire("L", "b", absl::Seconds(60)).value());
   CHECK(row() == taken);
   // The holder takes it again (its expiry moves), the id stays.
   clock.Advance(absl::Seconds(5));
-  CHECK(s->lock->TryAcquire("L", "a", absl::Seconds(10)).value());
+  CHECK(s.lock->TryAcquire("L", "a", absl::Seconds(10)).value());
   std::vector<std::string> again = row();
   REQUIRE(again.size() == 1);
   CHECK(again[0].substr(0, 4) == taken[0].substr(0, 4));
   CHECK(again[0] != taken[0]);
   // Expired: another token takes it.
   clock.Advance(absl::Seconds(11));
-  CHECK(s->lock->TryAcquire("L", "b", absl::Seconds(10)).value());
-  CHECK_FALSE(s->lock->TryAcquire("L", "a", absl::Seconds(10)).value());
-  CHECK(s->lock->Release("L", "b").value());
+  CHECK(s.lock->TryAcquire("L", "b", absl::Seconds(10)).value());
+  CHECK_FALSE(s.lock->TryAcquire("L", "a", absl::Seconds(10)).value());
+  CHECK(s.lock->Release("L", "b").value());
   CHECK(row().empty());
 }
 
@@ -432,51 +451,45 @@ TEST_CASE(
     "join of an instance ended elsewhere is refused at once, and a decision "
     "stored before is returned without failing the batch",
     "[mysql]") {
-  absl::StatusOr<TestDatabase> db = MakeTestDatabase();
-  REQUIRE(db.ok());
-  absl::StatusOr<mysql::MysqlStores> a = mysql::OpenMysqlStores(db->options);
-  REQUIRE(a.ok());
+  const TestDatabase db = FreshDatabase();
+  mysql::MysqlStores a = Open(db, nullptr);
   // Another process on the same database, that does not wait long.
-  mysql::MysqlOptions other = db->options;
-  other.lock_wait_timeout = absl::Seconds(1);
-  other.max_retries = 0;
-  absl::StatusOr<mysql::MysqlStores> b = mysql::OpenMysqlStores(other);
-  REQUIRE(b.ok());
+  mysql::MysqlStores b = Open(db, nullptr, 0, absl::Seconds(1));
 
-  REQUIRE(a->repo->Create(ActionCreate("ended", 1)).ok());  // id 1
-  REQUIRE(a->repo->Create(ActionCreate("open", 2)).ok());   // id 2
-  REQUIRE(a->repo->RecordDecision(Rec(3, Outcome::kExecute)).ok());
-  REQUIRE(a->repo->LookupOpen("ended").value().has_value());  // remembered
-  REQUIRE(b->repo->End(1, At(200)).value());
+  REQUIRE(a.repo->Create(ActionCreate("ended", 1)).ok());  // id 1
+  REQUIRE(a.repo->Create(ActionCreate("open", 2)).ok());   // id 2
+  REQUIRE(a.repo->RecordDecision(Rec(3, Outcome::kExecute)).ok());
+  REQUIRE(a.repo->LookupOpen("ended").value().has_value());  // remembered
+  REQUIRE(b.repo->End(1, At(200)).value());
 
-  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = a->repo->BeginBatch();
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = a.repo->BeginBatch();
   REQUIRE(batch.ok());
   REQUIRE(*batch != nullptr);
   ActionRecord late = Rec(10, Outcome::kSkip);
   late.decision.converge_id = 1;
-  CHECK(a->repo->Join(late, JoinRel(1, 10)).status().code() ==
+  CHECK(a.repo->Join(late, JoinRel(1, 10)).status().code() ==
         absl::StatusCode::kFailedPrecondition);
   ActionRecord joined = Rec(11, Outcome::kSkip);
   joined.decision.converge_id = 2;
-  absl::StatusOr<RecordResult> j = a->repo->Join(joined, JoinRel(2, 11));
+  absl::StatusOr<RecordResult> j = a.repo->Join(joined, JoinRel(2, 11));
   REQUIRE(j.ok());
   CHECK(j->inserted);
   // Decided before the batch: the stored decision, and the batch goes on.
   absl::StatusOr<RecordResult> again =
-      a->repo->RecordDecision(Rec(3, Outcome::kSkip));
+      a.repo->RecordDecision(Rec(3, Outcome::kSkip));
   REQUIRE(again.ok());
   CHECK_FALSE(again->inserted);
   CHECK(again->record.decision.outcome == Outcome::kExecute);
   // The joined instance cannot end before the batch commits.
-  absl::StatusOr<bool> blocked = b->repo->End(2, At(300));
+  absl::StatusOr<bool> blocked = b.repo->End(2, At(300));
   CHECK(blocked.status().code() == absl::StatusCode::kUnavailable);
   CHECK(Mentions(blocked.status(), "errno 1205"));
   REQUIRE((*batch)->Commit().ok());
 
-  CHECK(b->repo->GetAction(11).value().has_value());
-  CHECK_FALSE(b->repo->GetAction(10).value().has_value());
-  CHECK(b->repo->Relations(2).value().size() == 2);
-  CHECK(b->repo->End(2, At(300)).value());
+  CHECK(b.repo->GetAction(11).value().has_value());
+  CHECK_FALSE(b.repo->GetAction(10).value().has_value());
+  CHECK(b.repo->Relations(2).value().size() == 2);
+  CHECK(b.repo->End(2, At(300)).value());
 }
 
 }  // namespace
