@@ -190,10 +190,11 @@ using converge::internal::StrAppend;
 // can come before the commit) and whether the action has a decision or a
 // relation already (a redelivery, an ended instance: the plain path, which
 // returns the stored decision or the refusal), keeps the join, and writes
-// all the joins of the batch together before any other repo call of the
-// batch and before the commit: one multi-row INSERT IGNORE per 1,000
-// decisions and per 1,000 relations. A conflict found then (the same
-// action decided by another process in between) fails the batch
+// all the joins of the batch together before the commit, or before a repo
+// call that could see them (one about a pending action or the executed
+// members of a joined instance; any other write): one multi-row INSERT
+// IGNORE per 1,000 decisions and per 1,000 relations. A conflict found then
+// (the same action decided by another process in between) fails the batch
 // (kAborted): nothing is committed and the caller submits the batch again,
 // which then sees the other writer's work. A join whose instance this
 // transaction already knows to have ended is refused at once, as outside a
@@ -274,13 +275,19 @@ class MysqlRepo final : public InstanceRepo {
   if (auto st = Flush(); !st.ok()) return st; \
   return inner_.call
 
+  // Calls that read or write rows of given actions or instances flush
+  // only when a pending join is about one of them: the slow path's calls
+  // between the joins of a batch then leave the joins pending, and they
+  // are written together.
   absl::StatusOr<std::optional<ActionRecord>> GetAction(
       int64_t action_id) override {
-    CONVERGE_FLUSHED(GetAction(action_id));
+    if (auto st = FlushIfPending({action_id}); !st.ok()) return st;
+    return inner_.GetAction(action_id);
   }
   absl::StatusOr<RecordResult> RecordDecision(
       const ActionRecord& record) override {
-    CONVERGE_FLUSHED(RecordDecision(record));
+    if (auto st = FlushIfPending({record.id}); !st.ok()) return st;
+    return inner_.RecordDecision(record);
   }
   absl::Status SetActionStatus(int64_t action_id, ActionStatus status,
                                absl::Time at) override {
@@ -291,7 +298,12 @@ class MysqlRepo final : public InstanceRepo {
     CONVERGE_FLUSHED(UpdateDecision(action_id, expected, decision));
   }
   absl::StatusOr<CreateResult> Create(const CreateRequest& request) override {
-    CONVERGE_FLUSHED(Create(request));
+    // The creator and the candidates to attach (actions, or instances of a
+    // second-level create, which pending joins never touch).
+    std::vector<int64_t> actions = request.attach_candidates;
+    if (request.creator.has_value()) actions.push_back(request.creator->id);
+    if (auto st = FlushIfPending(actions); !st.ok()) return st;
+    return inner_.Create(request);
   }
   absl::StatusOr<std::optional<ConvergeInstance>> FindOpen(
       std::string_view dimension) override {
@@ -301,7 +313,8 @@ class MysqlRepo final : public InstanceRepo {
     CONVERGE_FLUSHED(GetInstance(id));
   }
   absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
-    if (auto st = Flush(); !st.ok()) return st;
+    // Joins of this instance are written first (it was open for them).
+    if (auto st = FlushIfPending({}, id); !st.ok()) return st;
     absl::StatusOr<bool> ended = inner_.End(id, now);
     if (Conn* conn = db_->BatchConn(); conn != nullptr && ended.ok()) {
       // Ended (and locked) by this transaction: a later join of it in the
@@ -333,10 +346,12 @@ class MysqlRepo final : public InstanceRepo {
   }
   absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(
       int64_t converge_id) override {
-    CONVERGE_FLUSHED(ExecutedMembers(converge_id));
+    if (auto st = FlushIfPending({}, converge_id); !st.ok()) return st;
+    return inner_.ExecutedMembers(converge_id);
   }
   absl::StatusOr<int64_t> CountExecuted(int64_t converge_id) override {
-    CONVERGE_FLUSHED(CountExecuted(converge_id));
+    if (auto st = FlushIfPending({}, converge_id); !st.ok()) return st;
+    return inner_.CountExecuted(converge_id);
   }
   absl::StatusOr<std::vector<ConvergeRelation>> Link(
       int64_t converge_id,
@@ -347,10 +362,11 @@ class MysqlRepo final : public InstanceRepo {
   // (the shared store asks id by id).
   absl::StatusOr<std::vector<int64_t>> Unrelated(absl::Span<const int64_t> ids,
                                                  ConvergeType type) override {
-    if (ids.size() < 2) {
-      CONVERGE_FLUSHED(Unrelated(ids, type));
+    // Pending joins add relations of type action only.
+    if (type == ConvergeType::kAction) {
+      if (auto st = FlushIfPending(ids); !st.ok()) return st;
     }
-    if (auto st = Flush(); !st.ok()) return st;
+    if (ids.size() < 2) return inner_.Unrelated(ids, type);
     return db_->Read([&](Conn& conn) -> absl::StatusOr<std::vector<int64_t>> {
       absl::flat_hash_set<int64_t> related;
       constexpr size_t kChunk = 1000;
@@ -396,6 +412,25 @@ class MysqlRepo final : public InstanceRepo {
     absl::Status st = WriteJoins(*conn);
     if (!st.ok()) db_->FailBatch(st);
     return st;
+  }
+
+  // Flushes when a pending join is about one of `actions` or joins
+  // instance `instance` (0: none).
+  absl::Status FlushIfPending(absl::Span<const int64_t> actions,
+                              int64_t instance = 0) {
+    Conn* conn = db_->BatchConn();
+    if (conn == nullptr || conn->deferred().joins.empty()) {
+      return absl::OkStatus();
+    }
+    const Conn::Deferred& d = conn->deferred();
+    bool touched = false;
+    for (int64_t id : actions) touched = touched || d.actions.contains(id);
+    if (instance != 0) {
+      for (const Conn::PendingJoin& j : d.joins) {
+        touched = touched || j.relation.converge_id == instance;
+      }
+    }
+    return touched ? Flush() : absl::OkStatus();
   }
 
   static absl::Status Conflict(Conn& conn, std::string_view what) {
