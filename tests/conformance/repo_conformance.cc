@@ -1078,8 +1078,10 @@ TEST_CASE(
     "instance see the join, whatever ran in between",
     "[conformance]") {
   StoreSet s;
-  REQUIRE(s.repo().Create(ActionCreate("D", 1)).ok());
-  REQUIRE(s.repo().Create(ActionCreate("E", 2)).ok());
+  // Instances 1 (dimension D, created by action 1) and 2 (E, action 2).
+  for (int64_t id : {1, 2}) {
+    REQUIRE(s.repo().Create(ActionCreate(id == 1 ? "D" : "E", id)).ok());
+  }
   absl::StatusOr<std::unique_ptr<RepoBatch>> batch = s.repo().BeginBatch();
   REQUIRE(batch.ok());
   auto join = [&](int64_t id, int64_t instance, ConvergeStatus status) {
