@@ -1102,6 +1102,56 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "InstanceRepo: inside a batch, calls about a joined action or a joined "
+    "instance see the join, whatever ran in between",
+    "[conformance]") {
+  StoreSet s;
+  // Instances 1 (dimension D, created by action 1) and 2 (E, action 2).
+  for (int64_t id : {1, 2}) {
+    REQUIRE(s.repo().Create(ActionCreate(id == 1 ? "D" : "E", id)).ok());
+  }
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = s.repo().BeginBatch();
+  REQUIRE(batch.ok());
+  auto join = [&](int64_t id, int64_t instance, ConvergeStatus status) {
+    ActionRecord r =
+        Rec(id, status == ConvergeStatus::kExecuted ? Outcome::kExecute
+                                                    : Outcome::kSkip);
+    r.decision.converge_id = instance;
+    absl::StatusOr<RecordResult> j =
+        s.repo().Join(r, JoinRel(instance, id, status));
+    REQUIRE(j.ok());
+    CHECK(j->inserted);
+  };
+  join(10, 1, ConvergeStatus::kExecuted);
+  // Calls about other actions and instances in between.
+  CHECK_FALSE(s.repo().GetAction(99).value().has_value());
+  REQUIRE(s.repo().RecordDecision(Rec(11)).ok());
+  CHECK(s.repo().CountExecuted(2).value() == 1);
+  join(12, 1, ConvergeStatus::kSkipped);
+  // About the joined ones: they are there.
+  CHECK(s.repo().CountExecuted(1).value() == 2);
+  CHECK(s.repo().Unrelated({10, 11, 12, 13}, ConvergeType::kAction).value() ==
+        std::vector<int64_t>{11, 13});
+  absl::StatusOr<RecordResult> again =
+      s.repo().RecordDecision(Rec(12, Outcome::kExecute));
+  REQUIRE(again.ok());
+  CHECK_FALSE(again->inserted);
+  CHECK(again->record.decision.outcome == Outcome::kSkip);
+  join(14, 2, ConvergeStatus::kExecuted);
+  // A create that would attach a joined action leaves it where it is.
+  absl::StatusOr<CreateResult> created =
+      s.repo().Create(ActionCreate("F", 15, {14, 11}));
+  REQUIRE(created.ok());
+  CHECK(created->attached == std::vector<int64_t>{11});
+  CHECK(s.repo().GetAction(14).value()->decision.converge_id == 2);
+  if (*batch != nullptr) REQUIRE((*batch)->Commit().ok());
+  CHECK(s.repo().Relations(1).value().size() == 3);
+  CHECK(s.repo().Relations(2).value().size() == 2);
+  CHECK(s.repo().Relations(created->instance.id).value().size() == 2);
+  CHECK(s.repo().GetAction(11).value()->decision.outcome == Outcome::kExecute);
+}
+
+TEST_CASE(
     "InstanceRepo: a second batch on the same thread is kFailedPrecondition",
     "[conformance]") {
   StoreSet s;

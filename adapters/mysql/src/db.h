@@ -98,13 +98,9 @@ class Conn {
   struct Deferred {
     std::vector<PendingJoin> joins;
     absl::flat_hash_set<int64_t> actions;
-    // Instances joined whose state this transaction has not read under a
-    // lock: checked (and locked) when the joins are written.
-    absl::flat_hash_set<int64_t> unchecked;
     void Clear() {
       joins.clear();
       actions.clear();
-      unchecked.clear();
     }
   };
   Deferred& deferred() { return deferred_; }

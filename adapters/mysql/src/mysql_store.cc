@@ -2,6 +2,7 @@
 
 #include <mysqld_error.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -9,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
@@ -49,16 +51,21 @@ struct MysqlBackend : sql::CommonSql {
   static constexpr bool kUtf8Text = true;
   // A batch locks rows, not the database (RepoBatch::ExcludesWriters).
   static constexpr bool kBatchExcludesWriters = false;
+  // Every statement is a round trip to the server (sql::CommonSql).
+  static constexpr bool kFewerRoundTrips = true;
 
   static constexpr const char kLeaseAcquire[] =
       // Assignments run left to right: token first (taken if free,
-      // expired or ours), then the expiry if the token is now ours.
+      // expired or ours), then the expiry if the token is now ours, then
+      // the answer: LAST_INSERT_ID(id) if the row is ours, 0 if not (the
+      // id itself is left as it was). An insert reports its new id. So
+      // mysql_insert_id() says who holds the lease without a second
+      // statement.
       "INSERT INTO converge_lease (`key`, token, expires_ns) VALUES (?1, "
       "?2, ?3) ON DUPLICATE KEY UPDATE token = IF(token = VALUES(token) OR "
       "expires_ns <= ?4, VALUES(token), token), expires_ns = IF(token = "
-      "VALUES(token), VALUES(expires_ns), expires_ns)";
-  static constexpr const char kLeaseHeld[] =
-      "SELECT token = ?2 FROM converge_lease WHERE " CONVERGE_KEY_IS("");
+      "VALUES(token), VALUES(expires_ns), expires_ns), id = IF(token = "
+      "VALUES(token), LAST_INSERT_ID(id), id + LAST_INSERT_ID(0))";
   static constexpr const char kLeaseRelease[] =
       "DELETE FROM converge_lease WHERE " CONVERGE_KEY_IS("") " AND token = ?2";
   static constexpr const char kLeaseExtend[] =
@@ -144,19 +151,12 @@ struct MysqlBackend : sql::CommonSql {
   static absl::StatusOr<bool> TryAcquireIn(Conn& conn, std::string_view key,
                                            std::string_view token,
                                            int64_t expires_ns, int64_t now_ns) {
-    {
-      Stmt up(conn, kLeaseAcquire);
-      up.Bind(1, key).Bind(2, token).Bind(3, expires_ns).Bind(4, now_ns);
-      if (auto st = up.Run(); !st.ok()) return st;
-    }
-    // Inserted, updated or left alone (the affected-row count cannot tell
-    // an insert from a row left as it was): ask. The row is locked by this
-    // transaction now.
-    Stmt q(conn, kLeaseHeld);
-    q.Bind(1, key).Bind(2, token);
-    absl::StatusOr<bool> row = q.Step();
-    if (!row.ok()) return row.status();
-    return *row && q.Int(0) == 1;
+    Stmt up(conn, kLeaseAcquire);
+    up.Bind(1, key).Bind(2, token).Bind(3, expires_ns).Bind(4, now_ns);
+    if (auto st = up.Run(); !st.ok()) return st;
+    // Inserted or ours: the row's id; held by another token: 0. The row is
+    // locked by this transaction either way.
+    return LastInsertId(conn) != 0;
   }
   static int64_t LastInsertId(Conn& conn) {
     return static_cast<int64_t>(mysql_insert_id(conn.handle()));
@@ -186,24 +186,29 @@ using converge::internal::StrAppend;
 // outcome can no longer change: the manager looks the instance up (the
 // memo answers) and joins it. Written one by one, a join costs four
 // statements; inside a batch MysqlRepo asks in one statement whether the
-// action has a decision or a relation already (a redelivery takes the
-// plain path, which returns the stored decision), keeps the join, and
-// writes all the joins of the batch together before any other repo call of
-// the batch and before the commit: one locking read of the instances joined
-// (are they still open?) and one multi-row INSERT IGNORE per 1,000
-// decisions and per 1,000 relations. A conflict found then (an instance
-// ended by another process, the same action decided by another process in
-// between) fails the batch (kAborted): nothing is committed and the caller
-// submits the batch again, which then sees the other writer's work. A join
-// whose instance this transaction already knows to have ended is refused
-// at once, as outside a batch.
+// instance is still open (locking its row in share mode, so that no End
+// can come before the commit) and whether the action has a decision or a
+// relation already (a redelivery, an ended instance: the plain path, which
+// returns the stored decision or the refusal), keeps the join, and writes
+// all the joins of the batch together before the commit, or before a repo
+// call that could see them (one about a pending action or the executed
+// members of a joined instance; any other write): one multi-row INSERT
+// IGNORE per 1,000 decisions and per 1,000 relations. A conflict found then
+// (the same action decided by another process in between) fails the batch
+// (kAborted): nothing is committed and the caller submits the batch again,
+// which then sees the other writer's work. A join whose instance this
+// transaction already knows to have ended is refused at once, as outside a
+// batch.
 
 class MysqlRepo final : public InstanceRepo {
  public:
+  // Is instance ?2 open (its row locked in share mode against an End until
+  // the commit), and has action ?1 a decision or a relation already?
   static constexpr const char kJoinCheck[] =
-      "SELECT EXISTS (SELECT 1 FROM converge_action_decision WHERE action_id "
-      "= ?1), EXISTS (SELECT 1 FROM converge_relation WHERE related_id = ?1 "
-      "AND related_type = 'action')";
+      "SELECT i.end_time IS NULL, EXISTS (SELECT 1 FROM "
+      "converge_action_decision WHERE action_id = ?1), EXISTS (SELECT 1 FROM "
+      "converge_relation WHERE related_id = ?1 AND related_type = 'action') "
+      "FROM converge_instance i WHERE i.id = ?2 LOCK IN SHARE MODE";
 
   explicit MysqlRepo(std::shared_ptr<Db> db) : db_(db), inner_(db) {
     db->SetBeforeCommit([](Conn& conn) { return WriteJoins(conn); });
@@ -229,19 +234,24 @@ class MysqlRepo final : public InstanceRepo {
       return inner_.Join(record, rel);
     }
     {
-      // One round trip instead of the plain join's three: has the action a
-      // decision or a relation already (a redelivery)? Then the plain path
-      // gives the stored decision or the refusal.
+      // One round trip instead of the plain join's four: is the instance
+      // still open (locked open until the commit), and has the action a
+      // decision or a relation already (a redelivery)? Anything but "open,
+      // neither" takes the plain path, which gives the stored decision or
+      // the refusal.
       Stmt q(*conn, kJoinCheck);
-      q.Bind(1, record.id);
+      q.Bind(1, record.id).Bind(2, rel.converge_id);
       absl::StatusOr<bool> row = q.Step();
       if (!row.ok()) return row.status();
-      if (!*row || q.Int(0) != 0 || q.Int(1) != 0) {
+      if (!*row || q.Int(0) == 0 || q.Int(1) != 0 || q.Int(2) != 0) {
         if (auto st = Flush(); !st.ok()) return st;
         return inner_.Join(record, rel);
       }
+      if (state == memo.state.end()) {
+        memo.state[rel.converge_id] =
+            sql::RepoMemo::State{true, ConvergeType::kAction};
+      }
     }
-    if (state == memo.state.end()) d.unchecked.insert(rel.converge_id);
     d.actions.insert(record.id);
     d.joins.push_back(Conn::PendingJoin{record, rel});
     d.joins.back().record.decision.converge_id = rel.converge_id;
@@ -265,13 +275,19 @@ class MysqlRepo final : public InstanceRepo {
   if (auto st = Flush(); !st.ok()) return st; \
   return inner_.call
 
+  // Calls that read or write rows of given actions or instances flush
+  // only when a pending join is about one of them: the slow path's calls
+  // between the joins of a batch then leave the joins pending, and they
+  // are written together.
   absl::StatusOr<std::optional<ActionRecord>> GetAction(
       int64_t action_id) override {
-    CONVERGE_FLUSHED(GetAction(action_id));
+    if (auto st = FlushIfPending({action_id}); !st.ok()) return st;
+    return inner_.GetAction(action_id);
   }
   absl::StatusOr<RecordResult> RecordDecision(
       const ActionRecord& record) override {
-    CONVERGE_FLUSHED(RecordDecision(record));
+    if (auto st = FlushIfPending({record.id}); !st.ok()) return st;
+    return inner_.RecordDecision(record);
   }
   absl::Status SetActionStatus(int64_t action_id, ActionStatus status,
                                absl::Time at) override {
@@ -282,7 +298,12 @@ class MysqlRepo final : public InstanceRepo {
     CONVERGE_FLUSHED(UpdateDecision(action_id, expected, decision));
   }
   absl::StatusOr<CreateResult> Create(const CreateRequest& request) override {
-    CONVERGE_FLUSHED(Create(request));
+    // The creator and the candidates to attach (actions, or instances of a
+    // second-level create, which pending joins never touch).
+    std::vector<int64_t> actions = request.attach_candidates;
+    if (request.creator.has_value()) actions.push_back(request.creator->id);
+    if (auto st = FlushIfPending(actions); !st.ok()) return st;
+    return inner_.Create(request);
   }
   absl::StatusOr<std::optional<ConvergeInstance>> FindOpen(
       std::string_view dimension) override {
@@ -292,7 +313,8 @@ class MysqlRepo final : public InstanceRepo {
     CONVERGE_FLUSHED(GetInstance(id));
   }
   absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
-    if (auto st = Flush(); !st.ok()) return st;
+    // Joins of this instance are written first (it was open for them).
+    if (auto st = FlushIfPending({}, id); !st.ok()) return st;
     absl::StatusOr<bool> ended = inner_.End(id, now);
     if (Conn* conn = db_->BatchConn(); conn != nullptr && ended.ok()) {
       // Ended (and locked) by this transaction: a later join of it in the
@@ -328,19 +350,55 @@ class MysqlRepo final : public InstanceRepo {
   }
   absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(
       int64_t converge_id) override {
-    CONVERGE_FLUSHED(ExecutedMembers(converge_id));
+    if (auto st = FlushIfPending({}, converge_id); !st.ok()) return st;
+    return inner_.ExecutedMembers(converge_id);
   }
   absl::StatusOr<int64_t> CountExecuted(int64_t converge_id) override {
-    CONVERGE_FLUSHED(CountExecuted(converge_id));
+    if (auto st = FlushIfPending({}, converge_id); !st.ok()) return st;
+    return inner_.CountExecuted(converge_id);
   }
   absl::StatusOr<std::vector<ConvergeRelation>> Link(
       int64_t converge_id,
       absl::Span<const ConvergeRelation> relations) override {
     CONVERGE_FLUSHED(Link(converge_id, relations));
   }
+  // The ids without a relation of `type`, in one statement per 1,000 ids
+  // (the shared store asks id by id).
   absl::StatusOr<std::vector<int64_t>> Unrelated(absl::Span<const int64_t> ids,
                                                  ConvergeType type) override {
-    CONVERGE_FLUSHED(Unrelated(ids, type));
+    // Pending joins add relations of type action only.
+    if (type == ConvergeType::kAction) {
+      if (auto st = FlushIfPending(ids); !st.ok()) return st;
+    }
+    if (ids.size() < 2) return inner_.Unrelated(ids, type);
+    return db_->Read([&](Conn& conn) -> absl::StatusOr<std::vector<int64_t>> {
+      absl::flat_hash_set<int64_t> related;
+      constexpr size_t kChunk = 1000;
+      for (size_t at = 0; at < ids.size(); at += kChunk) {
+        std::string sql = StrCat(
+            "SELECT related_id FROM converge_relation WHERE related_type = '",
+            ToString(type), "' AND related_id IN (");
+        for (size_t i = at; i < std::min(ids.size(), at + kChunk); ++i) {
+          StrAppend(&sql, i == at ? "" : ",", ids[i]);
+        }
+        sql += ")";
+        MYSQL_RES* res = nullptr;
+        if (auto st = conn.Query(sql, &res, nullptr); !st.ok()) return st;
+        while (MYSQL_ROW row = mysql_fetch_row(res)) {
+          int64_t v = 0;
+          if (row[0] != nullptr && absl::SimpleAtoi(row[0], &v)) {
+            related.insert(v);
+          }
+        }
+        mysql_free_result(res);
+      }
+      std::vector<int64_t> out;
+      out.reserve(ids.size());
+      for (int64_t id : ids) {
+        if (!related.contains(id)) out.push_back(id);
+      }
+      return out;
+    });
   }
   absl::StatusOr<std::unique_ptr<RepoBatch>> BeginBatch() override {
     return inner_.BeginBatch();
@@ -360,54 +418,35 @@ class MysqlRepo final : public InstanceRepo {
     return st;
   }
 
+  // Flushes when a pending join is about one of `actions` or joins
+  // instance `instance` (0: none).
+  absl::Status FlushIfPending(absl::Span<const int64_t> actions,
+                              int64_t instance = 0) {
+    Conn* conn = db_->BatchConn();
+    if (conn == nullptr || conn->deferred().joins.empty()) {
+      return absl::OkStatus();
+    }
+    const Conn::Deferred& d = conn->deferred();
+    bool touched = false;
+    for (int64_t id : actions) touched = touched || d.actions.contains(id);
+    if (instance != 0) {
+      for (const Conn::PendingJoin& j : d.joins) {
+        touched = touched || j.relation.converge_id == instance;
+      }
+    }
+    return touched ? Flush() : absl::OkStatus();
+  }
+
   static absl::Status Conflict(Conn& conn, std::string_view what) {
     return absl::AbortedError(StrCat(
         "mysql: ", conn.db().path(), ": the batch's joins met another writer (",
         what, "); the batch is rolled back: submit it again"));
   }
 
-  // Runs `sql` and collects its first column's integers.
-  static absl::StatusOr<std::vector<int64_t>> Ints(Conn& conn,
-                                                   const std::string& sql) {
-    MYSQL_RES* res = nullptr;
-    if (auto st = conn.Query(sql, &res, nullptr); !st.ok()) return st;
-    std::vector<int64_t> out;
-    if (res == nullptr) return out;
-    while (MYSQL_ROW row = mysql_fetch_row(res)) {
-      int64_t v = 0;
-      if (row[0] != nullptr) (void)absl::SimpleAtoi(row[0], &v);
-      out.push_back(v);
-    }
-    mysql_free_result(res);
-    return out;
-  }
-
   static absl::Status WriteJoins(Conn& conn) {
     Conn::Deferred& d = conn.deferred();
     if (d.joins.empty()) return absl::OkStatus();
     constexpr size_t kChunk = 1000;
-    // The instances still open, locked against an End until the commit.
-    if (!d.unchecked.empty()) {
-      std::string sql =
-          "SELECT id FROM converge_instance WHERE end_time IS NULL AND id IN "
-          "(";
-      bool first = true;
-      for (int64_t id : d.unchecked) {
-        StrAppend(&sql, first ? "" : ",", id);
-        first = false;
-      }
-      sql += ") LOCK IN SHARE MODE";
-      absl::StatusOr<std::vector<int64_t>> open = Ints(conn, sql);
-      if (!open.ok()) return open.status();
-      if (open->size() != d.unchecked.size()) {
-        return Conflict(conn, "an instance joined has ended");
-      }
-      // Locked open until the commit: later joins of the batch need not
-      // check them again.
-      for (int64_t id : *open) {
-        conn.memo().state[id] = sql::RepoMemo::State{true, {}};
-      }
-    }
     for (size_t at = 0; at < d.joins.size(); at += kChunk) {
       const size_t end = std::min(d.joins.size(), at + kChunk);
       std::string decisions =

@@ -58,6 +58,17 @@ using internal::StrCat;
 using RepoMemo = sql::RepoMemo;
 
 struct CommonSql {
+  // A dialect whose statements cost a round trip each (MySQL) sets it: a
+  // decision is inserted before its stored one is looked for (the insert
+  // fails on the primary key when there is one), and Create checks the
+  // open dimension, the creator's decision and its relation in one
+  // statement (kCreateCheck).
+  static constexpr bool kFewerRoundTrips = false;
+  static constexpr const char kCreateCheck[] =
+      "SELECT EXISTS (SELECT 1 FROM converge_instance WHERE dimension = ?1 "
+      "AND end_time IS NULL), EXISTS (SELECT 1 FROM converge_action_decision "
+      "WHERE action_id = ?2), EXISTS (SELECT 1 FROM converge_relation WHERE "
+      "related_id = ?2 AND related_type = 'action')";
 #define CONVERGE_INSTANCE_COLUMNS                                         \
   "id, converge_type, converge_func, bk_biz_id, dimension, description, " \
   "content, create_time, end_time, is_visible, converge_config, "         \
@@ -968,13 +979,29 @@ struct SqlStores {
         const ActionRecord& record) override {
       if (auto st = store::CheckRecord(B::kName, record); !st.ok()) return st;
       return db_->Write([&](Conn& conn) -> absl::StatusOr<RecordResult> {
-        absl::StatusOr<std::optional<ActionRecord>> old =
-            LoadAction(conn, record.id);
-        if (!old.ok()) return old.status();
-        if (old->has_value()) return RecordResult{**old, false};
+        auto stored = [&]() -> absl::StatusOr<std::optional<RecordResult>> {
+          absl::StatusOr<std::optional<ActionRecord>> old =
+              LoadAction(conn, record.id);
+          if (!old.ok()) return old.status();
+          if (!old->has_value()) return std::optional<RecordResult>();
+          return std::optional<RecordResult>(RecordResult{**old, false});
+        };
+        if constexpr (!B::kFewerRoundTrips) {
+          absl::StatusOr<std::optional<RecordResult>> old = stored();
+          if (!old.ok()) return old.status();
+          if (old->has_value()) return **old;
+        }
         if (auto st = InsertAction(conn, record, record.decision.converge_id,
                                    record.decision.primary);
             !st.ok()) {
+          if constexpr (B::kFewerRoundTrips) {
+            // The primary key refused it: the stored decision wins.
+            if (B::IsConstraint(conn)) {
+              absl::StatusOr<std::optional<RecordResult>> old = stored();
+              if (!old.ok()) return old.status();
+              if (old->has_value()) return **old;
+            }
+          }
           return st;
         }
         RecordResult result{record, true};
@@ -1101,7 +1128,23 @@ struct SqlStores {
             RepoMemo& memo = conn.memo();
             memo.open.erase(AV(req.instance.dimension));
             const ConvergeInstance& in = req.instance;
-            {
+            if constexpr (B::kFewerRoundTrips) {
+              Stmt q(conn, B::kCreateCheck);
+              q.Bind(1, in.dimension);
+              if (req.creator.has_value()) q.Bind(2, req.creator->id);
+              absl::StatusOr<bool> row = q.Step();
+              if (!row.ok()) return row.status();
+              if (*row && q.Int(0) != 0) {
+                return absl::AlreadyExistsError(
+                    StrCat(B::kName, ": an open instance has dimension ",
+                           in.dimension));
+              }
+              if (*row && (q.Int(1) != 0 || q.Int(2) != 0)) {
+                return absl::AlreadyExistsError(
+                    StrCat(B::kName, ": action ", req.creator->id,
+                           " already has a decision or a relation"));
+              }
+            } else {
               Stmt q(conn, B::kOpenExists);
               q.Bind(1, in.dimension);
               absl::StatusOr<bool> open = q.Step();
@@ -1112,7 +1155,7 @@ struct SqlStores {
                            in.dimension));
               }
             }
-            if (req.creator.has_value()) {
+            if (!B::kFewerRoundTrips && req.creator.has_value()) {
               absl::StatusOr<std::optional<ActionRecord>> old =
                   LoadAction(conn, req.creator->id);
               if (!old.ok()) return old.status();

@@ -1,18 +1,22 @@
 // MySQL-specific behaviour: URIs and options, the schema (upstream's
 // layout, migrations, the check mode, refusals), errors with the MySQL
-// errno, and reconnection after the server drops a connection. The store
-// contracts are in the conformance suite (conformance_mysql).
+// errno, reconnection after the server drops a connection, and the
+// statements saved on the hot path (the one-statement lease, Unrelated by
+// chunks of ids, a batch's join that checks and locks its instance). The
+// store contracts are in the conformance suite (conformance_mysql).
 
 #include "converge/mysql/mysql_store.h"
 
 #include <mysql.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "conformance/conformance.h"
 #include "support/mysql_server.h"
 #include "support/mysql_test_env.h"
 
@@ -342,6 +346,150 @@ TEST_CASE(
       CHECK(s->lock->TryAcquire(key, "a", absl::Minutes(1)).value());
     }
   }
+}
+
+// ---- fewer round trips (docs/adapters/mysql.md, "Performance") ----
+
+using conformance::ActionCreate;
+using conformance::At;
+using conformance::JoinRel;
+using conformance::Rec;
+
+// A fresh database (dropped with the returned owner).
+TestDatabase FreshDatabase() {
+  absl::StatusOr<TestDatabase> db = MakeTestDatabase();
+  INFO(db.status().ToString());
+  REQUIRE(db.ok());
+  return *std::move(db);
+}
+
+// The stores on `db`, on `clock` (null: the real one), with the retries
+// and the lock wait given.
+mysql::MysqlStores Open(const TestDatabase& db, const Clock* clock,
+                        int max_retries = 5,
+                        absl::Duration lock_wait = absl::Seconds(5)) {
+  mysql::MysqlOptions o = db.options;
+  o.clock = clock;
+  o.max_retries = max_retries;
+  o.lock_wait_timeout = lock_wait;
+  absl::StatusOr<mysql::MysqlStores> s = mysql::OpenMysqlStores(o);
+  INFO(s.status().ToString());
+  REQUIRE(s.ok());
+  return *std::move(s);
+}
+
+TEST_CASE(
+    "mysql: TryAcquire answers in one statement and leaves a lease held by "
+    "another token as it was",
+    "[mysql]") {
+  const TestDatabase db = FreshDatabase();
+  VirtualClock clock(At(1000));
+  mysql::MysqlStores s = Open(db, &clock);
+  auto row = [&] {
+    return Column(db.options.database,
+                  "SELECT CONCAT(id, ' ', token, ' ', expires_ns) FROM "
+                  "converge_lease");
+  };
+  REQUIRE(s.lock->TryAcquire("L", "a", absl::Seconds(10)).value());
+  const std::vector<std::string> taken = row();
+  REQUIRE(taken.size() == 1);
+  // Held by "a": "b" is refused and changes nothing (not even the id the
+  // statement assigns to report the holder).
+  CHECK_FALSE(s.lock->TryAcquire("L", "b", absl::Seconds(60)).value());
+  CHECK(row() == taken);
+  // The holder takes it again (its expiry moves), the id stays.
+  clock.Advance(absl::Seconds(5));
+  CHECK(s.lock->TryAcquire("L", "a", absl::Seconds(10)).value());
+  std::vector<std::string> again = row();
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].substr(0, 4) == taken[0].substr(0, 4));
+  CHECK(again[0] != taken[0]);
+  // Expired: another token takes it.
+  clock.Advance(absl::Seconds(11));
+  CHECK(s.lock->TryAcquire("L", "b", absl::Seconds(10)).value());
+  CHECK_FALSE(s.lock->TryAcquire("L", "a", absl::Seconds(10)).value());
+  CHECK(s.lock->Release("L", "b").value());
+  CHECK(row().empty());
+}
+
+TEST_CASE(
+    "mysql: Unrelated asks 1,000 ids a statement and keeps the order and "
+    "the repeats of its input",
+    "[mysql]") {
+  absl::StatusOr<TestStores> s = MakeMysqlTestStores(nullptr);
+  REQUIRE(s.ok());
+  REQUIRE(s->repo->Create(ActionCreate("D", 1)).ok());
+  // Related: the first id, both sides of each chunk boundary, the last.
+  const std::vector<int64_t> related = {1, 1000, 1001, 2000, 2001};
+  for (int64_t id : related) {
+    if (id == 1) continue;
+    ActionRecord r = Rec(id, Outcome::kSkip);
+    r.decision.converge_id = 1;
+    REQUIRE(s->repo->Join(r, JoinRel(1, id)).ok());
+  }
+  std::vector<int64_t> ids;
+  for (int64_t id = 1; id <= 2001; ++id) ids.push_back(id);
+  ids.push_back(1001);  // a repeat of a related id
+  ids.push_back(7);     // and of an unrelated one
+  std::vector<int64_t> want;
+  for (int64_t id : ids) {
+    if (std::find(related.begin(), related.end(), id) == related.end()) {
+      want.push_back(id);
+    }
+  }
+  absl::StatusOr<std::vector<int64_t>> got =
+      s->repo->Unrelated(ids, ConvergeType::kAction);
+  REQUIRE(got.ok());
+  CHECK(*got == want);
+  // Of the other type, none is related.
+  CHECK(s->repo->Unrelated(ids, ConvergeType::kConverge).value() == ids);
+  CHECK(s->repo->Unrelated({}, ConvergeType::kAction).value().empty());
+}
+
+TEST_CASE(
+    "mysql: in a batch, a join locks its instance open until the commit, a "
+    "join of an instance ended elsewhere is refused at once, and a decision "
+    "stored before is returned without failing the batch",
+    "[mysql]") {
+  const TestDatabase db = FreshDatabase();
+  mysql::MysqlStores a = Open(db, nullptr);
+  // Another process on the same database, that does not wait long.
+  mysql::MysqlStores b = Open(db, nullptr, 0, absl::Seconds(1));
+
+  REQUIRE(a.repo->Create(ActionCreate("ended", 1)).ok());  // id 1
+  REQUIRE(a.repo->Create(ActionCreate("open", 2)).ok());   // id 2
+  REQUIRE(a.repo->RecordDecision(Rec(3, Outcome::kExecute)).ok());
+  REQUIRE(a.repo->LookupOpen("ended").value().has_value());  // remembered
+  REQUIRE(b.repo->End(1, At(200)).value());
+
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = a.repo->BeginBatch();
+  REQUIRE(batch.ok());
+  REQUIRE(*batch != nullptr);
+  ActionRecord late = Rec(10, Outcome::kSkip);
+  late.decision.converge_id = 1;
+  CHECK(a.repo->Join(late, JoinRel(1, 10)).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  ActionRecord joined = Rec(11, Outcome::kSkip);
+  joined.decision.converge_id = 2;
+  absl::StatusOr<RecordResult> j = a.repo->Join(joined, JoinRel(2, 11));
+  REQUIRE(j.ok());
+  CHECK(j->inserted);
+  // Decided before the batch: the stored decision, and the batch goes on.
+  absl::StatusOr<RecordResult> again =
+      a.repo->RecordDecision(Rec(3, Outcome::kSkip));
+  REQUIRE(again.ok());
+  CHECK_FALSE(again->inserted);
+  CHECK(again->record.decision.outcome == Outcome::kExecute);
+  // The joined instance cannot end before the batch commits.
+  absl::StatusOr<bool> blocked = b.repo->End(2, At(300));
+  CHECK(blocked.status().code() == absl::StatusCode::kUnavailable);
+  CHECK(Mentions(blocked.status(), "errno 1205"));
+  REQUIRE((*batch)->Commit().ok());
+
+  CHECK(b.repo->GetAction(11).value().has_value());
+  CHECK_FALSE(b.repo->GetAction(10).value().has_value());
+  CHECK(b.repo->Relations(2).value().size() == 2);
+  CHECK(b.repo->End(2, At(300)).value());
 }
 
 }  // namespace
