@@ -571,6 +571,19 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::RunGroup(
       results[i] =
           std::move(SubmitBatch(absl::MakeConstSpan(&items[i], 1)).front());
     }
+    return results;
+  }
+  if (items.size() > 1) {
+    // An item refused because its lease was busy while the group held
+    // other leases (AcquireLease does not wait then) runs again alone, now
+    // that the group's leases are released: as a caller of Submit outside
+    // a group, it waits for the lease.
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!results[i].ok() && IsLeaseBusy(results[i].status())) {
+        results[i] =
+            std::move(SubmitBatch(absl::MakeConstSpan(&items[i], 1)).front());
+      }
+    }
   }
   return results;
 }
@@ -606,26 +619,38 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
   DeferredNotes deferred;
   deferred.manager = this;
   deferred.defer_releases = !(*batch)->ExcludesWriters();
-  t_deferred = &deferred;
-  auto release = [&] {
-    for (const auto& [key, token] : deferred.releases) {
-      (void)stores_.lock->Release(key, token);
+  // Clears t_deferred and releases the deferred leases on every way out,
+  // an exception included; the batch (declared before) is rolled back
+  // after it unless committed.
+  struct BatchScope {
+    DeferredNotes* deferred;
+    LockStore* lock;
+    bool released = false;
+    void Release() {
+      t_deferred = nullptr;
+      if (released) return;
+      released = true;
+      for (const auto& [key, token] : deferred->releases) {
+        (void)lock->Release(key, token);
+      }
     }
-  };
+    ~BatchScope() { Release(); }
+  } scope{&deferred, stores_.lock};
+  t_deferred = &deferred;
   for (const BatchItem& item : items) {
     absl::StatusOr<Decision> d = SubmitOne(*item.action, *item.config);
     if (!d.ok() && !ItemError(d.status())) {
       // A store error: the transaction cannot be trusted; roll it back.
       t_deferred = nullptr;
       batch->reset();
-      release();
+      scope.Release();
       return fail_all(d.status());
     }
     results.push_back(std::move(d));
   }
   t_deferred = nullptr;
   absl::Status committed = (*batch)->Commit();
-  release();
+  scope.Release();
   if (!committed.ok()) return fail_all(committed);
   for (auto& note : deferred.notes) note();
   return results;
@@ -1103,10 +1128,14 @@ absl::StatusOr<bool> ConvergeManager::AcquireLease(const std::string& key,
   // of a busy lease (another process) cannot release it before the batch
   // ends, so waiting is pointless; the item is refused at once (lease busy,
   // retried later by the caller or the processor). A batch of row locks
-  // (MySQL) waits as a call outside a batch does.
-  const int attempts = InRepoBatch() && !t_deferred->defer_releases
-                           ? 1
-                           : options_.lease_attempts;
+  // (MySQL) waits as a call outside a batch does while it holds no lease
+  // yet; once it holds some (their releases deferred to its end), it does
+  // not wait either: waiting would keep those leases past their time
+  // (their expiry is not pushed while the batch runs), and two batches
+  // each holding what the other waits for would only wait each other out.
+  const bool holding = InRepoBatch() && (!t_deferred->defer_releases ||
+                                         !t_deferred->releases.empty());
+  const int attempts = holding ? 1 : options_.lease_attempts;
   for (int attempt = 0; attempt < attempts; ++attempt) {
     if (attempt > 0) {
       // Jittered, doubling, bounded real-time backoff.

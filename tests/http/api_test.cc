@@ -342,6 +342,7 @@ TEST_CASE("locks lists held leases and their age", "[http][api]") {
   bj::value first = Json(s.Get("/v1/locks?limit=1").body);
   CHECK(first.at("locks").as_array().size() == 1);
   CHECK(first.at("truncated").as_bool());
+  CHECK_FALSE(Json(s.Get("/v1/locks?limit=2").body).at("truncated").as_bool());
   CHECK(s.Get("/v1/locks?limit=0").status == 400);
   REQUIRE(tracked->target()->Release("lease:other", "theirs").value());
   s.clock.Advance(absl::Seconds(60));  // expired

@@ -467,6 +467,62 @@ TEST_CASE("SubmitBatch gives the decisions of one-by-one submission",
   }
 }
 
+// Leases of every key but the first one asked for are held by "another
+// process": refused, and counted.
+class BusyAfterFirst : public WindowStoreWrapper {
+ public:
+  using WindowStoreWrapper::WindowStoreWrapper;
+  absl::StatusOr<WindowResult> Apply(const WindowRequest& request) override {
+    if (request.lease.has_value()) {
+      if (first.empty()) first = request.lease->key;
+      if (request.lease->key != first) {
+        ++refused;
+        WindowResult busy;
+        busy.lease_acquired = false;
+        return busy;
+      }
+    }
+    return WindowStoreWrapper::Apply(request);
+  }
+  std::string first;
+  int refused = 0;
+};
+
+TEST_CASE(
+    "SubmitBatch: a batch that defers its lease releases does not wait for "
+    "a busy lease while it holds one",
+    "[manager]") {
+  ManagerOptions options;
+  options.lease_attempts = 50;
+  options.lease_backoff_min = absl::Microseconds(1);
+  options.lease_backoff_max = absl::Microseconds(1);
+  Env env(options);
+  BatchingRepo repo(env.stores.repo.get());  // ExcludesWriters: false
+  BusyAfterFirst window(env.stores.window.get());
+  env.Rewire([&](Stores* v) {
+    v->repo = &repo;
+    v->window = &window;
+  });
+  env.clock.Set(T(50));
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 3, 300);
+  Action a = Act(1, 0, "a"), b = Act(2, 0, "b");
+  std::vector<ConvergeManager::BatchItem> items = {{&a, &rule}, {&b, &rule}};
+  std::vector<absl::StatusOr<Decision>> got = env.manager->SubmitBatch(items);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].ok());
+  // Holding a's lease, the batch asked for b's once, not 50 times.
+  CHECK(IsLeaseBusy(got[1].status()));
+  CHECK(window.refused == 1);
+  CHECK(repo.commits == 1);
+  // a's lease was released when the batch ended.
+  CHECK(env.manager->stores().lock->ListLeases("", 0).value().empty());
+  // Alone (holding nothing), an item waits for the lease as Submit does.
+  std::vector<absl::StatusOr<Decision>> alone =
+      env.manager->SubmitBatch(absl::MakeConstSpan(&items[1], 1));
+  CHECK(IsLeaseBusy(alone[0].status()));
+  CHECK(window.refused == 1 + 50);
+}
+
 TEST_CASE("SubmitBatch: per-item errors stay per item", "[manager]") {
   Env env;
   BatchingRepo repo(env.stores.repo.get());

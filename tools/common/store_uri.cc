@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "converge/memory/memory_store.h"
 #ifdef CONVERGE_TOOLS_WITH_SQLITE
 #include "converge/sqlite/sqlite_store.h"
@@ -186,24 +187,28 @@ std::string_view KnownSchemes() {
 }
 
 std::string Redacted(std::string_view uri) {
-  // scheme://user:password@host...: the password goes.
+  // scheme://user:password@host...: the password goes. The user info ends
+  // at the last '@' before the query, as the parsers read it (a password
+  // may hold '/', '#' or '@'); without a ':' it is all secret (Redis's
+  // redis://PASSWORD@host).
   const size_t scheme_end = uri.find("://");
   if (scheme_end == std::string_view::npos) return std::string(uri);
   const size_t authority = scheme_end + 3;
-  const size_t end = uri.find_first_of("/?#", authority);
-  const std::string_view auth = uri.substr(
-      authority, end == std::string_view::npos ? end : end - authority);
-  const size_t at = auth.rfind('@');
-  if (at == std::string_view::npos) return std::string(uri);
-  const size_t colon = auth.substr(0, at).find(':');
-  if (colon == std::string_view::npos) return std::string(uri);
-  return absl::StrCat(Av(uri.substr(0, authority + colon + 1)), "***",
-                      Av(uri.substr(authority + at)));
+  const std::string_view head = uri.substr(0, uri.find('?'));
+  const size_t at = head.rfind('@');
+  if (at == std::string_view::npos || at < authority) return std::string(uri);
+  const std::string_view info = head.substr(authority, at - authority);
+  const size_t colon = info.find(':');
+  const size_t keep = colon == std::string_view::npos ? 0 : colon + 1;
+  return absl::StrCat(Av(uri.substr(0, authority + keep)), "***",
+                      Av(uri.substr(at)));
 }
 
-absl::StatusOr<OpenedStore> OpenStore(std::string_view uri, const Clock* clock,
-                                      OpenMode mode,
-                                      std::string_view repo_uri) {
+namespace {
+
+absl::StatusOr<OpenedStore> OpenStoreImpl(std::string_view uri,
+                                          const Clock* clock, OpenMode mode,
+                                          std::string_view repo_uri) {
   // Both URIs are checked before anything is opened.
   absl::StatusOr<std::string_view> scheme = SchemeOf(uri);
   if (!scheme.ok()) return scheme.status();
@@ -236,6 +241,32 @@ absl::StatusOr<OpenedStore> OpenStore(std::string_view uri, const Clock* clock,
   opened.ephemeral = store->ephemeral && repo->ephemeral;
   opened.owner = std::make_shared<Combined>(
       Combined{std::move(store->owner), std::move(repo->owner)});
+  return opened;
+}
+
+// `text` with every occurrence of `uri` redacted.
+std::string Scrub(std::string text, std::string_view uri) {
+  if (uri.empty()) return text;
+  const std::string safe = Redacted(uri);
+  if (safe == uri) return text;
+  return absl::StrReplaceAll(text, {{Av(uri), safe}});
+}
+
+}  // namespace
+
+absl::StatusOr<OpenedStore> OpenStore(std::string_view uri, const Clock* clock,
+                                      OpenMode mode,
+                                      std::string_view repo_uri) {
+  // One place that keeps passwords out of what callers print: the URIs of
+  // an opened store, and any message that repeats a URI (parsers do).
+  absl::StatusOr<OpenedStore> opened =
+      OpenStoreImpl(uri, clock, mode, repo_uri);
+  if (!opened.ok()) {
+    std::string message(opened.status().message());
+    message = Scrub(Scrub(std::move(message), uri), repo_uri);
+    return absl::Status(opened.status().code(), message);
+  }
+  opened->uri = Scrub(Scrub(std::move(opened->uri), uri), repo_uri);
   return opened;
 }
 

@@ -1008,9 +1008,12 @@ HttpAnswer Service::Locks(const HttpRequest& r, std::string_view) {
   if (auto bad = QueryInt(q, "limit", 1, 10000, &limit)) return *bad;
   // Every lease of the store (every process sharing it); for the ones this
   // process holds, also when it took them.
+  // One more than asked: whether there are more.
   absl::StatusOr<std::vector<LeaseInfo>> leases =
-      store_.stores.lock->ListLeases(prefix, static_cast<size_t>(limit));
+      store_.stores.lock->ListLeases(prefix, static_cast<size_t>(limit) + 1);
   if (!leases.ok()) return ErrorAnswer(leases.status());
+  const bool truncated = static_cast<int64_t>(leases->size()) > limit;
+  if (truncated) leases->resize(static_cast<size_t>(limit));
   std::map<std::string, HeldLease> mine;
   for (HeldLease& l : leases_.Held()) mine.emplace(l.key, std::move(l));
   const absl::Time now = clock_->Now();
@@ -1033,9 +1036,7 @@ HttpAnswer Service::Locks(const HttpRequest& r, std::string_view) {
     }
     body += "}";
   }
-  absl::StrAppend(
-      &body, "],\"truncated\":",
-      static_cast<int64_t>(leases->size()) == limit ? "true" : "false", "}");
+  absl::StrAppend(&body, "],\"truncated\":", truncated ? "true" : "false", "}");
   return Json(200, body);
 }
 

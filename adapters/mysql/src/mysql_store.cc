@@ -680,10 +680,11 @@ absl::StatusOr<std::string> ExactCollation(Conn& conn) {
 }
 
 absl::Status Migrate(Conn& conn, int target) {
-  const std::string lock_name = StrCat("converge.schema.", conn.db().path());
+  // A named lock is server-wide and its name at most 64 characters: the
+  // database's, hashed (48 characters whatever the name).
   {
-    Stmt q(conn, "SELECT GET_LOCK(?1, 60)");
-    q.Bind(1, lock_name);
+    Stmt q(conn,
+           "SELECT GET_LOCK(CONCAT('converge.schema.', MD5(DATABASE())), 60)");
     absl::StatusOr<bool> row = q.Step();
     if (!row.ok()) return row.status();
     if (!*row || q.Int(0) != 1) {
@@ -725,8 +726,8 @@ absl::Status Migrate(Conn& conn, int target) {
     return absl::OkStatus();
   };
   absl::Status st = migrate();
-  Stmt unlock(conn, "SELECT RELEASE_LOCK(?1)");
-  unlock.Bind(1, lock_name);
+  Stmt unlock(
+      conn, "SELECT RELEASE_LOCK(CONCAT('converge.schema.', MD5(DATABASE())))");
   (void)unlock.Run();
   (void)mysql_commit(conn.handle());
   return st;
