@@ -4,9 +4,9 @@
 // tests (innodb_flush_log_at_trx_commit=2, no fsync, no doublewrite, no
 // binary log, tables in the system tablespace, a small buffer pool): a crash
 // of the machine may lose or damage recent commits, which tests do not care
-// about (the benchmark overrides these for durable figures). Used by the CTest fixture
-// (converge_test_mysql_server start|stop DIR) and, when a test executable
-// runs outside CTest, by the harness itself (mysql_test_env.h).
+// about (the benchmark overrides these for durable figures). Used by the CTest
+// fixture (converge_test_mysql_server start|stop DIR) and, when a test
+// executable runs outside CTest, by the harness itself (mysql_test_env.h).
 
 #ifndef CONVERGE_TESTS_SUPPORT_MYSQL_SERVER_H_
 #define CONVERGE_TESTS_SUPPORT_MYSQL_SERVER_H_
