@@ -105,14 +105,14 @@ absl::StatusOr<OpenedStore> OpenMysql(std::string_view uri,
                                       const Clock* clock) {
   absl::StatusOr<mysql::MysqlOptions> options = mysql::ParseMysqlUri(uri);
   if (!options.ok()) {
-    return absl::Status(options.status().code(),
-                        absl::StrCat("store \"", Av(Redacted(uri)),
-                                     "\": ", options.status().message()));
+    return absl::Status(
+        options.status().code(),
+        absl::StrCat("store \"", Av(uri), "\": ", options.status().message()));
   }
   options->clock = clock;
   absl::StatusOr<mysql::MysqlStores> stores = mysql::OpenMysqlStores(*options);
   if (!stores.ok()) return stores.status();
-  return Opened(Redacted(uri), *std::move(stores), /*ephemeral=*/false);
+  return Opened(uri, *std::move(stores), /*ephemeral=*/false);
 }
 #endif
 
@@ -224,7 +224,7 @@ absl::StatusOr<OpenedStore> OpenStoreImpl(std::string_view uri,
     if (!repo_scheme.ok()) return repo_scheme.status();
     if (!HasRepo(*repo_scheme)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("repo \"", Av(Redacted(repo_uri)),
+          absl::StrCat("repo \"", Av(repo_uri),
                        "\" keeps no instances and relations (use a sqlite: "
                        "file, a mysql:// database, or memory:)"));
     }
