@@ -288,7 +288,9 @@ int64_t Stmt::Int(int col) const {
 
 Db::Db(const MysqlOptions& options)
     : options_(options),
-      clock_(options.clock != nullptr ? options.clock : RealClock::Default()) {
+      clock_(options.clock != nullptr ? options.clock : RealClock::Default()),
+      pool_([this] { return Connect(); },
+            static_cast<size_t>(std::max(options.pool_size, 1))) {
   std::string where = options.unix_socket.empty()
                           ? StrCat(options.host, ":", options.port)
                           : options.unix_socket;
@@ -341,28 +343,6 @@ absl::StatusOr<std::unique_ptr<Conn>> Db::Connect() {
     return st;
   }
   return conn;
-}
-
-absl::StatusOr<Db::Lease> Db::Acquire() {
-  {
-    std::lock_guard<std::mutex> lock(pool_mu_);
-    if (!pool_.empty()) {
-      std::unique_ptr<Conn> conn = std::move(pool_.back());
-      pool_.pop_back();
-      return Lease(this, std::move(conn));
-    }
-  }
-  absl::StatusOr<std::unique_ptr<Conn>> conn = Connect();
-  if (!conn.ok()) return conn.status();
-  return Lease(this, std::move(*conn));
-}
-
-void Db::Return(std::unique_ptr<Conn> conn) {
-  if (conn->broken()) return;  // closed; the next call connects anew
-  std::lock_guard<std::mutex> lock(pool_mu_);
-  if (pool_.size() < static_cast<size_t>(options_.pool_size)) {
-    pool_.push_back(std::move(conn));
-  }
 }
 
 void Db::Rollback(Conn& conn) {

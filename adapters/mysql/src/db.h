@@ -37,6 +37,7 @@
 #include "converge/model.h"
 #include "converge/mysql/mysql_store.h"
 #include "memo.h"
+#include "pool.h"
 
 namespace converge::mysql::internal {
 
@@ -192,23 +193,9 @@ class Db {
   const Clock& clock() const { return *clock_; }
   const MysqlOptions& options() const { return options_; }
 
-  class Lease {
-   public:
-    Lease(Db* db, std::unique_ptr<Conn> conn)
-        : db_(db), conn_(std::move(conn)) {}
-    Lease(Lease&&) = default;
-    ~Lease() {
-      if (conn_ != nullptr) db_->Return(std::move(conn_));
-    }
-    Conn& operator*() const { return *conn_; }
-    Conn* operator->() const { return conn_.get(); }
-    std::unique_ptr<Conn> Release() { return std::move(conn_); }
-
-   private:
-    Db* db_;
-    std::unique_ptr<Conn> conn_;
-  };
-  absl::StatusOr<Lease> Acquire();
+  // A connection checked out of the pool; returned when destroyed.
+  using Lease = sql::ConnPool<Conn>::Lease;
+  absl::StatusOr<Lease> Acquire() { return pool_.Acquire(); }
 
   // Runs `fn(Conn&)` (returning absl::Status or absl::StatusOr<T>) and
   // commits; rolled back if fn fails. A deadlock, a lock-wait timeout or a
@@ -268,7 +255,8 @@ class Db {
  private:
   explicit Db(const MysqlOptions& options);
 
-  void Return(std::unique_ptr<Conn> conn);
+  // Puts a connection taken with Lease::Release back.
+  void Return(std::unique_ptr<Conn> conn) { pool_.Return(std::move(conn)); }
   static void Backoff(int attempt);
   static void Rollback(Conn& conn);
   static bool Retryable(const Conn& conn, bool committing);
@@ -335,8 +323,7 @@ class Db {
   MysqlOptions options_;
   const Clock* clock_;
   std::string label_;
-  std::mutex pool_mu_;
-  std::vector<std::unique_ptr<Conn>> pool_;
+  sql::ConnPool<Conn> pool_;
   std::mutex sweep_mu_;
   uint64_t calls_since_sweep_ = 0;
   std::function<absl::Status(Conn&)> before_commit_;

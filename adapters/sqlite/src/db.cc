@@ -580,7 +580,8 @@ std::string_view Stmt::TextView(int col) const {
 
 Db::Db(const SqliteOptions& options)
     : options_(options),
-      clock_(options.clock != nullptr ? options.clock : RealClock::Default()) {}
+      clock_(options.clock != nullptr ? options.clock : RealClock::Default()),
+      pool_([this] { return Connect(); }) {}
 
 Db::~Db() {
   {
@@ -678,31 +679,12 @@ absl::StatusOr<std::unique_ptr<Conn>> Db::Connect() {
   return conn;
 }
 
-absl::StatusOr<Db::Lease> Db::Acquire() {
-  {
-    std::lock_guard<std::mutex> lock(pool_mu_);
-    if (!pool_.empty()) {
-      std::unique_ptr<Conn> conn = std::move(pool_.back());
-      pool_.pop_back();
-      return Lease(this, std::move(conn));
-    }
-  }
-  absl::StatusOr<std::unique_ptr<Conn>> conn = Connect();
-  if (!conn.ok()) return conn.status();
-  return Lease(this, std::move(*conn));
-}
-
 absl::Status Db::EnsureWriter() {
   if (writer_ != nullptr) return absl::OkStatus();
   absl::StatusOr<Lease> lease = Acquire();
   if (!lease.ok()) return lease.status();
   writer_ = lease->Release();
   return absl::OkStatus();
-}
-
-void Db::Return(std::unique_ptr<Conn> conn) {
-  std::lock_guard<std::mutex> lock(pool_mu_);
-  pool_.push_back(std::move(conn));
 }
 
 void Db::Rollback(Conn& conn) {

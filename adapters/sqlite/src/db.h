@@ -32,6 +32,7 @@
 #include "converge/sqlite/sqlite_store.h"
 #include "converge/store/instance_repo.h"
 #include "memo.h"
+#include "pool.h"
 
 namespace converge::sqlite::internal {
 
@@ -152,24 +153,8 @@ class Db {
   const SqliteOptions& options() const { return options_; }
 
   // A connection checked out of the pool; returned when destroyed.
-  class Lease {
-   public:
-    Lease(Db* db, std::unique_ptr<Conn> conn)
-        : db_(db), conn_(std::move(conn)) {}
-    Lease(Lease&&) = default;
-    ~Lease() {
-      if (conn_ != nullptr) db_->Return(std::move(conn_));
-    }
-    Conn& operator*() const { return *conn_; }
-    Conn* operator->() const { return conn_.get(); }
-    // Keeps the connection out of the pool (the caller returns it).
-    std::unique_ptr<Conn> Release() { return std::move(conn_); }
-
-   private:
-    Db* db_;
-    std::unique_ptr<Conn> conn_;
-  };
-  absl::StatusOr<Lease> Acquire();
+  using Lease = sql::ConnPool<Conn>::Lease;
+  absl::StatusOr<Lease> Acquire() { return pool_.Acquire(); }
 
   // Runs `fn(Conn&)` (returning absl::Status or absl::StatusOr<T>) in a
   // write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back if fn
@@ -226,7 +211,6 @@ class Db {
   explicit Db(const SqliteOptions& options);
 
   absl::StatusOr<std::unique_ptr<Conn>> Connect();
-  void Return(std::unique_ptr<Conn> conn);
   absl::Status Setup(Conn& conn);
   // Real-time pause between attempts of a busy transaction.
   static void Backoff(int attempt);
@@ -304,8 +288,7 @@ class Db {
 
   SqliteOptions options_;
   const Clock* clock_;
-  std::mutex pool_mu_;
-  std::vector<std::unique_ptr<Conn>> pool_;
+  sql::ConnPool<Conn> pool_;
   std::mutex write_mu_;
   // The connection every write of this process runs on (guarded by
   // write_mu_; a batch holds it until it commits). One writing connection
