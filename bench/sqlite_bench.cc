@@ -17,6 +17,11 @@
 //   raw join rows    N times the rows a joining decision writes into
 //                    converge's own schema (decision, relation look-up,
 //                    relation), in batches: the floor of the schema
+//   storm batched, hashed ids  the batched storm with action ids scattered
+//                    over the 63-bit range (converged's Alertmanager ids
+//                    are hashes), and the raw join rows with the same ids:
+//                    each row lands on a random page of the decision table
+//                    and of the relation's unique index
 
 // With synchronous NORMAL (WAL) every returned decision is committed and
 // survives a crash of the process; with FULL it also survives a power loss,
@@ -25,7 +30,7 @@
 // Usage: converge_sqlite_bench [--actions N] [--dimensions N] [--seconds S]
 //                              [--batch B] [--durable-actions M] [--dir DIR]
 //                              [--threads T]
-//                              [--only batched|one|durable|threads]
+//                              [--only batched|hashed|one|durable|threads]
 // Defaults: 200,000 actions over 2,000 dimensions in 600 s (100 actions per
 // dimension, as the memory benchmark), batches of 1,000, 5,000 durable
 // actions, 8 threads, files in $TMPDIR (or /tmp).
@@ -46,6 +51,7 @@
 namespace {
 
 using converge::bench::Flag;
+using converge::bench::HashedId;
 using converge::bench::Seconds;
 using converge::bench::Storm;
 using converge::bench::StringFlag;
@@ -134,9 +140,10 @@ double RawInserts(const std::string& path, const char* sync, long rows,
 // The rows a joining decision writes, into converge's own schema (created
 // by opening the file as a store): the decision, the look-up for an
 // existing relation, and the relation, `per_txn` decisions per
-// transaction. Returns decisions/s, or -1 on error.
+// transaction; action ids j + 1, or HashedId(j + 1) if `hashed`. Returns
+// decisions/s, or -1 on error.
 double RawJoinRows(const std::string& path, long rows, long per_txn,
-                   long dimensions) {
+                   long dimensions, bool hashed) {
   RemoveDb(path);
   {
     converge::sqlite::SqliteOptions options;
@@ -173,10 +180,11 @@ double RawJoinRows(const std::string& path, long rows, long per_txn,
                db, "begin");
     for (long j = i; j < std::min(rows, i + per_txn) && ok; ++j) {
       const int64_t t = 1700000000000000000 + j * 3000000;
-      sqlite3_bind_int64(has, 1, j + 1);
+      const int64_t id = hashed ? HashedId(j + 1) : j + 1;
+      sqlite3_bind_int64(has, 1, id);
       ok = Check(sqlite3_step(has), db, "select");
       sqlite3_reset(has);
-      sqlite3_bind_int64(dec, 1, j + 1);
+      sqlite3_bind_int64(dec, 1, id);
       sqlite3_bind_int64(dec, 2, t);
       sqlite3_bind_int64(dec, 3, 1001);
       sqlite3_bind_int64(dec, 4, 0);
@@ -191,7 +199,7 @@ double RawJoinRows(const std::string& path, long rows, long per_txn,
       ok = ok && Check(sqlite3_step(dec), db, "insert decision");
       sqlite3_reset(dec);
       sqlite3_bind_int64(rel, 1, j % dimensions + 1);
-      sqlite3_bind_int64(rel, 2, j + 1);
+      sqlite3_bind_int64(rel, 2, id);
       sqlite3_bind_text(rel, 3, "[\"alert-1\"]", -1, SQLITE_STATIC);
       ok = ok && Check(sqlite3_step(rel), db, "insert relation");
       sqlite3_reset(rel);
@@ -285,10 +293,14 @@ int main(int argc, char** argv) {
   const int nthreads = static_cast<int>(threads);
   // --only batched|one|durable|threads: one storm phase, for profiling.
   const std::string only = StringFlag(argc, argv, "--only", "");
+  Storm hashed_storm(actions, dimensions, seconds);
+  hashed_storm.set_hashed_ids(true);
   if (!only.empty()) {
     const StormRun run =
         only == "batched"
             ? RunStorm(storm, path, Synchronous::kFull, actions, batch)
+        : only == "hashed"
+            ? RunStorm(hashed_storm, path, Synchronous::kFull, actions, batch)
         : only == "one"
             ? RunStorm(storm, path, Synchronous::kNormal, actions, 1)
         : only == "threads"
@@ -315,17 +327,25 @@ int main(int argc, char** argv) {
       RunStorm(durable_storm, path, Synchronous::kFull, durable, 1);
   const StormRun full_threaded =
       RunStorm(durable_storm, path, Synchronous::kFull, durable, 1, nthreads);
-  const double raw_join = RawJoinRows(path, actions, batch, dimensions);
+  const double raw_join = RawJoinRows(path, actions, batch, dimensions, false);
+  const StormRun hashed =
+      RunStorm(hashed_storm, path, Synchronous::kFull, actions, batch);
+  const double raw_join_hashed =
+      RawJoinRows(path, actions, batch, dimensions, true);
   RemoveDb(path);
   if (raw_batched < 0 || batched.rate < 0 || raw_one < 0 || one.rate < 0 ||
       raw_full < 0 || full.rate < 0 || raw_join < 0 || threaded.rate < 0 ||
-      full_threaded.rate < 0) {
+      full_threaded.rate < 0 || hashed.rate < 0 || raw_join_hashed < 0) {
     return 1;
   }
   std::printf("-- batches of %ld, synchronous FULL\n", batch);
   Report("raw inserts", raw_batched, raw_batched);
   Report("converge SubmitBatch", batched.rate, raw_batched);
   Report("raw rows of a join (schema floor)", raw_join, raw_batched);
+  std::printf("-- batches of %ld, synchronous FULL, hashed action ids\n",
+              batch);
+  Report("raw rows of a join (schema floor)", raw_join_hashed, raw_join_hashed);
+  Report("converge SubmitBatch", hashed.rate, raw_join_hashed);
   std::printf("-- one by one, synchronous NORMAL (survives a process crash)\n");
   Report("raw inserts, 1 per transaction", raw_one, raw_one);
   Report("converge Submit", one.rate, raw_one);
@@ -340,13 +360,18 @@ int main(int argc, char** argv) {
   Outcomes("batched", batched);
   Outcomes("one-by-one", one);
   Outcomes("threads", threaded);
+  Outcomes("hashed ids", hashed);
   if (batched.outcomes[0] != one.outcomes[0] ||
+      hashed.outcomes[0] != one.outcomes[0] ||
+      hashed.outcomes[1] != one.outcomes[1] ||
       batched.outcomes[1] != one.outcomes[1] ||
       threaded.outcomes[0] != one.outcomes[0] ||
       threaded.outcomes[1] != one.outcomes[1] ||
       full_threaded.outcomes[0] != full.outcomes[0] ||
       full_threaded.outcomes[1] != full.outcomes[1]) {
-    std::fprintf(stderr, "batched, one-by-one and threaded outcomes differ\n");
+    std::fprintf(stderr,
+                 "batched, one-by-one, threaded and hashed-id outcomes "
+                 "differ\n");
     return 1;
   }
   return 0;

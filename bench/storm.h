@@ -61,6 +61,15 @@ inline double Median(std::vector<double> v) {
                       : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
+// Action id n (1-based) of a storm with hashed ids: a bijection of the
+// positive 63-bit ids that scatters consecutive n over the whole range, as
+// converged's Alertmanager ids (FNV-1a of fingerprint and startsAt) are.
+inline int64_t HashedId(int64_t n) {
+  return static_cast<int64_t>(
+      (static_cast<uint64_t>(n) * 0x9E3779B97F4A7C15ULL) &
+      0x7fffffffffffffffULL);
+}
+
 class Storm {
  public:
   Storm(long actions, long dimensions, long seconds)
@@ -95,11 +104,15 @@ class Storm {
   long dimensions() const { return static_cast<long>(groups_.size()); }
   const std::vector<std::string>& groups() const { return groups_; }
 
-  // Action i (0-based) of the storm, with its id (i + 1) and create time
-  // set; valid until the next call for the same dimension.
+  // Ids in submission order (the default: i + 1, as a processor's
+  // auto-increment ids), or HashedId(i + 1).
+  void set_hashed_ids(bool hashed) { hashed_ids_ = hashed; }
+
+  // Action i (0-based) of the storm, with its id and create time set;
+  // valid until the next call for the same dimension.
   const Action& At(long i) {
     Action& a = prepared_[i % dimensions()];
-    a.id = i + 1;
+    a.id = hashed_ids_ ? HashedId(i + 1) : i + 1;
     a.create_time =
         Start() + absl::Seconds(static_cast<double>(i) * seconds_ / actions_);
     return a;
@@ -111,6 +124,7 @@ class Storm {
  private:
   long actions_;
   long seconds_;
+  bool hashed_ids_ = false;
   ConvergeConfig collect_;
   ConvergeConfig exceed_;
   std::vector<std::string> groups_;
