@@ -9,6 +9,11 @@
 //   storm one-by-one   --one-actions actions, Submit each
 //   raw 1,000-row      --actions rows, INSERT IGNORE of --batch rows each
 //   storm batched      --actions actions, SubmitBatch of --batch
+//   split one-by-one   the one-by-one storm on Redis + MySQL: leases,
+//                      window index and queue on Redis, instances,
+//                      relations and decisions on MySQL (the recommended
+//                      split for a fleet; built when the Redis adapter is)
+//   split batched      the batched storm on Redis + MySQL
 //
 // The server: --mysql URI (an existing server; the URI's database is used
 // as a prefix for the bench's databases, which it creates and drops), or
@@ -16,11 +21,14 @@
 // (tests/support/mysql_server.h), started with durable settings
 // (innodb_flush_log_at_trx_commit=1, doublewrite on) unless --fast 1 keeps
 // the tests' settings (flush at most once a second, no doublewrite). The
-// settings used are printed.
+// settings used are printed. Redis for the split phases: --redis URI, or
+// else a redis-server of its own (appendonly yes; appendfsync always, or
+// everysec with --fast 1); --split 0 skips them.
 //
 // Usage: converge_mysql_bench [--actions N] [--one-actions M]
 //                             [--dimensions D] [--seconds S] [--batch B]
 //                             [--mysql URI] [--fast 0|1]
+//                             [--redis URI] [--split 0|1]
 // Defaults: 100,000 actions batched and 5,000 one by one, over 2,000
 // dimensions in 600 s (the storm's shape), batches of 1,000.
 
@@ -41,6 +49,10 @@
 #include "storm.h"
 #include "support/mysql_server.h"
 #include "support/temp_dir.h"
+#ifdef CONVERGE_BENCH_WITH_REDIS
+#include "converge/redis/redis_store.h"
+#include "support/redis_server.h"
+#endif
 
 namespace {
 
@@ -142,16 +154,12 @@ struct StormRun {
   long outcomes[5] = {0, 0, 0, 0, 0};
 };
 
-StormRun RunStorm(Storm& storm, MysqlOptions o, long actions, long batch) {
+// Drives the first `actions` actions of `storm` through a manager on
+// `stores`, in batches of `batch` (1: Submit one by one).
+StormRun Drive(Storm& storm, const converge::Stores& stores,
+               converge::VirtualClock& clock, long actions, long batch) {
   StormRun run;
-  converge::VirtualClock clock(Storm::Start());
-  o.clock = &clock;
-  auto stores = converge::mysql::OpenMysqlStores(o);
-  if (!stores.ok()) {
-    std::fprintf(stderr, "%s\n", stores.status().ToString().c_str());
-    return run;
-  }
-  auto manager = converge::ConvergeManager::Create(stores->view(), &clock);
+  auto manager = converge::ConvergeManager::Create(stores, &clock);
   if (!manager.ok()) {
     std::fprintf(stderr, "%s\n", manager.status().ToString().c_str());
     return run;
@@ -164,6 +172,39 @@ StormRun RunStorm(Storm& storm, MysqlOptions o, long actions, long batch) {
   run.rate = actions / Seconds(std::chrono::steady_clock::now() - t0);
   return run;
 }
+
+StormRun RunStorm(Storm& storm, MysqlOptions o, long actions, long batch) {
+  converge::VirtualClock clock(Storm::Start());
+  o.clock = &clock;
+  auto stores = converge::mysql::OpenMysqlStores(o);
+  if (!stores.ok()) {
+    std::fprintf(stderr, "%s\n", stores.status().ToString().c_str());
+    return StormRun{};
+  }
+  return Drive(storm, stores->view(), clock, actions, batch);
+}
+
+#ifdef CONVERGE_BENCH_WITH_REDIS
+// The storm on Redis (leases, window index, queue; keys under a prefix of
+// this run's own) with the repo on MySQL (database o.database).
+StormRun RunSplitStorm(Storm& storm, converge::redis::RedisOptions r,
+                       MysqlOptions o, long actions, long batch) {
+  converge::VirtualClock clock(Storm::Start());
+  r.clock = &clock;
+  r.key_prefix = absl::StrCat("bench.", getpid(), ".", o.database, ".");
+  o.clock = &clock;
+  auto redis = converge::redis::OpenRedisStores(r);
+  auto mysql = converge::mysql::OpenMysqlStores(o);
+  if (!redis.ok() || !mysql.ok()) {
+    std::fprintf(
+        stderr, "%s\n",
+        (redis.ok() ? mysql.status() : redis.status()).ToString().c_str());
+    return StormRun{};
+  }
+  redis->repo = std::move(mysql->repo);
+  return Drive(storm, redis->view(), clock, actions, batch);
+}
+#endif
 
 void Report(const char* name, double rate, double ceiling) {
   std::printf("%-36s %10.0f /s   ratio to raw %.3f\n", name, rate,
@@ -180,6 +221,17 @@ int main(int argc, char** argv) {
   const long batch = Flag(argc, argv, "--batch", 1000);
   const bool fast = Flag(argc, argv, "--fast", 0) != 0;
   const std::string uri = StringFlag(argc, argv, "--mysql", "");
+  const std::string redis_uri = StringFlag(argc, argv, "--redis", "");
+#ifdef CONVERGE_BENCH_WITH_REDIS
+  const bool split = Flag(argc, argv, "--split", 1) != 0;
+#else
+  if (Flag(argc, argv, "--split", 0) != 0 || !redis_uri.empty()) {
+    std::fprintf(stderr,
+                 "converge_mysql_bench: built without the Redis adapter "
+                 "(--split and --redis need it)\n");
+    return 2;
+  }
+#endif
   if (actions <= 0 || one <= 0 || dimensions <= 0 || seconds <= 0 ||
       batch <= 1) {
     std::fprintf(stderr,
@@ -293,6 +345,59 @@ int main(int argc, char** argv) {
   if (o.database.empty()) return 1;
   const StormRun batched = RunStorm(storm, o, actions, batch);
   drop(o.database);
+
+  // Redis + MySQL.
+  StormRun split_one, split_batched;
+#ifdef CONVERGE_BENCH_WITH_REDIS
+  converge::testing::RedisServerInfo own_redis;
+  struct StopRedis {
+    converge::testing::RedisServerInfo* own;
+    ~StopRedis() {
+      if (own->pid > 0) (void)converge::testing::StopRedisServer(own->pid);
+    }
+  } stop_redis{&own_redis};
+  if (split) {
+    converge::redis::RedisOptions r;
+    if (!redis_uri.empty()) {
+      auto parsed = converge::redis::ParseRedisUri(redis_uri);
+      if (!parsed.ok()) {
+        std::fprintf(stderr, "%s\n", parsed.status().ToString().c_str());
+        return 2;
+      }
+      r = *parsed;
+    } else {
+      const std::string redis_dir =
+          (own_dir.empty() ? std::string("/tmp") : own_dir) + "/redis-" +
+          std::to_string(getpid());
+      std::filesystem::create_directories(redis_dir);
+      auto started = converge::testing::StartRedisServer(
+          redis_dir, true, 0, {"--appendfsync", fast ? "everysec" : "always"});
+      if (!started.ok()) {
+        std::fprintf(stderr, "%s\n", started.status().ToString().c_str());
+        return 1;
+      }
+      own_redis = *started;
+      r.port = own_redis.port;
+    }
+    r.command_timeout = absl::Seconds(30);
+    std::printf("split: Redis %s\n",
+                redis_uri.empty()
+                    ? (fast ? "own redis-server, appendonly yes, appendfsync "
+                              "everysec"
+                            : "own redis-server, appendonly yes, appendfsync "
+                              "always")
+                    : redis_uri.c_str());
+    o.database = fresh("split_one");
+    if (o.database.empty()) return 1;
+    split_one = RunSplitStorm(storm_one, r, o, one, 1);
+    drop(o.database);
+    o.database = fresh("split_batched");
+    if (o.database.empty()) return 1;
+    split_batched = RunSplitStorm(storm, r, o, actions, batch);
+    drop(o.database);
+    if (split_one.rate < 0 || split_batched.rate < 0) return 1;
+  }
+#endif
   mysql_close(admin);
 
   if (raw_one < 0 || raw_batched < 0 || one_run.rate < 0 || batched.rate < 0) {
@@ -301,11 +406,29 @@ int main(int argc, char** argv) {
   std::printf("-- one by one (one transaction each)\n");
   Report("raw single-row INSERT", raw_one, raw_one);
   Report("converge Submit", one_run.rate, raw_one);
+  if (split_one.rate > 0) {
+    Report("converge Submit, Redis + MySQL", split_one.rate, raw_one);
+  }
   std::printf("-- batches of %ld\n", batch);
   Report("raw 1,000-row INSERT IGNORE", raw_batched, raw_batched);
   Report("converge SubmitBatch", batched.rate, raw_batched);
+  if (split_batched.rate > 0) {
+    Report("converge SubmitBatch, Redis + MySQL", split_batched.rate,
+           raw_batched);
+  }
   std::printf("  batched outcomes: execute %ld, skip %ld\n",
               batched.outcomes[0], batched.outcomes[1]);
+  if (split_batched.rate > 0) {
+    std::printf("  split batched outcomes: execute %ld, skip %ld\n",
+                split_batched.outcomes[0], split_batched.outcomes[1]);
+    if (split_batched.outcomes[0] != batched.outcomes[0] ||
+        split_batched.outcomes[1] != batched.outcomes[1] ||
+        split_one.outcomes[0] != one_run.outcomes[0] ||
+        split_one.outcomes[1] != one_run.outcomes[1]) {
+      std::fprintf(stderr, "MySQL and Redis + MySQL outcomes differ\n");
+      return 1;
+    }
+  }
   std::printf(
       "targets: batched >= 30,000/s: %s; one-by-one >= 50%% of raw: "
       "%s; load average now %s\n",
