@@ -528,17 +528,21 @@ bj::object ConfigToObject(const ConvergeConfig& config) {
 // Actions.
 
 absl::StatusOr<absl::Time> ToTime(const bj::value& v, const Path& path) {
+  // Microseconds must fit int64 (about +-292,000 years), integers and
+  // floats alike, so that ActionToJson can write the time back.
+  constexpr int64_t kMaxSeconds = 9'200'000'000'000;
   switch (v.kind()) {
     case bj::kind::int64:
     case bj::kind::uint64: {
       absl::StatusOr<int64_t> seconds = ToInt(v, path);
       if (!seconds.ok()) return seconds.status();
+      if (*seconds > kMaxSeconds || *seconds < -kMaxSeconds) {
+        return Error(path, absl::StrCat("time ", *seconds, " is out of range"));
+      }
       return absl::FromUnixSeconds(*seconds);
     }
     case bj::kind::double_: {
       double d = v.get_double();
-      // Microseconds must fit int64: about +-292,000 years.
-      constexpr double kMaxSeconds = 9.2e12;
       if (!std::isfinite(d) || d > kMaxSeconds || d < -kMaxSeconds) {
         return Error(path, absl::StrCat("time ", d, " is out of range"));
       }

@@ -1,5 +1,6 @@
 #include "json_locate.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstddef>
 #include <string>
@@ -19,13 +20,14 @@ size_t SkipSpace(std::string_view text, size_t pos) {
 }
 
 // Skips a string starting at its opening quote; returns the position after
-// the closing quote.
+// the closing quote, or the end of the text for a string that does not end
+// (never past it: callers read up to the position returned).
 size_t SkipString(std::string_view text, size_t pos) {
   ++pos;
   while (pos < text.size() && text[pos] != '"') {
     pos += text[pos] == '\\' ? 2 : 1;
   }
-  return pos + 1;
+  return std::min(pos + 1, text.size());
 }
 
 // Skips one value starting at `pos`; returns the position after it.

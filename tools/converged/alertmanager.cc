@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <cstdint>
 #include <exception>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -101,6 +102,15 @@ bool ReadTime(const bj::object& o, std::string_view key,
     return Fail(error, field,
                 absl::StrCat("expected an RFC 3339 time, got \"", Av(text),
                              "\" (", err, ")"));
+  }
+  // absl also reads "infinite-future" and "infinite-past", and years far
+  // beyond Go's 9999; the action id hashes the time's Unix nanoseconds,
+  // which must not saturate (two such alerts would get one id).
+  if (t == absl::InfiniteFuture() || t == absl::InfinitePast() ||
+      t > absl::FromUnixNanos(std::numeric_limits<int64_t>::max())) {
+    return Fail(error, field,
+                absl::StrCat("expected an RFC 3339 time up to 2262, got \"",
+                             Av(text), "\""));
   }
   if (t > absl::UnixEpoch()) *out = t;  // Go's zero time and 1970 = unset
   return true;

@@ -80,12 +80,19 @@ absl::Status ReadInt(const bj::object& o, std::string_view path,
   return absl::OkStatus();
 }
 
-// Milliseconds.
+// Milliseconds, at most kMaxMs (about 31 years): the server's timers and
+// waits add them to the steady clock's nanoseconds, which must not
+// overflow.
+constexpr int64_t kMaxMs = 1'000'000'000'000;
 absl::Status ReadMs(const bj::object& o, std::string_view path,
                     std::string_view key, int64_t min, absl::Duration* out) {
   int64_t ms = absl::ToInt64Milliseconds(*out);
   absl::Status st = ReadInt(o, path, key, min, &ms);
   if (!st.ok()) return st;
+  if (ms > kMaxMs) {
+    return Bad(Join(path, key), absl::StrCat("must be <= ", kMaxMs,
+                                             " (milliseconds), got ", ms));
+  }
   *out = absl::Milliseconds(ms);
   return absl::OkStatus();
 }

@@ -39,8 +39,9 @@ OutputPage OutputLog::Read(int64_t after, size_t limit,
   }
   const int64_t first = items_.front().seq;
   if (page.next < first - 1) page.missed = first - 1 - page.next;
-  // Sequence numbers are consecutive, so the start is an index.
-  size_t i = static_cast<size_t>(std::max<int64_t>(0, page.next + 1 - first));
+  // Sequence numbers are consecutive, so the start is an index (next - first
+  // first: next + 1 overflows for after = INT64_MAX, a valid cursor).
+  size_t i = static_cast<size_t>(std::max<int64_t>(0, page.next - first + 1));
   for (; i < items_.size() && page.items.size() < limit; ++i) {
     page.next = items_[i].seq;
     if (only == nullptr || items_[i].kind == *only) {

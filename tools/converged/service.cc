@@ -32,8 +32,27 @@ using cli::ToStd;
 constexpr std::array<int, 15> kTrackedStatuses = {
     200, 202, 400, 404, 405, 408, 409, 413, 429, 431, 500, 503, 504, 501, 415};
 
+// `s` as a JSON string. Boost writes the bytes of `s` as they are, so text
+// that is not UTF-8 (a %-decoded query value or a raw path echoed in an
+// error message) would make the body invalid JSON: in such text each byte
+// >= 0x80 is written as the four characters \xNN instead.
 std::string JsonString(std::string_view s) {
-  return bj::serialize(bj::string_view(s.data(), s.size()));
+  std::string out = bj::serialize(bj::string_view(s.data(), s.size()));
+  const bool ascii = std::all_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x80;
+  });
+  boost::system::error_code ec;
+  if (ascii || (bj::parse(out, ec), !ec)) return out;
+  std::string shown;
+  for (const char c : s) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x80) {
+      shown.push_back(c);
+    } else {
+      absl::StrAppend(&shown, "\\x", absl::Hex(b, absl::kZeroPad2));
+    }
+  }
+  return bj::serialize(bj::string_view(shown.data(), shown.size()));
 }
 
 std::string CodeName(absl::StatusCode code) {

@@ -101,8 +101,9 @@ absl::StatusOr<Context> ParseContext(std::string_view text,
 //    "signal": "abnormal", "alert_level": 1, "plugin_type": "notice",
 //    "action_config_id": C, "alerts": ["a1"], "is_parent": false,
 //    "shielded": false, "execute_timeout": 0, "context": {...}}
-// Required: `id` (integer > 0) and `time` (finite number of Unix seconds, int
-// or fractional, kept to the microsecond; it becomes Action::create_time).
+// Required: `id` (integer > 0) and `time` (Unix seconds, int or fractional,
+// at most 9.2e12 from 1970 either way so that its microseconds fit int64,
+// kept to the microsecond; it becomes Action::create_time).
 // `bk_biz_id` may be an integer or a numeric string (upstream stores it as a
 // string). `alerts` items may be strings or integers (integers become their
 // decimal text). `context` is read as by ParseContext. Every other field is
