@@ -236,6 +236,13 @@ TEST_CASE("decisions and summaries are pulled by cursor", "[http][api]") {
             .as_array()
             .empty());
   CHECK(s.Get("/v1/decisions?after=x").status == 400);
+  // The largest cursor accepted reads nothing, and finding where to start
+  // from it must not overflow (after + 1).
+  bj::value beyond =
+      Json(s.Get("/v1/decisions?after=9223372036854775807").body);
+  CHECK(beyond.at("items").as_array().empty());
+  CHECK(beyond.at("next").as_int64() == INT64_MAX);
+  CHECK(beyond.at("missed").as_int64() == 0);
 
   // The collect summary is due 60 s after the instance was created.
   CHECK(Json(s.Get("/v1/summaries").body).at("items").as_array().empty());

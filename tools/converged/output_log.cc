@@ -39,9 +39,11 @@ OutputPage OutputLog::Read(int64_t after, size_t limit,
   }
   const int64_t first = items_.front().seq;
   if (page.next < first - 1) page.missed = first - 1 - page.next;
-  // Sequence numbers are consecutive, so the start is an index (next - first
-  // first: next + 1 overflows for after = INT64_MAX, a valid cursor).
-  size_t i = static_cast<size_t>(std::max<int64_t>(0, page.next - first + 1));
+  // Sequence numbers are consecutive, so the start is an index. first >= 1
+  // and page.next >= 0: page.next - (first - 1) cannot overflow (page.next
+  // + 1 would for after = INT64_MAX, which the API accepts).
+  size_t i =
+      page.next >= first - 1 ? static_cast<size_t>(page.next - (first - 1)) : 0;
   for (; i < items_.size() && page.items.size() < limit; ++i) {
     page.next = items_[i].seq;
     if (only == nullptr || items_[i].kind == *only) {
