@@ -78,15 +78,6 @@ class ConnPool {
     if (idle_.size() < max_idle_) idle_.push_back(std::move(conn));
   }
 
-  // Closes the idle connections.
-  void Clear() {
-    std::vector<std::unique_ptr<Conn>> idle;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      idle.swap(idle_);
-    }
-  }
-
  private:
   const Connect connect_;
   const size_t max_idle_;
