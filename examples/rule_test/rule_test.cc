@@ -1,7 +1,7 @@
 // A rule unit test, as a host would write one for its own converge rules:
 // Catch2 on the memory store, with a virtual clock, so an hour of alerts
-// runs in microseconds and the same way every time.
-#define CATCH_CONFIG_MAIN
+// runs in microseconds and the same way every time. (Catch2's main is in
+// main.cc, a file of its own, as Catch2 recommends: it is compiled once.)
 #include <catch2/catch.hpp>
 
 #include "converge/manager.h"
