@@ -1,6 +1,7 @@
 // ConvergeManager behaviour beyond the scenarios: bad input, leases,
 // idempotency of side effects, options.
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <functional>
 
@@ -267,6 +268,132 @@ TEST_CASE("literal condition values match actions whose context equals them",
   Decision d2 = env.Submit(Act(2, 1, "g2"), rule);
   CHECK(d2.primary);
   CHECK(env.Relations(*d2.converge_id).size() == 2);
+}
+
+TEST_CASE(
+    "a key with several literal values beside a second key: union within "
+    "the key, intersection across keys",
+    "[manager]") {
+  // Upstream reads one index key per value, then slices the reads by one
+  // per condition key: with alert_info's two keys it intersects g1's
+  // members with g2's (disjoint) and never reaches the host key.
+  Env env;
+  ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 300);
+  rule.condition = {Condition{"alert_info", {Value("g1"), Value("g2")}},
+                    Condition{"dimensions", {Value("self")}}};
+  auto act = [](int64_t id, double at, std::string group, std::string host) {
+    Action a = Act(id, at, std::move(group));
+    a.context["dimensions"] = std::move(host);
+    return a;
+  };
+  auto members = [&](int64_t cid) {
+    std::vector<int64_t> ids;
+    for (const ConvergeRelation& r : env.Relations(cid)) {
+      ids.push_back(r.related_id);
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  CHECK(env.Submit(act(1, 0, "g1", "h1"), rule).outcome == Outcome::kExecute);
+  CHECK(env.Submit(act(2, 1, "g2", "h2"), rule).outcome == Outcome::kExecute);
+  // g2 on h1 matches action 1 (g1 on h1): the threshold of 2 is reached.
+  const Decision d3 = env.Submit(act(3, 2, "g2", "h1"), rule);
+  REQUIRE(d3.primary);
+  CHECK(members(*d3.converge_id) == std::vector<int64_t>{1, 3});
+  // g1 on h2 matches action 2 only: another instance.
+  const Decision d4 = env.Submit(act(4, 3, "g1", "h2"), rule);
+  REQUIRE(d4.primary);
+  CHECK(*d4.converge_id != *d3.converge_id);
+  CHECK(members(*d4.converge_id) == std::vector<int64_t>{2, 4});
+  // A later g1 action on h1 joins the first instance.
+  const Decision d5 = env.Submit(act(5, 4, "g1", "h1"), rule);
+  CHECK(d5.outcome == Outcome::kSkip);
+  CHECK(d5.converge_id == d3.converge_id);
+}
+
+TEST_CASE("an instance's description says in English what grouped it",
+          "[manager]") {
+  ManagerOptions options;
+  ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 300);
+  std::string expected;
+  SECTION("one key") {
+    expected =
+        "within 300 s, when 2 or more alerts share the same alert info, "
+        "skip_when_exceed applies to executions of the same package";
+  }
+  SECTION("two keys, labelled, in key order; an unknown key raw") {
+    rule.condition = {Condition{"signal", {Value("self")}},
+                      Condition{"alert_info", {Value("self")}},
+                      Condition{"rack", {Value("self")}}};
+    expected =
+        "within 300 s, when 2 or more alerts share the same alert info,"
+        "rack,alert signal, skip_when_exceed applies to executions of the "
+        "same package";
+  }
+  SECTION("the effective window, not the configured one") {
+    options.rules.minute_windows = true;
+    rule.timedelta = 150;  // floored to whole minutes
+    expected =
+        "within 120 s, when 2 or more alerts share the same alert info, "
+        "skip_when_exceed applies to executions of the same package";
+  }
+  Env env(options);
+  Action a1 = Act(1, 0), a2 = Act(2, 1);
+  a1.context["rack"] = a2.context["rack"] = "r1";
+  env.Submit(a1, rule);
+  const Decision d2 = env.Submit(a2, rule);
+  REQUIRE(d2.primary);
+  CHECK(env.Instance(*d2.converge_id).description == expected);
+}
+
+// Records what the manager asks of the window index.
+class RecordingWindow : public WindowStoreWrapper {
+ public:
+  using WindowStoreWrapper::WindowStoreWrapper;
+  absl::StatusOr<WindowResult> Apply(const WindowRequest& request) override {
+    if (!request.add.empty()) writes.push_back(request);
+    return WindowStoreWrapper::Apply(request);
+  }
+  std::vector<WindowRequest> writes;
+};
+
+TEST_CASE(
+    "the window index keeps members W + index_retention, and a key lives "
+    "index_retention + W after its last write",
+    "[manager]") {
+  ManagerOptions options;
+  options.index_retention = absl::Seconds(100);
+  Env env(options);
+  RecordingWindow window(env.stores.window.get());
+  env.Rewire([&](Stores* v) { v->window = &window; });
+  // W = 300 s; a threshold never reached, so that every action is indexed.
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 9, 300);
+  env.Submit(Act(1, 0), rule);
+  REQUIRE(window.writes.size() == 1);
+  const WindowRequest& first = window.writes.front();
+  CHECK(first.trim_before == T(0) - absl::Seconds(400));
+  CHECK(first.key_ttl == absl::Seconds(400));
+  // The key of alert_info g1, which action 1 was added to.
+  std::string key;
+  for (const WindowEntry& e : first.add) {
+    if (e.member == "action_1" && absl::StrContains(e.key, "g1")) key = e.key;
+  }
+  REQUIRE_FALSE(key.empty());
+  WindowStore& store = *env.stores.window;
+
+  // 399 s later action 1 is out of the window but within the retention.
+  env.Submit(Act(2, 399), rule);
+  CHECK(window.writes.back().trim_before == T(-1));
+  CHECK(store.Size(key).value() == 2);
+  // 401 s later it is trimmed by the next write.
+  env.Submit(Act(3, 401), rule);
+  CHECK(window.writes.back().trim_before == T(1));
+  CHECK(store.Size(key).value() == 2);  // actions 2 and 3
+  // The key expires 400 s after its last write (at 401 s).
+  env.clock.Set(T(800));
+  CHECK(store.Size(key).value() == 2);
+  env.clock.Set(T(802));
+  CHECK(store.Size(key).value() == 0);
 }
 
 TEST_CASE("second-granular windows by default, minutes as an option",
