@@ -598,11 +598,16 @@ int Db::WalHook(void* arg, sqlite3* handle, const char*, int pages) {
   if (pages < threshold) return SQLITE_OK;
   if (pages >= 8 * threshold) {
     // The checkpointer fell behind (writers append while it copies, so it
-    // never reaches the end of the log). Wait for its run, then checkpoint
-    // here: this process's writers wait for this commit, so the copy
-    // reaches the end and the next write starts the log over.
+    // never reaches the end of the log), or the log could not start over:
+    // a write starts the log over only if the copy had reached its end when
+    // the write's snapshot was taken and no checkpoint holds a reader lock
+    // at that moment, which a busy checkpointer can keep from happening.
+    // Wait for its run, then checkpoint here in RESTART mode: this process's
+    // writers wait for this commit, so the copy reaches the end, and SQLite
+    // itself starts the log over once readers are off it (waiting for them
+    // up to busy_timeout), so the next write goes to its start.
     std::lock_guard<std::mutex> run(db->checkpoint_run_mu_);
-    (void)sqlite3_wal_checkpoint_v2(handle, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+    (void)sqlite3_wal_checkpoint_v2(handle, nullptr, SQLITE_CHECKPOINT_RESTART,
                                     nullptr, nullptr);
     return SQLITE_OK;
   }

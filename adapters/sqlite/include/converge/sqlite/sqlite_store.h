@@ -82,7 +82,9 @@ struct SqliteOptions {
   // pages (4 KiB each) or more, a background thread of the store copies it
   // back into the database file without blocking readers or writers, so
   // that commits do not pay for it; at eight times this size the committing
-  // call checkpoints itself, which bounds the log. 0: SQLite's own
+  // call checkpoints itself in RESTART mode (waiting up to busy_timeout for
+  // readers to leave the log, so that the next write starts it over), which
+  // bounds the log. 0: SQLite's own
   // automatic checkpoint, run by the committing call at 1,000 pages.
   // Default 1,000.
   int64_t checkpoint_pages = 1000;
