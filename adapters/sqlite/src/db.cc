@@ -592,6 +592,16 @@ Db::~Db() {
   if (checkpointer_.joinable()) checkpointer_.join();
 }
 
+// The most the committing call's RESTART checkpoint waits for readers and
+// writers to leave the log (WalHook).
+constexpr int kRestartWaitMs = 200;
+
+int Db::BusyMillis() const {
+  return static_cast<int>(
+      std::min<int64_t>(absl::ToInt64Milliseconds(options_.busy_timeout),
+                        std::numeric_limits<int>::max()));
+}
+
 int Db::WalHook(void* arg, sqlite3* handle, const char*, int pages) {
   Db* db = static_cast<Db*>(arg);
   const int64_t threshold = db->options_.checkpoint_pages;
@@ -604,11 +614,15 @@ int Db::WalHook(void* arg, sqlite3* handle, const char*, int pages) {
     // at that moment, which a busy checkpointer can keep from happening.
     // Wait for its run, then checkpoint here in RESTART mode: this process's
     // writers wait for this commit, so the copy reaches the end, and SQLite
-    // itself starts the log over once readers are off it (waiting for them
-    // up to busy_timeout), so the next write goes to its start.
+    // itself starts the log over once readers are off it, so the next write
+    // goes to its start. It waits for them (and for another process's
+    // writer) at most kRestartWaitMs: past that the checkpoint gives up, the
+    // log goes on, and the next commit tries again.
     std::lock_guard<std::mutex> run(db->checkpoint_run_mu_);
+    sqlite3_busy_timeout(handle, std::min(kRestartWaitMs, db->BusyMillis()));
     (void)sqlite3_wal_checkpoint_v2(handle, nullptr, SQLITE_CHECKPOINT_RESTART,
                                     nullptr, nullptr);
+    sqlite3_busy_timeout(handle, db->BusyMillis());
     return SQLITE_OK;
   }
   std::lock_guard<std::mutex> lock(db->checkpoint_mu_);
@@ -661,10 +675,7 @@ absl::StatusOr<std::unique_ptr<Conn>> Db::Connect() {
   }
   sqlite3_extended_result_codes(handle, 1);
   auto conn = std::make_unique<Conn>(this, handle);
-  sqlite3_busy_timeout(handle,
-                       static_cast<int>(std::min<int64_t>(
-                           absl::ToInt64Milliseconds(options_.busy_timeout),
-                           std::numeric_limits<int>::max())));
+  sqlite3_busy_timeout(handle, BusyMillis());
   if (auto st = conn->Exec(SynchronousPragma(options_.synchronous)); !st.ok()) {
     return st;
   }

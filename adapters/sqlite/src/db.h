@@ -301,13 +301,16 @@ class Db {
   std::mutex sweep_mu_;
   uint64_t calls_since_sweep_ = 0;
 
+  // options_.busy_timeout in milliseconds, as sqlite3_busy_timeout takes it.
+  int BusyMillis() const;
+
   // WAL checkpoints (SqliteOptions::checkpoint_pages): a commit that leaves
   // the WAL at checkpoint_pages or more wakes the checkpointer thread,
   // which copies the WAL back into the database (PASSIVE: it never blocks
   // writers or readers) on its own connection, so that commits do not pay
   // for it. A WAL eight times that size is checkpointed by the committing
-  // connection itself, so that it stays bounded when the checkpointer
-  // falls behind.
+  // connection itself (RESTART mode), so that it stays bounded when the
+  // checkpointer falls behind or keeps the log from starting over.
   static int WalHook(void* db, sqlite3* handle, const char* name, int pages);
   void CheckpointLoop();
   std::mutex checkpoint_mu_;
