@@ -56,6 +56,20 @@ inline std::vector<std::string> Sorted(std::vector<std::string> v) {
   return v;
 }
 
+// A refusal of bad input as store/checks.h words it, the same in every
+// store: kInvalidArgument, "<store>: ..." ending with `words`.
+inline void CheckRefusal(const absl::Status& st, std::string_view words) {
+  INFO(st.ToString());
+  CHECK(st.code() == absl::StatusCode::kInvalidArgument);
+  const std::string message(st.message());
+  const size_t colon = message.find(": ");
+  REQUIRE(colon != std::string::npos);
+  const std::string store = message.substr(0, colon);
+  CHECK_FALSE(store.empty());
+  CHECK(store.find(' ') == std::string::npos);  // a name, not a phrase
+  CHECK(message.ends_with(words));
+}
+
 // ---- window ----
 
 inline WindowEntry Entry(std::string key, std::string member, double at) {

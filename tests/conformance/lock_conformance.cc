@@ -160,5 +160,17 @@ TEST_CASE("LockStore: empty key, empty token or ttl <= 0 is kInvalidArgument",
   CHECK(s.lock().TryAcquire("L", "b", absl::Seconds(1)).value());
 }
 
+TEST_CASE("LockStore: bad input is refused with the words every store uses",
+          "[conformance]") {
+  // store/checks.h: the store's name, then the same words in every store.
+  StoreSet s;
+  CheckRefusal(s.lock().TryAcquire("", "a", absl::Seconds(1)).status(),
+               ": empty lease key");
+  CheckRefusal(s.lock().TryAcquire("L", "", absl::Seconds(1)).status(),
+               ": empty lease token");
+  CheckRefusal(s.lock().TryAcquire("L", "a", absl::ZeroDuration()).status(),
+               ": lease ttl must be > 0");
+}
+
 }  // namespace
 }  // namespace converge::conformance

@@ -463,5 +463,38 @@ TEST_CASE("QueueStore: Dequeue with visibility <= 0 is kInvalidArgument",
   CHECK(s.queue().Stats("q").value().pending == 1);
 }
 
+TEST_CASE(
+    "QueueStore: Enqueue starts attempts at 0 and keeps last_error as "
+    "given",
+    "[conformance]") {
+  StoreSet s;
+  Task t = MakeTask("t", 10);
+  t.attempts = 5;
+  t.last_error = "from an earlier life";
+  REQUIRE(s.queue().Enqueue("q", t).ok());
+  std::vector<Task> pending = s.queue().ListPending("q", 0).value();
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].attempts == 0);
+  CHECK(pending[0].last_error == "from an earlier life");
+  std::optional<Delivery> d = Pop(s, 10);
+  REQUIRE(d.has_value());
+  CHECK(d->task.attempts == 1);
+  CHECK(d->task.last_error == "from an earlier life");
+}
+
+TEST_CASE("QueueStore: bad input is refused with the words every store uses",
+          "[conformance]") {
+  // store/checks.h: the store's name, then the same words in every store.
+  StoreSet s;
+  CheckRefusal(s.queue().Enqueue("", MakeTask("t", 1)),
+               ": queue name and task id must not be empty");
+  CheckRefusal(s.queue().Enqueue("q", MakeTask("", 1)),
+               ": queue name and task id must not be empty");
+  CheckRefusal(s.queue().Dequeue("q", At(1), absl::ZeroDuration()).status(),
+               ": visibility must be > 0");
+  CheckRefusal(s.queue().Dequeue("q", At(1), -absl::Seconds(1)).status(),
+               ": visibility must be > 0");
+}
+
 }  // namespace
 }  // namespace converge::conformance

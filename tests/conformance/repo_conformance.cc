@@ -1021,6 +1021,157 @@ TEST_CASE("InstanceRepo: dimensions are matched exactly", "[conformance]") {
   CHECK(s.repo().CountOpen().value().action == 2);
 }
 
+TEST_CASE(
+    "InstanceRepo: Create ignores the ids it is given and fills in the new "
+    "instance's",
+    "[conformance]") {
+  StoreSet s;
+  CreateRequest req = ActionCreate("D", 5);
+  req.instance.id = 42;
+  req.primary.converge_id = 43;
+  req.creator->decision.converge_id = 44;
+  absl::StatusOr<CreateResult> c = s.repo().Create(req);
+  REQUIRE(c.ok());
+  CHECK(c->instance.id == 1);
+  CHECK(s.repo().GetInstance(1).value().dimension == "D");
+  CHECK(s.repo().GetInstance(42).status().code() ==
+        absl::StatusCode::kNotFound);
+  std::vector<ConvergeRelation> rels = s.repo().Relations(1).value();
+  REQUIRE(rels.size() == 1);
+  CHECK(rels[0].converge_id == 1);
+  CHECK(s.repo().Relations(43).value().empty());
+  CHECK(s.repo().GetAction(5).value()->decision.converge_id ==
+        std::optional<int64_t>(1));
+  // The next id follows the repo's, not the one given.
+  CreateRequest next = ActionCreate("E", 6);
+  next.instance.id = 7;
+  CHECK(s.repo().Create(next).value().instance.id == 2);
+}
+
+TEST_CASE(
+    "InstanceRepo: a second-level Create leaves a candidate that has a "
+    "relation of type converge alone",
+    "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.repo().Create(ActionCreate("F1", 1)).ok());        // 1
+  REQUIRE(s.repo().Create(ActionCreate("F2", 2)).ok());        // 2
+  REQUIRE(s.repo().Create(ActionCreate("F3", 3)).ok());        // 3
+  REQUIRE(s.repo().Create(ConvergeCreate("S", 1, {2})).ok());  // 4
+  REQUIRE(s.repo().SetVisible(1, true).ok());
+  REQUIRE(s.repo().SetVisible(2, true).ok());
+  // 1 (S's primary) and 2 (attached to S) are related to S already.
+  absl::StatusOr<CreateResult> c =
+      s.repo().Create(ConvergeCreate("T", 3, {1, 2}));
+  REQUIRE(c.ok());
+  CHECK(c->attached.empty());
+  CHECK(RelatedIds(s.repo().Relations(c->instance.id).value()) ==
+        std::vector<int64_t>{3});
+  CHECK(RelatedIds(s.repo().Relations(4).value()) ==
+        std::vector<int64_t>{1, 2});
+  // Not hidden either: only the primary member and attached ones are.
+  CHECK(s.repo().GetInstance(1).value().is_visible);
+  CHECK(s.repo().GetInstance(2).value().is_visible);
+  CHECK_FALSE(s.repo().GetInstance(3).value().is_visible);
+}
+
+TEST_CASE(
+    "InstanceRepo: Link leaves a member that has a relation of type "
+    "converge alone, visibility included",
+    "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.repo().Create(ActionCreate("F1", 1)).ok());   // 1
+  REQUIRE(s.repo().Create(ActionCreate("F2", 2)).ok());   // 2
+  REQUIRE(s.repo().Create(ConvergeCreate("S", 1)).ok());  // 3
+  REQUIRE(s.repo().Create(ConvergeCreate("T", 2)).ok());  // 4
+  REQUIRE(s.repo().SetVisible(1, true).ok());
+  CHECK(s.repo()
+            .Link(4, std::vector<ConvergeRelation>{LinkRel(4, 1)})
+            .value()
+            .empty());
+  CHECK(s.repo().GetInstance(1).value().is_visible);
+  CHECK(RelatedIds(s.repo().Relations(4).value()) == std::vector<int64_t>{2});
+  CHECK(RelatedIds(s.repo().Relations(3).value()) == std::vector<int64_t>{1});
+}
+
+TEST_CASE(
+    "InstanceRepo: Join of an action decided on its own returns that "
+    "decision and writes no relation",
+    "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.repo().Create(ActionCreate("D", 1)).ok());  // 1
+  REQUIRE(s.repo().Create(ActionCreate("E", 2)).ok());  // 2
+  REQUIRE(s.repo().End(2, At(200)).value());
+  REQUIRE(s.repo().RecordDecision(Rec(3, Outcome::kSkip)).ok());
+  absl::StatusOr<RecordResult> j =
+      s.repo().Join(Rec(3), JoinRel(1, 3, ConvergeStatus::kExecuted));
+  REQUIRE(j.ok());
+  CHECK_FALSE(j->inserted);
+  CHECK(j->record.decision.outcome == Outcome::kSkip);
+  CHECK_FALSE(j->record.decision.converge_id.has_value());
+  CHECK(s.repo().Relations(1).value().size() == 1);
+  CHECK(s.repo().CountExecuted(1).value() == 1);
+  CHECK(s.repo()
+            .Unrelated(std::vector<int64_t>{3}, ConvergeType::kAction)
+            .value() == std::vector<int64_t>{3});
+  // The stored decision is returned whatever the instance: ended or unknown.
+  for (int64_t instance : {2, 99}) {
+    INFO("instance " << instance);
+    absl::StatusOr<RecordResult> r =
+        s.repo().Join(Rec(3), JoinRel(instance, 3));
+    REQUIRE(r.ok());
+    CHECK_FALSE(r->inserted);
+    CHECK(r->record.decision.outcome == Outcome::kSkip);
+  }
+  CHECK(s.repo().Relations(2).value().size() == 1);
+}
+
+TEST_CASE("InstanceRepo: Purge ages an action record by its decision time",
+          "[conformance]") {
+  // "action records decided before `before`": not created, not reported.
+  StoreSet s;
+  ActionRecord late = Rec(1, Outcome::kExecute, 100);
+  late.decision.decided_at = At(500);
+  ActionRecord early = Rec(2, Outcome::kExecute, 500);
+  early.decision.decided_at = At(100);
+  REQUIRE(s.repo().RecordDecision(late).ok());
+  REQUIRE(s.repo().RecordDecision(early).ok());
+  REQUIRE(s.repo().RecordDecision(Rec(3, Outcome::kExecute, 100)).ok());
+  REQUIRE(s.repo().SetActionStatus(3, ActionStatus::kSuccess, At(900)).ok());
+  PurgeResult r = s.repo().Purge(At(300), 0).value();
+  CHECK(r.actions == 2);
+  CHECK(s.repo().GetAction(1).value().has_value());
+  CHECK_FALSE(s.repo().GetAction(2).value().has_value());
+  CHECK_FALSE(s.repo().GetAction(3).value().has_value());
+}
+
+TEST_CASE("InstanceRepo: bad input is refused with the words every store uses",
+          "[conformance]") {
+  // store/checks.h: the store's name, then the same words in every store.
+  StoreSet s;
+  ActionRecord bad = Rec(5);
+  bad.decision.action_id = 6;
+  CheckRefusal(s.repo().RecordDecision(bad).status(), " must be equal and > 0");
+  CheckRefusal(s.repo().RecordDecision(Rec(0)).status(),
+               " must be equal and > 0");
+  REQUIRE(s.repo().Create(ActionCreate("D", 1)).ok());  // 1
+  CheckRefusal(s.repo().Join(bad, JoinRel(1, 5)).status(),
+               " must be equal and > 0");
+  CheckRefusal(s.repo().Join(Rec(5), JoinRel(1, 6)).status(),
+               ": Join needs the action's own relation of type action");
+  CreateRequest ended = ActionCreate("E", 2);
+  ended.instance.end_time = At(5);
+  CheckRefusal(s.repo().Create(ended).status(),
+               ": a new instance must not have an end_time");
+  CheckRefusal(s.repo().Create(ActionCreate("", 2)).status(),
+               ": empty instance dimension");
+  REQUIRE(s.repo().Create(ConvergeCreate("S", 1)).ok());  // 2
+  ConvergeRelation typed = LinkRel(2, 1);
+  typed.related_type = ConvergeType::kAction;
+  CheckRefusal(
+      s.repo().Link(2, std::vector<ConvergeRelation>{typed}).status(),
+      ": Link takes relations of type converge to the instance it names");
+}
+
 // ---- batches ----
 
 TEST_CASE(
@@ -1168,6 +1319,108 @@ TEST_CASE(
   REQUIRE(third.ok());
   REQUIRE(*third != nullptr);
   CHECK((*third)->Commit().ok());
+}
+
+TEST_CASE(
+    "InstanceRepo: a refused call inside a batch changes nothing and the "
+    "batch goes on",
+    "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.repo().Create(ActionCreate("D", 1)).ok());  // 1, open
+  REQUIRE(s.repo().Create(ActionCreate("E", 2)).ok());  // 2, ended
+  REQUIRE(s.repo().End(2, At(200)).value());
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = s.repo().BeginBatch();
+  REQUIRE(batch.ok());
+  REQUIRE(s.repo().Join(Rec(3, Outcome::kSkip), JoinRel(1, 3)).ok());
+  REQUIRE(s.repo().RecordDecision(Rec(4)).ok());
+  // kAlreadyExists: an open dimension; a creator that has a decision.
+  CHECK(s.repo().Create(ActionCreate("D", 5, {4})).status().code() ==
+        absl::StatusCode::kAlreadyExists);
+  CHECK(s.repo().Create(ActionCreate("F", 4)).status().code() ==
+        absl::StatusCode::kAlreadyExists);
+  // kFailedPrecondition: an ended instance.
+  CHECK(s.repo().Join(Rec(6), JoinRel(2, 6)).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(s.repo()
+            .Link(2, std::vector<ConvergeRelation>{LinkRel(2, 1)})
+            .status()
+            .code() == absl::StatusCode::kFailedPrecondition);
+  // kNotFound: unknown instances and undecided actions.
+  CHECK(s.repo().Join(Rec(7), JoinRel(99, 7)).status().code() ==
+        absl::StatusCode::kNotFound);
+  CHECK(s.repo().SetActionStatus(8, ActionStatus::kSuccess, At(300)).code() ==
+        absl::StatusCode::kNotFound);
+  CHECK(s.repo()
+            .UpdateDecision(8, Outcome::kSleep, Rec(8).decision)
+            .status()
+            .code() == absl::StatusCode::kNotFound);
+  CHECK(s.repo().SetVisible(99, false).code() == absl::StatusCode::kNotFound);
+  CHECK(s.repo().End(99, At(300)).status().code() ==
+        absl::StatusCode::kNotFound);
+  // kInvalidArgument.
+  ActionRecord bad = Rec(9);
+  bad.decision.action_id = 10;
+  CHECK(s.repo().RecordDecision(bad).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(s.repo().Create(ActionCreate("", 11)).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  // The batch goes on: later calls work, and the commit keeps all of them.
+  REQUIRE(s.repo()
+              .Join(Rec(12), JoinRel(1, 12, ConvergeStatus::kExecuted))
+              .value()
+              .inserted);
+  absl::StatusOr<CreateResult> g = s.repo().Create(ActionCreate("G", 13, {4}));
+  REQUIRE(g.ok());
+  CHECK(g->attached == std::vector<int64_t>{4});
+  if (*batch != nullptr) REQUIRE((*batch)->Commit().ok());
+
+  CHECK(RelatedIds(s.repo().Relations(1).value()) ==
+        std::vector<int64_t>{1, 3, 12});
+  CHECK(RelatedIds(s.repo().Relations(g->instance.id).value()) ==
+        std::vector<int64_t>{13, 4});
+  CHECK(RelatedIds(s.repo().Relations(2).value()) == std::vector<int64_t>{2});
+  for (int64_t id : {3, 4, 12, 13}) {
+    INFO("action " << id);
+    CHECK(s.repo().GetAction(id).value().has_value());
+  }
+  for (int64_t id : {5, 6, 7, 8, 9, 10, 11}) {
+    INFO("action " << id);
+    CHECK_FALSE(s.repo().GetAction(id).value().has_value());
+  }
+  CHECK(s.repo().GetInstance(1).value().is_visible);
+  CHECK(s.repo().CountOpen().value().action == 2);  // D and G
+}
+
+TEST_CASE(
+    "InstanceRepo: a batch takes in the writes of the other stores of its "
+    "backend",
+    "[conformance]") {
+  // "every write this thread makes through the stores of this backend is
+  // part of one transaction" -- where the lock, window and queue stores
+  // are of the repo's backend and join its batches
+  // (TestCapabilities::batch_takes_other_stores); elsewhere each of their
+  // calls commits on its own.
+  StoreSet s;
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = s.repo().BeginBatch();
+  REQUIRE(batch.ok());
+  if (*batch == nullptr) return;  // no transactions: nothing to take in
+  REQUIRE(s.repo().RecordDecision(Rec(1)).ok());
+  REQUIRE(s.lock().TryAcquire("L", "a", absl::Seconds(30)).value());
+  Add(s, {Entry("k", "action_1", 1000)});
+  REQUIRE(s.window().Increment("c", absl::Seconds(60), 10).ok());
+  REQUIRE(s.queue().Enqueue("q", MakeTask("t", 10)).ok());
+  // Read back inside the batch.
+  CHECK(s.window().Size("k").value() == 1);
+  CHECK(s.window().CounterValue("c").value() == 1);
+  CHECK(s.queue().Stats("q").value().pending == 1);
+  batch->reset();  // rolled back
+
+  CHECK_FALSE(s.repo().GetAction(1).value().has_value());
+  const bool taken = testing::TestStoreCapabilities().batch_takes_other_stores;
+  CHECK(s.window().Size("k").value() == (taken ? 0 : 1));
+  CHECK(s.window().CounterValue("c").value() == (taken ? 0 : 1));
+  CHECK(s.queue().Stats("q").value().pending == (taken ? 0 : 1));
+  CHECK(s.lock().TryAcquire("L", "b", absl::Seconds(30)).value() == taken);
 }
 
 }  // namespace

@@ -457,5 +457,81 @@ TEST_CASE("WindowStore: a key trimmed empty is gone", "[conformance]") {
   CHECK(s.window().Increment("k", absl::Seconds(60), 10).value() == 1);
 }
 
+TEST_CASE(
+    "WindowStore: an Apply made twice leaves what one leaves, so a retry "
+    "is safe",
+    "[conformance]") {
+  StoreSet s;
+  WindowRequest req;
+  req.add = {Entry("k", "action_1", 1000), Entry("k", "action_2", 1010),
+             Entry("k2", "action_1", 1000)};
+  req.key_ttl = absl::Seconds(60);
+  req.trim_before = At(900);
+  req.lease = LeaseRequest{"D", "me", absl::Seconds(30)};
+  req.read_groups = {{"k"}, {"k", "k2"}};
+  absl::StatusOr<WindowResult> first = s.window().Apply(req);
+  REQUIRE(first.ok());
+  REQUIRE(first->lease_acquired);
+  s.clock.Advance(absl::Seconds(10));
+  absl::StatusOr<WindowResult> again = s.window().Apply(req);  // the retry
+  REQUIRE(again.ok());
+  CHECK(again->lease_acquired);  // the same token takes its lease again
+  REQUIRE(again->groups.size() == 2);
+  CHECK(Sorted(again->groups[0]) == Members{"action_1", "action_2"});
+  CHECK(Sorted(again->groups[1]) == Members{"action_1", "action_2"});
+  CHECK(s.window().Size("k").value() == 2);
+  CHECK(s.window().Size("k2").value() == 1);
+  // One lease, released once.
+  CHECK(s.lock().Release("D", "me").value());
+  CHECK_FALSE(s.lock().Release("D", "me").value());
+  // The keys expire key_ttl after the retry, as after a single write.
+  s.clock.Advance(absl::Seconds(59));
+  CHECK(s.window().Size("k").value() == 2);
+  s.clock.Advance(absl::Seconds(2));
+  CHECK(s.window().Size("k").value() == 0);
+  CHECK(s.window().Size("k2").value() == 0);
+}
+
+TEST_CASE("WindowStore: a write with key_ttl 0 takes a key's expiry away",
+          "[conformance]") {
+  // "Every key written gets its expiry pushed to now + key_ttl (0 = keys
+  // never expire)": a key that had an expiry too.
+  StoreSet s;
+  Add(s, {Entry("k", "action_1", 1000)}, absl::Seconds(60));
+  s.clock.Advance(absl::Seconds(30));
+  Add(s, {Entry("k", "action_2", 1030)});
+  s.clock.Advance(absl::Hours(24 * 365));
+  CHECK(s.window().Size("k").value() == 2);
+  CHECK(Read(s, {{"k"}})[0] == Members{"action_1", "action_2"});
+}
+
+TEST_CASE("WindowStore: bad input is refused with the words every store uses",
+          "[conformance]") {
+  // store/checks.h: the store's name, then the same words in every store.
+  StoreSet s;
+  auto apply = [&](const WindowRequest& req) {
+    return s.window().Apply(req).status();
+  };
+  WindowRequest req;
+  req.add = {Entry("", "action_1", 1)};
+  CheckRefusal(apply(req), ": window entry with an empty key or member");
+  req.add = {Entry("k", "", 1)};
+  CheckRefusal(apply(req), ": window entry with an empty key or member");
+  req.add.clear();
+  req.read_groups = {{"k", ""}};
+  CheckRefusal(apply(req), ": empty window key to read");
+  req.read_groups.clear();
+  req.lease = LeaseRequest{"", "t", absl::Seconds(1)};
+  CheckRefusal(apply(req), ": empty lease key");
+  req.lease = LeaseRequest{"D", "", absl::Seconds(1)};
+  CheckRefusal(apply(req), ": empty lease token");
+  req.lease = LeaseRequest{"D", "t", absl::ZeroDuration()};
+  CheckRefusal(apply(req), ": lease ttl must be > 0");
+  CheckRefusal(s.window().Increment("", absl::Seconds(1), 1).status(),
+               ": empty counter key");
+  CheckRefusal(s.window().Increment("c", absl::ZeroDuration(), 1).status(),
+               ": counter ttl must be > 0");
+}
+
 }  // namespace
 }  // namespace converge::conformance

@@ -120,14 +120,16 @@ absl::StatusOr<TestStores> MakeMysqlTestStores(const Clock* clock) {
 }
 
 // What MySQL cannot do (see TestCapabilities): utf8mb4 text columns,
-// AUTO_INCREMENT, DATETIME(6). Overrides the conformance suite's default
-// (a weak definition) in every executable on the MySQL repo.
+// AUTO_INCREMENT, DATETIME(6), lock, window and queue writes outside the
+// repo's batch. Overrides the conformance suite's default (a weak
+// definition) in every executable on the MySQL repo.
 TestCapabilities TestStoreCapabilities() {
   TestCapabilities c;
   c.any_bytes_in_text = false;
   c.rollback_returns_ids = false;
   c.nanosecond_instance_times = false;
   c.hot_key_iterations = 250;
+  c.batch_takes_other_stores = false;
   return c;
 }
 

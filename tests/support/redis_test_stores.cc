@@ -14,4 +14,14 @@ absl::StatusOr<TestStores> MakeTestStores(const Clock* clock) {
 
 std::string_view TestStoreName() { return "redis"; }
 
+// What differs from the defaults (see TestCapabilities): the lock, window
+// and queue stores are on Redis, another backend than the repo's, so a
+// repo batch does not take in their writes. Overrides the conformance
+// suite's default (a weak definition).
+TestCapabilities TestStoreCapabilities() {
+  TestCapabilities c;
+  c.batch_takes_other_stores = false;
+  return c;
+}
+
 }  // namespace converge::testing
