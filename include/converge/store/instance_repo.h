@@ -224,11 +224,17 @@ class InstanceRepo {
   // ---- batches ----
 
   // Starts a batch on the calling thread: until the returned scope is
-  // committed or destroyed, every write this thread makes through the
-  // stores of this backend is part of one transaction, committed by
-  // Commit() and rolled back by destroying the scope without it; reads of
-  // this thread see the batch's writes. Backends without transactions
-  // return null (the default): each call then commits on its own.
+  // committed or destroyed, every write this thread makes through this repo
+  // is part of one transaction, committed by Commit() and rolled back by
+  // destroying the scope without it; reads of this thread see the batch's
+  // writes. Where the backend's transactions hold its whole write lock
+  // (SQLite), the writes of its lock, window and queue stores join the
+  // batch too; MySQL keeps them out, in short transactions of their own (a
+  // lease or window key held as a row lock for a whole batch could deadlock
+  // with other processes' batches): like a Redis store beside a SQL repo,
+  // they outlive a batch that rolls back, being idempotent or expiring.
+  // Backends without transactions return null (the default): each call
+  // then commits on its own.
   // A call that is refused (kAlreadyExists, kFailedPrecondition,
   // kNotFound, kInvalidArgument) changes nothing and the batch goes on; a
   // call that fails after it changed data (a store error) fails the batch:
