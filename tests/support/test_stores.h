@@ -66,8 +66,7 @@ struct TestCapabilities {
   // threads contending for the whole case.
   int hot_key_iterations = 2000;
   // Writes through the lock, window and queue stores made inside a repo
-  // batch are part of it (InstanceRepo::BeginBatch: "every write this
-  // thread makes through the stores of this backend"), so that a batch
+  // batch are part of it (InstanceRepo::BeginBatch, SQLite), so that a batch
   // destroyed without Commit takes them back too. False for MySQL: those
   // stores never join the batch, so that their row locks are not held for
   // a whole batch (adapters/mysql/src/db.h, WriteAside); and false for

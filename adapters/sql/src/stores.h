@@ -442,12 +442,13 @@ struct SqlStores {
       auto body = [&](Conn& conn) -> absl::StatusOr<WindowResult> {
         const absl::Time now = db_->clock().Now();
         const int64_t now_ns = Nanos(now);
-        if (!req.add.empty() || req.lease.has_value()) {
-          if (db_->SweepDue()) {
-            if (auto st = Sweep(conn, now_ns); !st.ok()) return st;
-          }
-        }
         if (auto st = AddAll(conn, req, now, now_ns); !st.ok()) return st;
+        // After the adds, which refuse a counter key before they write
+        // anything: a refusal inside a batch must leave it as it was, and a
+        // sweep that had deleted expired rows first would fail the batch.
+        if ((!req.add.empty() || req.lease.has_value()) && db_->SweepDue()) {
+          if (auto st = Sweep(conn, now_ns); !st.ok()) return st;
+        }
         WindowResult result;
         if (req.lease.has_value()) {
           absl::StatusOr<bool> got = TryAcquireIn(

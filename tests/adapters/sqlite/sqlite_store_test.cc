@@ -714,6 +714,40 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "in a batch, an Apply refused for a counter key leaves the batch as it "
+    "was, even on a call that sweeps expired keys",
+    "[sqlite]") {
+  TempDir dir;
+  VirtualClock clock(At(1000));
+  SqliteStores s = OpenSqliteStores(Options(dir.File("s.db"), &clock)).value();
+  // An index key that expires, for the periodic sweep to delete.
+  WindowRequest expiring;
+  expiring.add = {WindowEntry{"old", "action_9", At(1000)}};
+  expiring.key_ttl = absl::Seconds(10);
+  REQUIRE(s.window->Apply(expiring).ok());
+  REQUIRE(s.window->Increment("c", absl::Seconds(600), 10).ok());
+  clock.Set(At(1100));
+  std::unique_ptr<RepoBatch> batch = s.repo->BeginBatch().value();
+  REQUIRE(batch != nullptr);
+  REQUIRE(s.repo->RecordDecision(Rec(1)).ok());
+  // The store sweeps on one Apply in 4,096: more calls than that, each one
+  // refused (c is a counter), and none fails the batch.
+  WindowRequest onto_counter;
+  onto_counter.add = {WindowEntry{"c", "action_1", At(1100)}};
+  int refused = 0;
+  for (int i = 0; i < 5000; ++i) {
+    absl::StatusOr<WindowResult> r = s.window->Apply(onto_counter);
+    if (r.status().code() == absl::StatusCode::kFailedPrecondition) ++refused;
+  }
+  CHECK(refused == 5000);
+  REQUIRE(s.repo->RecordDecision(Rec(2)).ok());
+  REQUIRE(batch->Commit().ok());
+  CHECK(s.repo->GetAction(1).value().has_value());
+  CHECK(s.repo->GetAction(2).value().has_value());
+  CHECK(s.window->CounterValue("c").value() == 1);
+}
+
 TEST_CASE("a batch holds the write lock; other threads write after it",
           "[sqlite][concurrency]") {
   TempDir dir;
