@@ -1395,9 +1395,8 @@ TEST_CASE(
     "InstanceRepo: a batch takes in the writes of the other stores of its "
     "backend",
     "[conformance]") {
-  // "every write this thread makes through the stores of this backend is
-  // part of one transaction" -- where the lock, window and queue stores
-  // are of the repo's backend and join its batches
+  // "Where the backend's transactions hold its whole write lock (SQLite),
+  // the writes of its lock, window and queue stores join the batch too"
   // (TestCapabilities::batch_takes_other_stores); elsewhere each of their
   // calls commits on its own.
   StoreSet s;
