@@ -748,6 +748,48 @@ TEST_CASE(
   CHECK(s.window->CounterValue("c").value() == 1);
 }
 
+TEST_CASE(
+    "in a batch, a call that fails after it changed rows fails the batch: "
+    "later calls and Commit return its error, nothing is committed",
+    "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("f.db");
+  SqliteStores s = OpenSqliteStores(Options(path)).value();
+  REQUIRE(s.repo->Create(Create("D", 1)).ok());
+  // A fault after Join has written the action's decision row: its relation
+  // row is refused by the file itself.
+  REQUIRE(Raw(path).Exec("CREATE TRIGGER inject BEFORE INSERT ON "
+                         "converge_relation WHEN NEW.related_id = 99 BEGIN "
+                         "SELECT RAISE(ABORT, 'injected fault'); END") ==
+          SQLITE_OK);
+  std::unique_ptr<RepoBatch> batch = s.repo->BeginBatch().value();
+  REQUIRE(batch != nullptr);
+  REQUIRE(s.repo->RecordDecision(Rec(2)).ok());
+  ActionRecord joiner = Rec(99, Outcome::kSkip);
+  joiner.decision.converge_id = 1;
+  ConvergeRelation rel;
+  rel.converge_id = 1;
+  rel.related_id = 99;
+  rel.converge_status = ConvergeStatus::kSkipped;
+  const absl::Status failed = s.repo->Join(joiner, rel).status();
+  REQUIRE_FALSE(failed.ok());
+  CHECK(Mentions(failed, "injected fault"));
+  // Every later call of the batch, and its commit, return that error.
+  const absl::Status later = s.repo->RecordDecision(Rec(3)).status();
+  CHECK(Mentions(later, "injected fault"));
+  const absl::Status commit = batch->Commit();
+  CHECK_FALSE(commit.ok());
+  CHECK(Mentions(commit, "injected fault"));
+  batch.reset();
+  // Nothing of the batch was stored, and the store goes on.
+  for (int64_t id : {2, 3, 99}) {
+    CHECK_FALSE(s.repo->GetAction(id).value().has_value());
+  }
+  CHECK(s.repo->Relations(1).value().size() == 1);
+  CHECK(s.repo->RecordDecision(Rec(4)).ok());
+  CHECK(s.repo->GetAction(4).value().has_value());
+}
+
 TEST_CASE("a batch holds the write lock; other threads write after it",
           "[sqlite][concurrency]") {
   TempDir dir;
