@@ -616,13 +616,22 @@ int Db::WalHook(void* arg, sqlite3* handle, const char*, int pages) {
     // writers wait for this commit, so the copy reaches the end, and SQLite
     // itself starts the log over once readers are off it, so the next write
     // goes to its start. It waits for them (and for another process's
-    // writer) at most kRestartWaitMs: past that the checkpoint gives up, the
-    // log goes on, and the next commit tries again.
+    // writer) at most kRestartWaitMs. Past that it gives up and the log goes
+    // on; a reader that stays (a long transaction of another process, a
+    // backup) must not stall every commit, so the next RESTART waits until
+    // the log has grown by another checkpoint_pages, and the commits in
+    // between checkpoint PASSIVE (never waiting).
     std::lock_guard<std::mutex> run(db->checkpoint_run_mu_);
+    if (pages < db->restart_retry_at_) {
+      (void)sqlite3_wal_checkpoint_v2(
+          handle, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      return SQLITE_OK;
+    }
     sqlite3_busy_timeout(handle, std::min(kRestartWaitMs, db->BusyMillis()));
-    (void)sqlite3_wal_checkpoint_v2(handle, nullptr, SQLITE_CHECKPOINT_RESTART,
-                                    nullptr, nullptr);
+    const int rc = sqlite3_wal_checkpoint_v2(
+        handle, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
     sqlite3_busy_timeout(handle, db->BusyMillis());
+    db->restart_retry_at_ = rc == SQLITE_OK ? 0 : pages + threshold;
     return SQLITE_OK;
   }
   std::lock_guard<std::mutex> lock(db->checkpoint_mu_);

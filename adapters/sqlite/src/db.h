@@ -315,6 +315,9 @@ class Db {
   void CheckpointLoop();
   std::mutex checkpoint_mu_;
   std::mutex checkpoint_run_mu_;  // held while a checkpoint runs
+  // The log size (pages) from which the committing call tries a RESTART
+  // checkpoint again after one gave up (WalHook). Under checkpoint_run_mu_.
+  int64_t restart_retry_at_ = 0;
   std::condition_variable checkpoint_cv_;
   bool checkpoint_wanted_ = false;
   bool stopping_ = false;

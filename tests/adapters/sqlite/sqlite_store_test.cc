@@ -841,6 +841,50 @@ TEST_CASE("the write-ahead log stays bounded: checkpoints run in background",
         std::vector<std::string>{"3000"});
 }
 
+TEST_CASE(
+    "a reader that holds the write-ahead log does not stop commits, and "
+    "once it ends the log starts over",
+    "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("pin.db");
+  SqliteOptions o = Options(path);
+  o.checkpoint_pages = 20;
+  SqliteStores s = OpenSqliteStores(o).value();
+  REQUIRE(s.repo->RecordDecision(Rec(1)).ok());
+  const int64_t bound = 8 * 20 + 16;  // frames: the test above's bound
+  // The frames in the log now (PRAGMA wal_checkpoint's second column).
+  auto frames = [&] {
+    Raw raw(path);
+    sqlite3_stmt* q = nullptr;
+    REQUIRE(sqlite3_prepare_v2(raw.db, "PRAGMA wal_checkpoint(PASSIVE)", -1, &q,
+                               nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(q) == SQLITE_ROW);
+    const int64_t n = sqlite3_column_int64(q, 1);
+    sqlite3_finalize(q);
+    return n;
+  };
+  {
+    // A read transaction on the log's current snapshot: no checkpoint can
+    // copy past it, and the log cannot start over while it lasts.
+    Raw reader(path);
+    REQUIRE(reader.Exec("BEGIN") == SQLITE_OK);
+    REQUIRE(reader.Column("SELECT COUNT(*) FROM converge_action_decision") ==
+            std::vector<std::string>{"1"});
+    for (int64_t id = 2; id <= 150; ++id) {
+      REQUIRE(s.repo->RecordDecision(Rec(id)).ok());
+    }
+    CHECK(frames() > bound);  // the log went on past the bound
+    REQUIRE(reader.Exec("COMMIT") == SQLITE_OK);
+  }
+  for (int64_t id = 151; id <= 400; ++id) {
+    REQUIRE(s.repo->RecordDecision(Rec(id)).ok());
+  }
+  CHECK(frames() < bound);
+  Raw raw(path);
+  CHECK(raw.Column("SELECT COUNT(*) FROM converge_action_decision") ==
+        std::vector<std::string>{"400"});
+}
+
 TEST_CASE("checkpoint_pages and cache_kib are checked", "[sqlite]") {
   TempDir dir;
   SqliteOptions o = Options(dir.File("x.db"));

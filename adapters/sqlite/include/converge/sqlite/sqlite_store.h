@@ -82,9 +82,12 @@ struct SqliteOptions {
   // pages (4 KiB each) or more, a background thread of the store copies it
   // back into the database file without blocking readers or writers, so
   // that commits do not pay for it; at eight times this size the committing
-  // call checkpoints itself in RESTART mode (waiting up to busy_timeout for
-  // readers to leave the log, so that the next write starts it over), which
-  // bounds the log. 0: SQLite's own
+  // call checkpoints itself in RESTART mode, so that the next write starts
+  // the log over, which bounds it: it waits at most 200 ms (or busy_timeout
+  // if shorter) for readers to leave the log, and meanwhile the writers of
+  // this and other processes wait; if a reader stays, the log goes on and
+  // the next try is when it has grown by another checkpoint_pages. 0:
+  // SQLite's own
   // automatic checkpoint, run by the committing call at 1,000 pages.
   // Default 1,000.
   int64_t checkpoint_pages = 1000;
