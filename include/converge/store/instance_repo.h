@@ -232,7 +232,9 @@ class InstanceRepo {
   // batch too; MySQL keeps them out, in short transactions of their own (a
   // lease or window key held as a row lock for a whole batch could deadlock
   // with other processes' batches): like a Redis store beside a SQL repo,
-  // they outlive a batch that rolls back, being idempotent or expiring.
+  // they outlive a batch that rolls back (window adds and enqueues are
+  // idempotent, leases expire; the manager makes no other queue call inside
+  // a batch).
   // Backends without transactions return null (the default): each call
   // then commits on its own.
   // A call that is refused (kAlreadyExists, kFailedPrecondition,
