@@ -185,8 +185,10 @@ absl::Status ReadQueue(const bj::object& o, ServiceConfig* c) {
 }
 
 absl::Status ReadOutputs(const bj::object& o, OutputsConfig* out) {
-  CONVERGED_RETURN_IF_ERROR(CheckKeys(o, "outputs", {"buffer", "webhook"}));
+  CONVERGED_RETURN_IF_ERROR(
+      CheckKeys(o, "outputs", {"buffer", "file", "webhook"}));
   CONVERGED_RETURN_IF_ERROR(ReadInt(o, "outputs", "buffer", 1, &out->buffer));
+  CONVERGED_RETURN_IF_ERROR(ReadString(o, "outputs", "file", &out->file));
   absl::StatusOr<const bj::object*> hook = ReadObject(o, "outputs", "webhook");
   if (!hook.ok()) return hook.status();
   if (*hook == nullptr) return absl::OkStatus();

@@ -79,6 +79,10 @@ struct OutputsConfig {
   // webhook (each list keeps this many, oldest dropped first). Default
   // 100,000.
   int64_t buffer = 100'000;
+  // A file (SQLite, of its own) that keeps the outputs, their numbering
+  // and the webhook's cursor across restarts; empty = in memory only.
+  // Outputs become readable once written there. Default empty.
+  std::string file;
   WebhookConfig webhook;
 };
 

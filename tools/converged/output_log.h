@@ -4,24 +4,34 @@
 // by cursor (GET /v1/decisions?after=N) and the webhook pusher sends it.
 //
 // The cursor of an output is its sequence number: 1, 2, ... in the order
-// the manager reported them since the process started. The log keeps the
-// last `capacity` outputs; a client whose cursor fell behind sees the
-// number it missed. A restart starts the numbering again (the response
-// carries the process's epoch, so a client can tell); the decisions
-// themselves are in the store (GET /v1/actions/{id}).
+// the manager reported them. The log keeps the last `capacity` outputs; a
+// client whose cursor fell behind sees the number it missed.
+//
+// In memory (the default), the numbering starts again when the process
+// does, and the epoch (the process's start) tells clients so. With an
+// output file (Open, `outputs.file`), outputs become readable only once a
+// flusher thread has written them to the file (one transaction for every
+// output of the moment, group-commit style), and a restart goes on from
+// the file: the same epoch, the numbering where it stopped, the last
+// `capacity` outputs, and the webhook's cursor. A crash loses only outputs
+// that no reader has seen, so no number is ever given to two outputs.
 //
 // Thread safety: safe for concurrent use (a mutex).
 
 #ifndef CONVERGE_TOOLS_CONVERGED_OUTPUT_LOG_H_
 #define CONVERGE_TOOLS_CONVERGED_OUTPUT_LOG_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "converge/manager.h"
 
 namespace converge::service {
@@ -40,9 +50,20 @@ struct OutputPage {
   int64_t missed = 0;  // outputs after `after` that fell out of the buffer
 };
 
+class OutputFile;
+
 class OutputLog : public ManagerListener {
  public:
-  explicit OutputLog(int64_t capacity) : capacity_(capacity) {}
+  explicit OutputLog(int64_t capacity);
+  ~OutputLog() override;  // Close()
+
+  // Keeps the outputs in the file at `path` (output_file.h) from now on,
+  // after loading what it holds; before the first output. Errors are
+  // OutputFile::Open's, or kUnimplemented in a build without SQLite.
+  absl::Status Open(const std::string& path);
+  // Writes what is not written yet and stops the flusher; the log stays
+  // readable. Outputs added afterwards are kept in memory only.
+  void Close();
 
   void OnDecision(const Decision& decision) override;
   void OnInstance(const InstanceEvent& event) override;
@@ -57,16 +78,47 @@ class OutputLog : public ManagerListener {
   // Wakes WaitAfter callers.
   void Notify();
 
+  // The number of the last output readers can see.
   int64_t last_seq() const;
+  // Unix ns: when the numbering started (the process's start, or the
+  // output file's creation).
+  int64_t epoch() const;
+
+  // The webhook pusher's cursor: read back from the output file at Open
+  // (0 without one), and kept in it from then on.
+  int64_t webhook_cursor() const { return webhook_cursor_.load(); }
+  void SetWebhookCursor(int64_t cursor) { webhook_cursor_.store(cursor); }
+
+  bool persistent() const;
+  // Failed writes of the output file (each retried), and outputs that left
+  // the buffer before they could be written.
+  int64_t file_errors() const { return file_errors_.load(); }
+  int64_t unsaved() const { return unsaved_.load(); }
 
  private:
   void Add(OutputKind kind, std::string line);
+  void FlushLoop();
+  // Writes the outputs not written yet and the webhook's cursor.
+  absl::Status Flush();
 
   const int64_t capacity_;
   mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
+  mutable std::condition_variable cv_;  // readers: visible_seq_ grew
   std::deque<Output> items_;
-  int64_t last_seq_ = 0;
+  int64_t last_seq_ = 0;     // the last output added
+  int64_t visible_seq_ = 0;  // the last output readers see
+  int64_t epoch_;
+
+  // With an output file:
+  std::unique_ptr<OutputFile> file_;
+  std::thread flusher_;
+  std::condition_variable flush_cv_;  // the flusher: work or stop
+  bool stop_ = false;                 // guarded by mu_
+  int64_t saved_seq_ = 0;             // guarded by mu_
+  int64_t saved_cursor_ = 0;          // flusher thread only
+  std::atomic<int64_t> webhook_cursor_{0};
+  std::atomic<int64_t> file_errors_{0};
+  std::atomic<int64_t> unsaved_{0};
 };
 
 }  // namespace converge::service

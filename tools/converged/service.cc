@@ -293,8 +293,7 @@ Service::Service(ServiceConfig config, const Clock* clock)
     : config_(std::move(config)),
       clock_(clock),
       leases_(clock),
-      outputs_(config_.outputs.buffer),
-      epoch_(absl::ToUnixNanos(absl::Now())) {}
+      outputs_(config_.outputs.buffer) {}
 
 Service::~Service() { Stop(absl::ZeroDuration()); }
 
@@ -305,6 +304,11 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(ServiceConfig config,
       s->config_.store, clock, tools::OpenMode::kCreate, s->config_.repo);
   if (!store.ok()) return store.status();
   s->store_ = *std::move(store);
+  if (!s->config_.outputs.file.empty()) {
+    if (absl::Status st = s->outputs_.Open(s->config_.outputs.file); !st.ok()) {
+      return st;
+    }
+  }
   s->lock_ =
       std::make_unique<TrackingLockStore>(s->store_.stores.lock, &s->leases_);
   s->window_ = std::make_unique<TrackingWindowStore>(s->store_.stores.window,
@@ -349,6 +353,8 @@ absl::Status Service::Start() {
 void Service::Stop(absl::Duration flush_for) {
   if (processor_) processor_->Stop();
   if (webhook_) webhook_->Stop(flush_for);
+  // What is not written yet, with the webhook's cursor.
+  outputs_.Close();
 }
 
 bool Service::IsOperational(std::string_view target) {
@@ -508,9 +514,23 @@ HttpAnswer Service::MetricsText(const HttpRequest&, std::string_view) {
       "converged_alerts_received_total ",
       alerts_received_.load(), "\n",
       "# HELP converged_outputs_total Outputs (decisions, instance events, "
-      "summaries) recorded.\n# TYPE converged_outputs_total counter\n"
+      "summaries) recorded (with outputs.file: numbered since the file was "
+      "created).\n# TYPE converged_outputs_total counter\n"
       "converged_outputs_total ",
       outputs_.last_seq(), "\n");
+  if (outputs_.persistent()) {
+    absl::StrAppend(
+        &text,
+        "# HELP converged_output_file_errors_total Failed writes of the "
+        "output file (retried).\n# TYPE converged_output_file_errors_total "
+        "counter\nconverged_output_file_errors_total ",
+        outputs_.file_errors(), "\n",
+        "# HELP converged_outputs_unsaved_total Outputs that left the buffer "
+        "before the output file could keep them.\n# TYPE "
+        "converged_outputs_unsaved_total counter\n"
+        "converged_outputs_unsaved_total ",
+        outputs_.unsaved(), "\n");
+  }
   if (webhook_) {
     absl::StrAppend(
         &text,
@@ -923,7 +943,7 @@ HttpAnswer Service::PageOf(const HttpRequest& r, const OutputKind* only) {
                     Av(std::string_view(line).substr(1)));
   }
   absl::StrAppend(&body, "],\"next\":", page.next, ",\"missed\":", page.missed,
-                  ",\"epoch\":", epoch_, "}");
+                  ",\"epoch\":", outputs_.epoch(), "}");
   return Json(200, body);
 }
 

@@ -154,7 +154,6 @@ class Service {
   std::mutex queue_mu_;
   absl::Time queue_checked_ = absl::InfinitePast();
   int64_t queue_pending_ = 0;
-  const int64_t epoch_;
 };
 
 }  // namespace converge::service

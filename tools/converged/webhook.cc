@@ -16,6 +16,8 @@ absl::StatusOr<std::unique_ptr<WebhookPusher>> WebhookPusher::Create(
   std::unique_ptr<WebhookPusher> p(new WebhookPusher(config, log));
   absl::Status st = ParseHttpUrl(config.url, &p->host_, &p->port_, &p->target_);
   if (!st.ok()) return st;
+  // Where the last run stopped, with an output file.
+  p->cursor_ = log->webhook_cursor();
   return p;
 }
 
@@ -43,6 +45,7 @@ bool WebhookPusher::PushOnce() {
   if (page.missed > 0) dropped_ += page.missed;
   if (page.items.empty()) {
     cursor_ = page.next;
+    log_->SetWebhookCursor(page.next);
     return true;
   }
   std::string body = "{\"outputs\":[";
@@ -61,6 +64,7 @@ bool WebhookPusher::PushOnce() {
   }
   sent_ += static_cast<int64_t>(page.items.size());
   cursor_ = page.items.back().seq;
+  log_->SetWebhookCursor(cursor_);
   return true;
 }
 

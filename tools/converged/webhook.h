@@ -4,6 +4,9 @@
 // non-2xx) with a doubling backoff until it succeeds. Outputs that fall out
 // of the log's buffer before they were sent are counted as dropped.
 // Delivery is at-least-once: a POST whose answer was lost is sent again.
+// With an output file (`outputs.file`) the pusher starts from the cursor
+// the last run reached, so what was not delivered before a restart is
+// delivered after it.
 //
 // Thread safety: Start and Stop from one thread; the counters from any.
 

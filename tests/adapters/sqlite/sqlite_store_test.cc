@@ -26,11 +26,13 @@
 
 #include "absl/strings/match.h"
 #include "db.h"  // adapters/sqlite/src: the migration test hook
+#include "support/unprivileged.h"
 
 namespace converge::sqlite {
 namespace {
 
 namespace fs = std::filesystem;
+using ::converge::testing::AsUnprivileged;
 
 absl::Time At(double seconds) {
   return absl::UnixEpoch() + absl::Seconds(seconds);
@@ -505,33 +507,6 @@ TEST_CASE("a missing directory is kNotFound", "[sqlite]") {
   CHECK(st.code() == absl::StatusCode::kNotFound);
   CHECK(Mentions(st, path));
   CHECK(Mentions(st, "does not exist"));
-}
-
-// Runs `fn` in a child process as an unprivileged user when the test runs as
-// root (root writes into read-only directories); returns what fn returned.
-std::string AsUnprivileged(const std::function<std::string()>& fn) {
-  if (geteuid() != 0) return fn();
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    close(fds[0]);
-    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
-    const std::string out = fn();
-    if (write(fds[1], out.data(), out.size()) < 0) _exit(3);
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;) out.append(buf, n);
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
-  return out;
 }
 
 std::string OpenStatus(const std::string& path) {
