@@ -41,7 +41,7 @@ struct OutputFile::Handle {
   // The status of SQLite result `rc` in doing `what`.
   absl::Status Error(int rc, const std::string& what) const {
     const std::string message =
-        absl::StrCat("converged: outputs.file ", path, ": ", what, ": ",
+        absl::StrCat("outputs.file ", path, ": ", what, ": ",
                      db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     switch (rc & 0xff) {
       case SQLITE_BUSY:
@@ -124,7 +124,7 @@ absl::StatusOr<std::unique_ptr<OutputFile>> OutputFile::Open(
   if (::access(dir.c_str(), W_OK | X_OK) != 0) {
     const int err = errno;
     const std::string message =
-        absl::StrCat("converged: outputs.file ", path, ": its directory ", dir,
+        absl::StrCat("outputs.file ", path, ": its directory ", dir,
                      err == ENOENT ? " does not exist"
                                    : " is not writable (the file and its "
                                      "-wal are written there): ",
@@ -161,7 +161,7 @@ absl::StatusOr<std::unique_ptr<OutputFile>> OutputFile::Open(
     sqlite3_finalize(q);
     if (step != SQLITE_ROW) return h->Error(step, "checking it");
     if (verdict != "ok") {
-      return absl::DataLossError(absl::StrCat("converged: outputs.file ", path,
+      return absl::DataLossError(absl::StrCat("outputs.file ", path,
                                               " is damaged (PRAGMA "
                                               "quick_check: ",
                                               verdict, ")"));
@@ -183,7 +183,7 @@ absl::StatusOr<std::unique_ptr<OutputFile>> OutputFile::Open(
     if (step != SQLITE_ROW) return h->Error(step, "reading its schema");
     if (store_tables > 0) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "converged: outputs.file ", path,
+          "outputs.file ", path,
           " holds a converge store; give the outputs a file of their own"));
     }
   }
@@ -202,10 +202,10 @@ absl::StatusOr<std::unique_ptr<OutputFile>> OutputFile::Open(
   absl::StatusOr<int64_t> version = h->Meta("schema_version", 0);
   if (!version.ok()) return fail(version.status());
   if (*version > kSchemaVersion) {
-    return fail(absl::FailedPreconditionError(absl::StrCat(
-        "converged: outputs.file ", path, " has schema version ", *version,
-        ", newer than this converged supports (", kSchemaVersion,
-        "); use a newer converged or another file")));
+    return fail(absl::FailedPreconditionError(
+        absl::StrCat("outputs.file ", path, " has schema version ", *version,
+                     ", newer than this converged supports (", kSchemaVersion,
+                     "); use a newer converged or another file")));
   }
   if (*version == 0) {
     for (const auto& [name, value] :
@@ -243,8 +243,8 @@ absl::StatusOr<std::unique_ptr<OutputFile>> OutputFile::Open(
     if (o.kind < 0 || o.kind > 2 || text == nullptr || o.seq > *last) {
       sqlite3_finalize(q);
       return fail(absl::DataLossError(absl::StrCat(
-          "converged: outputs.file ", path, ": output ", o.seq,
-          " is damaged (kind ", o.kind, ", last_seq ", *last, ")")));
+          "outputs.file ", path, ": output ", o.seq, " is damaged (kind ",
+          o.kind, ", last_seq ", *last, ")")));
     }
     o.line.assign(reinterpret_cast<const char*>(text),
                   static_cast<size_t>(sqlite3_column_bytes(q, 2)));
@@ -304,7 +304,7 @@ namespace {
 
 absl::Status NoSqlite() {
   return absl::UnimplementedError(
-      "converged: outputs.file needs SQLite, and this converged was built "
+      "outputs.file needs SQLite, and this converged was built "
       "without it (apt-get install libsqlite3-dev, then rebuild)");
 }
 

@@ -87,7 +87,7 @@ void OutputLog::FlushLoop() {
     } else {
       ++file_errors_;
       if (!failing || stopping) {
-        std::fprintf(stderr, "%s\n", st.ToString().c_str());
+        std::fprintf(stderr, "converged: %s\n", st.ToString().c_str());
       }
       failing = true;
       backoff = std::min(backoff * 2, kMaxBackoff);
