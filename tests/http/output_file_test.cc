@@ -90,6 +90,7 @@ TEST_CASE("with outputs.file, a restart goes on from the file",
     const std::string metrics = s.Get("/metrics").body;
     CHECK(absl::StrContains(metrics, "converged_output_file_errors_total 0"));
     CHECK(absl::StrContains(metrics, "converged_outputs_unsaved_total 0"));
+    CHECK(absl::StrContains(metrics, "converged_outputs_unwritten 0"));
   }
   {
     InProcess s(Config(path));
@@ -234,7 +235,7 @@ TEST_CASE("the output file: what it keeps, and bad files refused as they are",
       CHECK(state.last_seq == 0);
       std::vector<StoredOutput> outputs;
       for (int i = 1; i <= 5; ++i)
-        outputs.push_back(StoredOutput{i, i % 3, "x"});
+        outputs.push_back(StoredOutput{i, i % 3, "{}"});
       REQUIRE((*f)->Write(outputs, 5, 4, 3).ok());
     }
     OutputFile::State state;
@@ -259,11 +260,24 @@ TEST_CASE("the output file: what it keeps, and bad files refused as they are",
   }
   SECTION("a damaged output is kDataLoss") {
     MakeOutputFile(path, 3);
-    RawExec(path, "UPDATE converged_output SET kind = 7 WHERE seq = 2");
+    RawExec(path,
+            GENERATE("UPDATE converged_output SET kind = 7 WHERE seq = 2",
+                     "UPDATE converged_output SET line = '' WHERE seq = 2",
+                     "UPDATE converged_output SET line = 'x' WHERE seq = 2"));
     const absl::Status st = OpenFile(path);
     INFO(st.ToString());
     CHECK(st.code() == absl::StatusCode::kDataLoss);
     CHECK(absl::StrContains(st.message(), "output 2 is damaged"));
+  }
+  SECTION("a webhook cursor past the last output is kDataLoss") {
+    MakeOutputFile(path, 3);
+    RawExec(path,
+            "UPDATE converged_meta SET value = 9 WHERE name = "
+            "'webhook_cursor'");
+    const absl::Status st = OpenFile(path);
+    INFO(st.ToString());
+    CHECK(st.code() == absl::StatusCode::kDataLoss);
+    CHECK(absl::StrContains(st.message(), "webhook_cursor 9"));
   }
   SECTION("a newer schema is refused, nothing written") {
     MakeOutputFile(path, 3);
@@ -277,14 +291,28 @@ TEST_CASE("the output file: what it keeps, and bad files refused as they are",
     CHECK(absl::StrContains(st.message(), "schema version 2"));
     CHECK(ReadFile(path) == before);
   }
-  SECTION("a converge store's file is refused") {
-    RawExec(path, "CREATE TABLE converge_instance (id INTEGER PRIMARY KEY)");
+  SECTION("a converge store's file, or another program's, is refused as is") {
+    const bool store = GENERATE(true, false);
+    RawExec(path, store ? "CREATE TABLE converge_instance (id INTEGER)"
+                        : "CREATE TABLE notes (id INTEGER)");
+    const std::string before = ReadFile(path);
     const absl::Status st = OpenFile(path);
     INFO(st.ToString());
     CHECK(st.code() == absl::StatusCode::kFailedPrecondition);
-    CHECK(absl::StrContains(st.message(), "holds a converge store"));
+    CHECK(absl::StrContains(st.message(),
+                            store ? "holds a converge store"
+                                  : "holds tables of another program (notes)"));
+    CHECK(ReadFile(path) == before);
+    CHECK_FALSE(fs::exists(path + "-wal"));
   }
-  SECTION("a file another process holds is kFailedPrecondition") {
+  SECTION("not a file's path is kInvalidArgument") {
+    for (const char* p : {":memory:", "file:x.db?mode=memory", ""}) {
+      const absl::Status st = OpenFile(p);
+      INFO(st.ToString());
+      CHECK(st.code() == absl::StatusCode::kInvalidArgument);
+    }
+  }
+  SECTION("a file held by another connection is kFailedPrecondition") {
     OutputFile::State state;
     auto held = OutputFile::Open(path, 100, 1, &state);
     REQUIRE(held.ok());
@@ -314,6 +342,20 @@ TEST_CASE("the output file: what it keeps, and bad files refused as they are",
     CHECK(absl::StrContains(out, "not writable"));
     CHECK(fs::is_empty(dir.path()));
   }
+}
+
+TEST_CASE("outputs.file cannot be the store's file", "[http][outputs]") {
+  TempDir dir;
+  absl::StatusOr<ServiceConfig> config = ParseServiceConfig(absl::StrCat(
+      R"({"listen":"127.0.0.1:0","store":"sqlite:)", dir.File("c.db"),
+      R"(?synchronous=normal","outputs":{"file":")", dir.path(), "/./c.db",
+      R"("}})"));
+  REQUIRE(config.ok());
+  VirtualClock clock(absl::FromUnixSeconds(kStart));
+  const absl::Status st = Service::Create(*config, &clock).status();
+  INFO(st.ToString());
+  CHECK(st.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(absl::StrContains(st.message(), "is the store's file"));
 }
 
 TEST_CASE("outputs.file must be a string", "[http][outputs]") {

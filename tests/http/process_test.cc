@@ -266,7 +266,9 @@ TEST_CASE(
     load.Run(port, "/v1/actions", 2);
     int64_t after = kept.empty() ? 0 : kept.rbegin()->first;
     size_t new_seen = 0;
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
     while (new_seen < 300u + 100u * static_cast<size_t>(round)) {
+      REQUIRE(absl::Now() < deadline);
       std::map<int64_t, std::string> page =
           ReadOutputs(port, after, 50, &epoch);
       if (!page.empty()) after = page.rbegin()->first;

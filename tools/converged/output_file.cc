@@ -46,10 +46,10 @@ struct OutputFile::Handle {
     switch (rc & 0xff) {
       case SQLITE_BUSY:
       case SQLITE_LOCKED:
-        return absl::FailedPreconditionError(
-            absl::StrCat(message,
-                         " (the file is in use by another process: give each "
-                         "converged an outputs file of its own)"));
+        return absl::FailedPreconditionError(absl::StrCat(
+            message,
+            " (the file is in use by another process or connection: give "
+            "each converged an outputs file of its own, not the store's)"));
       case SQLITE_NOTADB:
       case SQLITE_CORRUPT:
         return absl::DataLossError(message);
@@ -90,11 +90,10 @@ struct OutputFile::Handle {
   // The meta value `name`, or `fallback` when it is not there.
   absl::StatusOr<int64_t> Meta(const char* name, int64_t fallback) {
     sqlite3_stmt* q = nullptr;
-    if (absl::Status st =
-            Prepare("SELECT value FROM converged_meta WHERE name = ?1", &q);
-        !st.ok()) {
-      return st;
-    }
+    const int prc = sqlite3_prepare_v2(
+        db, "SELECT value FROM converged_meta WHERE name = ?1", -1, &q,
+        nullptr);
+    if (prc != SQLITE_OK) return Error(prc, "preparing");
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     int64_t value = fallback;
     int rc = sqlite3_step(q);
@@ -121,16 +120,26 @@ absl::StatusOr<std::unique_ptr<OutputFile>> OutputFile::Open(
   const std::string dir = slash == std::string::npos ? "."
                           : slash == 0               ? "/"
                                                      : path.substr(0, slash);
+  if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "outputs.file: expected the path of a file, got \"", path, "\""));
+  }
   if (::access(dir.c_str(), W_OK | X_OK) != 0) {
     const int err = errno;
-    const std::string message =
-        absl::StrCat("outputs.file ", path, ": its directory ", dir,
-                     err == ENOENT ? " does not exist"
-                                   : " is not writable (the file and its "
-                                     "-wal are written there): ",
-                     err == ENOENT ? "" : std::strerror(err));
-    if (err == ENOENT) return absl::NotFoundError(message);
-    return absl::PermissionDeniedError(message);
+    const std::string start =
+        absl::StrCat("outputs.file ", path, ": its directory ", dir);
+    if (err == ENOENT) {
+      return absl::NotFoundError(absl::StrCat(start, " does not exist"));
+    }
+    if (err == EACCES || err == EROFS || err == EPERM) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(start,
+                       " is not writable (the file and its -wal are written "
+                       "there): ",
+                       std::strerror(err)));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat(start, " cannot be used: ", std::strerror(err)));
   }
   auto h = std::make_unique<Handle>();
   h->path = path;
@@ -144,10 +153,7 @@ absl::StatusOr<std::unique_ptr<OutputFile>> OutputFile::Open(
   sqlite3_busy_timeout(h->db, 0);
   // EXCLUSIVE before the first read: the write lock, once taken, is kept,
   // and the WAL index lives in this process's memory.
-  absl::Status st = h->Exec(
-      "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; "
-      "PRAGMA synchronous = FULL",
-      "setting it up");
+  absl::Status st = h->Exec("PRAGMA locking_mode = EXCLUSIVE", "setting it up");
   if (!st.ok()) return st;
   {
     // A damaged file is refused before anything is written to it.
@@ -168,24 +174,38 @@ absl::StatusOr<std::unique_ptr<OutputFile>> OutputFile::Open(
     }
   }
   {
+    // Another program's file (a converge store's above all) is not taken
+    // over.
     sqlite3_stmt* q = nullptr;
-    if (st = h->Prepare("SELECT COUNT(*) FROM sqlite_master WHERE name IN "
-                        "('converge_instance', 'converge_relation', "
-                        "'converge_action_decision', 'converge_queue_task')",
+    if (st = h->Prepare("SELECT name FROM sqlite_master WHERE type = 'table' "
+                        "AND name NOT IN ('converged_meta', "
+                        "'converged_output') ORDER BY name LIMIT 1",
                         &q);
         !st.ok()) {
       return st;
     }
     const int step = sqlite3_step(q);
-    const int64_t store_tables =
-        step == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    std::string other;
+    if (step == SQLITE_ROW && sqlite3_column_text(q, 0) != nullptr) {
+      other = reinterpret_cast<const char*>(sqlite3_column_text(q, 0));
+    }
     sqlite3_finalize(q);
-    if (step != SQLITE_ROW) return h->Error(step, "reading its schema");
-    if (store_tables > 0) {
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+      return h->Error(step, "reading its schema");
+    }
+    if (!other.empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "outputs.file ", path,
-          " holds a converge store; give the outputs a file of their own"));
+          other.rfind("converge_", 0) == 0
+              ? std::string(" holds a converge store")
+              : absl::StrCat(" holds tables of another program (", other, ")"),
+          "; give the outputs a file of their own"));
     }
+  }
+  if (st = h->Exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL",
+                   "setting it up");
+      !st.ok()) {
+    return st;
   }
   if (st = h->Exec("BEGIN IMMEDIATE", "locking it"); !st.ok()) return st;
   auto fail = [&](absl::Status s) {
@@ -222,6 +242,11 @@ absl::StatusOr<std::unique_ptr<OutputFile>> OutputFile::Open(
   for (const absl::StatusOr<int64_t>* v : {&epoch, &last, &cursor}) {
     if (!v->ok()) return fail(v->status());
   }
+  if (*last < 0 || *cursor < 0 || *cursor > *last) {
+    return fail(absl::DataLossError(
+        absl::StrCat("outputs.file ", path, " is damaged (last_seq ", *last,
+                     ", webhook_cursor ", *cursor, ")")));
+  }
   state->epoch = *epoch;
   state->last_seq = *last;
   state->webhook_cursor = *cursor;
@@ -240,14 +265,18 @@ absl::StatusOr<std::unique_ptr<OutputFile>> OutputFile::Open(
     o.seq = sqlite3_column_int64(q, 0);
     o.kind = sqlite3_column_int(q, 1);
     const unsigned char* text = sqlite3_column_text(q, 2);
-    if (o.kind < 0 || o.kind > 2 || text == nullptr || o.seq > *last) {
+    const int bytes = sqlite3_column_bytes(q, 2);
+    // Every line is one JSON object.
+    if (o.kind < 0 || o.kind > 2 || text == nullptr || bytes < 2 ||
+        text[0] != '{' || text[bytes - 1] != '}' || o.seq > *last ||
+        o.seq <= 0) {
       sqlite3_finalize(q);
       return fail(absl::DataLossError(absl::StrCat(
           "outputs.file ", path, ": output ", o.seq, " is damaged (kind ",
           o.kind, ", last_seq ", *last, ")")));
     }
     o.line.assign(reinterpret_cast<const char*>(text),
-                  static_cast<size_t>(sqlite3_column_bytes(q, 2)));
+                  static_cast<size_t>(bytes));
     state->outputs.push_back(std::move(o));
   }
   sqlite3_finalize(q);
@@ -270,6 +299,10 @@ absl::Status OutputFile::Write(absl::Span<const StoredOutput> outputs,
                                int64_t last_seq, int64_t webhook_cursor,
                                int64_t keep) {
   Handle& h = *h_;
+  // A transaction a failed ROLLBACK left open would fail every BEGIN.
+  if (!sqlite3_get_autocommit(h.db)) {
+    sqlite3_exec(h.db, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
   if (absl::Status st = h.Exec("BEGIN IMMEDIATE", "beginning a write");
       !st.ok()) {
     return st;

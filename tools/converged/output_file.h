@@ -8,13 +8,16 @@
 // (locking_mode EXCLUSIVE) until the OutputFile is destroyed, so a second
 // converged on the same file is refused. A file that holds a converge
 // store (converge_instance, ...) is refused too: the store's connections
-// would be locked out.
+// would be locked out. So is a file with tables of another program.
 //
-// Errors: kFailedPrecondition for a file in use, a file of a newer schema,
-// or a store's file; kDataLoss for a file that is not SQLite or is
-// damaged; kUnavailable (with SQLite's message) for a file that cannot be
-// opened or written (read-only directory, disk full). Messages name the
-// path.
+// Errors: kInvalidArgument for a path that is not a file's (":memory:",
+// "file:" URIs); kNotFound for a missing directory; kPermissionDenied for
+// a directory or file that is not writable; kFailedPrecondition for a file
+// in use, of a newer schema, holding a converge store or another program's
+// tables; kDataLoss for a file that is not SQLite or is damaged;
+// kUnavailable (with SQLite's message) for other failures to open or write
+// (a full disk). Messages name the path. A relative path is relative to
+// the working directory.
 //
 // Thread safety: not safe for concurrent use (OutputLog calls it from its
 // flusher thread only, after Open).

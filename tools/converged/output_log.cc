@@ -16,6 +16,13 @@ OutputLog::OutputLog(int64_t capacity)
 OutputLog::~OutputLog() { Close(); }
 
 absl::Status OutputLog::Open(const std::string& path) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (persisting_ || last_seq_ != 0) {
+      return absl::FailedPreconditionError(
+          "outputs.file: the output log was opened already, or has outputs");
+    }
+  }
   OutputFile::State state;
   absl::StatusOr<std::unique_ptr<OutputFile>> file =
       OutputFile::Open(path, capacity_, epoch_, &state);
@@ -31,6 +38,7 @@ absl::Status OutputLog::Open(const std::string& path) {
   last_seq_ = visible_seq_ = saved_seq_ = state.last_seq;
   webhook_cursor_ = saved_cursor_ = state.webhook_cursor;
   stop_ = false;
+  persisting_ = true;
   flusher_ = std::thread([this] { FlushLoop(); });
   return absl::OkStatus();
 }
@@ -43,16 +51,23 @@ void OutputLog::Close() {
   }
   flush_cv_.notify_all();
   flusher_.join();
-  std::lock_guard<std::mutex> lock(mu_);
-  file_.reset();
-  // From now on in memory only: what is added is readable at once.
-  visible_seq_ = last_seq_;
-  cv_.notify_all();
+  std::unique_ptr<OutputFile> file;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    file = std::move(file_);
+  }
+  // Outputs added from now on stay unreadable: they would be numbered
+  // above what the file holds, and a restart would number others alike.
 }
 
 bool OutputLog::persistent() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return file_ != nullptr;
+  return persisting_;
+}
+
+int64_t OutputLog::unwritten() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_seq_ - visible_seq_;
 }
 
 int64_t OutputLog::epoch() const {
@@ -82,6 +97,9 @@ void OutputLog::FlushLoop() {
     const absl::Status st = Flush();
     lock.lock();
     if (st.ok()) {
+      if (failing) {
+        std::fprintf(stderr, "converged: outputs.file: writes work again\n");
+      }
       failing = false;
       backoff = kMinBackoff;
     } else {
@@ -101,7 +119,7 @@ absl::Status OutputLog::Flush() {
   int64_t upto;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    upto = last_seq_;
+    upto = flushing_upto_ = last_seq_;
     auto it = std::upper_bound(
         items_.begin(), items_.end(), saved_seq_,
         [](int64_t seq, const Output& o) { return seq < o.seq; });
@@ -116,7 +134,11 @@ absl::Status OutputLog::Flush() {
   const int64_t cursor = std::min(webhook_cursor_.load(), upto);
   if (upto == saved_seq_ && cursor == saved_cursor_) return absl::OkStatus();
   absl::Status st = file_->Write(batch, upto, cursor, capacity_);
-  if (!st.ok()) return st;
+  if (!st.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    flushing_upto_ = saved_seq_;
+    return st;
+  }
   saved_cursor_ = cursor;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -142,10 +164,11 @@ void OutputLog::Add(OutputKind kind, std::string line) {
     std::lock_guard<std::mutex> lock(mu_);
     items_.push_back(Output{++last_seq_, kind, std::move(line)});
     while (static_cast<int64_t>(items_.size()) > capacity_) {
-      if (items_.front().seq > saved_seq_) ++unsaved_;
+      // Not written, nor in a write under way.
+      if (persisting_ && items_.front().seq > flushing_upto_) ++unsaved_;
       items_.pop_front();
     }
-    persisting = flusher_.joinable() && !stop_;
+    persisting = persisting_;
     if (!persisting) visible_seq_ = last_seq_;
   }
   if (persisting) {

@@ -14,9 +14,11 @@
 // output of the moment, group-commit style), and a restart goes on from
 // the file: the same epoch, the numbering where it stopped, the last
 // `capacity` outputs, and the webhook's cursor. A crash loses only outputs
-// that no reader has seen, so no number is ever given to two outputs.
+// that no reader has seen, so no number that was readable is ever given to
+// another output.
 //
-// Thread safety: safe for concurrent use (a mutex).
+// Thread safety: safe for concurrent use (a mutex), except Open and Close,
+// which are called from one thread, before and after the manager runs.
 
 #ifndef CONVERGE_TOOLS_CONVERGED_OUTPUT_LOG_H_
 #define CONVERGE_TOOLS_CONVERGED_OUTPUT_LOG_H_
@@ -58,11 +60,13 @@ class OutputLog : public ManagerListener {
   ~OutputLog() override;  // Close()
 
   // Keeps the outputs in the file at `path` (output_file.h) from now on,
-  // after loading what it holds; before the first output. Errors are
-  // OutputFile::Open's, or kUnimplemented in a build without SQLite.
+  // after loading what it holds; before the first output (else
+  // kFailedPrecondition). Errors are OutputFile::Open's, or kUnimplemented
+  // in a build without SQLite.
   absl::Status Open(const std::string& path);
   // Writes what is not written yet and stops the flusher; the log stays
-  // readable. Outputs added afterwards are kept in memory only.
+  // readable. Outputs added afterwards are never readable (they would not
+  // be in the file).
   void Close();
 
   void OnDecision(const Decision& decision) override;
@@ -89,7 +93,9 @@ class OutputLog : public ManagerListener {
   int64_t webhook_cursor() const { return webhook_cursor_.load(); }
   void SetWebhookCursor(int64_t cursor) { webhook_cursor_.store(cursor); }
 
-  bool persistent() const;
+  bool persistent() const;  // Open succeeded
+  // Outputs added but not readable yet (not written to the output file).
+  int64_t unwritten() const;
   // Failed writes of the output file (each retried), and outputs that left
   // the buffer before they could be written.
   int64_t file_errors() const { return file_errors_.load(); }
@@ -114,7 +120,9 @@ class OutputLog : public ManagerListener {
   std::thread flusher_;
   std::condition_variable flush_cv_;  // the flusher: work or stop
   bool stop_ = false;                 // guarded by mu_
+  bool persisting_ = false;           // guarded by mu_; Open succeeded
   int64_t saved_seq_ = 0;             // guarded by mu_
+  int64_t flushing_upto_ = 0;         // guarded by mu_: the write under way
   int64_t saved_cursor_ = 0;          // flusher thread only
   std::atomic<int64_t> webhook_cursor_{0};
   std::atomic<int64_t> file_errors_{0};

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <cstdint>
 #include <exception>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -305,6 +306,19 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(ServiceConfig config,
   if (!store.ok()) return store.status();
   s->store_ = *std::move(store);
   if (!s->config_.outputs.file.empty()) {
+    // The output file's lock would lock the store's connections out.
+    const std::string& uri = s->config_.store;
+    if (uri.rfind("sqlite:", 0) == 0) {
+      const std::string store_path = uri.substr(7, uri.find('?') - 7);
+      std::error_code e1, e2;
+      if (std::filesystem::weakly_canonical(store_path, e1) ==
+              std::filesystem::weakly_canonical(s->config_.outputs.file, e2) &&
+          !e1 && !e2) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "outputs.file ", s->config_.outputs.file, " is the store's file (",
+            uri, "); give the outputs a file of their own"));
+      }
+    }
     if (absl::Status st = s->outputs_.Open(s->config_.outputs.file); !st.ok()) {
       return st;
     }
@@ -529,7 +543,11 @@ HttpAnswer Service::MetricsText(const HttpRequest&, std::string_view) {
         "before the output file could keep them.\n# TYPE "
         "converged_outputs_unsaved_total counter\n"
         "converged_outputs_unsaved_total ",
-        outputs_.unsaved(), "\n");
+        outputs_.unsaved(), "\n",
+        "# HELP converged_outputs_unwritten Outputs recorded but not yet "
+        "written to the output file (not readable yet).\n# TYPE "
+        "converged_outputs_unwritten gauge\nconverged_outputs_unwritten ",
+        outputs_.unwritten(), "\n");
   }
   if (webhook_) {
     absl::StrAppend(

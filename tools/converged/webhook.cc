@@ -42,8 +42,10 @@ bool WebhookPusher::PushOnce() {
   const int64_t after = cursor_.load();
   OutputPage page =
       log_->Read(after, static_cast<size_t>(config_.batch), nullptr);
-  if (page.missed > 0) dropped_ += page.missed;
+  // Missed outputs are counted when the page is done with, so that a retry
+  // does not count them again.
   if (page.items.empty()) {
+    dropped_ += page.missed;
     cursor_ = page.next;
     log_->SetWebhookCursor(page.next);
     return true;
@@ -58,10 +60,9 @@ bool WebhookPusher::PushOnce() {
       HttpFetch(host_, port_, "POST", target_, body, config_.timeout);
   if (!r.ok() || r->status < 200 || r->status > 299) {
     ++failures_;
-    // The missed outputs are counted once: start from after the gap.
-    if (page.missed > 0) cursor_ = page.items.front().seq - 1;
     return false;
   }
+  dropped_ += page.missed;
   sent_ += static_cast<int64_t>(page.items.size());
   cursor_ = page.items.back().seq;
   log_->SetWebhookCursor(cursor_);
