@@ -224,6 +224,10 @@ struct StormRun {
 // The first `actions` actions of `storm` on a fresh SQLite file, in batches
 // of `batch` (1 = Submit one by one), or with `threads` > 1 one by one from
 // that many threads at once (group commit).
+// --checkpoint-pages N: SqliteOptions::checkpoint_pages of the converge
+// phases (-1: the store's default).
+long g_checkpoint_pages = -1;
+
 StormRun RunStorm(Storm& storm, const std::string& path,
                   converge::sqlite::Synchronous sync, long actions, long batch,
                   int threads = 1) {
@@ -234,6 +238,7 @@ StormRun RunStorm(Storm& storm, const std::string& path,
   options.path = path;
   options.clock = &clock;
   options.synchronous = sync;
+  if (g_checkpoint_pages >= 0) options.checkpoint_pages = g_checkpoint_pages;
   auto stores = converge::sqlite::OpenSqliteStores(options);
   if (!stores.ok()) {
     std::fprintf(stderr, "%s\n", stores.status().ToString().c_str());
@@ -272,6 +277,7 @@ int main(int argc, char** argv) {
   const long batch = Flag(argc, argv, "--batch", 1000);
   const long durable = Flag(argc, argv, "--durable-actions", 5000);
   const long threads = Flag(argc, argv, "--threads", 8);
+  g_checkpoint_pages = Flag(argc, argv, "--checkpoint-pages", -1);
   const char* tmp = std::getenv("TMPDIR");
   const std::string dir =
       StringFlag(argc, argv, "--dir", tmp != nullptr ? tmp : "/tmp");

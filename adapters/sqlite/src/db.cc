@@ -636,6 +636,15 @@ int Db::WalHook(void* arg, sqlite3* handle, const char*, int pages) {
   }
   std::lock_guard<std::mutex> lock(db->checkpoint_mu_);
   if (db->stopping_) return SQLITE_OK;
+  // While writers commit back to back, every copy ends a few commits short
+  // of the end of the log, so the log does not start over and stays above
+  // the threshold: asking after every commit would run a checkpoint (two
+  // fsyncs) per commit or two. Ask once the log has grown by the threshold
+  // since the last copy, or has started over.
+  if (pages >= db->checkpointed_pages_ &&
+      pages - db->checkpointed_pages_ < threshold) {
+    return SQLITE_OK;
+  }
   db->checkpoint_wanted_ = true;
   if (!db->checkpointer_.joinable()) {
     db->checkpointer_ = std::thread([db] { db->CheckpointLoop(); });
@@ -659,12 +668,18 @@ void Db::CheckpointLoop() {
     }
     // Best effort: a failed or partial checkpoint is retried on the next
     // request, and a damaged file shows on the next store call.
+    int copied = 0;
     if (conn != nullptr) {
       std::lock_guard<std::mutex> run(checkpoint_run_mu_);
-      (void)sqlite3_wal_checkpoint_v2(
-          conn->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      int log = 0;
+      if (sqlite3_wal_checkpoint_v2(conn->handle(), nullptr,
+                                    SQLITE_CHECKPOINT_PASSIVE, &log,
+                                    &copied) != SQLITE_OK) {
+        copied = 0;
+      }
     }
     lock.lock();
+    checkpointed_pages_ = std::max(copied, 0);
   }
 }
 

@@ -319,6 +319,11 @@ class Db {
   // checkpoint again after one gave up (WalHook). Under checkpoint_run_mu_.
   int64_t restart_retry_at_ = 0;
   std::condition_variable checkpoint_cv_;
+  // The log size (pages) the checkpointer's last run copied up to: the
+  // next run is asked for once the log has grown checkpoint_pages past it
+  // (or started over), not after every commit while a busy writer keeps
+  // the log from starting over. Under checkpoint_mu_.
+  int64_t checkpointed_pages_ = 0;
   bool checkpoint_wanted_ = false;
   bool stopping_ = false;
   std::thread checkpointer_;

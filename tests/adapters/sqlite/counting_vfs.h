@@ -1,0 +1,149 @@
+// A SQLite VFS for tests that counts what reaches the file system: syncs
+// and writes, by file kind (database, WAL). It wraps the default VFS,
+// passes every call through unchanged, and is made the default while it
+// lives, so that a store opened meanwhile runs on it.
+
+#ifndef CONVERGE_TESTS_ADAPTERS_SQLITE_COUNTING_VFS_H_
+#define CONVERGE_TESTS_ADAPTERS_SQLITE_COUNTING_VFS_H_
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace converge::testing {
+
+class CountingVfs {
+ public:
+  std::atomic<int64_t> db_syncs{0};
+  std::atomic<int64_t> wal_syncs{0};
+  std::atomic<int64_t> wal_writes{0};  // pwrite calls on the WAL file
+
+  CountingVfs() {
+    real_ = sqlite3_vfs_find(nullptr);
+    vfs_ = *real_;
+    vfs_.zName = "converge-counting";
+    vfs_.szOsFile = static_cast<int>(sizeof(File)) + real_->szOsFile;
+    vfs_.pAppData = this;
+    vfs_.xOpen = &Open;
+    sqlite3_vfs_register(&vfs_, /*makeDflt=*/1);
+  }
+  ~CountingVfs() {
+    sqlite3_vfs_unregister(&vfs_);
+    sqlite3_vfs_register(real_, 1);
+  }
+  CountingVfs(const CountingVfs&) = delete;
+  CountingVfs& operator=(const CountingVfs&) = delete;
+
+ private:
+  enum class Kind { kDb, kWal, kOther };
+  struct File {
+    sqlite3_file base;
+    CountingVfs* owner;
+    Kind kind;
+    sqlite3_file* real() { return reinterpret_cast<sqlite3_file*>(this + 1); }
+  };
+  static File* F(sqlite3_file* f) { return reinterpret_cast<File*>(f); }
+  static sqlite3_file* R(sqlite3_file* f) { return F(f)->real(); }
+
+  static int Open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file,
+                  int flags, int* out_flags) {
+    auto* self = static_cast<CountingVfs*>(vfs->pAppData);
+    File* f = F(file);
+    f->owner = self;
+    f->kind = (flags & SQLITE_OPEN_MAIN_DB) != 0 ? Kind::kDb
+              : (flags & SQLITE_OPEN_WAL) != 0   ? Kind::kWal
+                                                 : Kind::kOther;
+    f->base.pMethods = nullptr;
+    const int rc =
+        self->real_->xOpen(self->real_, name, f->real(), flags, out_flags);
+    if (f->real()->pMethods != nullptr) f->base.pMethods = &kMethods;
+    return rc;
+  }
+
+  static int Close(sqlite3_file* f) { return R(f)->pMethods->xClose(R(f)); }
+  static int Read(sqlite3_file* f, void* p, int n, sqlite3_int64 off) {
+    return R(f)->pMethods->xRead(R(f), p, n, off);
+  }
+  static int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
+    if (F(f)->kind == Kind::kWal) ++F(f)->owner->wal_writes;
+    return R(f)->pMethods->xWrite(R(f), p, n, off);
+  }
+  static int Truncate(sqlite3_file* f, sqlite3_int64 size) {
+    return R(f)->pMethods->xTruncate(R(f), size);
+  }
+  static int Sync(sqlite3_file* f, int flags) {
+    if (F(f)->kind == Kind::kDb) ++F(f)->owner->db_syncs;
+    if (F(f)->kind == Kind::kWal) ++F(f)->owner->wal_syncs;
+    return R(f)->pMethods->xSync(R(f), flags);
+  }
+  static int FileSize(sqlite3_file* f, sqlite3_int64* size) {
+    return R(f)->pMethods->xFileSize(R(f), size);
+  }
+  static int Lock(sqlite3_file* f, int level) {
+    return R(f)->pMethods->xLock(R(f), level);
+  }
+  static int Unlock(sqlite3_file* f, int level) {
+    return R(f)->pMethods->xUnlock(R(f), level);
+  }
+  static int CheckReservedLock(sqlite3_file* f, int* out) {
+    return R(f)->pMethods->xCheckReservedLock(R(f), out);
+  }
+  static int FileControl(sqlite3_file* f, int op, void* arg) {
+    return R(f)->pMethods->xFileControl(R(f), op, arg);
+  }
+  static int SectorSize(sqlite3_file* f) {
+    return R(f)->pMethods->xSectorSize(R(f));
+  }
+  static int DeviceCharacteristics(sqlite3_file* f) {
+    return R(f)->pMethods->xDeviceCharacteristics(R(f));
+  }
+  static int ShmMap(sqlite3_file* f, int region, int size, int extend,
+                    void volatile** out) {
+    return R(f)->pMethods->xShmMap(R(f), region, size, extend, out);
+  }
+  static int ShmLock(sqlite3_file* f, int offset, int n, int flags) {
+    return R(f)->pMethods->xShmLock(R(f), offset, n, flags);
+  }
+  static void ShmBarrier(sqlite3_file* f) { R(f)->pMethods->xShmBarrier(R(f)); }
+  static int ShmUnmap(sqlite3_file* f, int delete_flag) {
+    return R(f)->pMethods->xShmUnmap(R(f), delete_flag);
+  }
+  static int Fetch(sqlite3_file* f, sqlite3_int64 off, int n, void** out) {
+    return R(f)->pMethods->xFetch(R(f), off, n, out);
+  }
+  static int Unfetch(sqlite3_file* f, sqlite3_int64 off, void* p) {
+    return R(f)->pMethods->xUnfetch(R(f), off, p);
+  }
+
+  // Version 3, as the unix VFS's files: WAL needs the xShm methods, and
+  // memory-mapped reads xFetch/xUnfetch.
+  static constexpr sqlite3_io_methods kMethods = {3,
+                                                  &Close,
+                                                  &Read,
+                                                  &Write,
+                                                  &Truncate,
+                                                  &Sync,
+                                                  &FileSize,
+                                                  &Lock,
+                                                  &Unlock,
+                                                  &CheckReservedLock,
+                                                  &FileControl,
+                                                  &SectorSize,
+                                                  &DeviceCharacteristics,
+                                                  &ShmMap,
+                                                  &ShmLock,
+                                                  &ShmBarrier,
+                                                  &ShmUnmap,
+                                                  &Fetch,
+                                                  &Unfetch};
+
+  sqlite3_vfs* real_ = nullptr;
+  sqlite3_vfs vfs_{};
+};
+
+}  // namespace converge::testing
+
+#endif  // CONVERGE_TESTS_ADAPTERS_SQLITE_COUNTING_VFS_H_
