@@ -8,7 +8,9 @@
 #
 # usage: bench/http_vs_alertmanager.sh [--smoke]
 # Environment: SQLITE_PARAMS (appended to converged's store URI, e.g.
-# "?synchronous=normal"; default empty = synchronous FULL), BUILD_DIR (default build-rel; needs the targets converged and
+# "?synchronous=normal"; default empty = synchronous FULL), OUTPUTS_FILE
+# (1: converged keeps its outputs in a file of its own, outputs.file;
+# default 0 = in memory), BUILD_DIR (default build-rel; needs the targets converged and
 # converge_http_load), REQUESTS (1000), THREADS (2), GROUPS_LIST
 # ("1000 10000"). --smoke: 20 requests over 100 groups (scripts/test.sh).
 set -euo pipefail
@@ -81,8 +83,12 @@ YML
     PIDS+=("$pid")
     wait_ready "http://127.0.0.1:$port/-/ready"
   else
+    local outputs=""
+    if [ "${OUTPUTS_FILE:-0}" = 1 ]; then
+      outputs="\"outputs\": {\"file\": \"$dir/outputs.db\"},"
+    fi
     cat > "$dir/config.json" <<JSON
-{"listen": "127.0.0.1:0", "store": "sqlite:$dir/converged.db${SQLITE_PARAMS:-}",
+{"listen": "127.0.0.1:0", "store": "sqlite:$dir/converged.db${SQLITE_PARAMS:-}", $outputs
  "alertmanager": {"converge_config": {"is_enabled": true,
    "converge_func": "collect", "timedelta": 60, "count": 1,
    "condition": [{"dimension": "labels.alertname", "value": ["self"]},
