@@ -316,14 +316,19 @@ constexpr int kGroupRounds = 8;
 
 struct ConvergeManager::GroupCommit {
   struct Item {
+    Item(const Action* a, const ConvergeConfig* c) : action(a), config(c) {}
     const Action* action;
     const ConvergeConfig* config;
     std::optional<absl::StatusOr<Decision>> result;  // guarded by mu
     std::condition_variable cv;  // its caller waits here, alone
   };
+  // Shared by the caller and the leader: the leader wakes a caller after
+  // unlocking mu (so that it does not wake to wait for mu), and the caller
+  // may have returned by then.
+  using ItemRef = std::shared_ptr<Item>;
   std::mutex mu;
-  std::deque<Item*> queue;  // guarded by mu
-  bool leading = false;     // guarded by mu
+  std::deque<ItemRef> queue;  // guarded by mu
+  bool leading = false;       // guarded by mu
 };
 
 ConvergeManager::~ConvergeManager() = default;
@@ -514,15 +519,15 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
 absl::StatusOr<Decision> ConvergeManager::SubmitGrouped(
     const Action& action, const ConvergeConfig& config) {
   GroupCommit& g = *group_;
-  GroupCommit::Item mine{&action, &config, std::nullopt, {}};
+  auto mine = std::make_shared<GroupCommit::Item>(&action, &config);
   std::unique_lock<std::mutex> lock(g.mu);
-  g.queue.push_back(&mine);
+  g.queue.push_back(mine);
   while (true) {
     // Decided by a leader, or free to lead the next group (mine is still
     // queued: it is in that group, or a later one). A leader that steps
     // down wakes the first caller still queued, and only that one.
-    mine.cv.wait(lock, [&] { return mine.result.has_value() || !g.leading; });
-    if (mine.result.has_value()) return *std::move(mine.result);
+    mine->cv.wait(lock, [&] { return mine->result.has_value() || !g.leading; });
+    if (mine->result.has_value()) return *std::move(mine->result);
 
     // Lead: serve groups while callers are queued (a few rounds at most,
     // so that this caller, decided in the first, is not kept long): the
@@ -538,24 +543,37 @@ absl::StatusOr<Decision> ConvergeManager::SubmitGrouped(
     for (int round = 0; round < kGroupRounds && !g.queue.empty(); ++round) {
       const size_t n = std::min(g.queue.size(),
                                 static_cast<size_t>(options_.group_commit_max));
-      std::vector<GroupCommit::Item*> group(g.queue.begin(),
-                                            g.queue.begin() + n);
+      std::vector<GroupCommit::ItemRef> group(g.queue.begin(),
+                                              g.queue.begin() + n);
       g.queue.erase(g.queue.begin(), g.queue.begin() + n);
       lock.unlock();
       std::vector<BatchItem> items;
       items.reserve(group.size());
-      for (const GroupCommit::Item* item : group) {
+      for (const GroupCommit::ItemRef& item : group) {
         items.push_back(BatchItem{item->action, item->config});
       }
       std::vector<absl::StatusOr<Decision>> results = RunGroup(items);
       lock.lock();
       for (size_t i = 0; i < group.size(); ++i) {
         group[i]->result = std::move(results[i]);
-        if (group[i] != &mine) group[i]->cv.notify_one();
       }
+      // Wake them with mu free: woken under it, each would run only to
+      // block on mu until the leader lets go (a second sleep and wake-up
+      // per caller).
+      lock.unlock();
+      for (const GroupCommit::ItemRef& item : group) {
+        if (item != mine) item->cv.notify_one();
+      }
+      group.clear();
+      lock.lock();
     }
     g.leading = false;
-    if (!g.queue.empty()) g.queue.front()->cv.notify_one();  // the next leader
+    if (!g.queue.empty()) {
+      GroupCommit::ItemRef next = g.queue.front();  // the next leader
+      lock.unlock();
+      next->cv.notify_one();
+      lock.lock();
+    }
   }
 }
 
