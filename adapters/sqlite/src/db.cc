@@ -605,6 +605,12 @@ int Db::BusyMillis() const {
 int Db::WalHook(void* arg, sqlite3* handle, const char*, int pages) {
   Db* db = static_cast<Db*>(arg);
   const int64_t threshold = db->options_.checkpoint_pages;
+  if (pages < db->last_commit_pages_.exchange(pages)) {
+    // The log started over: the last copy's end is not a place in it.
+    std::lock_guard<std::mutex> lock(db->checkpoint_mu_);
+    db->checkpointed_pages_ = 0;
+    ++db->log_generation_;
+  }
   if (pages < threshold) return SQLITE_OK;
   if (pages >= 8 * threshold) {
     // The checkpointer fell behind (writers append while it copies, so it
@@ -640,7 +646,7 @@ int Db::WalHook(void* arg, sqlite3* handle, const char*, int pages) {
   // of the end of the log, so the log does not start over and stays above
   // the threshold: asking after every commit would run a checkpoint (two
   // fsyncs) per commit or two. Ask once the log has grown by the threshold
-  // since the last copy, or has started over.
+  // since the last copy (from its start, once it has started over).
   if (pages >= db->checkpointed_pages_ &&
       pages - db->checkpointed_pages_ < threshold) {
     return SQLITE_OK;
@@ -661,6 +667,7 @@ void Db::CheckpointLoop() {
     checkpoint_cv_.wait(lock, [&] { return checkpoint_wanted_ || stopping_; });
     if (stopping_) return;
     checkpoint_wanted_ = false;
+    const uint64_t generation = log_generation_;
     lock.unlock();
     if (conn == nullptr) {
       absl::StatusOr<std::unique_ptr<Conn>> c = Connect();
@@ -679,7 +686,10 @@ void Db::CheckpointLoop() {
       }
     }
     lock.lock();
-    checkpointed_pages_ = std::max(copied, 0);
+    // A copy of a log that has started over since is no mark in the new
+    // one.
+    checkpointed_pages_ =
+        generation == log_generation_ ? std::max(copied, 0) : 0;
   }
 }
 

@@ -11,6 +11,7 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -320,10 +321,15 @@ class Db {
   int64_t restart_retry_at_ = 0;
   std::condition_variable checkpoint_cv_;
   // The log size (pages) the checkpointer's last run copied up to: the
-  // next run is asked for once the log has grown checkpoint_pages past it
-  // (or started over), not after every commit while a busy writer keeps
-  // the log from starting over. Under checkpoint_mu_.
+  // next run is asked for once the log has grown checkpoint_pages past it,
+  // not after every commit while a busy writer keeps the log from starting
+  // over. Set back to 0 when the log starts over (a commit's log smaller
+  // than the last commit's), and log_generation_ counted up, so that a run
+  // that was copying the old log does not set it. Under checkpoint_mu_.
   int64_t checkpointed_pages_ = 0;
+  uint64_t log_generation_ = 0;
+  // The log size after this process's last commit (WalHook).
+  std::atomic<int> last_commit_pages_{0};
   bool checkpoint_wanted_ = false;
   bool stopping_ = false;
   std::thread checkpointer_;

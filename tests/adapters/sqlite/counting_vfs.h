@@ -1,13 +1,16 @@
 // A SQLite VFS for tests that counts what reaches the file system: syncs
 // and writes, by file kind (database, WAL). It wraps the default VFS,
 // passes every call through unchanged, and is made the default while it
-// lives, so that a store opened meanwhile runs on it.
+// lives, so that a store opened meanwhile runs on it. Every connection
+// opened while it lives must be closed before it is destroyed (their
+// files point back at it).
 
 #ifndef CONVERGE_TESTS_ADAPTERS_SQLITE_COUNTING_VFS_H_
 #define CONVERGE_TESTS_ADAPTERS_SQLITE_COUNTING_VFS_H_
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -48,7 +51,7 @@ class CountingVfs {
   static File* F(sqlite3_file* f) { return reinterpret_cast<File*>(f); }
   static sqlite3_file* R(sqlite3_file* f) { return F(f)->real(); }
 
-  static int Open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file,
+  static int Open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file,
                   int flags, int* out_flags) {
     auto* self = static_cast<CountingVfs*>(vfs->pAppData);
     File* f = F(file);
@@ -59,7 +62,11 @@ class CountingVfs {
     f->base.pMethods = nullptr;
     const int rc =
         self->real_->xOpen(self->real_, name, f->real(), flags, out_flags);
-    if (f->real()->pMethods != nullptr) f->base.pMethods = &kMethods;
+    if (const sqlite3_io_methods* m = f->real()->pMethods; m != nullptr) {
+      // The version of the real file's methods, so that SQLite calls no
+      // xShm or xFetch method it does not have.
+      f->base.pMethods = &kMethods[std::clamp(m->iVersion, 1, 3) - 1];
+    }
     return rc;
   }
 
@@ -118,27 +125,19 @@ class CountingVfs {
     return R(f)->pMethods->xUnfetch(R(f), off, p);
   }
 
-  // Version 3, as the unix VFS's files: WAL needs the xShm methods, and
-  // memory-mapped reads xFetch/xUnfetch.
-  static constexpr sqlite3_io_methods kMethods = {3,
-                                                  &Close,
-                                                  &Read,
-                                                  &Write,
-                                                  &Truncate,
-                                                  &Sync,
-                                                  &FileSize,
-                                                  &Lock,
-                                                  &Unlock,
-                                                  &CheckReservedLock,
-                                                  &FileControl,
-                                                  &SectorSize,
-                                                  &DeviceCharacteristics,
-                                                  &ShmMap,
-                                                  &ShmLock,
-                                                  &ShmBarrier,
-                                                  &ShmUnmap,
-                                                  &Fetch,
-                                                  &Unfetch};
+#define CONVERGE_COUNTING_METHODS(version)                                 \
+  {                                                                        \
+    version, &Close, &Read, &Write, &Truncate, &Sync, &FileSize, &Lock,    \
+        &Unlock, &CheckReservedLock, &FileControl, &SectorSize,            \
+        &DeviceCharacteristics, &ShmMap, &ShmLock, &ShmBarrier, &ShmUnmap, \
+        &Fetch, &Unfetch                                                   \
+  }
+  // One table per version of sqlite3_io_methods (WAL needs the xShm
+  // methods of version 2, memory-mapped reads xFetch/xUnfetch of 3).
+  static constexpr sqlite3_io_methods kMethods[3] = {
+      CONVERGE_COUNTING_METHODS(1), CONVERGE_COUNTING_METHODS(2),
+      CONVERGE_COUNTING_METHODS(3)};
+#undef CONVERGE_COUNTING_METHODS
 
   sqlite3_vfs* real_ = nullptr;
   sqlite3_vfs vfs_{};

@@ -840,15 +840,16 @@ TEST_CASE(
   }
   // A checkpoint syncs the log once before it copies. A frame is two
   // writes (its header, then its page). Asked once per checkpoint_pages
-  // frames of growth (and the RESTART ones at eight times that, and after
-  // the log started over), the checkpoints here number 55 to 62 for about
-  // 4,200 frames; asked after every commit above the threshold, 150 to
-  // 180 (the checkpointer then runs whenever it is free).
+  // frames of growth (and the RESTART ones at eight times that), the
+  // checkpoints here number 51 to 62 for about 4,200 frames; asked after
+  // every commit above the threshold, 150 to 180 (the checkpointer then
+  // runs whenever it is free). The bound leaves room for scheduling: a
+  // log that starts over syncs its new header too.
   const int64_t frames = vfs.wal_writes.load() / 2;
   const int64_t syncs = vfs.wal_syncs.load();
   INFO(frames << " frames written, " << syncs << " syncs of the log");
   CHECK(frames >= 2000 * 2);
-  CHECK(syncs * threshold <= frames * 2);
+  CHECK(syncs * threshold * 2 <= frames * 5);
   CHECK(syncs > 0);
   Raw raw(path);
   CHECK(raw.Column("SELECT COUNT(*) FROM converge_action_decision") ==
