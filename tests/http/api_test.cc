@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "alertmanager.h"
 #include "config.h"
@@ -133,6 +134,11 @@ TEST_CASE("status reports and approvals", "[http][api]") {
   CHECK(Str(Json(bad.body).at("error").at("field")) == "status");
   CHECK(s.Post("/v1/actions/1/status", R"({"status":3})").status == 400);
   CHECK(s.Post("/v1/actions/1/status", "{}").status == 400);
+  // A key the route does not take is named, not ignored.
+  HttpResponse extra = s.Post("/v1/actions/1/status",
+                              R"({"status":"success","stauts":"failure"})");
+  CHECK(extra.status == 400);
+  CHECK(Str(Json(extra.body).at("error").at("field")) == "stauts");
 
   // defense: over the count, an action waits for approval.
   constexpr const char* kDefense =
@@ -285,8 +291,9 @@ TEST_CASE("outputs are pushed to a webhook, with retries", "[http][api]") {
   CHECK(m.body.find("converged_webhook_failures_total 2") != std::string::npos);
 }
 
-TEST_CASE("queues, dead letters and redrive", "[http][api]") {
-  InProcess s(R"({"queue":{"workers":0}})");
+// A task of a kind without a handler, enqueued and buried at once: one
+// dead letter, "bogus:1".
+void BuryBogusTask(InProcess& s) {
   QueueStore* q = s.service->manager()->stores().queue;
   Task bogus;
   bogus.id = "bogus:1";
@@ -294,6 +301,11 @@ TEST_CASE("queues, dead letters and redrive", "[http][api]") {
   bogus.due = s.clock.Now();
   REQUIRE(q->Enqueue("converge", bogus).ok());
   REQUIRE(s.service->processor()->Drain().ok());
+}
+
+TEST_CASE("queues, dead letters and redrive", "[http][api]") {
+  InProcess s(R"({"queue":{"workers":0}})");
+  BuryBogusTask(s);
   bj::value before = Json(s.Get("/v1/queues").body);
   const bj::value& queue = before.at("queues").at(0);
   CHECK(queue.at("dead").as_int64() == 1);
@@ -311,6 +323,68 @@ TEST_CASE("queues, dead letters and redrive", "[http][api]") {
   CHECK(after.at("queues").at(0).at("pending").as_int64() == 3);
   CHECK(s.Post("/v1/dead-letters/redrive", R"({"ids":"bogus:1"})").status ==
         400);
+}
+
+TEST_CASE("a redrive body that names neither ids nor all redrives nothing",
+          "[http][api]") {
+  InProcess s(R"({"queue":{"workers":0}})");
+  BuryBogusTask(s);
+  auto dead = [&] {
+    return Json(s.Get("/v1/queues").body)
+        .at("queues")
+        .at(0)
+        .at("dead")
+        .as_int64();
+  };
+  REQUIRE(dead() == 1);
+  for (const char* body :
+       {R"({})", R"({"id":["bogus:1"]})", R"({"task_ids":["bogus:1"]})",
+        R"({"all":false})", R"({"all":"yes"})",
+        R"({"all":true,"ids":["bogus:1"]})"}) {
+    INFO(body);
+    HttpResponse r = s.Post("/v1/dead-letters/redrive", body);
+    CHECK(r.status == 400);
+    CHECK(Str(Json(r.body).at("error").at("code")) == "invalid_argument");
+    CHECK(dead() == 1);  // nothing moved
+  }
+  CHECK(Str(Json(s.Post("/v1/dead-letters/redrive", R"({"id":[]})").body)
+                .at("error")
+                .at("field")) == "id");
+  HttpResponse all = s.Post("/v1/dead-letters/redrive", R"({"all":true})");
+  REQUIRE(all.status == 200);
+  CHECK(Json(all.body).at("redriven").at(0) == "bogus:1");
+  CHECK(dead() == 0);
+}
+
+TEST_CASE("query parameters a route does not take, or given twice, are 400",
+          "[http][api]") {
+  InProcess s;
+  struct Case {
+    const char* target;
+    const char* field;
+  };
+  for (const Case& c : {Case{"/v1/decisions?afer=5", "afer"},
+                        Case{"/v1/decisions?limit=5&limit=100000", "limit"},
+                        Case{"/v1/summaries?after=0&x", "x"},
+                        Case{"/v1/instances?open=true&lvl=action", "lvl"},
+                        Case{"/v1/locks?prefix=a&prefix=b", "prefix"},
+                        Case{"/v1/outputs?cursor=3", "cursor"}}) {
+    INFO(c.target);
+    HttpResponse r = s.Get(c.target);
+    CHECK(r.status == 400);
+    const bj::value body = Json(r.body);
+    CHECK(Str(body.at("error").at("field")) == c.field);
+    CHECK(absl::StrContains(Str(body.at("error").at("message")), c.field));
+  }
+  HttpResponse post = s.Post("/v1/actions?mdoe=queued", ActionJson(1));
+  CHECK(post.status == 400);
+  CHECK(Str(Json(post.body).at("error").at("field")) == "mdoe");
+  // Nothing was decided.
+  CHECK(s.Get("/v1/decisions").status == 200);
+  CHECK(Json(s.Get("/v1/decisions").body).at("items").as_array().empty());
+  // The parameters a route takes still work, percent-encoded too.
+  CHECK(s.Get("/v1/decisions?after=0&limit=5").status == 200);
+  CHECK(s.Get("/v1/locks?prefix=conv%65rge&limit=3").status == 200);
 }
 
 TEST_CASE("locks lists held leases and their age", "[http][api]") {

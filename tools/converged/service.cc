@@ -82,8 +82,10 @@ HttpAnswer BadInput(const InputError& e, std::string_view prefix = "") {
   return ErrorAnswer(400, "invalid_argument", message, field);
 }
 
-// Query parameters ("a=1&b=x"), %-decoded.
-std::map<std::string, std::string, std::less<>> ParseQuery(std::string_view q) {
+// Query parameters ("a=1&b=x"), %-decoded. *repeated: the first name given
+// more than once (the map keeps its last value), or empty.
+std::map<std::string, std::string, std::less<>> ParseQuery(
+    std::string_view q, std::string* repeated) {
   std::map<std::string, std::string, std::less<>> out;
   auto decode = [](std::string_view s) {
     std::string r;
@@ -107,7 +109,9 @@ std::map<std::string, std::string, std::less<>> ParseQuery(std::string_view q) {
   for (absl::string_view a : absl::StrSplit(Av(q), '&', absl::SkipEmpty())) {
     const std::string_view part(a.data(), a.size());
     const size_t eq = part.find('=');
-    out[decode(part.substr(0, eq))] =
+    std::string name = decode(part.substr(0, eq));
+    if (out.count(name) != 0 && repeated->empty()) *repeated = name;
+    out[std::move(name)] =
         eq == std::string_view::npos ? "" : decode(part.substr(eq + 1));
   }
   return out;
@@ -118,10 +122,36 @@ using Query = std::map<std::string, std::string, std::less<>>;
 std::string_view PathOf(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
-Query QueryOf(std::string_view target) {
+// The query parameters of `target` into *out, or a 400 answer naming a
+// parameter the route does not take (not in `known`: a misspelt one would
+// be ignored) or one given twice.
+std::optional<HttpAnswer> QueryOf(std::string_view target,
+                                  std::initializer_list<std::string_view> known,
+                                  Query* out) {
   const size_t q = target.find('?');
-  return q == std::string_view::npos ? Query()
-                                     : ParseQuery(target.substr(q + 1));
+  if (q == std::string_view::npos) return std::nullopt;
+  std::string repeated;
+  *out = ParseQuery(target.substr(q + 1), &repeated);
+  if (!repeated.empty()) {
+    return ErrorAnswer(400, "invalid_argument",
+                       absl::StrCat("query parameter \"", repeated,
+                                    "\": given more than once"),
+                       repeated);
+  }
+  for (const auto& [name, value] : *out) {
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    std::string names;
+    for (std::string_view k : known) {
+      absl::StrAppend(&names, names.empty() ? "" : ", ", Av(k));
+    }
+    return ErrorAnswer(
+        400, "invalid_argument",
+        absl::StrCat("unknown query parameter \"", name,
+                     "\" (this route takes ",
+                     known.size() == 0 ? std::string("none") : names, ")"),
+        name);
+  }
+  return std::nullopt;
 }
 
 // An integer query parameter in [min, max], or `fallback` when absent.
@@ -674,7 +704,8 @@ HttpAnswer Service::PostActions(const HttpRequest& r, std::string_view) {
 HttpAnswer Service::SubmitItems(std::vector<Item>& items,
                                 const HttpRequest& r) {
   actions_received_ += static_cast<int64_t>(items.size());
-  const Query q = QueryOf(r.target);
+  Query q;
+  if (auto bad = QueryOf(r.target, {"mode"}, &q)) return *bad;
   SubmitMode mode = config_.mode;
   if (auto it = q.find("mode"); it != q.end()) {
     if (it->second == "sync") {
@@ -799,6 +830,22 @@ HttpAnswer Service::GetAction(const HttpRequest&, std::string_view id) {
 
 namespace {
 
+// A 400 answer naming a key of body object `o` that is not in `known`.
+std::optional<HttpAnswer> UnknownBodyKey(
+    const bj::object& o, std::initializer_list<std::string_view> known) {
+  for (const auto& member : o) {
+    const std::string_view key = ToStd(member.key());
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    std::string names;
+    for (std::string_view k : known) {
+      absl::StrAppend(&names, names.empty() ? "" : ", ", Av(k));
+    }
+    return BadInput(InputError{
+        std::string(key), absl::StrCat("unknown key (known: ", names, ")")});
+  }
+  return std::nullopt;
+}
+
 // The action id of the path and member `key` of the JSON object body, of
 // JSON kind `kind` (named `kind_name` in the error); nullopt and *answer
 // when either is refused.
@@ -812,6 +859,10 @@ std::optional<std::pair<int64_t, bj::value>> IdAndMember(
   }
   std::optional<bj::object> o = ObjectBody(body, answer);
   if (!o) return std::nullopt;
+  if (auto bad = UnknownBodyKey(*o, {key})) {
+    *answer = *std::move(bad);
+    return std::nullopt;
+  }
   const bj::value* v = o->if_contains(bj::string_view(key.data(), key.size()));
   if (v == nullptr || v->kind() != kind) {
     *answer = BadInput(InputError{
@@ -859,7 +910,10 @@ HttpAnswer Service::PostApproval(const HttpRequest& r, std::string_view id) {
 }
 
 HttpAnswer Service::ListInstances(const HttpRequest& r, std::string_view) {
-  const Query q = QueryOf(r.target);
+  Query q;
+  if (auto bad = QueryOf(r.target, {"open", "level", "after", "limit"}, &q)) {
+    return *bad;
+  }
   bool open = true;
   if (auto it = q.find("open"); it != q.end()) {
     if (it->second != "true" && it->second != "false") {
@@ -946,7 +1000,8 @@ HttpAnswer Service::EndInstance(const HttpRequest&, std::string_view id) {
 }
 
 HttpAnswer Service::PageOf(const HttpRequest& r, const OutputKind* only) {
-  const Query q = QueryOf(r.target);
+  Query q;
+  if (auto bad = QueryOf(r.target, {"after", "limit"}, &q)) return *bad;
   int64_t after = 0;
   int64_t limit = 1000;
   if (auto bad = QueryInt(q, "after", 0, INT64_MAX, &after)) return *bad;
@@ -1015,6 +1070,24 @@ HttpAnswer Service::Redrive(const HttpRequest& r, std::string_view) {
     HttpAnswer bad;
     std::optional<bj::object> o = ObjectBody(r.body, &bad);
     if (!o) return bad;
+    // An empty body, or {"all": true}, means every dead letter; a body
+    // that names neither (a misspelt key, {}) must not.
+    if (auto unknown = UnknownBodyKey(*o, {"ids", "all"})) return *unknown;
+    const bj::value* every = o->if_contains("all");
+    if (every != nullptr && !(every->is_bool() && every->get_bool())) {
+      return BadInput(InputError{
+          "all",
+          absl::StrCat("expected true (or leave it out and give "
+                       "\"ids\"), got ",
+                       every->is_bool() ? "false" : Av(KindName(*every)))});
+    }
+    if ((every == nullptr) == (o->if_contains("ids") == nullptr)) {
+      return BadInput(
+          InputError{"",
+                     "give either \"ids\" (an array of task ids) or \"all\": "
+                     "true (an empty body redrives all too)"});
+    }
+    all = every != nullptr;
     if (const bj::value* v = o->if_contains("ids"); v != nullptr) {
       if (!v->is_array()) {
         return BadInput(InputError{
@@ -1058,7 +1131,8 @@ HttpAnswer Service::Redrive(const HttpRequest& r, std::string_view) {
 }
 
 HttpAnswer Service::Locks(const HttpRequest& r, std::string_view) {
-  const Query q = QueryOf(r.target);
+  Query q;
+  if (auto bad = QueryOf(r.target, {"prefix", "limit"}, &q)) return *bad;
   std::string prefix;
   if (auto it = q.find("prefix"); it != q.end()) prefix = it->second;
   int64_t limit = 1000;
