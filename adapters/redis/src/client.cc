@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -52,6 +54,45 @@ Reply Convert(const redisReply* r) {
   }
   return out;
 }
+
+// hiredis writes with write(2), so a write to a server that has closed the
+// connection (a restart, CLIENT KILL, a unix socket whose peer is gone)
+// raises SIGPIPE, whose default action ends the host process. For the
+// scope of a round trip SIGPIPE is blocked on the calling thread, and one
+// raised meanwhile is taken off the pending set before the thread's mask
+// is restored: the write fails with EPIPE instead, and the call returns
+// kUnavailable. A SIGPIPE already pending before the scope is left alone.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigemptyset(&pending);
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+      return;  // not ours: leave it to the host
+    }
+    active_ = pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
+  }
+  ~SigpipeGuard() {
+    if (!active_) return;
+    sigset_t pending;
+    sigemptyset(&pending);
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+      const timespec now{0, 0};
+      while (sigtimedwait(&pipe_, nullptr, &now) < 0 && errno == EINTR) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+  bool active_ = false;
+};
 
 bool IsNoScript(const Reply& r) {
   return r.is_error() && absl::StartsWith(r.str, "NOSCRIPT");
@@ -105,6 +146,7 @@ class Client::Conn {
   // Sends `commands` and reads one reply per command. False on a
   // connection failure (ctx()->err says which).
   bool RoundTrip(absl::Span<const Command> commands, std::vector<Reply>* out) {
+    const SigpipeGuard no_sigpipe;
     std::vector<const char*> argv;
     std::vector<size_t> lens;
     for (const Command& c : commands) {

@@ -6,6 +6,8 @@
 #include "converge/redis/redis_store.h"
 
 #include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -217,6 +219,49 @@ TEST_CASE("a unix socket", "[redis]") {
   redis::RedisStores s = Open(*o);
   CHECK(s.lock->TryAcquire("L", "t", absl::Seconds(5)).value());
   CHECK_FALSE(s.lock->TryAcquire("L", "u", absl::Seconds(5)).value());
+}
+
+TEST_CASE(
+    "a server that closes the connection in the middle of a write is "
+    "kUnavailable, not a SIGPIPE that ends the process",
+    "[redis]") {
+  // The server drops a client whose unread input passes 1 MB, while the
+  // client is still writing an 8 MB task: the client's next write(2) meets
+  // a closed unix socket (EPIPE, and SIGPIPE, whose default action would
+  // end this test's process).
+  PrivateServer server({"--unixsocket", "{dir}/redis.sock",
+                        "--client-query-buffer-limit", "1mb"});
+  struct sigaction before {};
+  REQUIRE(sigaction(SIGPIPE, nullptr, &before) == 0);
+  REQUIRE(before.sa_handler == SIG_DFL);  // as in a host that did not ask
+  redis::RedisOptions o;
+  o.unix_socket = server.dir + "/redis.sock";
+  o.key_prefix = "pipe.";
+  redis::RedisStores s = Open(o);
+  Task big;
+  big.id = "big";
+  big.kind = "k";
+  big.due = T(1000);
+  big.payload.assign(8 << 20, 'x');
+  for (int i = 0; i < 3; ++i) {
+    absl::Status st = s.queue->Enqueue("q", big);
+    INFO(st.ToString());
+    CHECK(st.code() == absl::StatusCode::kUnavailable);
+  }
+  // No SIGPIPE left pending or blocked on this thread.
+  sigset_t pending;
+  sigemptyset(&pending);
+  REQUIRE(sigpending(&pending) == 0);
+  CHECK(sigismember(&pending, SIGPIPE) == 0);
+  sigset_t mask;
+  REQUIRE(pthread_sigmask(SIG_BLOCK, nullptr, &mask) == 0);
+  CHECK(sigismember(&mask, SIGPIPE) == 0);
+  // The stores go on with a new connection.
+  Task small = big;
+  small.id = "small";
+  small.payload = "p";
+  CHECK(s.queue->Enqueue("q", small).ok());
+  CHECK(s.queue->Stats("q").value().pending == 1);
 }
 
 // ---- layout ----
