@@ -2,6 +2,7 @@
 
 #include <errmsg.h>
 #include <mysqld_error.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <chrono>
@@ -343,6 +344,53 @@ absl::StatusOr<std::unique_ptr<Conn>> Db::Connect() {
     return st;
   }
   return conn;
+}
+
+void Conn::SendEnd() {
+  static constexpr char kRollback[] = "ROLLBACK";
+  if (mysql_send_query(handle_, kRollback, sizeof(kRollback) - 1) != 0) {
+    (void)Error("ROLLBACK");
+    broken_ = true;  // the transaction may be open: do not pool it
+    return;
+  }
+  end_pending_ = true;
+}
+
+absl::Status Conn::FinishEnd() {
+  if (!end_pending_) return absl::OkStatus();
+  end_pending_ = false;
+  if (mysql_read_query_result(handle_) != 0) {
+    absl::Status st = Error("ROLLBACK");
+    broken_ = true;
+    return st;
+  }
+  return absl::OkStatus();
+}
+
+bool Conn::Stale() const {
+  const my_socket fd = mysql_get_socket(handle_);
+  if (fd < 0) return true;
+  pollfd p{};
+  p.fd = fd;
+  p.events = POLLIN | POLLRDHUP;
+  return poll(&p, 1, 0) != 0;
+}
+
+absl::StatusOr<Db::Lease> Db::Acquire() {
+  // At most every pooled connection, then a new one (which has no answer
+  // due and is not stale).
+  for (int tries = 0;; ++tries) {
+    absl::StatusOr<Lease> lease = pool_.Acquire();
+    if (!lease.ok()) return lease.status();
+    const bool ended = (*lease)->FinishEnd().ok();
+    if ((ended && !(*lease)->Stale()) || tries > options_.pool_size) {
+      // A failed ROLLBACK answer after that many tries: the caller meets
+      // the broken connection and its error.
+      return lease;
+    }
+    // Dropped: a broken connection is not pooled again.
+    std::unique_ptr<Conn> dead = lease->Release();
+  }
 }
 
 void Db::Rollback(Conn& conn) {

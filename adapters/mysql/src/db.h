@@ -113,6 +113,20 @@ class Conn {
   void set_last_error(unsigned err) { last_error_ = err; }
   // True once the connection is lost; it is then dropped, not pooled.
   bool broken() const { return broken_; }
+
+  // Ends a read's transaction without waiting: sends ROLLBACK, whose answer
+  // FinishEnd reads when the connection is next taken from the pool. A
+  // transaction left open would keep the metadata locks of every table it
+  // read while the connection sits in the pool, and DDL on them (an
+  // operator's migration, OPTIMIZE) would wait for it.
+  void SendEnd();
+  // Reads the answer of SendEnd's ROLLBACK, if one is due. An error marks
+  // the connection broken.
+  absl::Status FinishEnd();
+  // True if the server has closed this idle connection (its socket reads
+  // as ready: an EOF or an error packet), so that a call does not spend a
+  // retry on it. Call after FinishEnd.
+  bool Stale() const;
   // Rows changed by every statement of this connection, in total.
   int64_t total_changes() const { return total_changes_; }
   // Text that may hold any bytes, as a literal: 'escaped' when it is UTF-8
@@ -130,6 +144,7 @@ class Conn {
   absl::flat_hash_map<const char*, std::unique_ptr<Parsed>> cache_;
   unsigned last_error_ = 0;
   bool broken_ = false;
+  bool end_pending_ = false;
   int64_t total_changes_ = 0;
   sql::RepoMemo memo_;
   Deferred deferred_;
@@ -195,7 +210,10 @@ class Db {
 
   // A connection checked out of the pool; returned when destroyed.
   using Lease = sql::ConnPool<Conn>::Lease;
-  absl::StatusOr<Lease> Acquire() { return pool_.Acquire(); }
+  // Reads the answer of a read's ROLLBACK sent when the connection was
+  // returned (Conn::SendEnd), and drops idle connections the server has
+  // closed (a restart), so that they cost no retry.
+  absl::StatusOr<Lease> Acquire();
 
   // Runs `fn(Conn&)` (returning absl::Status or absl::StatusOr<T>) and
   // commits; rolled back if fn fails. A deadlock, a lock-wait timeout or a
@@ -297,7 +315,10 @@ class Db {
       if (st.ok()) {
         Result r = fn(**conn);
         if (StatusOf(r).ok()) {
-          if (!write) return r;
+          if (!write) {
+            (*conn)->SendEnd();
+            return r;
+          }
           committing = true;
           (*conn)->clear_error();
           if (mysql_commit((*conn)->handle()) == 0) return r;
