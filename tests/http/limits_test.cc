@@ -1,9 +1,18 @@
 // Bad input and overload over real HTTP: 400 naming the field, 404, 405,
 // 413, 431, 408 for slow clients, 429 and 503 with Retry-After.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "http_test_util.h"
@@ -12,6 +21,93 @@ namespace converge::service::testing {
 namespace {
 
 namespace bj = boost::json;
+
+// A loopback server for one connection: reads the request's head, answers
+// `head`, then sends `chunk` every `every` until the client goes away or
+// `give_up` has passed.
+class MisbehavingServer {
+ public:
+  MisbehavingServer(std::string head, std::string chunk, absl::Duration every,
+                    absl::Duration give_up)
+      : head_(std::move(head)), chunk_(std::move(chunk)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listen_fd_ >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) ==
+            0);
+    REQUIRE(::listen(listen_fd_, 4) == 0);
+    socklen_t len = sizeof(a);
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this, every, give_up] { Serve(every, give_up); });
+  }
+  ~MisbehavingServer() {
+    stop_ = true;
+    thread_.join();
+    ::close(listen_fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  void Serve(absl::Duration every, absl::Duration give_up) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (::poll(&p, 1, 10000) <= 0) return;
+    const int fd = ::accept(listen_fd_, nullptr, nullptr);
+    if (fd < 0) return;
+    std::string data;
+    char buf[4096];
+    while (data.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      data.append(buf, static_cast<size_t>(n));
+    }
+    const absl::Time end = absl::Now() + give_up;
+    bool ok = ::send(fd, head_.data(), head_.size(), MSG_NOSIGNAL) > 0;
+    while (ok && !stop_ && absl::Now() < end) {
+      ok = ::send(fd, chunk_.data(), chunk_.size(), MSG_NOSIGNAL) > 0;
+      std::this_thread::sleep_for(absl::ToChronoMicroseconds(every));
+    }
+    ::close(fd);
+  }
+  std::string head_;
+  std::string chunk_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST_CASE(
+    "the webhook client: the timeout bounds the whole exchange, and a large "
+    "answer is refused",
+    "[http][limits]") {
+  SECTION("a byte every 50 ms cannot keep a request going") {
+    // Each byte comes well within the timeout; only a bound on the whole
+    // exchange ends it. The server gives up after 20 s.
+    MisbehavingServer trickle("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+                              "x", absl::Milliseconds(50), absl::Seconds(20));
+    const absl::Time start = absl::Now();
+    absl::StatusOr<HttpResponse> r =
+        HttpFetch("127.0.0.1", trickle.port(), "POST", "/hook", "{}",
+                  absl::Milliseconds(500));
+    const absl::Duration took = absl::Now() - start;
+    INFO(r.status().ToString() << " after " << took);
+    CHECK(r.status().code() == absl::StatusCode::kDeadlineExceeded);
+    CHECK(took < absl::Seconds(10));  // 20 s without the bound
+  }
+  SECTION("an answer larger than the cap is not buffered") {
+    MisbehavingServer flood(
+        "HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n",
+        std::string(1 << 16, 'x'), absl::Milliseconds(1), absl::Seconds(20));
+    absl::StatusOr<HttpResponse> r =
+        HttpFetch("127.0.0.1", flood.port(), "POST", "/hook", "{}",
+                  absl::Seconds(30), 64 * 1024);
+    INFO(r.status().ToString());
+    CHECK(r.status().code() == absl::StatusCode::kResourceExhausted);
+  }
+}
 
 constexpr const char* kAction =
     R"({"id":1,"converge_config":{"is_enabled":true,"converge_func":"collect",)"

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -106,6 +107,21 @@ absl::StatusOr<std::unique_ptr<HttpConnection>> HttpConnection::Connect(
 
 HttpConnection::~HttpConnection() { ::close(fd_); }
 
+void HttpConnection::Limit(absl::Time deadline, size_t max_response_bytes) {
+  deadline_ = deadline;
+  max_response_bytes_ = max_response_bytes;
+}
+
+absl::StatusOr<absl::Duration> HttpConnection::Wait(
+    std::string_view what) const {
+  const absl::Duration left = deadline_ - absl::Now();
+  if (left <= absl::ZeroDuration()) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("http: ", Av(what), " timed out"));
+  }
+  return std::min(timeout_, left);
+}
+
 absl::Status HttpConnection::SendRaw(std::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
@@ -114,7 +130,9 @@ absl::Status HttpConnection::SendRaw(std::string_view bytes) {
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      absl::Status st = WaitFd(fd_, POLLOUT, timeout_, "write");
+      absl::StatusOr<absl::Duration> wait = Wait("write");
+      if (!wait.ok()) return wait.status();
+      absl::Status st = WaitFd(fd_, POLLOUT, *wait, "write");
       if (!st.ok()) return st;
       continue;
     }
@@ -131,14 +149,24 @@ absl::Status HttpConnection::Fill() {
   }
   char chunk[16384];
   for (;;) {
+    if (absl::Now() >= deadline_) {
+      return absl::DeadlineExceededError("http: read timed out");
+    }
     const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
     if (n > 0) {
+      read_bytes_ += static_cast<size_t>(n);
+      if (max_response_bytes_ > 0 && read_bytes_ > max_response_bytes_) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "http: response larger than ", max_response_bytes_, " bytes"));
+      }
       buf_.append(chunk, static_cast<size_t>(n));
       return absl::OkStatus();
     }
     if (n == 0) return absl::OutOfRangeError("http: connection closed");
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      absl::Status st = WaitFd(fd_, POLLIN, timeout_, "read");
+      absl::StatusOr<absl::Duration> wait = Wait("read");
+      if (!wait.ok()) return wait.status();
+      absl::Status st = WaitFd(fd_, POLLIN, *wait, "read");
       if (!st.ok()) return st;
       continue;
     }
@@ -175,6 +203,7 @@ absl::StatusOr<std::string> HttpConnection::ReadExact(size_t n) {
 
 absl::StatusOr<HttpResponse> HttpConnection::ReadResponse() {
   HttpResponse r;
+  read_bytes_ = buf_.size() - pos_;  // what came with the last response
   absl::StatusOr<std::string> status = ReadLine();
   if (!status.ok()) return status.status();
   // "HTTP/1.1 200 OK"
@@ -318,10 +347,13 @@ absl::StatusOr<HttpResponse> HttpFetch(std::string_view host, uint16_t port,
                                        std::string_view method,
                                        std::string_view target,
                                        std::string_view body,
-                                       absl::Duration timeout) {
+                                       absl::Duration timeout,
+                                       size_t max_response_bytes) {
+  const absl::Time deadline = absl::Now() + timeout;
   absl::StatusOr<std::unique_ptr<HttpConnection>> c =
       HttpConnection::Connect(host, port, timeout);
   if (!c.ok()) return c.status();
+  (*c)->Limit(deadline, max_response_bytes);
   return (*c)->Request(method, target, body);
 }
 

@@ -57,6 +57,13 @@ class HttpConnection {
   // within `wait`); false when it is still open after `wait`.
   bool WaitClosed(absl::Duration wait);
 
+  // Bounds what follows: every read and write fails with
+  // kDeadlineExceeded once `deadline` has passed (a peer that trickles a
+  // byte at a time within each timeout cannot keep a request going), and
+  // reading more than `max_response_bytes` of a response (0: no limit)
+  // fails with kResourceExhausted.
+  void Limit(absl::Time deadline, size_t max_response_bytes);
+
   const std::string& host() const { return host_; }
 
  private:
@@ -67,9 +74,15 @@ class HttpConnection {
   absl::StatusOr<std::string> ReadLine();
   absl::StatusOr<std::string> ReadExact(size_t n);
 
+  // timeout_, or less when the deadline is nearer; kDeadlineExceeded once
+  // it has passed.
+  absl::StatusOr<absl::Duration> Wait(std::string_view what) const;
   int fd_;
   std::string host_;
   absl::Duration timeout_;
+  absl::Time deadline_ = absl::InfiniteFuture();
+  size_t max_response_bytes_ = 0;
+  size_t read_bytes_ = 0;  // of the response being read
   std::string buf_;
   size_t pos_ = 0;
 };
@@ -79,12 +92,15 @@ class HttpConnection {
 absl::Status ParseHttpUrl(std::string_view url, std::string* host,
                           uint16_t* port, std::string* target);
 
-// One request on a fresh connection.
+// One request on a fresh connection. `timeout` bounds the whole exchange
+// (connect, request, response), and a response larger than
+// `max_response_bytes` (0: no limit) is kResourceExhausted.
 absl::StatusOr<HttpResponse> HttpFetch(std::string_view host, uint16_t port,
                                        std::string_view method,
                                        std::string_view target,
                                        std::string_view body,
-                                       absl::Duration timeout);
+                                       absl::Duration timeout,
+                                       size_t max_response_bytes = 0);
 
 }  // namespace converge::service
 

@@ -56,8 +56,12 @@ bool WebhookPusher::PushOnce() {
     body += page.items[i].line;
   }
   body += "]}";
-  absl::StatusOr<HttpResponse> r =
-      HttpFetch(host_, port_, "POST", target_, body, config_.timeout);
+  // The timeout bounds the whole POST, so that a receiver that answers a
+  // byte at a time cannot hold the pusher (and a shutdown waiting for it);
+  // only the status matters, so a large answer is refused, not buffered.
+  constexpr size_t kMaxAnswerBytes = 64 * 1024;
+  absl::StatusOr<HttpResponse> r = HttpFetch(
+      host_, port_, "POST", target_, body, config_.timeout, kMaxAnswerBytes);
   if (!r.ok() || r->status < 200 || r->status > 299) {
     ++failures_;
     return false;
