@@ -53,6 +53,10 @@ struct MysqlBackend : sql::CommonSql {
   static constexpr bool kBatchExcludesWriters = false;
   // Every statement is a round trip to the server (sql::CommonSql).
   static constexpr bool kFewerRoundTrips = true;
+  // converge_queue_task: queue, task_id, kind VARBINARY(255), last_error
+  // BLOB.
+  static constexpr size_t kMaxTaskName = 255;
+  static constexpr size_t kMaxTaskError = 65535;
 
   static constexpr const char kLeaseAcquire[] =
       // Assignments run left to right: token first (taken if free,

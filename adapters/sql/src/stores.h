@@ -64,6 +64,12 @@ struct CommonSql {
   // open dimension, the creator's decision and its relation in one
   // statement (kCreateCheck).
   static constexpr bool kFewerRoundTrips = false;
+  // The most bytes a queue task's queue name, id and kind, and its
+  // last_error, may hold (0: no limit). MySQL's columns are bounded, and
+  // its INSERT IGNORE would cut a longer value short instead of refusing
+  // it: Enqueue refuses it with kInvalidArgument first.
+  static constexpr size_t kMaxTaskName = 0;
+  static constexpr size_t kMaxTaskError = 0;
   static constexpr const char kCreateCheck[] =
       "SELECT EXISTS (SELECT 1 FROM converge_instance WHERE dimension = ?1 "
       "AND end_time IS NULL), EXISTS (SELECT 1 FROM converge_action_decision "
@@ -1637,9 +1643,35 @@ struct SqlStores {
    public:
     explicit Queue(std::shared_ptr<Db> db) : db_(std::move(db)) {}
 
+    // A task's last error as stored: its first kMaxTaskError bytes where
+    // the column is bounded (a diagnostic text; refusing it would keep the
+    // task from being retried or buried).
+    static std::string_view ErrorText(std::string_view error) {
+      if constexpr (B::kMaxTaskError > 0) {
+        return error.substr(0, B::kMaxTaskError);
+      }
+      return error;
+    }
+
     absl::Status Enqueue(std::string_view queue, const Task& task) override {
       if (auto st = store::CheckEnqueue(B::kName, queue, task); !st.ok()) {
         return st;
+      }
+      if constexpr (B::kMaxTaskName > 0) {
+        const std::pair<std::string_view, std::string_view> names[] = {
+            {"queue name", queue}, {"task id", task.id}, {"kind", task.kind}};
+        for (const auto& [what, value] : names) {
+          if (value.size() > B::kMaxTaskName) {
+            return absl::InvalidArgumentError(
+                StrCat(B::kName, ": ", what, " of ", value.size(),
+                       " bytes: at most ", B::kMaxTaskName));
+          }
+        }
+        if (task.last_error.size() > B::kMaxTaskError) {
+          return absl::InvalidArgumentError(
+              StrCat(B::kName, ": last_error of ", task.last_error.size(),
+                     " bytes: at most ", B::kMaxTaskError));
+        }
       }
       return db_->WriteAside([&](Conn& conn) -> absl::Status {
         Stmt ins(conn, B::kEnqueue);
@@ -1726,7 +1758,7 @@ struct SqlStores {
             .Bind(2, delivery)
             .Bind(3, queue)
             .Bind(4, Nanos(due))
-            .Bind(5, error);
+            .Bind(5, ErrorText(error));
         if (auto st = up.Run(); !st.ok()) return st;
         return up.Changes() == 1;
       });
@@ -1751,7 +1783,10 @@ struct SqlStores {
       if (!ParseReceipt(receipt, &seq, &delivery)) return false;
       return db_->WriteAside([&](Conn& conn) -> absl::StatusOr<bool> {
         Stmt up(conn, B::kBury);
-        up.Bind(1, seq).Bind(2, delivery).Bind(3, queue).Bind(4, error);
+        up.Bind(1, seq)
+            .Bind(2, delivery)
+            .Bind(3, queue)
+            .Bind(4, ErrorText(error));
         if (auto st = up.Run(); !st.ok()) return st;
         return up.Changes() == 1;
       });

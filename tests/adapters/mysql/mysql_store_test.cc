@@ -308,6 +308,58 @@ TEST_CASE("mysql: values too long for upstream's columns are refused",
 }
 
 TEST_CASE(
+    "mysql: task names longer than their columns are refused, not cut "
+    "short; a long last error is kept to its column",
+    "[mysql]") {
+  absl::StatusOr<TestStores> s = MakeMysqlTestStores(nullptr);
+  REQUIRE(s.ok());
+  auto task = [](std::string id) {
+    Task t;
+    t.id = std::move(id);
+    t.kind = "k";
+    t.due = absl::FromUnixSeconds(100);
+    return t;
+  };
+  const std::string stem(255, 'a');
+  REQUIRE(s->queue->Enqueue("q", task(stem)).ok());  // 255 bytes: fits
+  // Two ids that share their first 255 bytes: INSERT IGNORE would have cut
+  // both to the stem, and the second would have met the first.
+  for (const std::string& id : {stem + "1", stem + "2"}) {
+    const absl::Status st = s->queue->Enqueue("q", task(id));
+    INFO(st.ToString());
+    CHECK(st.code() == absl::StatusCode::kInvalidArgument);
+    CHECK(Mentions(st, "task id of 256 bytes: at most 255"));
+  }
+  Task long_kind = task("k1");
+  long_kind.kind = std::string(300, 'k');
+  CHECK(s->queue->Enqueue("q", long_kind).code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(s->queue->Enqueue(std::string(256, 'q'), task("k2")).code() ==
+        absl::StatusCode::kInvalidArgument);
+  Task long_error = task("k3");
+  long_error.last_error = std::string(70000, 'e');
+  CHECK(s->queue->Enqueue("q", long_error).code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(s->queue->Stats("q").value().pending == 1);  // the stem alone
+
+  // A retry's error (a processor's message) is kept to its first 65,535
+  // bytes rather than failing the retry.
+  std::optional<Delivery> d =
+      s->queue->Dequeue("q", absl::FromUnixSeconds(200), absl::Seconds(30))
+          .value();
+  REQUIRE(d.has_value());
+  CHECK(d->task.id == stem);
+  REQUIRE(s->queue
+              ->Retry("q", d->receipt, absl::FromUnixSeconds(200),
+                      std::string(100000, 'e'))
+              .value());
+  d = s->queue->Dequeue("q", absl::FromUnixSeconds(300), absl::Seconds(30))
+          .value();
+  REQUIRE(d.has_value());
+  CHECK(d->task.last_error == std::string(65535, 'e'));
+}
+
+TEST_CASE(
     "mysql: a read ends its transaction, so a pooled connection keeps no "
     "table's metadata lock",
     "[mysql]") {
