@@ -4,10 +4,12 @@
 // on /metrics.
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -18,6 +20,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "converge/manager.h"
 #include "http_test_util.h"
 #include "store_uri.h"
@@ -53,6 +56,65 @@ uint16_t StartConverged(const TempDir& dir, const std::string& config,
   INFO(ReadFile(dir.File("converged.log")));
   REQUIRE(up);
   return port;
+}
+
+// CPU time (user + system) the process has used, in seconds.
+double CpuSeconds(pid_t pid) {
+  const std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  // Fields after the command name in parentheses: state is the 3rd field,
+  // utime the 14th and stime the 15th.
+  std::vector<std::string> f =
+      absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
+  REQUIRE(f.size() > 12);
+  int64_t utime = 0, stime = 0;
+  REQUIRE(absl::SimpleAtoi(f[11], &utime));
+  REQUIRE(absl::SimpleAtoi(f[12], &stime));
+  return static_cast<double>(utime + stime) /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+TEST_CASE(
+    "out of file descriptors, converged waits to accept instead of "
+    "spinning, and serves again once connections close",
+    "[http][process]") {
+  TempDir dir;
+  WriteFile(dir.File("config.json"),
+            absl::StrCat(R"({"listen":"127.0.0.1:0","store":"sqlite:)",
+                         dir.File("s.db"), R"("})"));
+  // 40 descriptors: the store's files and a few connections use them up.
+  Child child({"/usr/bin/prlimit", "--nofile=40:40", CONVERGED_BIN, "--config",
+               dir.File("config.json"), "--port-file", dir.File("port")},
+              dir.File("converged.log"));
+  uint16_t port = 0;
+  REQUIRE(PollUntil(absl::Seconds(10), [&] {
+    uint32_t p = 0;
+    if (absl::SimpleAtoi(ReadFile(dir.File("port")), &p)) {
+      port = static_cast<uint16_t>(p);
+    }
+    return port != 0;
+  }));
+  std::vector<std::unique_ptr<HttpConnection>> held;
+  for (int i = 0; i < 80; ++i) {
+    absl::StatusOr<std::unique_ptr<HttpConnection>> c =
+        HttpConnection::Connect("127.0.0.1", port, absl::Seconds(5));
+    REQUIRE(c.ok());  // queued in the listen backlog when not accepted
+    held.push_back(*std::move(c));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const double before = CpuSeconds(child.pid());
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const double used = CpuSeconds(child.pid()) - before;
+  INFO("CPU seconds over 2 s of EMFILE: " << used);
+  // An accept retried at once takes a core (1.6 s of 2 measured before the
+  // fix); waiting 100 ms between tries takes next to nothing (0.01 s).
+  CHECK(used < 0.5);
+  held.clear();
+  CHECK(PollUntil(absl::Seconds(10), [&] {
+    absl::StatusOr<HttpResponse> r =
+        HttpFetch("127.0.0.1", port, "GET", "/healthz", "", absl::Seconds(2));
+    return r.ok() && r->status == 200;
+  }));
+  child.Stop();
 }
 
 TEST_CASE("a bad config file exits 2 naming the key", "[http][process]") {

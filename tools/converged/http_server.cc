@@ -4,6 +4,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -116,13 +117,19 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto& req = parser_->get();
     const std::string_view target(req.target().data(), req.target().size());
     if (!Service::IsOperational(target)) {
+      // Counted first, then the drain checked (both sequentially
+      // consistent): Drain sets `draining`, then waits while requests are
+      // in flight, so either this request sees the drain and is refused,
+      // or Drain sees it in flight and waits for its answer.
+      const int64_t before = service().inflight().fetch_add(1);
       if (server_->draining.load()) {
+        --service().inflight();
         return Fail(503, "unavailable",
                     "converged is shutting down (SIGTERM); retry on another "
                     "instance or later",
                     true);
       }
-      if (service().inflight().fetch_add(1) >= limits().max_inflight_requests) {
+      if (before >= limits().max_inflight_requests) {
         --service().inflight();
         return Fail(429, "resource_exhausted",
                     absl::StrCat("too many requests in flight (limits."
@@ -248,6 +255,20 @@ void HttpServer::Impl::Accept() {
           if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
             return;
           }
+          if (ec == asio::error::no_descriptors ||
+              ec == asio::error::no_buffer_space ||
+              ec == asio::error::no_memory || ec.value() == ENFILE) {
+            // Out of file descriptors (or memory): accepting again at once
+            // fails again at once, a loop that takes a whole core. Wait a
+            // moment for connections to close; the pending ones stay in
+            // the listen backlog.
+            auto wait = std::make_shared<asio::steady_timer>(
+                ioc, std::chrono::milliseconds(100));
+            wait->async_wait([this, wait](beast::error_code) {
+              if (acceptor.is_open()) Accept();
+            });
+            return;
+          }
           return Accept();
         }
         if (connections.load() >= limits.max_connections) {
@@ -255,14 +276,14 @@ void HttpServer::Impl::Accept() {
               "{\"error\":{\"code\":\"unavailable\",\"message\":\"too "
               "many open connections (limits.max_connections), retry "
               "later\"}}";
-          static const std::string kBusy = absl::StrCat(
+          const std::string busy = absl::StrCat(
               "HTTP/1.1 503 Service Unavailable\r\nServer: converged\r\n"
               "Content-Type: application/json\r\nRetry-After: ",
               limits.retry_after_seconds,
               "\r\nConnection: close\r\nContent-Length: ", kBody.size(),
               "\r\n\r\n", kBody);
           beast::error_code ignored;
-          asio::write(socket, asio::buffer(kBusy), ignored);
+          asio::write(socket, asio::buffer(busy), ignored);
           socket.shutdown(tcp::socket::shutdown_both, ignored);
           service->RecordHttpStatus(503);
         } else {
