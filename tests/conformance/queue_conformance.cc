@@ -195,19 +195,28 @@ TEST_CASE("QueueStore: Bury, ListDead and Redrive", "[conformance]") {
   CHECK_FALSE(s.queue().Retry("q", db->receipt, At(0), "x").value());
 
   // Oldest first: b was buried before a.
-  std::vector<Task> dead = s.queue().ListDead("q").value();
+  std::vector<Task> dead = s.queue().ListDead("q", 0).value();
   CHECK(TaskIds(dead) == std::vector<std::string>{"b", "a"});
   REQUIRE(dead.size() == 2);
   CHECK(dead[0].last_error == "b failed");
   CHECK(dead[1].last_error == "a failed");
   CHECK(dead[0].attempts == 1);
-  CHECK(s.queue().ListDead("other").value().empty());
+  CHECK(s.queue().ListDead("other", 0).value().empty());
+  // At most `limit`, the oldest burials; a limit beyond any count is all.
+  CHECK(TaskIds(s.queue().ListDead("q", 1).value()) ==
+        std::vector<std::string>{"b"});
+  CHECK(TaskIds(s.queue().ListDead("q", SIZE_MAX).value()) ==
+        std::vector<std::string>{"b", "a"});
+  CHECK(TaskIds(s.queue().ListDead("q", size_t{1} << 60).value()) ==
+        std::vector<std::string>{"b", "a"});
 
   QueueStats st = s.queue().Stats("q").value();
   CHECK(st.pending == 1);  // c
   CHECK(st.in_flight == 0);
   CHECK(st.dead == 2);
   CHECK(TaskIds(s.queue().ListPending("q", 0).value()) ==
+        std::vector<std::string>{"c"});
+  CHECK(TaskIds(s.queue().ListPending("q", SIZE_MAX).value()) ==
         std::vector<std::string>{"c"});
 
   // Dead tasks are never delivered, however late.
@@ -219,7 +228,7 @@ TEST_CASE("QueueStore: Bury, ListDead and Redrive", "[conformance]") {
 
   // Redrive b: pending again, due at 500.
   REQUIRE(s.queue().Redrive("q", "b", At(500)).ok());
-  CHECK(TaskIds(s.queue().ListDead("q").value()) ==
+  CHECK(TaskIds(s.queue().ListDead("q", 0).value()) ==
         std::vector<std::string>{"a"});
   std::vector<Task> pending = s.queue().ListPending("q", 0).value();
   REQUIRE(pending.size() == 1);
@@ -257,7 +266,7 @@ TEST_CASE("QueueStore: Redrive resets attempts", "[conformance]") {
   REQUIRE(d2.has_value());
   CHECK(d2->task.attempts == 2);
   REQUIRE(s.queue().Bury("q", d2->receipt, "gave up").value());
-  std::vector<Task> dead = s.queue().ListDead("q").value();
+  std::vector<Task> dead = s.queue().ListDead("q", 0).value();
   REQUIRE(dead.size() == 1);
   CHECK(dead[0].attempts == 2);
   CHECK(dead[0].last_error == "gave up");

@@ -221,6 +221,49 @@ TEST_CASE("instances: list, get with relations, end", "[http][api]") {
   CHECK(s.Get("/v1/instances/-1").status == 400);
 }
 
+TEST_CASE(
+    "a level filter reads at most max_scan_per_request instances a "
+    "request and says where to go on",
+    "[http][api]") {
+  InProcess s(R"({"limits":{"max_scan_per_request":2}})");
+  // Four first-level instances, none of the second level.
+  REQUIRE(
+      s.Post("/v1/actions",
+             absl::StrCat("[", ActionJson(1, "a"), ",", ActionJson(2, "b"), ",",
+                          ActionJson(3, "c"), ",", ActionJson(4, "d"), "]"))
+          .status == 200);
+  bj::value all = Json(s.Get("/v1/instances?level=action").body);
+  REQUIRE(all.at("instances").as_array().size() == 4);
+  CHECK(all.at("next").is_null());
+  std::vector<int64_t> ids;
+  for (const bj::value& i : all.at("instances").as_array()) {
+    ids.push_back(i.at("id").as_int64());
+  }
+  // Nothing matches: each page reads two instances and answers none, with
+  // the cursor after them; the last page ends the list.
+  bj::value p1 = Json(s.Get("/v1/instances?level=converge&limit=1").body);
+  CHECK(p1.at("instances").as_array().empty());
+  REQUIRE(p1.at("next").is_int64());
+  CHECK(p1.at("next").as_int64() == ids[1]);
+  bj::value p2 =
+      Json(s.Get(absl::StrCat("/v1/instances?level=converge&limit=1&after=",
+                              p1.at("next").as_int64()))
+               .body);
+  CHECK(p2.at("instances").as_array().empty());
+  REQUIRE(p2.at("next").is_int64());
+  CHECK(p2.at("next").as_int64() == ids[3]);
+  bj::value p3 =
+      Json(s.Get(absl::StrCat("/v1/instances?level=converge&limit=1&after=",
+                              p2.at("next").as_int64()))
+               .body);
+  CHECK(p3.at("instances").as_array().empty());
+  CHECK(p3.at("next").is_null());
+  // A match found within the budget is answered.
+  bj::value m = Json(s.Get("/v1/instances?level=action&limit=1").body);
+  REQUIRE(m.at("instances").as_array().size() == 1);
+  CHECK(m.at("next").as_int64() == ids[0]);
+}
+
 TEST_CASE("decisions and summaries are pulled by cursor", "[http][api]") {
   InProcess s(R"({"queue":{"workers":0}})");
   REQUIRE(
@@ -323,6 +366,38 @@ TEST_CASE("queues, dead letters and redrive", "[http][api]") {
   CHECK(after.at("queues").at(0).at("pending").as_int64() == 3);
   CHECK(s.Post("/v1/dead-letters/redrive", R"({"ids":"bogus:1"})").status ==
         400);
+}
+
+TEST_CASE(
+    "a redrive of all moves at most max_scan_per_request and says "
+    "what is left",
+    "[http][api]") {
+  InProcess s(R"({"queue":{"workers":0},"limits":{"max_scan_per_request":2}})");
+  QueueStore* q = s.service->manager()->stores().queue;
+  for (int i = 1; i <= 3; ++i) {
+    Task bogus;
+    bogus.id = absl::StrCat("bogus:", i);
+    bogus.kind = "bogus";  // no handler: buried at once
+    bogus.due = s.clock.Now();
+    REQUIRE(q->Enqueue("converge", bogus).ok());
+  }
+  REQUIRE(s.service->processor()->Drain().ok());
+  REQUIRE(q->Stats("converge").value().dead == 3);
+  HttpResponse first = s.Post("/v1/dead-letters/redrive", "");
+  REQUIRE(first.status == 200);
+  CHECK(Json(first.body).at("redriven").as_array().size() == 2);
+  CHECK(Json(first.body).at("more").as_bool());
+  CHECK(q->Stats("converge").value().dead == 1);
+  HttpResponse second = s.Post("/v1/dead-letters/redrive", R"({"all":true})");
+  REQUIRE(second.status == 200);
+  CHECK(Json(second.body).at("redriven").as_array().size() == 1);
+  CHECK_FALSE(Json(second.body).at("more").as_bool());
+  CHECK(q->Stats("converge").value().dead == 0);
+  // More ids than that in one request: 413 naming "ids", nothing moved.
+  HttpResponse many =
+      s.Post("/v1/dead-letters/redrive", R"({"ids":["a","b","c"]})");
+  CHECK(many.status == 413);
+  CHECK(Str(Json(many.body).at("error").at("field")) == "ids");
 }
 
 TEST_CASE("a redrive body that names neither ids nor all redrives nothing",

@@ -193,6 +193,74 @@ TEST_CASE("a body over max_body_bytes is 413 and closes", "[http][limits]") {
   CHECK(headers.status == 431);
 }
 
+// The in-flight gauge as /metrics shows it.
+int64_t Inflight(InProcess& s) {
+  const std::string body = s.Get("/metrics").body;
+  const std::string key = "converged_http_inflight_requests ";
+  const size_t at = body.find("\n" + key);
+  if (at == std::string::npos) return -1;
+  return std::stoll(body.substr(at + 1 + key.size()));
+}
+
+// Sends a POST of `body_bytes` to `c` whole, in 64 KiB writes, then reads
+// the answer. The server may answer before it has read the body; the
+// client must still be able to send it all and read that answer (no reset).
+absl::StatusOr<HttpResponse> PostWhole(HttpConnection& c, size_t body_bytes) {
+  absl::Status st = c.SendRaw(
+      absl::StrCat("POST /v1/actions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                   "application/json\r\nContent-Length: ",
+                   body_bytes, "\r\n\r\n"));
+  const std::string chunk(64 * 1024, ' ');
+  for (size_t sent = 0; st.ok() && sent < body_bytes; sent += chunk.size()) {
+    st = c.SendRaw(std::string_view(chunk).substr(
+        0, std::min(chunk.size(), body_bytes - sent)));
+  }
+  if (!st.ok()) return st;
+  return c.ReadResponse();
+}
+
+TEST_CASE(
+    "an answer before the body is read lingers: the client can send "
+    "its body whole and read the answer",
+    "[http][limits]") {
+  // 16 MiB is more than the loopback socket buffers of both ends hold, so
+  // a server that closed at once would reset the client's writes.
+  constexpr size_t kBody = 16 << 20;
+  SECTION("413 by Content-Length") {
+    InProcess s(R"({"limits":{"max_body_bytes":1000}})");
+    auto c = s.Connect();
+    absl::StatusOr<HttpResponse> r = PostWhole(*c, kBody);
+    REQUIRE(r.ok());
+    CHECK(r->status == 413);
+    CHECK(c->WaitClosed(absl::Seconds(5)));
+  }
+  SECTION("429 over max_inflight_requests") {
+    // A body the limit takes (else the head alone is a 413).
+    InProcess s(
+        R"({"limits":{"max_inflight_requests":1,"max_body_bytes":33554432}})");
+    auto a = s.Connect();
+    REQUIRE(a->SendRaw("POST /v1/actions HTTP/1.1\r\nHost: x\r\n"
+                       "Content-Length: 100\r\n\r\n{")
+                .ok());
+    REQUIRE(PollUntil(absl::Seconds(5), [&] { return Inflight(s) == 1; }));
+    auto c = s.Connect();
+    absl::StatusOr<HttpResponse> r = PostWhole(*c, kBody);
+    REQUIRE(r.ok());
+    CHECK(r->status == 429);
+  }
+  SECTION("503 over max_connections") {
+    InProcess s(
+        R"({"limits":{"max_connections":1,"max_body_bytes":33554432}})");
+    auto a = s.Connect();
+    REQUIRE(a->Request("GET", "/healthz", "").ok());
+    auto c = s.Connect();
+    absl::StatusOr<HttpResponse> r = PostWhole(*c, kBody);
+    REQUIRE(r.ok());
+    CHECK(r->status == 503);
+    CHECK(Code(*r) == "unavailable");
+  }
+}
+
 TEST_CASE("slow clients are timed out", "[http][limits]") {
   InProcess s(
       R"({"limits":{"header_timeout_ms":200,"body_timeout_ms":200,"idle_timeout_ms":300}})");
@@ -225,15 +293,6 @@ TEST_CASE("slow clients are timed out", "[http][limits]") {
     REQUIRE(k.ok());
     CHECK(k->status == 200);
   }
-}
-
-// The in-flight gauge as /metrics shows it.
-int64_t Inflight(InProcess& s) {
-  const std::string body = s.Get("/metrics").body;
-  const std::string key = "converged_http_inflight_requests ";
-  const size_t at = body.find("\n" + key);
-  if (at == std::string::npos) return -1;
-  return std::stoll(body.substr(at + 1 + key.size()));
 }
 
 TEST_CASE("requests over max_inflight_requests get 429 and Retry-After",

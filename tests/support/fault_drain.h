@@ -236,7 +236,7 @@ inline void RunFaultTest(const FaultTestSetup& setup) {
                          << final_stats.dead);
   REQUIRE(drained);
   CHECK(final_stats.dead == 0);
-  CHECK(stores.queue->ListDead("converge").value().empty());
+  CHECK(stores.queue->ListDead("converge", 0).value().empty());
 
   // The workers ran throughout: each was started once, exits 0 on SIGTERM.
   for (pid_t& p : workers) {

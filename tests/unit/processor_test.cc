@@ -102,7 +102,9 @@ struct ProcEnv {
 
   QueueStore* queue() { return env.stores.queue.get(); }
   const std::string& queue_name() { return env.manager->options().task_queue; }
-  std::vector<Task> Dead() { return queue()->ListDead(queue_name()).value(); }
+  std::vector<Task> Dead() {
+    return queue()->ListDead(queue_name(), 0).value();
+  }
   std::vector<Task> Pending() {
     return queue()->ListPending(queue_name(), 0).value();
   }

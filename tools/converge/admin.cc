@@ -79,7 +79,8 @@ int RunInspect(const StoreFlags& flags) {
             << " in_flight=" << stats->in_flight << " dead=" << stats->dead
             << "\n";
 
-  absl::StatusOr<std::vector<Task>> dead = store->stores.queue->ListDead(queue);
+  absl::StatusOr<std::vector<Task>> dead =
+      store->stores.queue->ListDead(queue, 0);
   if (!dead.ok()) return fail(dead.status());
   std::cout << "\ndead letters: " << dead->size() << "\n";
   for (const Task& task : *dead) {

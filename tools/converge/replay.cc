@@ -167,7 +167,8 @@ absl::Status Replayer::CheckFailures() {
   failures_seen_ = failures;
   const std::string& queue = manager_->options().task_queue;
   std::string what = "a task failed";
-  absl::StatusOr<std::vector<Task>> dead = store_.stores.queue->ListDead(queue);
+  absl::StatusOr<std::vector<Task>> dead =
+      store_.stores.queue->ListDead(queue, 0);
   if (dead.ok() && !dead->empty()) {
     // An action the manager refused as bad input (sizes are checked when
     // its task runs): report it as the input error it is.

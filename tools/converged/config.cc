@@ -130,11 +130,12 @@ absl::StatusOr<const bj::object*> ReadObject(const bj::object& o,
 
 absl::Status ReadLimits(const bj::object& o, LimitsConfig* l) {
   constexpr std::string_view p = "limits";
-  CONVERGED_RETURN_IF_ERROR(CheckKeys(
-      o, p,
-      {"max_body_bytes", "max_inflight_requests", "max_queue_length",
-       "max_actions_per_request", "max_connections", "header_timeout_ms",
-       "body_timeout_ms", "idle_timeout_ms", "retry_after_seconds"}));
+  CONVERGED_RETURN_IF_ERROR(
+      CheckKeys(o, p,
+                {"max_body_bytes", "max_inflight_requests", "max_queue_length",
+                 "max_actions_per_request", "max_connections",
+                 "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
+                 "retry_after_seconds", "max_scan_per_request"}));
   CONVERGED_RETURN_IF_ERROR(
       ReadInt(o, p, "max_body_bytes", 1, &l->max_body_bytes));
   CONVERGED_RETURN_IF_ERROR(
@@ -151,6 +152,8 @@ absl::Status ReadLimits(const bj::object& o, LimitsConfig* l) {
       ReadMs(o, p, "body_timeout_ms", 1, &l->body_timeout));
   CONVERGED_RETURN_IF_ERROR(
       ReadMs(o, p, "idle_timeout_ms", 1, &l->idle_timeout));
+  CONVERGED_RETURN_IF_ERROR(
+      ReadInt(o, p, "max_scan_per_request", 1, &l->max_scan_per_request));
   return ReadInt(o, p, "retry_after_seconds", 0, &l->retry_after_seconds);
 }
 

@@ -56,6 +56,12 @@ struct LimitsConfig {
   absl::Duration idle_timeout = absl::Seconds(60);
   // The Retry-After of 429 and 503 answers, whole seconds. Default 1.
   int64_t retry_after_seconds = 1;
+  // Rows one listing request may read from the store beyond what it
+  // answers (GET /v1/instances with `level`): the scan stops there and the
+  // answer's `next` says where to go on. Also the most dead letters one
+  // redrive of all moves (the answer says whether more are left). At least
+  // the request's `limit` is read. Default 10,000.
+  int64_t max_scan_per_request = 10'000;
 };
 
 struct WebhookConfig {

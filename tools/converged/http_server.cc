@@ -25,6 +25,21 @@ using tcp = asio::ip::tcp;
 
 constexpr uint32_t kHeaderLimit = 16 * 1024;
 
+// Lingering close (as nginx's lingering_close): after an answer sent before
+// the request was read whole (413, 429, a 503 while draining, a malformed
+// head), the server stops sending and reads and drops what the client is
+// still sending, for at most kLingerTime and kLingerBytes, before it closes.
+// Closing a socket with unread data makes the kernel send a reset, and a
+// client still writing its body then sees "connection reset" instead of the
+// answer.
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr size_t kLingerBytes = size_t{64} << 20;
+constexpr size_t kLingerChunk = 16 * 1024;
+// Connections over limits.max_connections answered 503 and lingering at
+// once; more are answered and closed at once (a flood of connections must
+// not take file descriptors without bound).
+constexpr int64_t kMaxRefusing = 64;
+
 std::chrono::steady_clock::duration Chrono(absl::Duration d) {
   return std::chrono::microseconds(absl::ToInt64Microseconds(d));
 }
@@ -37,11 +52,19 @@ struct HttpServer::Impl {
   // Before ioc: sessions destroyed with it still count down.
   std::atomic<bool> draining{false};
   std::atomic<int64_t> connections{0};
+  // Sessions refused over max_connections (not in `connections`), and
+  // sessions lingering before their close: a drain waits for both.
+  std::atomic<int64_t> refusing{0};
+  std::atomic<int64_t> lingering{0};
   uint16_t port = 0;
   asio::io_context ioc;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
       work;
-  tcp::acceptor acceptor{ioc};
+  // Every operation on the acceptor runs on its strand: accept
+  // completions, the out-of-descriptors timer and the drain's close.
+  asio::strand<asio::io_context::executor_type> accept_strand{
+      asio::make_strand(ioc)};
+  tcp::acceptor acceptor{accept_strand};
   std::vector<std::thread> threads;
 
   void Accept();
@@ -51,18 +74,29 @@ namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server) {
-    ++server_->connections;
+  // `refused`: a connection over max_connections, counted apart.
+  Session(tcp::socket socket, HttpServer::Impl* server, bool refused = false)
+      : stream_(std::move(socket)), server_(server), refused_(refused) {
+    ++(refused_ ? server_->refusing : server_->connections);
   }
   ~Session() {
     EndRequest();
-    --server_->connections;
+    EndLinger();
+    --(refused_ ? server_->refusing : server_->connections);
   }
 
   void Run() {
     asio::dispatch(stream_.get_executor(),
                    [self = shared_from_this()] { self->ReadHeader(); });
+  }
+
+  // Answers `answer` without reading a request, then lingers and closes
+  // (a connection over limits.max_connections).
+  void Refuse(HttpAnswer answer) {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this(),
+                                            a = std::move(answer)]() mutable {
+      self->Write(std::move(a), false);
+    });
   }
 
  private:
@@ -226,16 +260,60 @@ class Session : public std::enable_shared_from_this<Session> {
                       [self = shared_from_this(), res, keep_alive](
                           beast::error_code ec, size_t) {
                         self->EndRequest();
-                        if (ec || !keep_alive) return self->Close();
+                        if (ec) return self->Close();
+                        if (!keep_alive) {
+                          // Answered before the request was read whole, or
+                          // draining (a client may have pipelined more):
+                          // what the client still sends is drained first.
+                          if (!self->parser_ || !self->parser_->is_done() ||
+                              self->server_->draining.load()) {
+                            return self->Linger();
+                          }
+                          return self->Close();
+                        }
                         self->ReadHeader();
                       });
   }
 
   void Close() {
     EndRequest();
+    EndLinger();
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.close();
+  }
+
+  // See kLingerTime. The answer has been written; the client sees the end
+  // of the stream at once, and its writes keep succeeding until it has
+  // read the answer and closed, or the bounds are reached.
+  void Linger() {
+    EndRequest();
+    if (!lingering_) {
+      lingering_ = true;
+      ++server_->lingering;
+    }
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    linger_.resize(kLingerChunk);
+    stream_.expires_after(kLingerTime);
+    LingerRead();
+  }
+
+  void EndLinger() {
+    if (lingering_) {
+      lingering_ = false;
+      --server_->lingering;
+    }
+  }
+
+  void LingerRead() {
+    stream_.async_read_some(
+        asio::buffer(linger_),
+        [self = shared_from_this()](beast::error_code ec, size_t n) {
+          self->lingered_ += n;
+          if (ec || self->lingered_ >= kLingerBytes) return self->Close();
+          self->LingerRead();
+        });
   }
 
   beast::tcp_stream stream_;
@@ -244,6 +322,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   bool counted_ = false;
   bool first_ = true;
+  std::vector<char> linger_;
+  size_t lingered_ = 0;
+  bool lingering_ = false;
+  const bool refused_;
 };
 
 }  // namespace
@@ -263,7 +345,7 @@ void HttpServer::Impl::Accept() {
             // moment for connections to close; the pending ones stay in
             // the listen backlog.
             auto wait = std::make_shared<asio::steady_timer>(
-                ioc, std::chrono::milliseconds(100));
+                accept_strand, std::chrono::milliseconds(100));
             wait->async_wait([this, wait](beast::error_code) {
               if (acceptor.is_open()) Accept();
             });
@@ -272,20 +354,27 @@ void HttpServer::Impl::Accept() {
           return Accept();
         }
         if (connections.load() >= limits.max_connections) {
-          static const std::string kBody =
-              "{\"error\":{\"code\":\"unavailable\",\"message\":\"too "
-              "many open connections (limits.max_connections), retry "
-              "later\"}}";
-          const std::string busy = absl::StrCat(
-              "HTTP/1.1 503 Service Unavailable\r\nServer: converged\r\n"
-              "Content-Type: application/json\r\nRetry-After: ",
-              limits.retry_after_seconds,
-              "\r\nConnection: close\r\nContent-Length: ", kBody.size(),
-              "\r\n\r\n", kBody);
-          beast::error_code ignored;
-          asio::write(socket, asio::buffer(busy), ignored);
-          socket.shutdown(tcp::socket::shutdown_both, ignored);
-          service->RecordHttpStatus(503);
+          HttpAnswer busy = ErrorAnswer(
+              503, "unavailable",
+              "too many open connections (limits.max_connections), retry "
+              "later");
+          busy.retry_after = limits.retry_after_seconds;
+          if (refusing.load() < kMaxRefusing) {
+            std::make_shared<Session>(std::move(socket), this, true)
+                ->Refuse(std::move(busy));
+          } else {
+            // Too many refusals lingering already: answer and close now.
+            const std::string text = absl::StrCat(
+                "HTTP/1.1 503 Service Unavailable\r\nServer: converged\r\n"
+                "Content-Type: application/json\r\nRetry-After: ",
+                busy.retry_after,
+                "\r\nConnection: close\r\nContent-Length: ", busy.body.size(),
+                "\r\n\r\n", busy.body);
+            beast::error_code ignored;
+            asio::write(socket, asio::buffer(text), ignored);
+            socket.shutdown(tcp::socket::shutdown_both, ignored);
+            service->RecordHttpStatus(503);
+          }
         } else {
           std::make_shared<Session>(std::move(socket), this)->Run();
         }
@@ -342,12 +431,16 @@ void HttpServer::Start() {
 int64_t HttpServer::Drain(absl::Duration timeout) {
   impl_->draining = true;
   impl_->service->BeginDrain();
-  asio::post(impl_->ioc, [impl = impl_.get()] {
+  asio::post(impl_->accept_strand, [impl = impl_.get()] {
     beast::error_code ignored;
     impl->acceptor.close(ignored);
   });
   const absl::Time deadline = absl::Now() + timeout;
-  while (impl_->service->inflight().load() > 0 && absl::Now() < deadline) {
+  // The requests in flight are answered; the connections closing after an
+  // early answer (refused, or lingering) get their bounded time too.
+  while ((impl_->service->inflight().load() > 0 || impl_->refusing.load() > 0 ||
+          impl_->lingering.load() > 0) &&
+         absl::Now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   const int64_t left = impl_->service->inflight().load();

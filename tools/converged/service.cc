@@ -30,6 +30,9 @@ using cli::KindName;
 using cli::ToStd;
 
 // The statuses counted one by one on /metrics; others share the last slot.
+// Dead letters GET /v1/queues shows (their count is in "dead").
+constexpr size_t kDeadShown = 100;
+
 constexpr std::array<int, 15> kTrackedStatuses = {
     200, 202, 400, 404, 405, 408, 409, 413, 429, 431, 500, 503, 504, 501, 415};
 
@@ -944,7 +947,14 @@ HttpAnswer Service::ListInstances(const HttpRequest& r, std::string_view) {
   std::vector<ConvergeInstance> out;
   int64_t cursor = after;
   bool more = true;
-  while (more && static_cast<int64_t>(out.size()) < limit) {
+  // With `level`, a page may need many instances read to fill: the scan
+  // stops after limits.max_scan_per_request (or `limit`, if larger)
+  // instances read and answers what it found with `next` set, so that one
+  // request does not hold a server thread over the whole table.
+  const int64_t budget =
+      std::max<int64_t>(limit, config_.limits.max_scan_per_request);
+  int64_t scanned = 0;
+  while (more && static_cast<int64_t>(out.size()) < limit && scanned < budget) {
     absl::StatusOr<std::vector<ConvergeInstance>> page =
         open ? store_.stores.repo->ListOpenAfter(cursor,
                                                  static_cast<size_t>(limit))
@@ -952,11 +962,16 @@ HttpAnswer Service::ListInstances(const HttpRequest& r, std::string_view) {
                                                   static_cast<size_t>(limit));
     if (!page.ok()) return ErrorAnswer(page.status());
     more = static_cast<int64_t>(page->size()) == limit;
-    for (ConvergeInstance& i : *page) {
+    for (size_t k = 0; k < page->size(); ++k) {
+      ConvergeInstance& i = (*page)[k];
       cursor = i.id;
-      if (level && i.converge_type != *level) continue;
-      out.push_back(std::move(i));
-      if (static_cast<int64_t>(out.size()) == limit) break;
+      ++scanned;
+      if (!level || i.converge_type == *level) out.push_back(std::move(i));
+      if (static_cast<int64_t>(out.size()) == limit || scanned == budget) {
+        // Stopped inside the page: what is left of it comes next time.
+        more = more || k + 1 < page->size();
+        break;
+      }
     }
   }
   std::string body = "{\"instances\":[";
@@ -964,10 +979,10 @@ HttpAnswer Service::ListInstances(const HttpRequest& r, std::string_view) {
     if (i > 0) body += ",";
     body += InstanceJson(out[i]);
   }
+  const bool full = static_cast<int64_t>(out.size()) == limit;
   absl::StrAppend(
       &body, "],\"next\":",
-      static_cast<int64_t>(out.size()) == limit ? absl::StrCat(cursor) : "null",
-      "}");
+      full || (more && scanned >= budget) ? absl::StrCat(cursor) : "null", "}");
   return Json(200, body);
 }
 
@@ -1039,7 +1054,7 @@ HttpAnswer Service::Queues(const HttpRequest&, std::string_view) {
   if (!stats.ok()) return ErrorAnswer(stats.status());
   absl::StatusOr<std::vector<Task>> oldest = qs->ListPending(queue, 1);
   if (!oldest.ok()) return ErrorAnswer(oldest.status());
-  absl::StatusOr<std::vector<Task>> dead = qs->ListDead(queue);
+  absl::StatusOr<std::vector<Task>> dead = qs->ListDead(queue, kDeadShown);
   if (!dead.ok()) return ErrorAnswer(dead.status());
   const ProcessorStats ps = processor_->stats();
   std::string body = absl::StrCat(
@@ -1048,8 +1063,7 @@ HttpAnswer Service::Queues(const HttpRequest&, std::string_view) {
       ",\"dead\":", stats->dead,
       ",\"oldest_due\":", oldest->empty() ? "null" : TaskJson(oldest->front()),
       ",\"dead_letters\":[");
-  const size_t shown = std::min<size_t>(dead->size(), 100);
-  for (size_t i = 0; i < shown; ++i) {
+  for (size_t i = 0; i < dead->size(); ++i) {
     if (i > 0) body += ",";
     body += TaskJson((*dead)[i]);
   }
@@ -1104,12 +1118,28 @@ HttpAnswer Service::Redrive(const HttpRequest& r, std::string_view) {
         }
         ids.emplace_back(ToStd(id.get_string()));
       }
+      if (static_cast<int64_t>(ids.size()) >
+          config_.limits.max_scan_per_request) {
+        return ErrorAnswer(413, "resource_exhausted",
+                           absl::StrCat("ids: ", ids.size(),
+                                        " task ids in one request; "
+                                        "limits.max_scan_per_request is ",
+                                        config_.limits.max_scan_per_request),
+                           "ids");
+      }
     }
   }
+  // All: at most limits.max_scan_per_request a request (each is a store
+  // call on a server thread); "more" says whether dead letters are left.
+  bool more = false;
   if (all) {
+    const size_t most =
+        static_cast<size_t>(config_.limits.max_scan_per_request);
     absl::StatusOr<std::vector<Task>> dead =
-        store_.stores.queue->ListDead(queue);
+        store_.stores.queue->ListDead(queue, most + 1);
     if (!dead.ok()) return ErrorAnswer(dead.status());
+    more = dead->size() > most;
+    if (more) dead->resize(most);
     for (const Task& t : *dead) ids.push_back(t.id);
   }
   std::string redriven = "[";
@@ -1126,8 +1156,9 @@ HttpAnswer Service::Redrive(const HttpRequest& r, std::string_view) {
     if (redriven.size() > 1) redriven += ",";
     redriven += JsonString(id);
   }
-  return Json(200, absl::StrCat("{\"redriven\":", redriven,
-                                "],\"not_found\":", missing, "]}"));
+  return Json(
+      200, absl::StrCat("{\"redriven\":", redriven, "],\"not_found\":", missing,
+                        "],\"more\":", more ? "true" : "false", "}"));
 }
 
 HttpAnswer Service::Locks(const HttpRequest& r, std::string_view) {

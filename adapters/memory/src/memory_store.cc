@@ -1217,12 +1217,14 @@ class MemoryQueueStore final : public QueueStore {
     return true;
   }
 
-  absl::StatusOr<std::vector<Task>> ListDead(std::string_view queue) override {
+  absl::StatusOr<std::vector<Task>> ListDead(std::string_view queue,
+                                             size_t limit) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<Task> out;
     auto qit = queues_.find(internal::AV(queue));
     if (qit == queues_.end()) return out;
     for (const std::string& id : qit->second.dead_order) {
+      if (limit > 0 && out.size() >= limit) break;
       out.push_back(qit->second.tasks.at(id).task);
     }
     return out;

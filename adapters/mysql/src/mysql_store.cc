@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "db.h"
 #include "internal/strings.h"
 #include "stores.h"
@@ -686,15 +687,34 @@ absl::StatusOr<std::string> ExactCollation(Conn& conn) {
 absl::Status Migrate(Conn& conn, int target) {
   // A named lock is server-wide and its name at most 64 characters: the
   // database's, hashed (48 characters whatever the name).
+  //
+  // It waits up to kMigrationLockWait for another process's migration, in
+  // GET_LOCK calls that each end well within the connection's read timeout
+  // (at most 5 s, half the read timeout): one call of 60 s would outlast
+  // the default read timeout of 30 s, and the client would drop the
+  // connection as dead while the server still waited.
   {
-    Stmt q(conn,
-           "SELECT GET_LOCK(CONCAT('converge.schema.', MD5(DATABASE())), 60)");
-    absl::StatusOr<bool> row = q.Step();
-    if (!row.ok()) return row.status();
-    if (!*row || q.Int(0) != 1) {
-      return absl::UnavailableError(
-          StrCat("mysql: ", conn.db().path(),
-                 ": another process kept migrating the schema for 60 s"));
+    constexpr absl::Duration kMigrationLockWait = absl::Seconds(60);
+    const int64_t per_call = std::clamp<int64_t>(
+        absl::ToInt64Seconds(conn.db().options().read_timeout / 2), 0, 5);
+    const absl::Time deadline = absl::Now() + kMigrationLockWait;
+    for (;;) {
+      // A fixed text: the connection caches statements by its address.
+      Stmt q(conn,
+             "SELECT GET_LOCK(CONCAT('converge.schema.', MD5(DATABASE())), "
+             "?1)");
+      q.Bind(1, per_call);
+      absl::StatusOr<bool> row = q.Step();
+      if (!row.ok()) return row.status();
+      if (*row && q.Int(0) == 1) break;
+      if (absl::Now() >= deadline) {
+        return absl::UnavailableError(
+            StrCat("mysql: ", conn.db().path(),
+                   ": another process kept migrating the schema for ",
+                   absl::FormatDuration(kMigrationLockWait)));
+      }
+      // A read timeout under 2 s: GET_LOCK(..., 0) tries once; wait here.
+      if (per_call == 0) absl::SleepFor(absl::Milliseconds(100));
     }
   }
   auto migrate = [&]() -> absl::Status {

@@ -275,6 +275,13 @@ absl::StatusOr<std::unique_ptr<Client::Conn>> Client::Open() {
   for (size_t i = 0; i < replies.size(); ++i) {
     if (!replies[i].is_error()) continue;
     const std::string_view verb(hello[i].args[0]);
+    // A server that cannot serve now (at maxclients, loading) answers the
+    // first command, whichever it is, with that: retry later, not a
+    // password or a database number to fix.
+    absl::Status st = ReplyStatus(replies[i].str);
+    if (absl::IsUnavailable(st) || absl::IsResourceExhausted(st)) {
+      return absl::Status(st.code(), StrCat(st.message(), " (", verb, ")"));
+    }
     if (verb == "AUTH") {
       return absl::PermissionDeniedError(
           StrCat("redis: ", server_, ": AUTH: ", replies[i].str));
@@ -283,7 +290,6 @@ absl::StatusOr<std::unique_ptr<Client::Conn>> Client::Open() {
       return absl::InvalidArgumentError(StrCat(
           "redis: ", server_, ": SELECT ", options_.db, ": ", replies[i].str));
     }
-    absl::Status st = ReplyStatus(replies[i].str);
     return absl::Status(st.code(), StrCat(st.message(), " (PING)"));
   }
   timeval command_tv{0, 0};  // 0: no limit
@@ -452,11 +458,12 @@ absl::Status Client::ReplyStatus(std::string_view text) const {
   if (cls == "DATALOSS") return absl::DataLossError(message);
   // The server cannot serve now: loading its data after a restart, busy
   // with a long script, a replica after a failover, no master, shutting
-  // down, or a cluster slot that moved. Retry later.
+  // down, a cluster slot that moved, or at its maxclients. Retry later.
   if (cls == "LOADING" || cls == "BUSY" || cls == "READONLY" ||
       cls == "MASTERDOWN" || cls == "TRYAGAIN" || cls == "CLUSTERDOWN" ||
       cls == "MOVED" || cls == "ASK" || cls == "NOREPLICAS" ||
-      absl::StartsWith(AV(text), "ERR Errors trying to SHUTDOWN")) {
+      absl::StartsWith(AV(text), "ERR Errors trying to SHUTDOWN") ||
+      absl::StartsWith(AV(text), "ERR max number of clients reached")) {
     return absl::UnavailableError(message);
   }
   if (cls == "OOM") return absl::ResourceExhaustedError(message);

@@ -101,6 +101,13 @@ std::string NowScore(absl::Time t) {
   return StrCat(FloorMicros(t));
 }
 
+// The ZRANGE stop index of a list's `limit`: its last rank, or -1 for all
+// (0, or a limit above any sorted set's size).
+std::string RangeStop(size_t limit) {
+  constexpr size_t kMaxRank = size_t{1} << 62;
+  return limit == 0 || limit > kMaxRank ? "-1" : StrCat(limit - 1);
+}
+
 // Exact times as stored in queue records.
 std::string TimeText(absl::Time t) {
   if (t == absl::InfinitePast()) return "-inf";
@@ -715,9 +722,11 @@ class RedisQueueStore final : public QueueStore {
     return Bool(GetScripts().queue_bury, queue, args);
   }
 
-  absl::StatusOr<std::vector<Task>> ListDead(std::string_view queue) override {
+  absl::StatusOr<std::vector<Task>> ListDead(std::string_view queue,
+                                             size_t limit) override {
     if (queue.empty()) return std::vector<Task>();
-    return List(GetScripts().queue_list_dead, queue, {});
+    const std::string args[] = {RangeStop(limit)};
+    return List(GetScripts().queue_list_dead, queue, args);
   }
 
   absl::Status Redrive(std::string_view queue, std::string_view task_id,
@@ -736,7 +745,7 @@ class RedisQueueStore final : public QueueStore {
   absl::StatusOr<std::vector<Task>> ListPending(std::string_view queue,
                                                 size_t limit) override {
     if (queue.empty()) return std::vector<Task>();
-    const std::string args[] = {StrCat(limit)};
+    const std::string args[] = {RangeStop(limit)};
     return List(GetScripts().queue_list_pending, queue, args);
   }
 

@@ -388,11 +388,11 @@ redis.call('ZADD', KEYS[4], t[9], id)
 return 1
 )lua";
 
-// Dead tasks, oldest burial first: {{id, kind, subject, payload, due,
-// attempts, error}, ...}.
+// ARGV: the last rank to list (-1: all). Dead tasks, oldest burial first:
+// {{id, kind, subject, payload, due, attempts, error}, ...}.
 constexpr std::string_view kQueueListDead = R"lua(
 local out = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, ARGV[1])) do
   local t = load(id)
   if t then out[#out + 1] = task(id, t) end
 end
@@ -413,10 +413,11 @@ redis.call('ZADD', KEYS[2], ARGV[3], member(t[7], id))
 return 1
 )lua";
 
-// ARGV: limit (0 = all). Pending tasks by due time, ties by enqueue order.
+// ARGV: the last rank to list (-1: all). Pending tasks by due time, ties by
+// enqueue order.
 constexpr std::string_view kQueueListPending = R"lua(
 local out = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)) do
+for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, ARGV[1])) do
   local id = string.sub(m, 17)
   local t = load(id)
   if t then out[#out + 1] = task(id, t) end

@@ -251,7 +251,7 @@ struct CommonSql {
   static constexpr const char kListDead[] =
       "SELECT task_id, kind, subject_id, payload, due_ns, attempts, "
       "last_error FROM converge_queue_task WHERE queue = ?1 AND state "
-      "= 2 ORDER BY dead_seq, seq";
+      "= 2 ORDER BY dead_seq, seq LIMIT ?2";
   static constexpr const char kRedrive[] =
       "UPDATE converge_queue_task SET state = 0, due_ns = ?3, "
       "ready_ns = ?3, attempts = 0, dead_seq = NULL WHERE queue = ?1 "
@@ -1792,12 +1792,12 @@ struct SqlStores {
       });
     }
 
-    absl::StatusOr<std::vector<Task>> ListDead(
-        std::string_view queue) override {
+    absl::StatusOr<std::vector<Task>> ListDead(std::string_view queue,
+                                               size_t limit) override {
       return db_->ReadAside(
           [&](Conn& conn) -> absl::StatusOr<std::vector<Task>> {
             Stmt q(conn, B::kListDead);
-            q.Bind(1, queue);
+            q.Bind(1, queue).Bind(2, B::Limit(limit));
             return Tasks(q);
           });
     }

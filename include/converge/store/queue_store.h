@@ -87,9 +87,9 @@ class QueueStore {
                                     std::string_view receipt,
                                     std::string_view error) = 0;
 
-  // Dead tasks of `queue`, oldest first.
-  virtual absl::StatusOr<std::vector<Task>> ListDead(
-      std::string_view queue) = 0;
+  // Dead tasks of `queue`, oldest burial first, at most `limit` (0 = all).
+  virtual absl::StatusOr<std::vector<Task>> ListDead(std::string_view queue,
+                                                     size_t limit) = 0;
 
   // Moves dead task `task_id` back to pending, due at `due`, attempts reset
   // to 0. Returns kNotFound if there is no such dead task.

@@ -187,8 +187,9 @@ class QueueStoreWrapper : public QueueStore {
                             std::string_view error) override {
     return target_->Bury(queue, receipt, error);
   }
-  absl::StatusOr<std::vector<Task>> ListDead(std::string_view queue) override {
-    return target_->ListDead(queue);
+  absl::StatusOr<std::vector<Task>> ListDead(std::string_view queue,
+                                             size_t limit) override {
+    return target_->ListDead(queue, limit);
   }
   absl::Status Redrive(std::string_view queue, std::string_view task_id,
                        absl::Time due) override {

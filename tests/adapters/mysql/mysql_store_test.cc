@@ -11,11 +11,14 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "conformance/conformance.h"
 #include "support/mysql_server.h"
 #include "support/mysql_test_env.h"
@@ -28,16 +31,22 @@ bool Mentions(const absl::Status& st, std::string_view text) {
                            absl::string_view(text.data(), text.size()));
 }
 
-// Rows of a one-column query, as the test account on `database`.
-std::vector<std::string> Column(const std::string& database,
-                                const std::string& sql) {
-  // Through a store connection's sibling: the C API directly.
-  std::vector<std::string> out;
+// A session of the test account on `database`, through the C API
+// directly (beside the store's own connections).
+MYSQL* RawSession(const std::string& database) {
   MYSQL* h = mysql_init(nullptr);
   REQUIRE(h != nullptr);
   REQUIRE(mysql_real_connect(h, nullptr, kTestMysqlUser, kTestMysqlPassword,
                              database.c_str(), 0, TestMysql().socket.c_str(),
                              0) != nullptr);
+  return h;
+}
+
+// Rows of a one-column query, as the test account on `database`.
+std::vector<std::string> Column(const std::string& database,
+                                const std::string& sql) {
+  std::vector<std::string> out;
+  MYSQL* h = RawSession(database);
   REQUIRE(mysql_real_query(h, sql.data(), sql.size()) == 0);
   MYSQL_RES* r = mysql_store_result(h);
   REQUIRE(r != nullptr);
@@ -256,6 +265,41 @@ TEST_CASE("mysql: migrations run once, kCheck only checks", "[mysql]") {
             .at(0) == "1");
   o.schema = mysql::SchemaMode::kCheck;
   CHECK(mysql::OpenMysqlStores(o).ok());
+}
+
+TEST_CASE(
+    "mysql: waiting for another process's migration outlasts the "
+    "read timeout",
+    "[mysql]") {
+  absl::StatusOr<TestDatabase> db = MakeTestDatabase();
+  REQUIRE(db.ok());
+  mysql::MysqlOptions o = db->options;
+  o.read_timeout = absl::Seconds(1);
+  // Another process migrating: it holds the schema lock for 3.5 s, more
+  // than three read timeouts.
+  MYSQL* other = RawSession(o.database);
+  const std::string lock =
+      "SELECT GET_LOCK(CONCAT('converge.schema.', MD5(DATABASE())), 0)";
+  REQUIRE(mysql_real_query(other, lock.data(), lock.size()) == 0);
+  MYSQL_RES* r = mysql_store_result(other);
+  REQUIRE(r != nullptr);
+  MYSQL_ROW row = mysql_fetch_row(r);
+  REQUIRE(row != nullptr);
+  REQUIRE(std::string(row[0]) == "1");
+  mysql_free_result(r);
+  std::thread release([other] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+    mysql_close(other);  // the lock goes with the session
+  });
+  const absl::Time start = absl::Now();
+  absl::StatusOr<mysql::MysqlStores> stores = mysql::OpenMysqlStores(o);
+  const absl::Duration waited = absl::Now() - start;
+  release.join();
+  INFO(stores.status().ToString());
+  REQUIRE(stores.ok());
+  CHECK(waited >= absl::Seconds(3));  // it did wait for the other process
+  CHECK(Column(o.database, "SELECT COUNT(*) FROM converge_schema_version")
+            .at(0) == "1");
 }
 
 TEST_CASE("mysql: a newer schema is refused, and so are foreign tables",

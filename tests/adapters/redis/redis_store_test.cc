@@ -210,6 +210,34 @@ TEST_CASE("AUTH, and a refused password is kPermissionDenied", "[redis]") {
   CHECK(raw.Cmd({"HGET", "own.L", "token"}) == "t");
 }
 
+TEST_CASE("a server at maxclients is kUnavailable, not a refused password",
+          "[redis]") {
+  PrivateServer server({"--requirepass", "s3cret", "--maxclients", "1"});
+  redis::RedisOptions o = server.Options();
+  o.password = "s3cret";
+  {
+    Raw holder(o);  // the one client the server takes
+    CHECK(holder.Cmd({"AUTH", "s3cret"}) == "OK");
+    // The server writes "ERR max number of clients reached" and closes the
+    // connection: the client reads that error as the answer to AUTH, or
+    // (what redis-server 7.0 on loopback gives, the close overtaking the
+    // error) a closed or reset connection. Either way the caller should
+    // retry later: kUnavailable, never kPermissionDenied.
+    absl::StatusOr<redis::RedisStores> s = redis::OpenRedisStores(o);
+    INFO(s.status().ToString());
+    CHECK(s.status().code() == absl::StatusCode::kUnavailable);
+  }
+  // Once the other client has gone, the same options connect.
+  absl::StatusOr<redis::RedisStores> s;
+  for (int i = 0; i < 100; ++i) {
+    s = redis::OpenRedisStores(o);
+    if (s.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(s.ok());
+  CHECK(s->lock->TryAcquire("L", "t", absl::Seconds(5)).value());
+}
+
 TEST_CASE("a unix socket", "[redis]") {
   PrivateServer server({"--unixsocket", "{dir}/redis.sock"});
   const std::string sock = server.dir + "/redis.sock";
