@@ -529,6 +529,52 @@ TEST_CASE("InstanceRepo: Relations are ordered by relation id",
   CHECK(b[1].id != a[2].id);
 }
 
+TEST_CASE("InstanceRepo: RelationsAfter pages Relations by relation id",
+          "[conformance]") {
+  StoreSet s;
+  CHECK(s.repo().RelationsAfter(1, 0, 10).value().empty());  // unknown
+  REQUIRE(s.repo().Create(ActionCreate("A", 1)).ok());
+  REQUIRE(s.repo().Create(ActionCreate("B", 2)).ok());
+  for (int64_t id = 3; id <= 8; ++id) {
+    REQUIRE(s.repo()
+                .Join(Rec(id, Outcome::kSkip), JoinRel(id % 2 == 1 ? 1 : 2, id))
+                .ok());
+  }
+  const std::vector<ConvergeRelation> all = s.repo().Relations(1).value();
+  REQUIRE(all.size() == 4);  // 1, 3, 5, 7
+  // Pages of 3 from the start, then from the cursor: the same relations,
+  // none twice, in order.
+  std::vector<ConvergeRelation> p1 =
+      s.repo().RelationsAfter(1, all[0].id - 1, 3).value();
+  REQUIRE(p1.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK(p1[i].id == all[i].id);
+    CHECK(p1[i].related_id == all[i].related_id);
+    CHECK(p1[i].converge_id == 1);
+    CHECK(p1[i].is_primary == all[i].is_primary);
+    CHECK(p1[i].converge_status == all[i].converge_status);
+    CHECK(p1[i].alerts == all[i].alerts);
+  }
+  std::vector<ConvergeRelation> p2 =
+      s.repo().RelationsAfter(1, p1.back().id, 3).value();
+  REQUIRE(p2.size() == 1);
+  CHECK(p2[0].related_id == 7);
+  CHECK(s.repo().RelationsAfter(1, p2.back().id, 3).value().empty());
+  // limit 0 is all after the cursor; another instance's are never listed.
+  std::vector<ConvergeRelation> rest =
+      s.repo().RelationsAfter(1, all[1].id, 0).value();
+  REQUIRE(rest.size() == 2);
+  CHECK(rest[0].related_id == 5);
+  CHECK(rest[1].related_id == 7);
+  const std::vector<ConvergeRelation> other =
+      s.repo().RelationsAfter(2, 0, 0).value();
+  CHECK(other.size() == 4);  // 2, 4, 6, 8
+  for (const ConvergeRelation& r : other) {
+    CHECK(r.converge_id == 2);
+    CHECK(r.related_id % 2 == 0);
+  }
+}
+
 // ---- additions beyond the memory store's own tests ----
 
 TEST_CASE("InstanceRepo: an instance round-trips every field",

@@ -196,6 +196,24 @@ TEST_CASE("instances: list, get with relations, end", "[http][api]") {
   REQUIRE(rel.size() == 2);
   CHECK(rel[0].at("is_primary").as_bool());
   CHECK(Str(rel[1].at("converge_status")) == "skipped");
+  CHECK(one.at("instance").at("relations_next").is_null());
+  // The relations a page at a time.
+  bj::value p1 =
+      Json(s.Get(absl::StrCat("/v1/instances/", id, "?limit=1")).body);
+  REQUIRE(p1.at("instance").at("relations").as_array().size() == 1);
+  CHECK(p1.at("instance").at("relations").at(0) == rel[0]);
+  const int64_t next = p1.at("instance").at("relations_next").as_int64();
+  CHECK(next == rel[0].at("id").as_int64());
+  bj::value p2 = Json(
+      s.Get(absl::StrCat("/v1/instances/", id, "?limit=1&after=", next)).body);
+  REQUIRE(p2.at("instance").at("relations").as_array().size() == 1);
+  CHECK(p2.at("instance").at("relations").at(0) == rel[1]);
+  bj::value p3 = Json(s.Get(absl::StrCat("/v1/instances/", id,
+                                         "?after=", rel[1].at("id").as_int64()))
+                          .body);
+  CHECK(p3.at("instance").at("relations").as_array().empty());
+  CHECK(p3.at("instance").at("relations_next").is_null());
+  CHECK(s.Get(absl::StrCat("/v1/instances/", id, "?limit=0")).status == 400);
 
   HttpResponse ended = s.Post(absl::StrCat("/v1/instances/", id, "/end"), "");
   CHECK(ended.status == 200);
@@ -443,7 +461,10 @@ TEST_CASE("query parameters a route does not take, or given twice, are 400",
                         Case{"/v1/summaries?after=0&x", "x"},
                         Case{"/v1/instances?open=true&lvl=action", "lvl"},
                         Case{"/v1/locks?prefix=a&prefix=b", "prefix"},
-                        Case{"/v1/outputs?cursor=3", "cursor"}}) {
+                        Case{"/v1/outputs?cursor=3", "cursor"},
+                        Case{"/v1/instances/1?relations=5", "relations"},
+                        Case{"/v1/queues?name=converge", "name"},
+                        Case{"/v1/actions/1?verbose=1", "verbose"}}) {
     INFO(c.target);
     HttpResponse r = s.Get(c.target);
     CHECK(r.status == 400);
@@ -457,6 +478,12 @@ TEST_CASE("query parameters a route does not take, or given twice, are 400",
   // Nothing was decided.
   CHECK(s.Get("/v1/decisions").status == 200);
   CHECK(Json(s.Get("/v1/decisions").body).at("items").as_array().empty());
+  // Routes that take none say so; the operational ones ignore them.
+  HttpResponse end = s.Post("/v1/instances/1/end?force=1", "");
+  CHECK(end.status == 400);
+  CHECK(Str(Json(end.body).at("error").at("field")) == "force");
+  CHECK(s.Get("/healthz?probe=lb").status == 200);
+  CHECK(s.Get("/metrics?x=1").status == 200);
   // The parameters a route takes still work, percent-encoded too.
   CHECK(s.Get("/v1/decisions?after=0&limit=5").status == 200);
   CHECK(s.Get("/v1/locks?prefix=conv%65rge&limit=3").status == 200);

@@ -174,6 +174,16 @@ std::optional<HttpAnswer> QueryInt(const Query& q, std::string_view name,
   return std::nullopt;
 }
 
+// A route whose parameters are a cursor and a page size: `after` (>= 0)
+// and `limit` (1 to max_limit) into *after and *limit when given.
+std::optional<HttpAnswer> AfterLimit(std::string_view target, int64_t max_limit,
+                                     int64_t* after, int64_t* limit) {
+  Query q;
+  if (auto bad = QueryOf(target, {"after", "limit"}, &q)) return bad;
+  if (auto bad = QueryInt(q, "after", 0, INT64_MAX, after)) return bad;
+  return QueryInt(q, "limit", 1, max_limit, limit);
+}
+
 std::optional<int64_t> ParseId(std::string_view s) {
   int64_t v = 0;
   if (!absl::SimpleAtoi(Av(s), &v) || v <= 0) return std::nullopt;
@@ -424,26 +434,30 @@ struct Service::Route {
   // Path segments; "*" matches an id.
   std::vector<std::string_view> pattern;
   HttpAnswer (Service::*handler)(const HttpRequest&, std::string_view);
+  // The handler reads (and checks) its own query parameters; a route
+  // without does not take any (a 400 names one given), except the
+  // operational ones, which ignore them (probes may add their own).
+  enum Query { kNone, kOwn, kIgnored } query = kNone;
 };
 
 HttpAnswer Service::Handle(const HttpRequest& request) {
   static const std::vector<Route> kRoutes = {
-      {"GET", {"healthz"}, &Service::Healthz},
-      {"GET", {"readyz"}, &Service::Readyz},
-      {"GET", {"metrics"}, &Service::MetricsText},
-      {"POST", {"v1", "actions"}, &Service::PostActions},
+      {"GET", {"healthz"}, &Service::Healthz, Route::kIgnored},
+      {"GET", {"readyz"}, &Service::Readyz, Route::kIgnored},
+      {"GET", {"metrics"}, &Service::MetricsText, Route::kIgnored},
+      {"POST", {"v1", "actions"}, &Service::PostActions, Route::kOwn},
       {"GET", {"v1", "actions", "*"}, &Service::GetAction},
       {"POST", {"v1", "actions", "*", "status"}, &Service::PostStatus},
       {"POST", {"v1", "actions", "*", "approval"}, &Service::PostApproval},
-      {"GET", {"v1", "instances"}, &Service::ListInstances},
-      {"GET", {"v1", "instances", "*"}, &Service::GetInstance},
+      {"GET", {"v1", "instances"}, &Service::ListInstances, Route::kOwn},
+      {"GET", {"v1", "instances", "*"}, &Service::GetInstance, Route::kOwn},
       {"POST", {"v1", "instances", "*", "end"}, &Service::EndInstance},
-      {"GET", {"v1", "decisions"}, &Service::Decisions},
-      {"GET", {"v1", "summaries"}, &Service::Summaries},
-      {"GET", {"v1", "outputs"}, &Service::Outputs},
+      {"GET", {"v1", "decisions"}, &Service::Decisions, Route::kOwn},
+      {"GET", {"v1", "summaries"}, &Service::Summaries, Route::kOwn},
+      {"GET", {"v1", "outputs"}, &Service::Outputs, Route::kOwn},
       {"GET", {"v1", "queues"}, &Service::Queues},
       {"POST", {"v1", "dead-letters", "redrive"}, &Service::Redrive},
-      {"GET", {"v1", "locks"}, &Service::Locks},
+      {"GET", {"v1", "locks"}, &Service::Locks, Route::kOwn},
       {"POST", {"api", "v2", "alerts"}, &Service::AlertsV2},
       {"POST",
        {"v1", "alertmanager", "webhook"},
@@ -472,6 +486,10 @@ HttpAnswer Service::Handle(const HttpRequest& request) {
       if (!allow.empty()) allow += ", ";
       allow += route.method;
       continue;
+    }
+    if (route.query == Route::kNone) {
+      Query none;
+      if (auto bad = QueryOf(request.target, {}, &none)) return *bad;
     }
     try {
       return (this->*route.handler)(request, id);
@@ -986,14 +1004,20 @@ HttpAnswer Service::ListInstances(const HttpRequest& r, std::string_view) {
   return Json(200, body);
 }
 
-HttpAnswer Service::GetInstance(const HttpRequest&, std::string_view id) {
+HttpAnswer Service::GetInstance(const HttpRequest& r, std::string_view id) {
   std::optional<int64_t> converge_id = ParseId(id);
   if (!converge_id) return BadId(id);
+  // The relations a page at a time: an instance of a long storm has one
+  // per action it skipped.
+  int64_t after = 0;
+  int64_t limit = 1000;
+  if (auto bad = AfterLimit(r.target, 10000, &after, &limit)) return *bad;
   absl::StatusOr<ConvergeInstance> inst =
       store_.stores.repo->GetInstance(*converge_id);
   if (!inst.ok()) return ErrorAnswer(inst.status());
   absl::StatusOr<std::vector<ConvergeRelation>> rel =
-      store_.stores.repo->Relations(*converge_id);
+      store_.stores.repo->RelationsAfter(*converge_id, after,
+                                         static_cast<size_t>(limit));
   if (!rel.ok()) return ErrorAnswer(rel.status());
   std::string body = InstanceJson(*inst);
   body.pop_back();
@@ -1002,7 +1026,10 @@ HttpAnswer Service::GetInstance(const HttpRequest&, std::string_view id) {
     if (i > 0) body += ",";
     body += RelationJson((*rel)[i]);
   }
-  return Json(200, absl::StrCat("{\"instance\":", body, "]}}"));
+  const bool full = static_cast<int64_t>(rel->size()) == limit;
+  return Json(200,
+              absl::StrCat("{\"instance\":", body, "],\"relations_next\":",
+                           full ? absl::StrCat(rel->back().id) : "null", "}}"));
 }
 
 HttpAnswer Service::EndInstance(const HttpRequest&, std::string_view id) {
@@ -1015,12 +1042,9 @@ HttpAnswer Service::EndInstance(const HttpRequest&, std::string_view id) {
 }
 
 HttpAnswer Service::PageOf(const HttpRequest& r, const OutputKind* only) {
-  Query q;
-  if (auto bad = QueryOf(r.target, {"after", "limit"}, &q)) return *bad;
   int64_t after = 0;
   int64_t limit = 1000;
-  if (auto bad = QueryInt(q, "after", 0, INT64_MAX, &after)) return *bad;
-  if (auto bad = QueryInt(q, "limit", 1, 100000, &limit)) return *bad;
+  if (auto bad = AfterLimit(r.target, 100000, &after, &limit)) return *bad;
   OutputPage page = outputs_.Read(after, static_cast<size_t>(limit), only);
   std::string body = "{\"items\":[";
   for (size_t i = 0; i < page.items.size(); ++i) {

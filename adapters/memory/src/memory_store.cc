@@ -904,12 +904,21 @@ class MemoryInstanceRepo final : public InstanceRepo {
 
   absl::StatusOr<std::vector<ConvergeRelation>> Relations(
       int64_t converge_id) override {
+    return RelationsAfter(converge_id, std::numeric_limits<int64_t>::min(), 0);
+  }
+
+  absl::StatusOr<std::vector<ConvergeRelation>> RelationsAfter(
+      int64_t converge_id, int64_t after_id, size_t limit) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<ConvergeRelation> out;
     auto it = instances_.find(converge_id);
     if (it == instances_.end()) return out;
-    out.reserve(it->second.relations.size());
+    if (limit == 0) out.reserve(it->second.relations.size());
     for (const RelationRow& r : it->second.relations) {
+      if (r.id <= after_id && after_id != std::numeric_limits<int64_t>::min()) {
+        continue;
+      }
+      if (limit > 0 && out.size() >= limit) break;
       ConvergeRelation rel;
       rel.id = r.id;
       rel.converge_id = converge_id;

@@ -353,6 +353,10 @@ class MysqlRepo final : public InstanceRepo {
       int64_t converge_id) override {
     CONVERGE_FLUSHED(Relations(converge_id));
   }
+  absl::StatusOr<std::vector<ConvergeRelation>> RelationsAfter(
+      int64_t converge_id, int64_t after_id, size_t limit) override {
+    CONVERGE_FLUSHED(RelationsAfter(converge_id, after_id, limit));
+  }
   absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(
       int64_t converge_id) override {
     if (auto st = FlushIfPending({}, converge_id); !st.ok()) return st;

@@ -224,6 +224,10 @@ struct CommonSql {
       "SELECT id, related_id, related_type, is_primary, "
       "converge_status, alerts FROM converge_relation WHERE "
       "converge_id = ?1 ORDER BY id";
+  static constexpr const char kRelationsAfter[] =
+      "SELECT id, related_id, related_type, is_primary, "
+      "converge_status, alerts FROM converge_relation WHERE "
+      "converge_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
   static constexpr const char kExecutedMembers[] =
       "SELECT r.related_id, a.status, a.status_time_ns FROM "
       "converge_relation r LEFT JOIN converge_action_decision a ON "
@@ -1453,36 +1457,52 @@ struct SqlStores {
           [&](Conn& conn) -> absl::StatusOr<std::vector<ConvergeRelation>> {
             Stmt q(conn, B::kRelations);
             q.Bind(1, converge_id);
-            std::vector<ConvergeRelation> out;
-            for (;;) {
-              absl::StatusOr<bool> row = q.Step();
-              if (!row.ok()) return row.status();
-              if (!*row) return out;
-              ConvergeRelation r;
-              r.id = q.Int(0);
-              r.converge_id = converge_id;
-              r.related_id = q.Int(1);
-              const std::string where = StrCat("converge_relation ", r.id);
-              absl::StatusOr<ConvergeType> type =
-                  Column(ParseEnum(ParseConvergeType(q.TextView(2)),
-                                   "related_type", q.TextView(2)),
-                         *db_, where);
-              if (!type.ok()) return type.status();
-              r.related_type = *type;
-              r.is_primary = q.Int(3) != 0;
-              absl::StatusOr<ConvergeStatus> status =
-                  Column(ParseEnum(ParseConvergeStatus(q.TextView(4)),
-                                   "converge_status", q.TextView(4)),
-                         *db_, where);
-              if (!status.ok()) return status.status();
-              r.converge_status = *status;
-              absl::StatusOr<std::vector<std::string>> alerts =
-                  Column(sql::ParseAlerts(q.TextView(5)), *db_, where);
-              if (!alerts.ok()) return alerts.status();
-              r.alerts = std::move(*alerts);
-              out.push_back(std::move(r));
-            }
+            return RelationRows(q, converge_id);
           });
+    }
+
+    absl::StatusOr<std::vector<ConvergeRelation>> RelationsAfter(
+        int64_t converge_id, int64_t after_id, size_t limit) override {
+      return db_->Read(
+          [&](Conn& conn) -> absl::StatusOr<std::vector<ConvergeRelation>> {
+            Stmt q(conn, B::kRelationsAfter);
+            q.Bind(1, converge_id).Bind(2, after_id).Bind(3, B::Limit(limit));
+            return RelationRows(q, converge_id);
+          });
+    }
+
+    // The rows of a kRelations-shaped query.
+    absl::StatusOr<std::vector<ConvergeRelation>> RelationRows(
+        Stmt& q, int64_t converge_id) {
+      std::vector<ConvergeRelation> out;
+      for (;;) {
+        absl::StatusOr<bool> row = q.Step();
+        if (!row.ok()) return row.status();
+        if (!*row) return out;
+        ConvergeRelation r;
+        r.id = q.Int(0);
+        r.converge_id = converge_id;
+        r.related_id = q.Int(1);
+        const std::string where = StrCat("converge_relation ", r.id);
+        absl::StatusOr<ConvergeType> type =
+            Column(ParseEnum(ParseConvergeType(q.TextView(2)), "related_type",
+                             q.TextView(2)),
+                   *db_, where);
+        if (!type.ok()) return type.status();
+        r.related_type = *type;
+        r.is_primary = q.Int(3) != 0;
+        absl::StatusOr<ConvergeStatus> status =
+            Column(ParseEnum(ParseConvergeStatus(q.TextView(4)),
+                             "converge_status", q.TextView(4)),
+                   *db_, where);
+        if (!status.ok()) return status.status();
+        r.converge_status = *status;
+        absl::StatusOr<std::vector<std::string>> alerts =
+            Column(sql::ParseAlerts(q.TextView(5)), *db_, where);
+        if (!alerts.ok()) return alerts.status();
+        r.alerts = std::move(*alerts);
+        out.push_back(std::move(r));
+      }
     }
 
     absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(

@@ -200,6 +200,13 @@ class InstanceRepo {
   virtual absl::StatusOr<std::vector<ConvergeRelation>> Relations(
       int64_t converge_id) = 0;
 
+  // A page of Relations(converge_id): those with relation id > after_id,
+  // ordered by relation id, at most `limit` (0 = all). An instance of a
+  // long storm has as many relations as it skipped actions; this reads
+  // them a page at a time (converged's GET /v1/instances/{id}).
+  virtual absl::StatusOr<std::vector<ConvergeRelation>> RelationsAfter(
+      int64_t converge_id, int64_t after_id, size_t limit) = 0;
+
   // The executed set: actions related to `converge_id` with status executed
   // and related_type action, with their reported status, ordered by id.
   virtual absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(

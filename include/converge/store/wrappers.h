@@ -134,6 +134,10 @@ class InstanceRepoWrapper : public InstanceRepo {
       int64_t converge_id) override {
     return target_->Relations(converge_id);
   }
+  absl::StatusOr<std::vector<ConvergeRelation>> RelationsAfter(
+      int64_t converge_id, int64_t after_id, size_t limit) override {
+    return target_->RelationsAfter(converge_id, after_id, limit);
+  }
   absl::StatusOr<std::vector<ConvergeRelation>> Link(
       int64_t converge_id,
       absl::Span<const ConvergeRelation> relations) override {
