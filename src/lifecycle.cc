@@ -183,9 +183,10 @@ absl::StatusOr<Decision> ConvergeManager::ExpireApproval(int64_t action_id) {
 // ---- ends ----
 
 absl::StatusOr<bool> ConvergeManager::EndRecursive(int64_t id, absl::Time now,
-                                                   int depth) {
+                                                   int depth, bool* committed) {
   absl::StatusOr<bool> ended = stores_.repo->End(id, now);
   if (!ended.ok()) return ended.status();
+  if (committed != nullptr) *committed = *ended;
   absl::StatusOr<ConvergeInstance> inst = stores_.repo->GetInstance(id);
   if (!inst.ok()) return inst.status();
   if (*ended) NotifyInstance(InstanceEvent::Kind::kEnded, *inst, now);
@@ -338,7 +339,7 @@ absl::Status ConvergeManager::ProcessSubConverge(int64_t first_level_id) {
   if (!open.ok()) return open.status();
   if (open->has_value() && (*open)->create_time < start) {
     // Lazy expiry, relative to the first-level instance.
-    absl::StatusOr<bool> ended = EndRecursive((*open)->id, now, 0);
+    absl::StatusOr<bool> ended = EndExpired((*open)->id, now);
     if (!ended.ok()) return ended.status();
     open->reset();
   }
@@ -447,7 +448,25 @@ absl::StatusOr<Summary> ConvergeManager::RunSummary(int64_t converge_id) {
   absl::StatusOr<ConvergeInstance> inst =
       stores_.repo->GetInstance(converge_id);
   if (!inst.ok()) return inst.status();
-  const absl::Time now = clock_->Now();
+  return Summarize(*inst, clock_->Now(), nullptr);
+}
+
+absl::StatusOr<bool> ConvergeManager::EndExpired(int64_t id, absl::Time now) {
+  absl::StatusOr<ConvergeInstance> inst = stores_.repo->GetInstance(id);
+  if (!inst.ok()) return inst.status();
+  if (!inst->is_visible || !IsSummaryFunction(inst->converge_func)) {
+    return EndRecursive(id, now, 0);
+  }
+  bool ended = false;
+  absl::StatusOr<Summary> summary = Summarize(*inst, now, &ended);
+  if (!summary.ok()) return summary.status();
+  return ended;
+}
+
+absl::StatusOr<Summary> ConvergeManager::Summarize(
+    const ConvergeInstance& instance, absl::Time now, bool* ended_out) {
+  const ConvergeInstance* inst = &instance;
+  if (ended_out != nullptr) *ended_out = false;
   Summary summary;
   summary.converge_id = inst->id;
   summary.converge_type = inst->converge_type;
@@ -510,10 +529,19 @@ absl::StatusOr<Summary> ConvergeManager::RunSummary(int64_t converge_id) {
 
   // A hidden instance is left to its second-level instance; a visible one
   // ends now, with or without something to report.
+  absl::Status after_end;
   if (inst->is_visible) {
-    absl::StatusOr<bool> ended = EndRecursive(inst->id, now, 0);
-    if (!ended.ok()) return ended.status();
-    summary.sent = *ended && !related.empty();
+    bool committed = false;
+    absl::StatusOr<bool> ended = EndRecursive(inst->id, now, 0, &committed);
+    if (!ended.ok()) {
+      if (!committed) return ended.status();
+      // The end is stored: the summary goes out now (a retry would find the
+      // instance ended and report nothing); the error still fails the
+      // call, so that the rest (first-level ends) is retried.
+      after_end = ended.status();
+    }
+    summary.sent = committed && !related.empty();
+    if (ended_out != nullptr) *ended_out = committed;
   }
   if (summary.sent) {
     summary.action_ids = std::move(related);
@@ -529,6 +557,7 @@ absl::StatusOr<Summary> ConvergeManager::RunSummary(int64_t converge_id) {
       options_.listener->OnSummary(summary);
     }
   });
+  if (!after_end.ok()) return after_end;
   return summary;
 }
 

@@ -933,7 +933,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     }
     if (open->has_value() && (*open)->create_time < plan.start) {
       // Lazy expiry (section 3.5.1): ended relative to this action.
-      absl::StatusOr<bool> ended = EndRecursive((*open)->id, at, 0);
+      absl::StatusOr<bool> ended = EndExpired((*open)->id, at);
       if (!ended.ok()) return ended.status();
       if (!*ended) continue;  // someone else ended it: look again
       open->reset();
@@ -1239,6 +1239,9 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
   const ActionRecord& record = **rec;
   if (record.decision.outcome != Outcome::kSleep ||
       !record.decision.converge_id.has_value()) {
+    // Decided already: a re-poll retried after the update committed but
+    // before its follow-up was scheduled schedules it now (idempotent).
+    if (absl::Status st = EnsureFollowUp(record.decision); !st.ok()) return st;
     return Replayed(record);
   }
   absl::StatusOr<ConvergeInstance> inst =
@@ -1320,6 +1323,9 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
     // Another evaluator changed it first; return what is stored.
     return StoredDecision(action_id);
   }
+  // A sleeper sent to approval (approve_when_failed) gets its approval
+  // timeout, as one decided so at once does.
+  if (absl::Status st = EnsureFollowUp(next); !st.ok()) return st;
   NotifyDecisionChanged(next, inst->converge_config.converge_func);
   return next;
 }

@@ -357,8 +357,20 @@ class ConvergeManager {
   absl::Status EnqueueOnce(std::string_view kind, int64_t subject,
                            absl::Time due);
   // Ends `id` and, for a second-level instance, its linked first-level
-  // instances (section 5.5), reporting each end.
-  absl::StatusOr<bool> EndRecursive(int64_t id, absl::Time now, int depth);
+  // instances (section 5.5), reporting each end. *committed (if given) is
+  // set once the end of `id` itself is stored, also when a later step
+  // fails and an error is returned.
+  absl::StatusOr<bool> EndRecursive(int64_t id, absl::Time now, int depth,
+                                    bool* committed = nullptr);
+  // Ends an instance found expired by a decision at `now` (lazy expiry,
+  // section 3.5.1): a visible instance of a summary function gets its
+  // summary then, as the sweep gives it, since its summary task would find
+  // it ended and report nothing. True if this call ended it.
+  absl::StatusOr<bool> EndExpired(int64_t id, absl::Time now);
+  // The summary of `inst` as of `now` (RunSummary's work). *ended (if
+  // given): whether this call ended the instance.
+  absl::StatusOr<Summary> Summarize(const ConvergeInstance& inst,
+                                    absl::Time now, bool* ended);
   // Compare-and-set of an approval outcome.
   absl::StatusOr<Decision> SettleApproval(int64_t action_id, Outcome next,
                                           std::string reason, bool timeout);

@@ -753,6 +753,43 @@ TEST_CASE("processor: re-polls turn sleep into execute, or skip on timeout",
   CHECK(p->stats().dead == 0);
 }
 
+TEST_CASE(
+    "processor: a sleeper sent to approval by its re-poll times out "
+    "to skip too",
+    "[processor]") {
+  ManagerOptions mo;
+  mo.approval_timeout = absl::Minutes(30);
+  ProcEnv e(mo);
+  e.env.clock.Set(T(100));
+  auto p = e.Make();
+  // approve_when_failed: the creator runs, a joiner sleeps while it runs,
+  // and goes to approval once it has failed.
+  const ConvergeConfig rule =
+      Rule(ConvergeFunction::kApproveWhenFailed, 1, 3600);
+  REQUIRE(p->SubmitAction(Act(1, 100), rule).ok());
+  REQUIRE(p->SubmitAction(Act(2, 100), rule).ok());
+  CHECK(p->Drain().value() == 2);
+  CHECK(e.Stored(1)->outcome == Outcome::kExecute);
+  CHECK(e.Stored(2)->outcome == Outcome::kSleep);
+  e.env.Report(1, ActionStatus::kFailure);
+  e.env.clock.Set(T(130));
+  CHECK(p->Drain().value() == 1);  // the re-poll
+  REQUIRE(e.Stored(2)->outcome == Outcome::kApproval);
+  // Its approval timeout is scheduled, 30 minutes after that decision.
+  bool scheduled = false;
+  for (const Task& t : e.Pending()) {
+    if (t.kind != task_kinds::kApproval || t.subject_id != 2) continue;
+    scheduled = true;
+    CHECK(t.due == T(130) + absl::Minutes(30));
+  }
+  CHECK(scheduled);
+  e.env.clock.Set(T(130) + absl::Minutes(30));
+  CHECK(p->Drain().value() == 1);
+  CHECK(e.Stored(2)->outcome == Outcome::kSkip);
+  CHECK(p->NextDue().value() == std::nullopt);
+  CHECK(e.Dead().empty());
+}
+
 TEST_CASE("processor: an approval that never comes times out to skip",
           "[processor]") {
   ManagerOptions mo;

@@ -861,6 +861,81 @@ TEST_CASE("Sweep ends instances whose window has passed", "[scenario]") {
   CHECK(env.manager->Sweep().value().scanned == 0);
 }
 
+TEST_CASE("lazy expiry of a collect instance sends its summary", "[scenario]") {
+  Recorder recorder;
+  ManagerOptions options;
+  options.listener = &recorder;
+  Env env(options);
+  const ConvergeConfig collect =
+      Rule(ConvergeFunction::kCollect, 1, 30, "alert_info");
+  env.Submit(Act(2, 0, "b"), collect);  // C1, W = 30, summary due at 60
+  CHECK(env.Submit(Act(3, 10, "b"), collect).outcome == Outcome::kSkip);
+  // At 40 C1 has expired for A4 (created before 40 - 30): A4 ends it, and
+  // the summary of A3 goes out then, not at 60, when C1 has ended.
+  const Decision a4 = env.Submit(Act(4, 40, "b"), collect);
+  CHECK(a4.converge_id != std::optional<int64_t>(1));
+  CHECK_FALSE(env.Instance(1).is_open());
+  REQUIRE(recorder.summaries.size() == 1);
+  CHECK(recorder.summaries[0].converge_id == 1);
+  CHECK(recorder.summaries[0].action_ids == std::vector<int64_t>{3});
+  // The summary task, when it comes, has nothing more to say.
+  env.clock.Set(T(60));
+  Summary late = env.manager->RunSummary(1).value();
+  CHECK_FALSE(late.sent);
+  CHECK(recorder.summaries.size() == 1);
+}
+
+// Fails the first read of an instance that follows a stored End, as a
+// store that goes away between the two calls would.
+class FailAfterEndRepo : public InstanceRepoWrapper {
+ public:
+  using InstanceRepoWrapper::InstanceRepoWrapper;
+  absl::StatusOr<bool> End(int64_t id, absl::Time at) override {
+    absl::StatusOr<bool> r = InstanceRepoWrapper::End(id, at);
+    if (r.ok() && *r && !failed_) armed_ = true;
+    return r;
+  }
+  absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {
+    if (armed_) {
+      armed_ = false;
+      failed_ = true;
+      return absl::UnavailableError("test: the store went away");
+    }
+    return InstanceRepoWrapper::GetInstance(id);
+  }
+
+ private:
+  bool armed_ = false;
+  bool failed_ = false;
+};
+
+TEST_CASE("a summary whose end is stored goes out even if a later read fails",
+          "[scenario]") {
+  Recorder recorder;
+  ManagerOptions options;
+  options.listener = &recorder;
+  Env env(options);
+  FailAfterEndRepo repo(env.stores.repo.get());
+  env.Rewire([&](Stores* view) { view->repo = &repo; });
+  const ConvergeConfig collect =
+      Rule(ConvergeFunction::kCollect, 1, 30, "alert_info");
+  env.Submit(Act(2, 0, "b"), collect);
+  env.Submit(Act(3, 10, "b"), collect);
+  env.clock.Set(T(60));
+  // The end is stored, then the read after it fails: the call fails (to be
+  // retried) but the summary has gone out.
+  absl::StatusOr<Summary> first = env.manager->RunSummary(1);
+  CHECK(first.status().code() == absl::StatusCode::kUnavailable);
+  CHECK_FALSE(env.Instance(1).is_open());
+  REQUIRE(recorder.summaries.size() == 1);
+  CHECK(recorder.summaries[0].action_ids == std::vector<int64_t>{3});
+  // The retry finds it ended: no second summary.
+  absl::StatusOr<Summary> retry = env.manager->RunSummary(1);
+  REQUIRE(retry.ok());
+  CHECK_FALSE(retry->sent);
+  CHECK(recorder.summaries.size() == 1);
+}
+
 TEST_CASE("Purge deletes ended instances after the retention", "[scenario]") {
   ManagerOptions options;
   options.retention = absl::Hours(1);
