@@ -568,6 +568,7 @@ absl::StatusOr<SweepResult> ConvergeManager::Sweep(size_t limit) {
   const absl::Time now = clock_->Now();
   int64_t after = 0;
   constexpr size_t kPage = 512;
+  absl::Status failed;  // the first instance that failed, if any
   while (true) {
     absl::StatusOr<std::vector<ConvergeInstance>> page =
         stores_.repo->ListOpenAfter(after, kPage);
@@ -586,13 +587,21 @@ absl::StatusOr<SweepResult> ConvergeManager::Sweep(size_t limit) {
         // Late summary: run it here (the queued task then finds the
         // instance ended), so that nothing suppressed goes unreported.
         absl::StatusOr<Summary> s = RunSummary(inst.id);
-        if (!s.ok()) return s.status();
+        if (!s.ok()) {
+          // One instance that fails must not hold up the others (the next
+          // run starts from the first open instance again).
+          if (failed.ok()) failed = s.status();
+          continue;
+        }
         ++result.summaries;
         ++result.ended;
       } else {
         if (inst.create_time + w + options_.sweep_grace >= now) continue;
         absl::StatusOr<bool> ended = EndRecursive(inst.id, now, 0);
-        if (!ended.ok()) return ended.status();
+        if (!ended.ok()) {
+          if (failed.ok()) failed = ended.status();
+          continue;
+        }
         if (*ended) ++result.ended;
       }
       if (limit > 0 && static_cast<size_t>(result.ended) >= limit) {
@@ -601,6 +610,7 @@ absl::StatusOr<SweepResult> ConvergeManager::Sweep(size_t limit) {
     }
     if (page->size() < kPage) break;
   }
+  if (!failed.ok()) return failed;
   return result;
 }
 

@@ -34,6 +34,19 @@ bool IsPerpetual(std::string_view kind) {
   return kind == kSweepKind || kind == kRetentionKind;
 }
 
+// The period of perpetual job `kind` in a processor with `options`; one
+// that has the job off (zero) passes the task on after the default period,
+// for a processor that runs it.
+absl::Duration PeriodOf(std::string_view kind,
+                        const ProcessorOptions& options) {
+  const ProcessorOptions defaults;
+  const bool sweep = kind == kSweepKind;
+  const absl::Duration period =
+      sweep ? options.sweep_interval : options.retention_interval;
+  if (period > absl::ZeroDuration()) return period;
+  return sweep ? defaults.sweep_interval : defaults.retention_interval;
+}
+
 absl::Status CheckDuration(std::string_view name, absl::Duration d,
                            bool allow_zero) {
   if (d == absl::InfiniteDuration() || d < absl::ZeroDuration() ||
@@ -195,7 +208,15 @@ absl::StatusOr<std::unique_ptr<Processor>> Processor::Create(
     task.kind = std::string(kind);
     task.due = now + interval;
     absl::Status st = p->impl_->queue->Enqueue(p->impl_->queue_name, task);
-    if (!st.ok() && st.code() != absl::StatusCode::kAlreadyExists) return st;
+    if (st.code() == absl::StatusCode::kAlreadyExists) {
+      // It exists, pending, in flight or dead. A dead one (buried by an
+      // older version, or re-driven by hand and buried again) would never
+      // run again: it is revived here. Redrive answers kNotFound for one
+      // that is not dead.
+      st = p->impl_->queue->Redrive(p->impl_->queue_name, task.id, task.due);
+      if (st.code() == absl::StatusCode::kNotFound) st = absl::OkStatus();
+    }
+    if (!st.ok()) return st;
   }
   return p;
 }
@@ -289,10 +310,22 @@ Verdict RunTask(ConvergeManager* manager, const ProcessorOptions& options,
     if (d->outcome != Outcome::kApproval) return Ack();
     const absl::Time due = d->decided_at + manager->options().approval_timeout;
     if (due > manager->clock().Now()) return Requeue(due);
+    // The clock passed the due time after ExpireApproval read it: once more.
+    d = manager->ExpireApproval(id);
+    if (!d.ok()) return gone(d.status()) ? Ack() : Error(d.status());
+    if (d->outcome != Outcome::kApproval) return Ack();
     return Error(absl::InternalError(internal::StrCat(
         "processor: action ", id, " still waits for approval after its ",
         absl::FormatDuration(manager->options().approval_timeout),
         " timeout")));
+  }
+  if (IsPerpetual(kind) && (kind == kSweepKind ? options.sweep_interval
+                                               : options.retention_interval) ==
+                               absl::ZeroDuration()) {
+    // This processor has the job off: it leaves it, due again later, to a
+    // processor sharing the store that runs it (acknowledging it would
+    // delete the job for all of them).
+    return Next(manager->clock().Now() + PeriodOf(kind, options));
   }
   if (kind == kSweepKind) {
     absl::StatusOr<SweepResult> r = manager->Sweep(options.sweep_limit);
@@ -311,13 +344,11 @@ Verdict RunTask(ConvergeManager* manager, const ProcessorOptions& options,
         m->SetOpenInstances(ConvergeType::kConverge, open->converge);
       }
     }
-    if (options.sweep_interval == absl::ZeroDuration()) return Ack();
     return Next(manager->clock().Now() + options.sweep_interval);
   }
   if (kind == kRetentionKind) {
     absl::StatusOr<PurgeResult> r = manager->Purge(options.retention_limit);
     if (!r.ok()) return Error(r.status());
-    if (options.retention_interval == absl::ZeroDuration()) return Ack();
     return Next(manager->clock().Now() + options.retention_interval);
   }
   if (handler == nullptr) {
@@ -366,8 +397,26 @@ absl::StatusOr<bool> Processor::RunOnce() {
   }
   std::string_view label = task.kind;
   const absl::Time started = absl::Now();  // real time: processing cost
-  Verdict v = RunTask(manager_, options_, impl.queue_name, task,
-                      handler ? &handler : nullptr, &label);
+  Verdict v;
+  if (task.attempts > options_.max_attempts) {
+    // Delivered more often than it may fail, yet never settled: each run
+    // took its worker down (a crash) or outlasted visibility_timeout. It is
+    // not run again.
+    if (!IsBuiltinKind(task.kind) && !handler) label = "unknown";
+    const absl::Status why = absl::DeadlineExceededError(internal::StrCat(
+        "processor: task ", task.id, " was delivered ", task.attempts,
+        " times without settling (max_attempts ", options_.max_attempts,
+        "): its runs crashed their worker or outlasted visibility_timeout (",
+        absl::FormatDuration(options_.visibility_timeout), ")"));
+    v = IsPerpetual(task.kind)
+            ? Verdict{Verdict::kNext,
+                      manager_->clock().Now() + PeriodOf(task.kind, options_),
+                      why}
+            : Bury(why);
+  } else {
+    v = RunTask(manager_, options_, impl.queue_name, task,
+                handler ? &handler : nullptr, &label);
+  }
   const absl::Duration took = absl::Now() - started;
 
   // Errors become a requeue (lease busy), a retry, or a burial.
@@ -378,17 +427,15 @@ absl::StatusOr<bool> Processor::RunOnce() {
       v.kind = Verdict::kRequeue;
       v.due = now + impl.Jitter(options_.contention_delay);
       contention = true;
-    } else if (v.status.code() == absl::StatusCode::kInvalidArgument) {
-      v.kind = Verdict::kBury;  // bad input never gets better
-    } else if (task.attempts >= options_.max_attempts &&
-               IsPerpetual(task.kind)) {
+    } else if (IsPerpetual(task.kind) &&
+               (task.attempts >= options_.max_attempts ||
+                v.status.code() == absl::StatusCode::kInvalidArgument)) {
       // A periodic job is never buried: it waits for its next period, and
       // counts its attempts afresh from there.
-      const absl::Duration period = task.kind == kSweepKind
-                                        ? options_.sweep_interval
-                                        : options_.retention_interval;
-      v.kind = period == absl::ZeroDuration() ? Verdict::kBury : Verdict::kNext;
-      v.due = now + period;
+      v.kind = Verdict::kNext;
+      v.due = now + PeriodOf(task.kind, options_);
+    } else if (v.status.code() == absl::StatusCode::kInvalidArgument) {
+      v.kind = Verdict::kBury;  // bad input never gets better
     } else if (task.attempts >= options_.max_attempts) {
       v.kind = Verdict::kBury;
     } else {

@@ -296,7 +296,8 @@ class ConvergeManager {
 
   // Ends open instances whose window has passed (see sweep_grace), at
   // most `limit` of them (0 = all). Hidden instances are left to their
-  // second-level instance.
+  // second-level instance. An instance whose end or summary fails does not
+  // stop the others: the first such error is returned after the pass.
   absl::StatusOr<SweepResult> Sweep(size_t limit = 0);
 
   // Deletes what the retention option says is old enough, at most `limit`

@@ -19,8 +19,13 @@
 // listed and re-driven (QueueStore::ListDead / Redrive). A task that can
 // never succeed (an unknown kind, a payload that does not decode, or a
 // handler's kInvalidArgument) is buried at once, with the reason as its
-// last_error. The perpetual jobs are never buried: after max_attempts
-// failed runs they wait for their next period.
+// last_error. A task delivered more than max_attempts times without ever
+// settling (each run crashed its worker or outlasted visibility_timeout)
+// is buried without running again. The perpetual jobs are never buried:
+// after max_attempts failed runs (or a kInvalidArgument) they wait for
+// their next period; a processor with a job off passes its task on, due
+// again after the default period, for a processor that runs it; Create
+// revives a buried perpetual job.
 //
 // Task kinds and what their handler does ("now" is the manager's clock):
 //   action       ConvergeManager::Submit of the payload (converge/codec.h)

@@ -392,8 +392,14 @@ absl::Status ParseCondition(const bj::value& v, const Path& path,
 absl::Status ParseConfigObject(const bj::object& o, const Path& path,
                                ConvergeConfig* out) {
   *out = ConvergeConfig();
+  // A key given as null is as if left out: the default, or "missing" where
+  // the key is required (replay-format.md, section 1).
+  auto field = [&o](std::string_view key) -> const bj::value* {
+    const bj::value* v = o.if_contains(bj::string_view(key.data(), key.size()));
+    return v != nullptr && v->is_null() ? nullptr : v;
+  };
 
-  if (const bj::value* v = o.if_contains("is_enabled")) {
+  if (const bj::value* v = field("is_enabled")) {
     absl::StatusOr<bool> b = ToBool(*v, path.Key("is_enabled"));
     if (!b.ok()) return b.status();
     out->is_enabled = *b;
@@ -401,7 +407,7 @@ absl::Status ParseConfigObject(const bj::object& o, const Path& path,
 
   {
     Path p = path.Key("converge_func");
-    if (const bj::value* v = o.if_contains("converge_func")) {
+    if (const bj::value* v = field("converge_func")) {
       absl::StatusOr<std::string> name = GetString(*v, p);
       if (!name.ok()) return name.status();
       absl::StatusOr<ConvergeFunction> func = ParseConvergeFunction(*name);
@@ -419,21 +425,15 @@ absl::Status ParseConfigObject(const bj::object& o, const Path& path,
     std::string_view key;
     int64_t* field;
     bool required_when_enabled;
-    bool nullable;
   };
   for (const IntField& f :
-       {IntField{"timedelta", &out->timedelta, true, false},
-        IntField{"max_timedelta", &out->max_timedelta, false, true},
-        IntField{"count", &out->count, true, false}}) {
+       {IntField{"timedelta", &out->timedelta, true},
+        IntField{"max_timedelta", &out->max_timedelta, false},
+        IntField{"count", &out->count, true}}) {
     Path p = path.Key(f.key);
-    const bj::value* v =
-        o.if_contains(bj::string_view(f.key.data(), f.key.size()));
+    const bj::value* v = field(f.key);
     if (v == nullptr) {
       if (f.required_when_enabled && out->is_enabled) return MissingKey(p);
-      continue;
-    }
-    if (f.nullable && v->is_null()) {
-      *f.field = 0;
       continue;
     }
     absl::StatusOr<int64_t> i = ToInt(*v, p);
@@ -446,7 +446,7 @@ absl::Status ParseConfigObject(const bj::object& o, const Path& path,
     if (!s.ok()) return s;
   }
 
-  if (const bj::value* v = o.if_contains("need_biz_converge")) {
+  if (const bj::value* v = field("need_biz_converge")) {
     absl::StatusOr<bool> b = ToBool(*v, path.Key("need_biz_converge"));
     if (!b.ok()) return b.status();
     out->need_biz_converge = *b;

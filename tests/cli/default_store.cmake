@@ -14,7 +14,9 @@
 #  5. a replay that stops at a bad line keeps what came before it (the
 #     SQLite batch is committed): run again, its first action is resumed;
 #  6. CONVERGE_STORE replaces the default; inspect and end never create a
-#     store file.
+#     store file;
+#  7. a replay whose first event comes long after the store's pending
+#     tasks is refused, naming the store.
 foreach(var CONVERGE INPUT EXPECTED BAD_INPUT WORK_DIR)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "default_store.cmake: -D${var}=... is required")
@@ -105,6 +107,14 @@ set(ENV_STORE sqlite:other.db)
 run(replay "${INPUT}")
 if(NOT rc EQUAL 0 OR NOT EXISTS "${WORK_DIR}/other.db")
   fail("replay with CONVERGE_STORE=sqlite:other.db: expected other.db")
+endif()
+# 7. A store holding tasks of an earlier run due long before the first
+#    event (other.db's sweep, at the times of INPUT): refused at once,
+#    instead of running the sweep for every minute between.
+file(WRITE "${WORK_DIR}/later.jsonl" "{\"type\":\"action\",\"id\":99,\"time\":1700000000,\"converge_config\":{\"is_enabled\":false}}\n")
+run(replay "${WORK_DIR}/later.jsonl")
+if(NOT rc EQUAL 1 OR NOT err MATCHES "the store sqlite:other.db holds tasks due from .*more than 366 days before the first event")
+  fail("replay far after the stored tasks: expected a refusal naming the store")
 endif()
 unset(ENV_STORE)
 run(inspect)

@@ -176,6 +176,28 @@ TEST_CASE("ParseConvergeConfig defaults and empty values", "[json]") {
       CHECK(config->context.empty());
     }
   }
+  SECTION(
+      "null for an optional key is its default, for a required one "
+      "missing") {
+    absl::StatusOr<ConvergeConfig> config =
+        ParseConvergeConfig(R"({"is_enabled": null, "converge_func": null,
+            "timedelta": null, "count": null, "need_biz_converge": null})");
+    INFO(config.status().ToString());
+    REQUIRE(config.ok());
+    CHECK_FALSE(config->is_enabled);
+    CHECK(config->count == 1);
+    CHECK(config->need_biz_converge);
+    CHECK(config->timedelta == ConvergeConfig().timedelta);
+    CheckInvalid(ParseConvergeConfig(R"({"is_enabled": true,
+                     "converge_func": "collect", "timedelta": 60,
+                     "count": null})")
+                     .status(),
+                 {"converge_config.count: missing required key"});
+    CheckInvalid(ParseConvergeConfig(R"({"is_enabled": true,
+                     "converge_func": null, "timedelta": 60, "count": 1})")
+                     .status(),
+                 {"converge_config.converge_func: missing required key"});
+  }
   SECTION("an integral float is an integer") {
     absl::StatusOr<ConvergeConfig> config = ParseConvergeConfig(
         R"({"is_enabled": true, "converge_func": "defense",

@@ -1029,5 +1029,147 @@ TEST_CASE("processor: a failing periodic job is never buried", "[processor]") {
   CHECK(p->stats().retried == 6);
 }
 
+TEST_CASE(
+    "processor: a periodic job that fails with kInvalidArgument is "
+    "not buried either",
+    "[processor]") {
+  ProcEnv e;
+  e.env.clock.Set(T(1000));
+  class BadList : public InstanceRepoWrapper {
+   public:
+    using InstanceRepoWrapper::InstanceRepoWrapper;
+    absl::StatusOr<std::vector<ConvergeInstance>> ListOpenAfter(
+        int64_t, size_t) override {
+      return absl::InvalidArgumentError("injected: bad listing");
+    }
+  } failing(e.env.stores.repo.get());
+  Stores view = e.env.stores.view();
+  view.repo = &failing;
+  auto manager = ConvergeManager::Create(view, &e.env.clock).value();
+  ProcessorOptions o;
+  o.retention_interval = absl::ZeroDuration();
+  auto p = e.Make(o, manager.get());
+  e.env.clock.Set(T(1060));
+  REQUIRE(p->RunOnce().value());
+  CHECK(e.Dead().empty());
+  const std::vector<Task> pending = e.Pending();
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].id == "sweep");
+  CHECK(pending[0].due == T(1120));  // its next period
+}
+
+TEST_CASE(
+    "processor: a processor with a job off passes its task on to one "
+    "that runs it",
+    "[processor]") {
+  ProcEnv e;
+  e.env.clock.Set(T(1000));
+  ProcessorOptions on_options;
+  on_options.retention_interval = absl::ZeroDuration();
+  auto on = e.Make(on_options);  // schedules the sweep at 1060
+  auto off = e.Make();           // both jobs off
+  // An instance the sweep would end from 1000 + 300 + 60 on.
+  e.env.Submit(Act(1, 1000), Rule(ConvergeFunction::kSkipWhenExceed, 1, 300));
+  e.env.clock.Set(T(1400));
+  REQUIRE(off->RunOnce().value());
+  // Not run, not deleted: due again one default period on.
+  CHECK(e.env.Instance(1).is_open());
+  std::vector<Task> pending = e.Pending();
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].id == "sweep");
+  CHECK(pending[0].due == T(1460));
+  e.env.clock.Set(T(1460));
+  REQUIRE(on->RunOnce().value());
+  CHECK_FALSE(e.env.Instance(1).is_open());
+  pending = e.Pending();
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].due == T(1520));
+  CHECK(e.Dead().empty());
+}
+
+TEST_CASE("processor: Create revives a buried periodic job", "[processor]") {
+  ProcEnv e;
+  e.env.clock.Set(T(1000));
+  ProcessorOptions o;
+  o.retention_interval = absl::ZeroDuration();
+  auto first = e.Make(o);
+  // The sweep task buried (by an older version, or by hand).
+  e.env.clock.Set(T(1060));
+  std::optional<Delivery> d =
+      e.queue()
+          ->Dequeue(e.queue_name(), e.env.clock.Now(), absl::Seconds(60))
+          .value();
+  REQUIRE(d.has_value());
+  REQUIRE(d->task.id == "sweep");
+  REQUIRE(e.queue()->Bury(e.queue_name(), d->receipt, "buried").value());
+  REQUIRE(e.Pending().empty());
+  auto second = e.Make(o);
+  CHECK(e.Dead().empty());
+  std::vector<Task> pending = e.Pending();
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].id == "sweep");
+  CHECK(pending[0].due == T(1120));
+}
+
+TEST_CASE(
+    "processor: a task whose runs never settle is buried, not run "
+    "again",
+    "[processor]") {
+  ProcEnv e;
+  e.env.clock.Set(T(1000));
+  ProcessorOptions o = Quiet();
+  o.max_attempts = 3;
+  auto p = e.Make(o);
+  int runs = 0;
+  REQUIRE(p->RegisterHandler("crashy", [&](const Task&) {
+             ++runs;
+             return absl::OkStatus();
+           }).ok());
+  Task t;
+  t.id = "crashy:1";
+  t.kind = "crashy";
+  t.due = e.env.clock.Now();
+  REQUIRE(e.queue()->Enqueue(e.queue_name(), t).ok());
+  // Three deliveries whose workers died before settling them.
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(e.queue()
+                ->Dequeue(e.queue_name(), e.env.clock.Now(), absl::Seconds(10))
+                .value()
+                .has_value());
+    e.env.clock.Advance(absl::Seconds(11));
+  }
+  REQUIRE(p->RunOnce().value());
+  CHECK(runs == 0);
+  const std::vector<Task> dead = e.Dead();
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].id == "crashy:1");
+  CHECK(absl::StrContains(dead[0].last_error, "4 times without settling"));
+  CHECK(p->stats().dead == 1);
+}
+
+TEST_CASE("Sweep goes on past an instance that fails, then reports it",
+          "[processor]") {
+  ProcEnv e;
+  class FailingEnd : public InstanceRepoWrapper {
+   public:
+    using InstanceRepoWrapper::InstanceRepoWrapper;
+    absl::StatusOr<bool> End(int64_t id, absl::Time at) override {
+      if (id == 1) return absl::UnavailableError("injected: end failed");
+      return InstanceRepoWrapper::End(id, at);
+    }
+  } failing(e.env.stores.repo.get());
+  Stores view = e.env.stores.view();
+  view.repo = &failing;
+  auto manager = ConvergeManager::Create(view, &e.env.clock).value();
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
+  e.env.Submit(Act(1, 0, "a"), rule);
+  e.env.Submit(Act(2, 0, "b"), rule);
+  e.env.clock.Set(T(400));
+  absl::StatusOr<SweepResult> r = manager->Sweep();
+  CHECK(r.status().code() == absl::StatusCode::kUnavailable);
+  CHECK(e.env.Instance(1).is_open());
+  CHECK_FALSE(e.env.Instance(2).is_open());  // not held up by instance 1
+}
+
 }  // namespace
 }  // namespace converge::testing

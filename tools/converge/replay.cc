@@ -134,6 +134,18 @@ absl::StatusOr<std::unique_ptr<Replayer>> Replayer::Create(
 // there and not at the Unix epoch.
 absl::Status Replayer::Start(absl::Time t) {
   clock_.Set(t);
+  // Batches of events only where one transaction takes in every write of
+  // an event and keeps other writers out (SQLite alone): MySQL keeps
+  // leases, windows and queue writes out of a batch, and a repo on another
+  // store than the queue cannot take the queue's writes in, so a batch
+  // rolled back there would leave tasks that its decisions never made.
+  if (options_.workers == 1 && options_.batch_events > 1) {
+    absl::StatusOr<std::unique_ptr<RepoBatch>> probe =
+        store_.stores.repo->BeginBatch();
+    if (!probe.ok()) return probe.status();
+    batches_supported_ = *probe != nullptr && (*probe)->ExcludesWriters() &&
+                         options_.repo_uri.empty();
+  }  // the probe's transaction ends here, empty
   ManagerOptions manager_options;
   manager_options.rules.profile = options_.profile;
   manager_options.listener = listener_.get();
@@ -150,6 +162,20 @@ absl::Status Replayer::Start(absl::Time t) {
       Processor::Create(manager_.get(), ProcessorOptions());
   if (!processor.ok()) return processor.status();
   processor_ = *std::move(processor);
+  // A store that keeps state may hold tasks of an earlier run, due long
+  // before this run's first event: the replay would run them, and the
+  // periodic jobs every minute, across the whole gap.
+  absl::StatusOr<std::optional<absl::Time>> next = processor_->NextDue();
+  if (!next.ok()) return next.status();
+  if (next->has_value() && **next + kMaxTimeJump < t) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the store ", store_.uri, " holds tasks due from ", TimeToJson(**next),
+        ", more than 366 days before the first event's ", "time, ",
+        TimeToJson(t),
+        " (the replay would run the periodic jobs, such as the sweep, for "
+        "every minute between): replay onto another store, or go on with "
+        "events near the stored ones"));
+  }
   return absl::OkStatus();
 }
 
@@ -251,21 +277,25 @@ int64_t Replayer::resumed() const { return listener_->resumed(); }
 // together. Only with one worker: a batch holds the store's write lock for
 // its thread, and other workers would wait for it.
 bool Replayer::Batching() const {
-  return options_.workers == 1 && options_.batch_events > 1;
+  return options_.workers == 1 && options_.batch_events > 1 &&
+         batches_supported_;
 }
 
 absl::Status Replayer::Apply(const Event& event) {
-  if (store_batch_ == nullptr && Batching() && batches_supported_) {
+  // Start decides whether the store takes batches.
+  if (manager_ == nullptr) {
+    if (absl::Status st = Start(event.time); !st.ok()) return st;
+  }
+  if (store_batch_ == nullptr && Batching()) {
     absl::StatusOr<std::unique_ptr<RepoBatch>> batch =
         store_.stores.repo->BeginBatch();
     if (!batch.ok()) return batch.status();
     if (*batch == nullptr) {
-      batches_supported_ = false;  // no transactions (memory:)
-    } else {
-      store_batch_ = *std::move(batch);
-      store_batch_events_ = 0;
-      listener_->Hold();
+      return absl::InternalError("replay: the store stopped taking batches");
     }
+    store_batch_ = *std::move(batch);
+    store_batch_events_ = 0;
+    listener_->Hold();
   }
   absl::Status st = ApplyEvent(event);
   if (store_batch_ != nullptr &&
@@ -313,9 +343,19 @@ absl::Status Replayer::ApplyEvent(const Event& event) {
         st = processor_->SubmitAction(event.action, event.config, event.time);
         // Still queued: with several workers, its first delivery lost the
         // dimension lease too often and was requeued for later; that
-        // delivery then stands for both.
-        if (st.code() == absl::StatusCode::kAlreadyExists)
-          st = absl::OkStatus();
+        // delivery then stands for both. With one worker nothing is left
+        // to contend: a task still queued is one that failed and waits for
+        // its retry, and its line would be missing here.
+        if (st.code() == absl::StatusCode::kAlreadyExists) {
+          st = options_.workers > 1
+                   ? absl::OkStatus()
+                   : absl::FailedPreconditionError(absl::StrCat(
+                         "action ", event.action.id,
+                         ": its task of an earlier delivery is still queued "
+                         "(it failed and waits for its retry), so its "
+                         "decision cannot be written here: ",
+                         st.message()));
+        }
       }
       if (!st.ok()) return st;
       if (batchable) {
@@ -398,7 +438,7 @@ int RunReplay(const ReplayOptions& options, const std::string& path) {
     if (const int64_t n = (*replayer)->resumed(); n > 0) {
       std::cerr << "converge replay: " << n
                 << (n == 1 ? " action was" : " actions were")
-                << " decided before this run in " << options.store_uri
+                << " decided before this run in " << (*replayer)->store_label()
                 << "; their stored decisions were replayed, not taken again\n";
     }
   };

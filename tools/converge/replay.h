@@ -95,12 +95,16 @@ class Replayer {
   // Actions of this run whose first decision line was a stored decision:
   // decided before this run, on a store that keeps state.
   int64_t resumed() const;
+  // The store's URIs as given, passwords redacted, for messages.
+  const std::string& store_label() const { return store_.uri; }
 
  private:
   class Listener;
   class OuterBatchRepo;
   Replayer(ReplayOptions options, LineSink sink);
-  // True when events are applied in store batches (batch_events).
+  // True when events are applied in store batches (batch_events): one
+  // worker, batch_events > 1, and a store whose batch takes in every write
+  // and keeps other writers out (SQLite alone; decided in Start).
   bool Batching() const;
   absl::Status Start(absl::Time t);
   absl::Status ApplyEvent(const Event& event);
