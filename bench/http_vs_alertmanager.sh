@@ -123,7 +123,9 @@ echo "# $REQUESTS requests x $PER alerts, $THREADS client threads, $(nproc) core
 RESULTS=()
 for groups in $GROUPS_LIST; do
   for name in alertmanager converged; do
-    line=$(run "$name" "$groups")
+    # Not in $(...): run's server PIDs must reach cleanup in this shell.
+    run "$name" "$groups" > "$WORK/line"
+    line=$(cat "$WORK/line")
     echo "$line"
     RESULTS+=("$line")
   done

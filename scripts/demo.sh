@@ -25,7 +25,7 @@ if [ -f scripts/deps.sh ]; then
   # shellcheck source=scripts/deps.sh
   . scripts/deps.sh
   if declare -F converge_ensure_deps >/dev/null; then
-    converge_ensure_deps
+    converge_ensure_deps --demo
   fi
 else
   missing=()

@@ -2,6 +2,15 @@
 # packages converge needs when they are missing. Idempotent; quick when
 # everything is present (one dpkg-query).
 
+# What scripts/demo.sh needs: the compiler, the libraries of the core,
+# converge::json and converge::sqlite, and python3 for the storm.
+CONVERGE_DEMO_PACKAGES=(
+  build-essential cmake ninja-build pkg-config python3 libsqlite3-dev
+  libabsl-dev libfmt-dev catch2
+  libboost1.81-dev libboost-json1.81-dev
+)
+
+# What scripts/test.sh needs: everything, the test servers included.
 CONVERGE_DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config python3 libsqlite3-dev
   libabsl-dev libfmt-dev catch2
@@ -22,9 +31,15 @@ converge_missing_packages() {
   echo "${missing[@]:-}"
 }
 
+# converge_ensure_deps [--demo] [PACKAGE...]: the test list (or with
+# --demo, the demo's), and the packages named.
 converge_ensure_deps() {
-  local missing
-  missing=$(converge_missing_packages "${CONVERGE_DEB_PACKAGES[@]}" "$@")
+  local missing list=("${CONVERGE_DEB_PACKAGES[@]}")
+  if [ "${1:-}" = --demo ]; then
+    list=("${CONVERGE_DEMO_PACKAGES[@]}")
+    shift
+  fi
+  missing=$(converge_missing_packages "${list[@]}" "$@")
   if [ -z "${missing// /}" ]; then
     return 0
   fi
@@ -38,8 +53,11 @@ converge_ensure_deps() {
       return 1
     fi
   fi
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
+  # Through env: sudo drops the environment. The lock timeout waits for an
+  # apt run already going (a fresh machine's unattended upgrades).
+  local apt=($sudo env DEBIAN_FRONTEND=noninteractive apt-get
+    -o DPkg::Lock::Timeout=300)
+  "${apt[@]}" update -qq
   # shellcheck disable=SC2086
-  $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  "${apt[@]}" install -y -qq --no-install-recommends $missing >/dev/null
 }

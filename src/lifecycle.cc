@@ -448,7 +448,7 @@ absl::StatusOr<Summary> ConvergeManager::RunSummary(int64_t converge_id) {
   absl::StatusOr<ConvergeInstance> inst =
       stores_.repo->GetInstance(converge_id);
   if (!inst.ok()) return inst.status();
-  return Summarize(*inst, clock_->Now(), nullptr);
+  return Summarize(*inst, clock_->Now(), nullptr, /*reset_counter=*/true);
 }
 
 absl::StatusOr<bool> ConvergeManager::EndExpired(int64_t id, absl::Time now) {
@@ -458,13 +458,15 @@ absl::StatusOr<bool> ConvergeManager::EndExpired(int64_t id, absl::Time now) {
     return EndRecursive(id, now, 0);
   }
   bool ended = false;
-  absl::StatusOr<Summary> summary = Summarize(*inst, now, &ended);
+  absl::StatusOr<Summary> summary =
+      Summarize(*inst, now, &ended, /*reset_counter=*/false);
   if (!summary.ok()) return summary.status();
   return ended;
 }
 
 absl::StatusOr<Summary> ConvergeManager::Summarize(
-    const ConvergeInstance& instance, absl::Time now, bool* ended_out) {
+    const ConvergeInstance& instance, absl::Time now, bool* ended_out,
+    bool reset_counter) {
   const ConvergeInstance* inst = &instance;
   if (ended_out != nullptr) *ended_out = false;
   Summary summary;
@@ -475,7 +477,8 @@ absl::StatusOr<Summary> ConvergeManager::Summarize(
   summary.time = now;
   summary.converged_condition = inst->converged_condition;
 
-  if (inst->converge_type == ConvergeType::kConverge && inst->is_open()) {
+  if (reset_counter && inst->converge_type == ConvergeType::kConverge &&
+      inst->is_open()) {
     // The business counter starts over (5.6).
     if (std::optional<std::array<std::string, 5>> business =
             BusinessFields(inst->converged_condition);

@@ -1323,10 +1323,12 @@ absl::StatusOr<Decision> ConvergeManager::Reevaluate(int64_t action_id) {
     // Another evaluator changed it first; return what is stored.
     return StoredDecision(action_id);
   }
-  // A sleeper sent to approval (approve_when_failed) gets its approval
-  // timeout, as one decided so at once does.
-  if (absl::Status st = EnsureFollowUp(next); !st.ok()) return st;
+  // The change is stored: it is reported whatever follows (a retried
+  // re-poll finds it decided and reports nothing). A sleeper sent to
+  // approval (approve_when_failed) gets its approval timeout, as one
+  // decided so at once does; if that fails, the retry schedules it.
   NotifyDecisionChanged(next, inst->converge_config.converge_func);
+  if (absl::Status st = EnsureFollowUp(next); !st.ok()) return st;
   return next;
 }
 

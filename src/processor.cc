@@ -324,8 +324,8 @@ Verdict RunTask(ConvergeManager* manager, const ProcessorOptions& options,
                                absl::ZeroDuration()) {
     // This processor has the job off: it leaves it, due again later, to a
     // processor sharing the store that runs it (acknowledging it would
-    // delete the job for all of them).
-    return Next(manager->clock().Now() + PeriodOf(kind, options));
+    // delete the job for all of them). Not a run: counted as requeued.
+    return Requeue(manager->clock().Now() + PeriodOf(kind, options));
   }
   if (kind == kSweepKind) {
     absl::StatusOr<SweepResult> r = manager->Sweep(options.sweep_limit);
@@ -405,8 +405,9 @@ absl::StatusOr<bool> Processor::RunOnce() {
     if (!IsBuiltinKind(task.kind) && !handler) label = "unknown";
     const absl::Status why = absl::DeadlineExceededError(internal::StrCat(
         "processor: task ", task.id, " was delivered ", task.attempts,
-        " times without settling (max_attempts ", options_.max_attempts,
-        "): its runs crashed their worker or outlasted visibility_timeout (",
+        " times (max_attempts ", options_.max_attempts,
+        ") and its last run never settled: it crashed its worker or "
+        "outlasted visibility_timeout (",
         absl::FormatDuration(options_.visibility_timeout), ")"));
     v = IsPerpetual(task.kind)
             ? Verdict{Verdict::kNext,

@@ -369,9 +369,13 @@ class ConvergeManager {
   // it ended and report nothing. True if this call ended it.
   absl::StatusOr<bool> EndExpired(int64_t id, absl::Time now);
   // The summary of `inst` as of `now` (RunSummary's work). *ended (if
-  // given): whether this call ended the instance.
+  // given): whether this call ended the instance. `reset_counter`: a
+  // second-level instance's business counter starts over (its summary
+  // task); lazy expiry keeps it, since the first-level instance that found
+  // the instance expired has counted already.
   absl::StatusOr<Summary> Summarize(const ConvergeInstance& inst,
-                                    absl::Time now, bool* ended);
+                                    absl::Time now, bool* ended,
+                                    bool reset_counter);
   // Compare-and-set of an approval outcome.
   absl::StatusOr<Decision> SettleApproval(int64_t action_id, Outcome next,
                                           std::string reason, bool timeout);

@@ -99,7 +99,8 @@ struct ProcessorStats {
                           // perpetual jobs, run and due again)
   int64_t requeued = 0;   // put back after lease contention or to re-poll
   int64_t retried = 0;    // put back after an error
-  int64_t dead = 0;       // buried after max_attempts errors or bad input
+  int64_t dead = 0;       // buried: max_attempts errors, bad input, or more
+                          // than max_attempts deliveries that never settled
   int64_t stale = 0;      // acknowledgements refused (redelivered meanwhile)
   int64_t errors = 0;     // RunOnce calls that failed on a queue store error
                           // (a task taken is delivered again later)

@@ -1143,7 +1143,9 @@ TEST_CASE(
   const std::vector<Task> dead = e.Dead();
   REQUIRE(dead.size() == 1);
   CHECK(dead[0].id == "crashy:1");
-  CHECK(absl::StrContains(dead[0].last_error, "4 times without settling"));
+  CHECK(absl::StrContains(dead[0].last_error,
+                          "delivered 4 times (max_attempts 3) and its last "
+                          "run never settled"));
   CHECK(p->stats().dead == 1);
 }
 

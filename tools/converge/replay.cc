@@ -134,17 +134,35 @@ absl::StatusOr<std::unique_ptr<Replayer>> Replayer::Create(
 // there and not at the Unix epoch.
 absl::Status Replayer::Start(absl::Time t) {
   clock_.Set(t);
+  // A store that keeps state may hold tasks of an earlier run, due long
+  // before this run's first event: the replay would run them, and the
+  // periodic jobs every minute, across the whole gap. Checked before
+  // anything is written.
+  absl::StatusOr<std::vector<Task>> first =
+      store_.stores.queue->ListPending(ManagerOptions().task_queue, 1);
+  if (!first.ok()) return first.status();
+  if (!first->empty() && first->front().due + kMaxTimeJump < t) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the store ", store_.uri, " holds tasks due from ",
+        TimeToJson(first->front().due),
+        ", more than 366 days before the first event's time, ", TimeToJson(t),
+        " (the replay would run the periodic jobs, such as the sweep, for "
+        "every minute between): replay onto another store, or go on with "
+        "events near the stored ones"));
+  }
   // Batches of events only where one transaction takes in every write of
   // an event and keeps other writers out (SQLite alone): MySQL keeps
   // leases, windows and queue writes out of a batch, and a repo on another
   // store than the queue cannot take the queue's writes in, so a batch
   // rolled back there would leave tasks that its decisions never made.
-  if (options_.workers == 1 && options_.batch_events > 1) {
+  if (options_.workers == 1 && options_.batch_events > 1 &&
+      options_.repo_uri.empty()) {
     absl::StatusOr<std::unique_ptr<RepoBatch>> probe =
         store_.stores.repo->BeginBatch();
     if (!probe.ok()) return probe.status();
-    batches_supported_ = *probe != nullptr && (*probe)->ExcludesWriters() &&
-                         options_.repo_uri.empty();
+    batches_supported_ = *probe != nullptr && (*probe)->ExcludesWriters();
+  } else {
+    batches_supported_ = false;
   }  // the probe's transaction ends here, empty
   ManagerOptions manager_options;
   manager_options.rules.profile = options_.profile;
@@ -162,20 +180,6 @@ absl::Status Replayer::Start(absl::Time t) {
       Processor::Create(manager_.get(), ProcessorOptions());
   if (!processor.ok()) return processor.status();
   processor_ = *std::move(processor);
-  // A store that keeps state may hold tasks of an earlier run, due long
-  // before this run's first event: the replay would run them, and the
-  // periodic jobs every minute, across the whole gap.
-  absl::StatusOr<std::optional<absl::Time>> next = processor_->NextDue();
-  if (!next.ok()) return next.status();
-  if (next->has_value() && **next + kMaxTimeJump < t) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the store ", store_.uri, " holds tasks due from ", TimeToJson(**next),
-        ", more than 366 days before the first event's ", "time, ",
-        TimeToJson(t),
-        " (the replay would run the periodic jobs, such as the sweep, for "
-        "every minute between): replay onto another store, or go on with "
-        "events near the stored ones"));
-  }
   return absl::OkStatus();
 }
 
@@ -352,8 +356,9 @@ absl::Status Replayer::ApplyEvent(const Event& event) {
                    : absl::FailedPreconditionError(absl::StrCat(
                          "action ", event.action.id,
                          ": its task of an earlier delivery is still queued "
-                         "(it failed and waits for its retry), so its "
-                         "decision cannot be written here: ",
+                         "(it failed and waits for its retry, or was put "
+                         "back after lease contention), so its decision "
+                         "cannot be written here: ",
                          st.message()));
         }
       }
