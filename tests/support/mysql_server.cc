@@ -14,7 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -140,7 +143,23 @@ absl::StatusOr<MysqlServerInfo> StartMysqlServer(
   }
   const std::string data = dir + "/data";
   const std::string log = dir + "/mariadbd.log";
-  const std::string socket = dir + "/mysqld.sock";
+  // A unix socket's path has at most 107 bytes (sun_path): under a deep
+  // build folder the socket goes to a short folder of its own in $TMPDIR
+  // (or /tmp) instead; the path is reported in MysqlServerInfo either way.
+  std::string socket = dir + "/mysqld.sock";
+  if (socket.size() > 100) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string base = tmp != nullptr && *tmp != '\0' && std::strlen(tmp) < 60
+                           ? std::string(tmp)
+                           : std::string("/tmp");
+    std::string templ = base + "/converge-mysql-XXXXXX";
+    if (mkdtemp(templ.data()) == nullptr) {
+      return absl::InternalError(
+          absl::StrCat("cannot make a folder for the socket in ", base, ": ",
+                       std::strerror(errno)));
+    }
+    socket = templ + "/mysqld.sock";
+  }
   const bool fresh = !std::filesystem::exists(data + "/mysql");
   if (fresh) {
     const std::string install = InstallDb(program);
