@@ -251,9 +251,12 @@ absl::Status PreCheck(const std::string& path) {
 }
 
 // Reads the schema version: 0 for a new (empty) database. Fails for a
-// database with tables but no schema_version (not ours).
+// database with tables but no schema_version, or a schema_version but no
+// converge_instance (not ours: schema_version is a common name; every
+// version of ours creates both in one transaction).
 absl::StatusOr<int> SchemaVersion(Conn& conn) {
   bool has_version_table = false;
+  bool has_instance_table = false;
   std::vector<std::string> tables;
   {
     Stmt q(conn,
@@ -265,6 +268,7 @@ absl::StatusOr<int> SchemaVersion(Conn& conn) {
       if (!*row) break;
       std::string name = q.Text(0);
       if (name == "schema_version") has_version_table = true;
+      if (name == "converge_instance") has_instance_table = true;
       tables.push_back(std::move(name));
     }
   }
@@ -278,6 +282,11 @@ absl::StatusOr<int> SchemaVersion(Conn& conn) {
         absl::StatusCode::kFailedPrecondition, conn.db().path(),
         StrCat("not a converge database: it has tables (",
                absl::StrJoin(tables, ", "), ") but no schema_version"));
+  }
+  if (!has_instance_table) {
+    return PathError(absl::StatusCode::kFailedPrecondition, conn.db().path(),
+                     "not a converge database: it has a schema_version table "
+                     "(another program's?) but no converge_instance");
   }
   Stmt q(conn, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
   absl::StatusOr<bool> row = q.Step();

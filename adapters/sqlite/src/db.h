@@ -228,14 +228,22 @@ class Db {
       // before writes. A call that fails after it changed rows cannot be
       // undone alone, so the batch is failed: every later call and the
       // commit return that error, and the batch is rolled back.
+      //
+      // SQLite itself rolls the whole transaction back on some errors (an
+      // I/O error, a full disk in a statement without a statement journal)
+      // and goes back to autocommit, without changing total_changes: a
+      // failed call, read or write, that leaves no transaction open fails
+      // the batch too, so that later calls cannot commit one statement at
+      // a time, nor trust a memo filled by rolled-back work.
       if (!batch->failed.ok()) return Result(batch->failed);
       Conn& conn = *batch->conn;
-      if (!write) return fn(conn);
       const int64_t before = sqlite3_total_changes64(conn.handle());
       Result r = fn(conn);
       if (!StatusOf(r).ok() &&
-          sqlite3_total_changes64(conn.handle()) != before) {
+          ((write && sqlite3_total_changes64(conn.handle()) != before) ||
+           sqlite3_get_autocommit(conn.handle()) != 0)) {
         batch->failed = StatusOf(r);
+        conn.memo().Clear();
       }
       return r;
     }

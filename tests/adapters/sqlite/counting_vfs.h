@@ -1,6 +1,7 @@
 // A SQLite VFS for tests that counts what reaches the file system: syncs
-// and writes, by file kind (database, WAL). It wraps the default VFS,
-// passes every call through unchanged, and is made the default while it
+// and writes, by file kind (database, WAL), and can fail reads on demand
+// (an I/O error). It wraps the default VFS, passes every other call
+// through unchanged, and is made the default while it
 // lives, so that a store opened meanwhile runs on it. Every connection
 // opened while it lives must be closed before it is destroyed (their
 // files point back at it).
@@ -23,6 +24,9 @@ class CountingVfs {
   std::atomic<int64_t> db_syncs{0};
   std::atomic<int64_t> wal_syncs{0};
   std::atomic<int64_t> wal_writes{0};  // pwrite calls on the WAL file
+  // While > 0, a read of the database or the WAL fails with
+  // SQLITE_IOERR_READ and counts this down.
+  std::atomic<int64_t> fail_reads{0};
 
   CountingVfs() {
     real_ = sqlite3_vfs_find(nullptr);
@@ -72,6 +76,10 @@ class CountingVfs {
 
   static int Close(sqlite3_file* f) { return R(f)->pMethods->xClose(R(f)); }
   static int Read(sqlite3_file* f, void* p, int n, sqlite3_int64 off) {
+    if (F(f)->kind != Kind::kOther && F(f)->owner->fail_reads.load() > 0) {
+      --F(f)->owner->fail_reads;
+      return SQLITE_IOERR_READ;
+    }
     return R(f)->pMethods->xRead(R(f), p, n, off);
   }
   static int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {

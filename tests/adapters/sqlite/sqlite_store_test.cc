@@ -450,6 +450,26 @@ TEST_CASE("another program's SQLite database is refused, untouched",
   CHECK(ReadFile(path) == before);
 }
 
+TEST_CASE(
+    "another program's database with a schema_version table is refused, "
+    "untouched",
+    "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("flyway.db");
+  {
+    Raw raw(path);
+    REQUIRE(raw.Exec("CREATE TABLE schema_version (installed_rank INTEGER, "
+                     "script TEXT)") == SQLITE_OK);
+  }
+  const std::string before = ReadFile(path);
+  absl::Status st = OpenSqliteStores(Options(path)).status();
+  INFO(st.ToString());
+  CHECK(st.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(Mentions(st, "not a converge database"));
+  CHECK(Mentions(st, "schema_version"));
+  CHECK(ReadFile(path) == before);  // not switched to WAL
+}
+
 TEST_CASE("a truncated database is kDataLoss, untouched", "[sqlite]") {
   TempDir dir;
   const std::string path = dir.File("cut.db");
@@ -854,6 +874,42 @@ TEST_CASE(
   Raw raw(path);
   CHECK(raw.Column("SELECT COUNT(*) FROM converge_action_decision") ==
         std::vector<std::string>{"2000"});
+}
+
+TEST_CASE(
+    "a batch whose transaction SQLite rolled back (an I/O error) fails as a "
+    "whole; no later call commits on its own",
+    "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("ioerr.db");
+  SqliteOptions o = Options(path);
+  o.cache_kib = 64;  // a small page cache: old rows are read from the file
+  o.checkpoint_pages = 0;
+  converge::testing::CountingVfs vfs;
+  {
+    SqliteStores s = OpenSqliteStores(o).value();
+    for (int64_t id = 1; id <= 3000; ++id) {
+      REQUIRE(s.repo->RecordDecision(Rec(id)).ok());
+    }
+    std::unique_ptr<RepoBatch> batch = s.repo->BeginBatch().value();
+    REQUIRE(batch != nullptr);
+    REQUIRE(s.repo->RecordDecision(Rec(5001)).ok());
+    // A read that must reach the file fails: SQLite rolls the whole
+    // transaction back and returns to autocommit.
+    vfs.fail_reads = 1000000;
+    absl::StatusOr<std::optional<ActionRecord>> old = s.repo->GetAction(7);
+    vfs.fail_reads = 0;
+    REQUIRE_FALSE(old.ok());
+    // Later calls of the batch fail too, instead of committing one
+    // statement at a time, and so does the commit.
+    CHECK_FALSE(s.repo->RecordDecision(Rec(5002)).ok());
+    CHECK_FALSE(batch->Commit().ok());
+  }
+  Raw raw(path);
+  CHECK(raw.Column("SELECT COUNT(*) FROM converge_action_decision WHERE "
+                   "action_id > 5000") == std::vector<std::string>{"0"});
+  CHECK(raw.Column("SELECT COUNT(*) FROM converge_action_decision") ==
+        std::vector<std::string>{"3000"});
 }
 
 TEST_CASE(
