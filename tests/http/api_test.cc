@@ -598,6 +598,28 @@ TEST_CASE("POST /api/v2/alerts takes Alertmanager's payload",
   CHECK(field(R"([{"labels":{"a":""}}])") == "[0].labels");
   CHECK(field(R"([{"labels":{"a":"b"},"startsAt":"yesterday"}])") ==
         "[0].startsAt");
+  // Before 1970 (other than Go's zero time, "not set"): refused.
+  CHECK(field(R"([{"labels":{"a":"b"},"startsAt":"1969-12-31T00:00:00Z"}])") ==
+        "[0].startsAt");
+  CHECK(s.Post("/api/v2/alerts",
+               R"([{"labels":{"a":"zero"},"startsAt":"0001-01-01T00:00:00Z"}])")
+            .status == 200);
+  // As Alertmanager, empty labels go before names are checked.
+  CHECK(s.Post("/api/v2/alerts", R"([{"labels":{"a":"c","bad-name":""}}])")
+            .status == 200);
+  // No startsAt: it starts at its endsAt, so that two occurrences with
+  // different ends are two actions, and a re-sent one is a redelivery.
+  auto id_of = [&](const std::string& b) {
+    HttpResponse r = s.Post("/api/v2/alerts", b);
+    REQUIRE(r.status == 200);
+    return Results(Json(r.body))[0].at("action_id").as_int64();
+  };
+  const std::string end1 =
+      R"([{"labels":{"a":"ends"},"endsAt":"2023-11-14T00:00:00Z"}])";
+  const std::string end2 =
+      R"([{"labels":{"a":"ends"},"endsAt":"2023-11-15T00:00:00Z"}])";
+  CHECK(id_of(end1) != id_of(end2));
+  CHECK(id_of(end1) == id_of(end1));
   HttpResponse not_array = s.Post("/api/v2/alerts", R"({"labels":{}})");
   CHECK(not_array.status == 400);
   CHECK(Str(Json(not_array.body).at("error").at("message")) ==

@@ -70,19 +70,22 @@ bool ReadLabels(const bj::value& v, const std::string& field, Labels* out,
           error, absl::StrCat(field, ".", Av(name)),
           absl::StrCat("expected a string, got ", Av(KindName(kv.value()))));
     }
+    // As Alertmanager: empty labels are removed first, then the names of
+    // the others are checked.
+    const std::string_view value = ToStd(kv.value().get_string());
+    if (value.empty()) continue;
     if (!ValidLabelName(name)) {
       return Fail(error, absl::StrCat(field, ".", Av(name)),
                   "invalid label name (expected [a-zA-Z_][a-zA-Z0-9_]*)");
     }
-    const std::string_view value = ToStd(kv.value().get_string());
-    if (value.empty()) continue;  // as Alertmanager: empty labels are removed
     out->emplace_back(std::string(name), std::string(value));
   }
   std::sort(out->begin(), out->end());
   return true;
 }
 
-// An RFC 3339 time; Go's zero time ("0001-01-01T00:00:00Z") is "not set".
+// An RFC 3339 time; Go's zero time ("0001-01-01T00:00:00Z"), and the Unix
+// epoch, are "not set"; any other time before 1970 is refused.
 bool ReadTime(const bj::object& o, std::string_view key,
               const std::string& path, std::optional<absl::Time>* out,
               InputError* error) {
@@ -112,7 +115,16 @@ bool ReadTime(const bj::object& o, std::string_view key,
                 absl::StrCat("expected an RFC 3339 time up to 2262, got \"",
                              Av(text), "\""));
   }
-  if (t > absl::UnixEpoch()) *out = t;  // Go's zero time and 1970 = unset
+  static const absl::Time kGoZero =
+      absl::FromCivil(absl::CivilSecond(1, 1, 1, 0, 0, 0), absl::UTCTimeZone());
+  if (t == kGoZero || t == absl::UnixEpoch()) return true;  // not set
+  if (t < absl::UnixEpoch()) {
+    return Fail(error, field,
+                absl::StrCat("expected a time after 1970 (or Go's zero time "
+                             "for none), got \"",
+                             Av(text), "\""));
+  }
+  *out = t;
   return true;
 }
 
@@ -144,6 +156,9 @@ bool ReadAlert(const bj::value& v, const std::string& path, bool webhook,
       !ReadTime(o, "endsAt", path, &alert->ends_at, error)) {
     return false;
   }
+  // As Alertmanager: an alert without a start starts at its end, if it
+  // has one (its id then tells its occurrences apart).
+  if (!alert->starts_at && alert->ends_at) alert->starts_at = alert->ends_at;
   if (alert->starts_at && alert->ends_at &&
       *alert->ends_at < *alert->starts_at) {
     return Fail(error, absl::StrCat(path, ".endsAt"),
