@@ -278,7 +278,20 @@ absl::Status ConvergeManager::ProcessSubConverge(int64_t first_level_id) {
     absl::StatusOr<std::vector<int64_t>> unrelated =
         stores_.repo->Unrelated(ids, ConvergeType::kConverge);
     if (!unrelated.ok()) return unrelated.status();
-    if (unrelated->empty()) return absl::OkStatus();  // already linked
+    if (unrelated->empty()) {
+      // Already linked. The second-level instance's summary task may have
+      // been lost (a crash, or a failed enqueue, between its creation and
+      // the scheduling): scheduled again here (idempotent).
+      absl::StatusOr<std::optional<int64_t>> parent =
+          stores_.repo->ConvergeOf(first_level_id);
+      if (!parent.ok()) return parent.status();
+      if (!parent->has_value()) return absl::OkStatus();
+      absl::StatusOr<ConvergeInstance> second =
+          stores_.repo->GetInstance(**parent);
+      if (absl::IsNotFound(second.status())) return absl::OkStatus();
+      if (!second.ok()) return second.status();
+      return EnsureSummary(*second);
+    }
   }
 
   // The effective second-level config (5.3) and its context: the
@@ -579,7 +592,40 @@ absl::StatusOr<SweepResult> ConvergeManager::Sweep(size_t limit) {
     for (const ConvergeInstance& inst : *page) {
       after = inst.id;
       ++result.scanned;
-      if (!inst.is_visible) continue;  // ended through its second level
+      if (!inst.is_visible) {
+        // Ended through its second level, normally. One whose second-level
+        // instance has ended (or gone) without it, since a failure or a
+        // crash came between the two ends, has no one left to end it: it
+        // is ended here once its own window has passed.
+        if (inst.create_time + absl::Seconds(inst.window_seconds) +
+                options_.sweep_grace >=
+            now) {
+          continue;
+        }
+        absl::StatusOr<std::optional<int64_t>> parent =
+            stores_.repo->ConvergeOf(inst.id);
+        if (!parent.ok()) {
+          if (failed.ok()) failed = parent.status();
+          continue;
+        }
+        if (parent->has_value()) {
+          absl::StatusOr<ConvergeInstance> second =
+              stores_.repo->GetInstance(**parent);
+          if (second.ok() && second->is_open()) continue;
+          if (!second.ok() && !absl::IsNotFound(second.status())) {
+            if (failed.ok()) failed = second.status();
+            continue;
+          }
+        }
+        absl::StatusOr<bool> ended = EndRecursive(inst.id, now, 0);
+        if (!ended.ok()) {
+          if (failed.ok()) failed = ended.status();
+          continue;
+        }
+        if (*ended) ++result.ended;
+        if (limit > 0 && static_cast<size_t>(result.ended) >= limit) break;
+        continue;
+      }
       const absl::Duration w = absl::Seconds(inst.window_seconds);
       if (IsSummaryFunction(inst.converge_func)) {
         if (inst.create_time + std::max(w, options_.summary_delay) +
@@ -607,10 +653,9 @@ absl::StatusOr<SweepResult> ConvergeManager::Sweep(size_t limit) {
         }
         if (*ended) ++result.ended;
       }
-      if (limit > 0 && static_cast<size_t>(result.ended) >= limit) {
-        return result;
-      }
+      if (limit > 0 && static_cast<size_t>(result.ended) >= limit) break;
     }
+    if (limit > 0 && static_cast<size_t>(result.ended) >= limit) break;
     if (page->size() < kPage) break;
   }
   if (!failed.ok()) return failed;

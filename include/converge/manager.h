@@ -296,7 +296,7 @@ class ConvergeManager {
 
   // Ends open instances whose window has passed (see sweep_grace), at
   // most `limit` of them (0 = all). Hidden instances are left to their
-  // second-level instance. An instance whose end or summary fails does not
+  // second-level instance, unless it has ended (or gone) without them. An instance whose end or summary fails does not
   // stop the others: the first such error is returned after the pass.
   absl::StatusOr<SweepResult> Sweep(size_t limit = 0);
 

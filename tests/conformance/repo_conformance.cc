@@ -874,6 +874,12 @@ TEST_CASE(
   CHECK(s.repo()
             .Unrelated(std::vector<int64_t>{1, 2, 3}, ConvergeType::kConverge)
             .value() == std::vector<int64_t>{3});
+  // ConvergeOf: the second-level instance of the primary and of a linked
+  // one; none for one not linked, nor for an unknown id.
+  CHECK(s.repo().ConvergeOf(1).value() == std::optional<int64_t>(4));
+  CHECK(s.repo().ConvergeOf(2).value() == std::optional<int64_t>(4));
+  CHECK(s.repo().ConvergeOf(3).value() == std::nullopt);
+  CHECK(s.repo().ConvergeOf(99).value() == std::nullopt);
 
   // Linking again inserts nothing.
   CHECK(s.repo().Link(4, want).value().empty());

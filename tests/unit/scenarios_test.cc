@@ -769,6 +769,58 @@ TEST_CASE("S18 a first-level instance that ended before its second-level task",
   CHECK(env.Instance(1).is_visible);
 }
 
+TEST_CASE("a second-level summary task that was lost is scheduled again",
+          "[scenario]") {
+  Env env(Bkmonitor());
+  const ConvergeConfig rule = NoticeRule();
+  for (int i = 1; i <= 3; ++i) env.Submit(StrategyNotice(i, i, i), rule);
+  for (int64_t f : {1, 2, 3}) REQUIRE(env.manager->ProcessSubConverge(f).ok());
+  REQUIRE(env.stores.repo->CountOpen().value().converge == 1);
+  const int64_t s = 4;
+  REQUIRE(env.Instance(s).converge_type == ConvergeType::kConverge);
+  // Its summary task lost (a crash between the creation and the enqueue).
+  QueueStore* q = env.stores.queue.get();
+  bool found = false;
+  for (int i = 0; i < 10; ++i) {
+    std::optional<Delivery> d =
+        q->Dequeue("converge", T(1000), absl::Seconds(60)).value();
+    if (!d.has_value()) break;
+    if (d->task.id == absl::StrCat("summary:", s)) {
+      REQUIRE(q->Ack("converge", d->receipt).value());
+      found = true;
+    }
+  }
+  REQUIRE(found);
+  // A retried second-level task of a linked instance schedules it again.
+  REQUIRE(env.manager->ProcessSubConverge(3).ok());
+  bool again = false;
+  const std::vector<Task> pending = q->ListPending("converge", 0).value();
+  for (const Task& t : pending) {
+    again = again || t.id == absl::StrCat("summary:", s);
+  }
+  CHECK(again);
+}
+
+TEST_CASE("the sweep ends a hidden instance whose second level has ended",
+          "[scenario]") {
+  Env env(Bkmonitor());
+  const ConvergeConfig rule = NoticeRule();
+  for (int i = 1; i <= 3; ++i) env.Submit(StrategyNotice(i, i, i), rule);
+  for (int64_t f : {1, 2, 3}) REQUIRE(env.manager->ProcessSubConverge(f).ok());
+  const int64_t s = 4;
+  REQUIRE_FALSE(env.Instance(1).is_visible);
+  // S ends without its first-level instances (a crash between the ends).
+  env.clock.Set(T(500));
+  REQUIRE(env.stores.repo->End(s, env.clock.Now()).value());
+  for (int64_t f : {1, 2, 3}) REQUIRE(env.Instance(f).is_open());
+  // Past their window (60 s with the bkmonitor minute windows) and the
+  // sweep's grace: the sweep ends them.
+  env.clock.Set(T(1000));
+  SweepResult r = env.manager->Sweep().value();
+  CHECK(r.ended == 3);
+  for (int64_t f : {1, 2, 3}) CHECK_FALSE(env.Instance(f).is_open());
+}
+
 TEST_CASE("Approvals: approve, reject, time out", "[scenario]") {
   Recorder recorder;
   ManagerOptions options;

@@ -932,6 +932,14 @@ class MemoryInstanceRepo final : public InstanceRepo {
     return out;
   }
 
+  absl::StatusOr<std::optional<int64_t>> ConvergeOf(
+      int64_t first_level_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = converge_related_.find(first_level_id);
+    if (it == converge_related_.end()) return std::optional<int64_t>();
+    return std::optional<int64_t>(it->second);
+  }
+
   absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(
       int64_t converge_id) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -1077,7 +1085,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
       }
     }
     if (rel.related_type == ConvergeType::kConverge) {
-      converge_related_.insert(rel.related_id);
+      converge_related_[rel.related_id] = row->instance.id;
     }
   }
 
@@ -1093,7 +1101,8 @@ class MemoryInstanceRepo final : public InstanceRepo {
   // Values point into instances_ (a node map: stable addresses).
   absl::flat_hash_map<Digest, InstanceRow*> open_by_digest_;
   absl::flat_hash_map<std::string, InstanceRow*> open_by_text_;
-  absl::flat_hash_set<int64_t> converge_related_;
+  // First-level instance id -> the second-level instance it is linked to.
+  absl::flat_hash_map<int64_t, int64_t> converge_related_;
   std::vector<std::string> reasons_;
   absl::flat_hash_map<std::string, uint32_t> reason_ids_;
   uint32_t last_reason_ = UINT32_MAX;

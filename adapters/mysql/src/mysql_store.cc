@@ -357,6 +357,10 @@ class MysqlRepo final : public InstanceRepo {
       int64_t converge_id, int64_t after_id, size_t limit) override {
     CONVERGE_FLUSHED(RelationsAfter(converge_id, after_id, limit));
   }
+  absl::StatusOr<std::optional<int64_t>> ConvergeOf(
+      int64_t first_level_id) override {
+    CONVERGE_FLUSHED(ConvergeOf(first_level_id));
+  }
   absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(
       int64_t converge_id) override {
     if (auto st = FlushIfPending({}, converge_id); !st.ok()) return st;

@@ -106,6 +106,9 @@ struct CommonSql {
   static constexpr const char kHasActionRelation[] =
       "SELECT 1 FROM converge_relation WHERE related_id = ?1 AND "
       "related_type = 'action' LIMIT 1";
+  static constexpr const char kConvergeOf[] =
+      "SELECT converge_id FROM converge_relation WHERE related_id = ?1 AND "
+      "related_type = 'converge' LIMIT 1";
   static constexpr const char kHasConvergeRelation[] =
       "SELECT 1 FROM converge_relation WHERE related_id = ?1 AND "
       "related_type = 'converge' LIMIT 1";
@@ -1468,6 +1471,19 @@ struct SqlStores {
             Stmt q(conn, B::kRelationsAfter);
             q.Bind(1, converge_id).Bind(2, after_id).Bind(3, B::Limit(limit));
             return RelationRows(q, converge_id);
+          });
+    }
+
+    absl::StatusOr<std::optional<int64_t>> ConvergeOf(
+        int64_t first_level_id) override {
+      return db_->Read(
+          [&](Conn& conn) -> absl::StatusOr<std::optional<int64_t>> {
+            Stmt q(conn, B::kConvergeOf);
+            q.Bind(1, first_level_id);
+            absl::StatusOr<bool> row = q.Step();
+            if (!row.ok()) return row.status();
+            if (!*row) return std::optional<int64_t>();
+            return std::optional<int64_t>(q.Int(0));
           });
     }
 

@@ -207,6 +207,12 @@ class InstanceRepo {
   virtual absl::StatusOr<std::vector<ConvergeRelation>> RelationsAfter(
       int64_t converge_id, int64_t after_id, size_t limit) = 0;
 
+  // The second-level instance that first-level instance `first_level_id`
+  // is linked to (the instance holding its converge relation), or nullopt
+  // if it is linked to none (or is unknown).
+  virtual absl::StatusOr<std::optional<int64_t>> ConvergeOf(
+      int64_t first_level_id) = 0;
+
   // The executed set: actions related to `converge_id` with status executed
   // and related_type action, with their reported status, ordered by id.
   virtual absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(

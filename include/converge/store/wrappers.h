@@ -138,6 +138,10 @@ class InstanceRepoWrapper : public InstanceRepo {
       int64_t converge_id, int64_t after_id, size_t limit) override {
     return target_->RelationsAfter(converge_id, after_id, limit);
   }
+  absl::StatusOr<std::optional<int64_t>> ConvergeOf(
+      int64_t first_level_id) override {
+    return target_->ConvergeOf(first_level_id);
+  }
   absl::StatusOr<std::vector<ConvergeRelation>> Link(
       int64_t converge_id,
       absl::Span<const ConvergeRelation> relations) override {
