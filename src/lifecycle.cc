@@ -585,6 +585,14 @@ absl::StatusOr<SweepResult> ConvergeManager::Sweep(size_t limit) {
   int64_t after = 0;
   constexpr size_t kPage = 512;
   absl::Status failed;  // the first instance that failed, if any
+  auto end_now = [&](int64_t id) {
+    absl::StatusOr<bool> ended = EndRecursive(id, now, 0);
+    if (!ended.ok()) {
+      if (failed.ok()) failed = ended.status();
+    } else if (*ended) {
+      ++result.ended;
+    }
+  };
   while (true) {
     absl::StatusOr<std::vector<ConvergeInstance>> page =
         stores_.repo->ListOpenAfter(after, kPage);
@@ -617,12 +625,7 @@ absl::StatusOr<SweepResult> ConvergeManager::Sweep(size_t limit) {
             continue;
           }
         }
-        absl::StatusOr<bool> ended = EndRecursive(inst.id, now, 0);
-        if (!ended.ok()) {
-          if (failed.ok()) failed = ended.status();
-          continue;
-        }
-        if (*ended) ++result.ended;
+        end_now(inst.id);
         if (limit > 0 && static_cast<size_t>(result.ended) >= limit) break;
         continue;
       }
@@ -646,12 +649,7 @@ absl::StatusOr<SweepResult> ConvergeManager::Sweep(size_t limit) {
         ++result.ended;
       } else {
         if (inst.create_time + w + options_.sweep_grace >= now) continue;
-        absl::StatusOr<bool> ended = EndRecursive(inst.id, now, 0);
-        if (!ended.ok()) {
-          if (failed.ok()) failed = ended.status();
-          continue;
-        }
-        if (*ended) ++result.ended;
+        end_now(inst.id);
       }
       if (limit > 0 && static_cast<size_t>(result.ended) >= limit) break;
     }
