@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -585,6 +586,8 @@ absl::StatusOr<SweepResult> ConvergeManager::Sweep(size_t limit) {
   int64_t after = 0;
   constexpr size_t kPage = 512;
   absl::Status failed;  // the first instance that failed, if any
+  // Second-level instances seen in this sweep: open or not.
+  absl::flat_hash_map<int64_t, bool> parent_open;
   auto end_now = [&](int64_t id) {
     absl::StatusOr<bool> ended = EndRecursive(id, now, 0);
     if (!ended.ok()) {
@@ -617,13 +620,20 @@ absl::StatusOr<SweepResult> ConvergeManager::Sweep(size_t limit) {
           continue;
         }
         if (parent->has_value()) {
-          absl::StatusOr<ConvergeInstance> second =
-              stores_.repo->GetInstance(**parent);
-          if (second.ok() && second->is_open()) continue;
-          if (!second.ok() && !absl::IsNotFound(second.status())) {
-            if (failed.ok()) failed = second.status();
-            continue;
+          // One look per second-level instance and sweep: its members
+          // are many.
+          auto [known, fresh] = parent_open.try_emplace(**parent, false);
+          if (fresh) {
+            absl::StatusOr<ConvergeInstance> second =
+                stores_.repo->GetInstance(**parent);
+            if (!second.ok() && !absl::IsNotFound(second.status())) {
+              parent_open.erase(known);
+              if (failed.ok()) failed = second.status();
+              continue;
+            }
+            known->second = second.ok() && second->is_open();
           }
+          if (known->second) continue;
         }
         end_now(inst.id);
         if (limit > 0 && static_cast<size_t>(result.ended) >= limit) break;

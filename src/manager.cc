@@ -584,21 +584,10 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::RunGroup(
       !ItemError(results.front().status())) {
     // The shared transaction failed and nothing of it was stored: each
     // action runs again in a transaction of its own, so that one action's
-    // trouble is not the others'. A store that is unavailable to one of
-    // them (busy past its timeout, gone) is so to the rest: they get that
-    // error at once instead of each waiting out the store's timeout again.
-    std::optional<absl::Status> store_down;
+    // trouble is not the others'.
     for (size_t i = 0; i < items.size(); ++i) {
-      if (store_down.has_value()) {
-        results[i] = *store_down;
-        continue;
-      }
       results[i] =
           std::move(SubmitBatch(absl::MakeConstSpan(&items[i], 1)).front());
-      if (!results[i].ok() && absl::IsUnavailable(results[i].status()) &&
-          !IsLeaseBusy(results[i].status())) {
-        store_down = results[i].status();
-      }
     }
     return results;
   }

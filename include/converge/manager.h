@@ -295,9 +295,12 @@ class ConvergeManager {
   absl::Status ProcessSubConverge(int64_t first_level_id);
 
   // Ends open instances whose window has passed (see sweep_grace), at
-  // most `limit` of them (0 = all). Hidden instances are left to their
-  // second-level instance, unless it has ended (or gone) without them. An instance whose end or summary fails does not
-  // stop the others: the first such error is returned after the pass.
+  // most `limit` of them (0 = all). A hidden instance is left to its
+  // second-level instance, unless that has ended (or gone) without it;
+  // such an orphan is ended without a summary (it was hidden when its
+  // second level reported). An instance whose end or summary fails does
+  // not stop the others: the first such error is returned after the pass
+  // (also when `limit` was reached).
   absl::StatusOr<SweepResult> Sweep(size_t limit = 0);
 
   // Deletes what the retention option says is old enough, at most `limit`

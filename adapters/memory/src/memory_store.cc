@@ -847,7 +847,11 @@ class MemoryInstanceRepo final : public InstanceRepo {
       InstanceRow& row = instances_.at(id);
       for (const RelationRow& r : row.relations) {
         if (r.related_type == ConvergeType::kConverge) {
-          converge_related_.erase(r.related_id);
+          // Only this instance's link (a newer one may have replaced it).
+          if (auto it = converge_related_.find(r.related_id);
+              it != converge_related_.end() && it->second == row.instance.id) {
+            converge_related_.erase(it);
+          }
         } else if (auto it = actions_.find(r.related_id);
                    it != actions_.end()) {
           it->second.related = false;

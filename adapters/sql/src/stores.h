@@ -108,7 +108,7 @@ struct CommonSql {
       "related_type = 'action' LIMIT 1";
   static constexpr const char kConvergeOf[] =
       "SELECT converge_id FROM converge_relation WHERE related_id = ?1 AND "
-      "related_type = 'converge' LIMIT 1";
+      "related_type = 'converge' ORDER BY converge_id DESC LIMIT 1";
   static constexpr const char kHasConvergeRelation[] =
       "SELECT 1 FROM converge_relation WHERE related_id = ?1 AND "
       "related_type = 'converge' LIMIT 1";

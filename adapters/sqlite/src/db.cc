@@ -829,7 +829,7 @@ absl::Status Db::CommitBatch() {
   } else {
     st = absl::Status(st.code(), StrCat("sqlite: ", path(),
                                         ": the batch was rolled back after "
-                                        "a failed write: ",
+                                        "a failed call: ",
                                         st.message()));
   }
   if (!st.ok()) Rollback(conn);

@@ -208,8 +208,9 @@ class InstanceRepo {
       int64_t converge_id, int64_t after_id, size_t limit) = 0;
 
   // The second-level instance that first-level instance `first_level_id`
-  // is linked to (the instance holding its converge relation), or nullopt
-  // if it is linked to none (or is unknown).
+  // is linked to (the instance holding its converge relation; the newest,
+  // should there be several), or nullopt if it is linked to none (or is
+  // unknown).
   virtual absl::StatusOr<std::optional<int64_t>> ConvergeOf(
       int64_t first_level_id) = 0;
 
