@@ -37,14 +37,18 @@ bool IsPerpetual(std::string_view kind) {
 // The period of perpetual job `kind` in a processor with `options`; one
 // that has the job off (zero) passes the task on after the default period,
 // for a processor that runs it.
+// The interval `options` gives perpetual job `kind` (zero: off).
+absl::Duration IntervalOf(std::string_view kind,
+                          const ProcessorOptions& options) {
+  return kind == kSweepKind ? options.sweep_interval
+                            : options.retention_interval;
+}
+
 absl::Duration PeriodOf(std::string_view kind,
                         const ProcessorOptions& options) {
-  const ProcessorOptions defaults;
-  const bool sweep = kind == kSweepKind;
-  const absl::Duration period =
-      sweep ? options.sweep_interval : options.retention_interval;
-  if (period > absl::ZeroDuration()) return period;
-  return sweep ? defaults.sweep_interval : defaults.retention_interval;
+  const absl::Duration period = IntervalOf(kind, options);
+  return period > absl::ZeroDuration() ? period
+                                       : IntervalOf(kind, ProcessorOptions());
 }
 
 absl::Status CheckDuration(std::string_view name, absl::Duration d,
@@ -319,9 +323,7 @@ Verdict RunTask(ConvergeManager* manager, const ProcessorOptions& options,
         absl::FormatDuration(manager->options().approval_timeout),
         " timeout")));
   }
-  if (IsPerpetual(kind) && (kind == kSweepKind ? options.sweep_interval
-                                               : options.retention_interval) ==
-                               absl::ZeroDuration()) {
+  if (IsPerpetual(kind) && IntervalOf(kind, options) == absl::ZeroDuration()) {
     // This processor has the job off: it leaves it, due again later, to a
     // processor sharing the store that runs it (acknowledging it would
     // delete the job for all of them). Not a run: counted as requeued.

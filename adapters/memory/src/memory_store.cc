@@ -919,9 +919,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
     if (it == instances_.end()) return out;
     if (limit == 0) out.reserve(it->second.relations.size());
     for (const RelationRow& r : it->second.relations) {
-      if (r.id <= after_id && after_id != std::numeric_limits<int64_t>::min()) {
-        continue;
-      }
+      if (r.id <= after_id) continue;  // relation ids start at 1
       if (limit > 0 && out.size() >= limit) break;
       ConvergeRelation rel;
       rel.id = r.id;
