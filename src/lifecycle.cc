@@ -430,6 +430,11 @@ absl::Status ConvergeManager::ProcessSubConverge(int64_t first_level_id) {
     if (m.id < first_level_id) create.attach_candidates.push_back(m.id);
   }
   absl::StatusOr<CreateResult> created = stores_.repo->Create(create);
+  if (created.status().code() == absl::StatusCode::kFailedPrecondition) {
+    // This first-level instance ended (its own summary) since it was read:
+    // an ended instance is not matched (S18).
+    return absl::OkStatus();
+  }
   if (created.status().code() == absl::StatusCode::kAlreadyExists) {
     return absl::AbortedError(
         internal::StrCat("converge: business dimension ", dim.dimension,

@@ -902,6 +902,56 @@ TEST_CASE(
   CHECK(s.repo().Relations(4).value().size() == 2);
 }
 
+TEST_CASE("InstanceRepo: Link and Create relate open first-level members only",
+          "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.repo().Create(ActionCreate("F1", 1)).ok());  // 1
+  REQUIRE(s.repo().Create(ActionCreate("F2", 2)).ok());  // 2
+  REQUIRE(s.repo().Create(ActionCreate("F3", 3)).ok());  // 3
+  REQUIRE(s.repo().Create(ActionCreate("F4", 4)).ok());  // 4
+  // F2 ends (its own summary) after the caller looked at it.
+  REQUIRE(s.repo().End(2, At(100)).value());
+
+  // Create: the ended candidate and an unknown one are left alone.
+  CreateResult c = s.repo().Create(ConvergeCreate("S", 1, {2, 3, 99})).value();
+  const int64_t sid = c.instance.id;  // 5
+  CHECK(c.attached == std::vector<int64_t>{3});
+  CHECK(RelatedIds(s.repo().Relations(sid).value()) ==
+        std::vector<int64_t>{1, 3});
+  CHECK(s.repo().GetInstance(2).value().is_visible);
+  CHECK(s.repo().ConvergeOf(2).value() == std::nullopt);
+
+  // Link: ended, unknown and second-level members are left alone.
+  REQUIRE(s.repo().End(4, At(110)).value());
+  REQUIRE(s.repo().Create(ActionCreate("F6", 6)).ok());  // 6
+  const std::vector<ConvergeRelation> rels = {
+      LinkRel(sid, 2), LinkRel(sid, 4), LinkRel(sid, 99), LinkRel(sid, sid),
+      LinkRel(sid, 6)};
+  std::vector<ConvergeRelation> linked = s.repo().Link(sid, rels).value();
+  REQUIRE(linked.size() == 1);
+  CHECK(linked[0].related_id == 6);
+  CHECK(RelatedIds(s.repo().Relations(sid).value()) ==
+        std::vector<int64_t>{1, 3, 6});
+  CHECK(s.repo().GetInstance(4).value().is_visible);
+  CHECK(s.repo().GetInstance(sid).value().is_visible);
+  CHECK_FALSE(s.repo().GetInstance(6).value().is_visible);
+
+  // Create with an ended, unknown or second-level primary: refused,
+  // nothing written (the candidate stays visible and unrelated).
+  REQUIRE(s.repo().Create(ActionCreate("F7", 7)).ok());  // 7
+  const size_t before = s.repo().ListOpen(0).value().size();
+  for (int64_t primary : {int64_t{2}, int64_t{99}, sid}) {
+    absl::StatusOr<CreateResult> refused =
+        s.repo().Create(ConvergeCreate("T", primary, {7}));
+    INFO(primary);
+    CHECK(refused.status().code() == absl::StatusCode::kFailedPrecondition);
+  }
+  CHECK(s.repo().ListOpen(0).value().size() == before);
+  CHECK(s.repo().GetInstance(7).value().is_visible);
+  CHECK(s.repo().ConvergeOf(7).value() == std::nullopt);
+  CHECK_FALSE(s.repo().FindOpen("T").value().has_value());
+}
+
 TEST_CASE(
     "InstanceRepo: Link takes relations of type converge to the "
     "instance it names",

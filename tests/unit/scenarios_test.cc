@@ -2,6 +2,7 @@
 // with a virtual clock. Where the spec gives "upstream" and "fixed" results,
 // these tests assert ours, as project-decisions.md decides.
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "absl/strings/match.h"
@@ -819,6 +820,96 @@ TEST_CASE("the sweep ends a hidden instance whose second level has ended",
   SweepResult r = env.manager->Sweep().value();
   CHECK(r.ended == 3);
   for (int64_t f : {1, 2, 3}) CHECK_FALSE(env.Instance(f).is_open());
+}
+
+// Ends first-level instance `victim` just before the next Create or Link
+// of the second level: its own summary, run by another worker, wins the
+// race against the second-level task that has read it open.
+class EndBeforeLinkRepo final : public InstanceRepoWrapper {
+ public:
+  using InstanceRepoWrapper::InstanceRepoWrapper;
+  void Arm(int64_t victim, absl::Time at) {
+    victim_ = victim;
+    at_ = at;
+  }
+  absl::StatusOr<CreateResult> Create(const CreateRequest& request) override {
+    if (request.instance.converge_type == ConvergeType::kConverge) Fire();
+    return InstanceRepoWrapper::Create(request);
+  }
+  absl::StatusOr<std::vector<ConvergeRelation>> Link(
+      int64_t converge_id,
+      absl::Span<const ConvergeRelation> relations) override {
+    Fire();
+    return InstanceRepoWrapper::Link(converge_id, relations);
+  }
+
+ private:
+  void Fire() {
+    if (victim_ == 0) return;
+    REQUIRE(target()->End(victim_, at_).value());
+    victim_ = 0;
+  }
+  int64_t victim_ = 0;
+  absl::Time at_;
+};
+
+TEST_CASE("the second level does not take in a member that has just ended",
+          "[scenario]") {
+  Recorder recorder;
+  ManagerOptions options = Bkmonitor();
+  options.listener = &recorder;
+  Env env(options);
+  EndBeforeLinkRepo repo(env.stores.repo.get());
+  env.Rewire([&](Stores* view) { view->repo = &repo; });
+  const ConvergeConfig rule = NoticeRule();
+  // As in S11: F1's and F2's tasks find too few; F3's creates S.
+  env.Submit(StrategyNotice(1, 1, 1), rule);
+  REQUIRE(env.manager->ProcessSubConverge(1).ok());
+  env.Submit(StrategyNotice(2, 2, 2), rule);
+  REQUIRE(env.manager->ProcessSubConverge(2).ok());
+  env.Submit(StrategyNotice(3, 3, 3), rule);
+  REQUIRE(env.stores.repo->CountOpen().value().converge == 0);
+  const int64_t s = 4;  // the second-level instance, once created
+  auto related = [&](int64_t id) {
+    std::vector<int64_t> ids;
+    for (const ConvergeRelation& r : env.Relations(id)) {
+      ids.push_back(r.related_id);
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  auto heard_hidden = [&](int64_t id) {
+    const std::string line = absl::StrCat("instance ", id, " hidden");
+    return std::find(recorder.lines.begin(), recorder.lines.end(), line) !=
+           recorder.lines.end();
+  };
+
+  SECTION("a candidate ends before the creation") {
+    repo.Arm(1, env.clock.Now());
+    REQUIRE(env.manager->ProcessSubConverge(3).ok());
+    REQUIRE(env.Instance(s).converge_type == ConvergeType::kConverge);
+    CHECK(related(s) == std::vector<int64_t>{2, 3});
+    CHECK(env.Instance(1).is_visible);  // its own summary reports it
+    CHECK_FALSE(heard_hidden(1));
+    CHECK(heard_hidden(2));
+  }
+  SECTION("the creating member itself ends before the creation") {
+    repo.Arm(3, env.clock.Now());
+    REQUIRE(env.manager->ProcessSubConverge(3).ok());
+    CHECK(env.stores.repo->CountOpen().value().converge == 0);
+    for (int64_t f : {1, 2, 3}) CHECK(env.Instance(f).is_visible);
+    CHECK_FALSE(heard_hidden(3));
+  }
+  SECTION("a joining member ends before the link") {
+    REQUIRE(env.manager->ProcessSubConverge(3).ok());
+    REQUIRE(env.Instance(s).converge_type == ConvergeType::kConverge);
+    env.Submit(StrategyNotice(4, 4, 4), rule);  // instance 5
+    repo.Arm(5, env.clock.Now());
+    REQUIRE(env.manager->ProcessSubConverge(5).ok());
+    CHECK(related(s) == std::vector<int64_t>{1, 2, 3});
+    CHECK(env.Instance(5).is_visible);
+    CHECK_FALSE(heard_hidden(5));
+  }
 }
 
 TEST_CASE("Approvals: approve, reject, time out", "[scenario]") {

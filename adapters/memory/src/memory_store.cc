@@ -659,6 +659,18 @@ class MemoryInstanceRepo final : public InstanceRepo {
           internal::StrCat("memory: action ", req.creator->id,
                            " already has a decision or a relation"));
     }
+    if (req.instance.converge_type == ConvergeType::kConverge) {
+      // The primary member must be an open first-level instance: one whose
+      // own summary ended it since the caller looked is not hidden and
+      // summarized twice.
+      auto member = instances_.find(req.primary.related_id);
+      if (member == instances_.end() || !member->second.instance.is_open() ||
+          member->second.instance.converge_type != ConvergeType::kAction) {
+        return absl::FailedPreconditionError(
+            internal::StrCat("memory: primary member ", req.primary.related_id,
+                             " is not an open first-level instance"));
+      }
+    }
     const int64_t id = ++next_instance_id_;
     InstanceRow& row = instances_[id];
     row.instance = req.instance;
@@ -679,8 +691,9 @@ class MemoryInstanceRepo final : public InstanceRepo {
       for (int64_t cand : req.attach_candidates) {
         auto cit = instances_.find(cand);
         if (cit == instances_.end() || converge_related_.contains(cand) ||
+            !cit->second.instance.is_open() ||
             cit->second.instance.converge_type != ConvergeType::kAction) {
-          continue;  // unknown, already linked, or not a first-level one
+          continue;  // unknown, already linked, ended or not first-level
         }
         ConvergeRelation rel;
         rel.converge_id = id;
@@ -897,7 +910,12 @@ class MemoryInstanceRepo final : public InstanceRepo {
     }
     std::vector<ConvergeRelation> inserted;
     for (const ConvergeRelation& rel : relations) {
-      if (converge_related_.contains(rel.related_id)) continue;
+      auto member = instances_.find(rel.related_id);
+      if (member == instances_.end() || !member->second.instance.is_open() ||
+          member->second.instance.converge_type != ConvergeType::kAction ||
+          converge_related_.contains(rel.related_id)) {
+        continue;  // open first-level members only, not linked yet
+      }
       AddRelation(&it->second, rel);
       inserted.push_back(rel);
       inserted.back().id = it->second.relations.back().id;

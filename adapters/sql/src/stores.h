@@ -1185,6 +1185,20 @@ struct SqlStores {
                            " already has a decision or a relation"));
               }
             }
+            if (in.converge_type == ConvergeType::kConverge) {
+              // The primary member must be an open first-level instance,
+              // checked under the row lock (MySQL) or the write lock
+              // (SQLite): one whose own summary ended it since the
+              // caller's look is not hidden and summarized twice.
+              absl::StatusOr<InstanceState> s =
+                  StateOf(conn, req.primary.related_id);
+              if (!s.ok()) return s.status();
+              if (!s->exists || !s->open || s->type != ConvergeType::kAction) {
+                return absl::FailedPreconditionError(StrCat(
+                    B::kName, ": primary member ", req.primary.related_id,
+                    " is not an open first-level instance"));
+              }
+            }
             const absl::Time now = db_->clock().Now();
             Stmt ins(conn, B::kInsertInstance);
             ins.Bind(1, B::DateTime(in.create_time))
@@ -1229,7 +1243,8 @@ struct SqlStores {
               for (int64_t cand : req.attach_candidates) {
                 absl::StatusOr<InstanceState> s = StateOf(conn, cand);
                 if (!s.ok()) return s.status();
-                if (!s->exists || s->type != ConvergeType::kAction) continue;
+                if (!s->exists || !s->open || s->type != ConvergeType::kAction)
+                  continue;
                 absl::StatusOr<bool> related =
                     HasRelation(conn, cand, ConvergeType::kConverge);
                 if (!related.ok()) return related.status();
@@ -1583,6 +1598,15 @@ struct SqlStores {
             const absl::Time now = db_->clock().Now();
             std::vector<ConvergeRelation> inserted;
             for (const ConvergeRelation& rel : relations) {
+              // Open first-level members only, checked under the row lock
+              // (MySQL) or the write lock (SQLite).
+              absl::StatusOr<InstanceState> member =
+                  StateOf(conn, rel.related_id);
+              if (!member.ok()) return member.status();
+              if (!member->exists || !member->open ||
+                  member->type != ConvergeType::kAction) {
+                continue;
+              }
               absl::StatusOr<bool> related =
                   HasRelation(conn, rel.related_id, ConvergeType::kConverge);
               if (!related.ok()) return related.status();

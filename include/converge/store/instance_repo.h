@@ -40,9 +40,12 @@ struct CreateRequest {
   // attached as (executed, not primary, no alerts); the others are left
   // alone (they are undecided and will find the instance themselves).
   // For a converge (second-level) instance the candidates are first-level
-  // instance ids: each one that has no relation of type converge is
-  // attached as (skipped, not primary) and hidden (is_visible = false); the
-  // primary member is hidden too (section 3.6 steps 4 and 5).
+  // instance ids: each one that is open and has no relation of type
+  // converge is attached as (skipped, not primary) and hidden (is_visible =
+  // false); the primary member is hidden too (section 3.6 steps 4 and 5).
+  // The primary member of a converge instance must be an open first-level
+  // instance. These checks are atomic with the insert (a member's own
+  // summary that ends it concurrently comes entirely before or after).
   std::vector<int64_t> attach_candidates;
 };
 
@@ -134,7 +137,9 @@ class InstanceRepo {
   // Atomically inserts the instance, the primary relation, the creator's
   // decision and the attachable candidates (see CreateRequest). Returns
   // kAlreadyExists (writing nothing) if an open instance already has
-  // instance.dimension, or if the creator already has a decision.
+  // instance.dimension, or if the creator already has a decision;
+  // kFailedPrecondition (writing nothing) if the primary member of a
+  // converge instance is not an open first-level instance.
   virtual absl::StatusOr<CreateResult> Create(const CreateRequest& request) = 0;
 
   // The open instance with dimension `dimension`, or nullopt.
@@ -224,9 +229,11 @@ class InstanceRepo {
 
   // Inserts relations of `converge_id` (a second-level instance) to
   // first-level instances, and hides each related instance (is_visible =
-  // false), atomically. A member that already has a relation of type
-  // converge is left alone. Returns the relations inserted. kNotFound if the
-  // instance does not exist, kFailedPrecondition if it has ended.
+  // false), atomically. A member that is not an open first-level instance
+  // (unknown, ended, or of the second level), or that already has a
+  // relation of type converge, is left alone; the check is atomic with the
+  // insert. Returns the relations inserted. kNotFound if the instance does
+  // not exist, kFailedPrecondition if it has ended.
   virtual absl::StatusOr<std::vector<ConvergeRelation>> Link(
       int64_t converge_id, absl::Span<const ConvergeRelation> relations) = 0;
 
