@@ -626,6 +626,65 @@ TEST_CASE("POST /api/v2/alerts takes Alertmanager's payload",
         "expected an array of alerts, got object");
 }
 
+TEST_CASE("POST /api/v2/alerts takes the valid alerts of a batch",
+          "[http][alertmanager]") {
+  InProcess s;
+  const std::string big(5000, 'v');  // over the 4 KiB max_value_bytes
+  const std::string body = absl::StrCat(
+      R"([{"labels":{"alertname":"A","instance":"h1"}},)",
+      R"({"labels":{"alertname":"B","a b":"c"}},)",
+      R"({"labels":{"alertname":"C","instance":"h3"}},)",
+      R"({"labels":{"alertname":"D"},"startsAt":"2023-11-14T22:13:20Z",)",
+      R"("endsAt":"2023-11-14T22:13:19Z"},)",
+      R"({"labels":{"alertname":"E","big":")", big, R"("}}])");
+  HttpResponse r = s.Post("/api/v2/alerts", body);
+  // As Alertmanager: a 400 naming the invalid alerts, the others taken.
+  REQUIRE(r.status == 400);
+  const bj::value doc = Json(r.body);
+  CHECK(Str(doc.at("error").at("code")) == "invalid_argument");
+  CHECK(Str(doc.at("error").at("field")) == "[1].labels.a b");
+  CHECK(
+      absl::StrContains(Str(doc.at("error").at("message")), "3 of 5 refused"));
+  const bj::array& res = Results(doc);
+  REQUIRE(res.size() == 5);
+  for (size_t i : {0, 2}) {
+    INFO(i);
+    CHECK(Str(res[i].at("outcome")) == "execute");
+    CHECK(s.Get(absl::StrCat("/v1/actions/", res[i].at("action_id").as_int64()))
+              .status == 200);
+  }
+  const std::pair<size_t, std::string> refused[] = {
+      {1, "[1].labels.a b"}, {3, "[3].endsAt"}, {4, "[4]"}};
+  for (const auto& [i, field] : refused) {
+    INFO(i);
+    CHECK(Str(res[i].at("error").at("code")) == "invalid_argument");
+    CHECK(absl::StartsWith(Str(res[i].at("error").at("field")), field));
+    // Nothing of it stored.
+    CHECK(s.Get(absl::StrCat("/v1/actions/", res[i].at("action_id").as_int64()))
+              .status == 404);
+  }
+  CHECK(absl::StrContains(s.Get("/metrics").body,
+                          "converged_alerts_invalid_total 3\n"));
+
+  // Queued mode: the same, with the valid ones queued.
+  InProcess queued(R"({"mode":"queued","queue":{"workers":0}})");
+  HttpResponse q = queued.Post(
+      "/api/v2/alerts",
+      R"([{"labels":{"alertname":"Q"}},{"labels":{"":"x","a":""}}])");
+  REQUIRE(q.status == 400);
+  const bj::value qdoc = Json(q.body);
+  CHECK(Str(qdoc.at("error").at("field")) == "[1].labels.");  // name ""
+  CHECK(Str(Results(qdoc)[0].at("status")) == "queued");
+  CHECK(Results(qdoc)[1].as_object().contains("error"));
+
+  // A body that is not an array of alerts, or a wrong type in one alert,
+  // still refuses the whole request (Alertmanager's schema check).
+  HttpResponse typed = s.Post(
+      "/api/v2/alerts", R"([{"labels":{"alertname":"T"}},{"labels":{"x":1}}])");
+  CHECK(typed.status == 400);
+  CHECK_FALSE(Json(typed.body).as_object().contains("results"));
+}
+
 TEST_CASE("the Alertmanager webhook receiver", "[http][alertmanager]") {
   InProcess s;
   const std::string fp =

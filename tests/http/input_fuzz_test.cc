@@ -65,8 +65,12 @@ constexpr const char* kWebhook =
 void CheckAlerts(const std::vector<Alert>& alerts, std::string_view input) {
   const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
   for (const Alert& alert : alerts) {
-    const Action action = AlertToAction(alert, now, "notice");
     INFO("input: " << Shown(input));
+    if (alert.invalid.has_value()) {
+      REQUIRE(absl::StartsWith(alert.invalid->field, "["));
+      REQUIRE(!alert.invalid->detail.empty());
+    }
+    const Action action = AlertToAction(alert, now, "notice");
     REQUIRE(action.id > 0);
     REQUIRE(action.alert_level >= 1);
     REQUIRE(action.alert_level <= 3);

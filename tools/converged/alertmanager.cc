@@ -57,8 +57,11 @@ bool ValidLabelName(std::string_view name) {
   return true;
 }
 
+// Type errors fail the request (*error); an invalid label name makes the
+// alert invalid (*invalid, the first such error), as Alertmanager's
+// Alert.Validate does, and the name is skipped.
 bool ReadLabels(const bj::value& v, const std::string& field, Labels* out,
-                InputError* error) {
+                std::optional<InputError>* invalid, InputError* error) {
   if (!v.is_object()) {
     return Fail(error, field,
                 absl::StrCat("expected an object, got ", Av(KindName(v))));
@@ -75,8 +78,12 @@ bool ReadLabels(const bj::value& v, const std::string& field, Labels* out,
     const std::string_view value = ToStd(kv.value().get_string());
     if (value.empty()) continue;
     if (!ValidLabelName(name)) {
-      return Fail(error, absl::StrCat(field, ".", Av(name)),
-                  "invalid label name (expected [a-zA-Z_][a-zA-Z0-9_]*)");
+      if (!invalid->has_value()) {
+        *invalid =
+            InputError{absl::StrCat(field, ".", Av(name)),
+                       "invalid label name (expected [a-zA-Z_][a-zA-Z0-9_]*)"};
+      }
+      continue;
     }
     out->emplace_back(std::string(name), std::string(value));
   }
@@ -85,10 +92,11 @@ bool ReadLabels(const bj::value& v, const std::string& field, Labels* out,
 }
 
 // An RFC 3339 time; Go's zero time ("0001-01-01T00:00:00Z"), and the Unix
-// epoch, are "not set"; any other time before 1970 is refused.
+// epoch, are "not set"; any other time before 1970 makes the alert invalid
+// (*invalid). What is not an RFC 3339 time fails the request (*error).
 bool ReadTime(const bj::object& o, std::string_view key,
               const std::string& path, std::optional<absl::Time>* out,
-              InputError* error) {
+              std::optional<InputError>* invalid, InputError* error) {
   const bj::value* v = o.if_contains(bj::string_view(key.data(), key.size()));
   if (v == nullptr || v->is_null()) return true;
   const std::string field = absl::StrCat(path, ".", Av(key));
@@ -119,10 +127,13 @@ bool ReadTime(const bj::object& o, std::string_view key,
       absl::FromCivil(absl::CivilSecond(1, 1, 1, 0, 0, 0), absl::UTCTimeZone());
   if (t == kGoZero || t == absl::UnixEpoch()) return true;  // not set
   if (t < absl::UnixEpoch()) {
-    return Fail(error, field,
-                absl::StrCat("expected a time after 1970 (or Go's zero time "
-                             "for none), got \"",
-                             Av(text), "\""));
+    if (!invalid->has_value()) {
+      *invalid = InputError{
+          field, absl::StrCat("expected a time after 1970 (or Go's zero time "
+                              "for none), got \"",
+                              Av(text), "\"")};
+    }
+    return true;
   }
   *out = t;
   return true;
@@ -139,30 +150,32 @@ bool ReadAlert(const bj::value& v, const std::string& path, bool webhook,
   if (labels == nullptr) {
     return Fail(error, absl::StrCat(path, ".labels"), "missing required key");
   }
+  std::optional<InputError>& invalid = alert->invalid;
   if (!ReadLabels(*labels, absl::StrCat(path, ".labels"), &alert->labels,
-                  error)) {
+                  &invalid, error)) {
     return false;
   }
-  if (alert->labels.empty()) {
-    return Fail(error, absl::StrCat(path, ".labels"),
-                "at least one label with a non-empty value is required");
+  if (alert->labels.empty() && !invalid.has_value()) {
+    invalid =
+        InputError{absl::StrCat(path, ".labels"),
+                   "at least one label with a non-empty value is required"};
   }
   if (const bj::value* a = o.if_contains("annotations");
       a != nullptr && !a->is_null() && !a->is_object()) {
     return Fail(error, absl::StrCat(path, ".annotations"),
                 absl::StrCat("expected an object, got ", Av(KindName(*a))));
   }
-  if (!ReadTime(o, "startsAt", path, &alert->starts_at, error) ||
-      !ReadTime(o, "endsAt", path, &alert->ends_at, error)) {
+  if (!ReadTime(o, "startsAt", path, &alert->starts_at, &invalid, error) ||
+      !ReadTime(o, "endsAt", path, &alert->ends_at, &invalid, error)) {
     return false;
   }
   // As Alertmanager: an alert without a start starts at its end, if it
   // has one (its id then tells its occurrences apart).
   if (!alert->starts_at && alert->ends_at) alert->starts_at = alert->ends_at;
   if (alert->starts_at && alert->ends_at &&
-      *alert->ends_at < *alert->starts_at) {
-    return Fail(error, absl::StrCat(path, ".endsAt"),
-                "end time must not be before start time");
+      *alert->ends_at < *alert->starts_at && !invalid.has_value()) {
+    invalid = InputError{absl::StrCat(path, ".endsAt"),
+                         "end time must not be before start time"};
   }
   if (webhook) {
     if (const bj::value* s = o.if_contains("status"); s != nullptr) {
@@ -214,6 +227,12 @@ std::optional<std::vector<Alert>> ParseAlertArray(const bj::value& v,
     Alert alert;
     if (!ReadAlert(item, absl::StrCat(Av(prefix), "[", i, "]"), webhook, &alert,
                    error)) {
+      return std::nullopt;
+    }
+    if (webhook && alert.invalid.has_value()) {
+      // Alertmanager sent it, so it passed Alertmanager's checks: the
+      // sender is not Alertmanager, or is broken. Nothing is taken.
+      *error = *std::move(alert.invalid);
       return std::nullopt;
     }
     alerts.push_back(std::move(alert));

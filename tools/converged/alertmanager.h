@@ -39,19 +39,29 @@ struct Alert {
   // sender computed ("" when absent).
   std::string status;
   std::string fingerprint;
+  // Set when the alert breaks one of Alertmanager's per-alert rules (its
+  // Alert.Validate: a label name, no label, endsAt before startsAt; ours:
+  // a time before 1970). POST /api/v2/alerts takes the request's other
+  // alerts, as Alertmanager does; field paths as "[i].labels.x".
+  std::optional<cli::InputError> invalid;
 };
 
 // Parses the body of POST /api/v2/alerts: a JSON array of
 // {"labels":{...} (required, at least one non-empty value), "annotations",
 // "startsAt", "endsAt", "generatorURL"}; times are RFC 3339. Label names
 // must match [a-zA-Z_][a-zA-Z0-9_]*. nullopt and *error (field "[i].labels")
-// on bad input; the whole request is refused, none of it applied.
+// when the body is not such an array (malformed JSON, a wrong type, a
+// time that is not RFC 3339): the whole request is refused, none of it
+// applied. An alert that only breaks a per-alert rule comes back with
+// `invalid` set instead.
 std::optional<std::vector<Alert>> ParseAlertsV2(std::string_view body,
                                                 cli::InputError* error);
 
 // Parses an Alertmanager webhook body ({"version":"4","status",
 // "receiver","groupKey","alerts":[{"status","labels","annotations",
-// "startsAt","endsAt","fingerprint",...}],...}).
+// "startsAt","endsAt","fingerprint",...}],...}). Any bad alert refuses the
+// whole body (nullopt and *error): Alertmanager checked them before it
+// sent them.
 std::optional<std::vector<Alert>> ParseAlertmanagerWebhook(
     std::string_view body, cli::InputError* error);
 

@@ -71,7 +71,9 @@ HttpAnswer Json(int status, std::string body) {
   return a;
 }
 
-HttpAnswer BadInput(const InputError& e, std::string_view prefix = "") {
+// The field path of `e` under `prefix`, and the message naming it.
+std::pair<std::string, std::string> InputErrorText(const InputError& e,
+                                                   std::string_view prefix) {
   std::string field = e.field;
   if (!prefix.empty()) {
     field = field.empty()
@@ -79,9 +81,14 @@ HttpAnswer BadInput(const InputError& e, std::string_view prefix = "") {
                 : (field.front() == '[' ? absl::StrCat(Av(prefix), field)
                                         : absl::StrCat(Av(prefix), ".", field));
   }
-  const std::string message =
-      field.empty() ? e.detail
-                    : absl::StrCat("field \"", field, "\": ", e.detail);
+  std::string message = field.empty()
+                            ? e.detail
+                            : absl::StrCat("field \"", field, "\": ", e.detail);
+  return {std::move(field), std::move(message)};
+}
+
+HttpAnswer BadInput(const InputError& e, std::string_view prefix = "") {
+  auto [field, message] = InputErrorText(e, prefix);
   return ErrorAnswer(400, "invalid_argument", message, field);
 }
 
@@ -315,14 +322,19 @@ int HttpStatusFor(absl::StatusCode code) {
   }
 }
 
+std::string ErrorObject(std::string_view code, std::string_view message,
+                        std::string_view field) {
+  std::string o = absl::StrCat("{\"code\":", JsonString(code),
+                               ",\"message\":", JsonString(message));
+  if (!field.empty()) absl::StrAppend(&o, ",\"field\":", JsonString(field));
+  return o + "}";
+}
+
 HttpAnswer ErrorAnswer(int http_status, std::string_view code,
                        std::string_view message, std::string_view field) {
-  std::string body = absl::StrCat("{\"error\":{\"code\":", JsonString(code),
-                                  ",\"message\":", JsonString(message));
-  if (!field.empty()) absl::StrAppend(&body, ",\"field\":", JsonString(field));
-  body += "}}";
-  HttpAnswer a = Json(http_status, std::move(body));
-  return a;
+  return Json(
+      http_status,
+      absl::StrCat("{\"error\":", ErrorObject(code, message, field), "}"));
 }
 
 HttpAnswer ErrorAnswer(const absl::Status& status, std::string_view field) {
@@ -578,6 +590,11 @@ HttpAnswer Service::MetricsText(const HttpRequest&, std::string_view) {
       "received.\n# TYPE converged_alerts_received_total counter\n"
       "converged_alerts_received_total ",
       alerts_received_.load(), "\n",
+      "# HELP converged_alerts_invalid_total Alerts of POST /api/v2/alerts "
+      "refused one by one (the request's other alerts were taken).\n"
+      "# TYPE converged_alerts_invalid_total counter\n"
+      "converged_alerts_invalid_total ",
+      alerts_invalid_.load(), "\n",
       "# HELP converged_outputs_total Outputs (decisions, instance events, "
       "summaries) recorded (with outputs.file: numbered since the file was "
       "created).\n# TYPE converged_outputs_total counter\n"
@@ -717,7 +734,8 @@ HttpAnswer Service::PostActions(const HttpRequest& r, std::string_view) {
     }
     configs.push_back(
         std::make_unique<ConvergeConfig>(std::move(event->config)));
-    items.push_back(Item{std::move(event->action), configs.back().get(), ""});
+    items.push_back(
+        Item{std::move(event->action), configs.back().get(), "", std::nullopt});
   }
   return SubmitItems(items, r);
 }
@@ -742,6 +760,36 @@ HttpAnswer Service::SubmitItems(std::vector<Item>& items,
     }
   }
   std::vector<std::string> results(items.size());
+  // Refused items: their result is their error; the answer a 400 that
+  // names the first and also gives the others' results.
+  size_t refused = 0;
+  const InputError* first_refused = nullptr;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!items[i].refused) continue;
+    if (first_refused == nullptr) first_refused = &*items[i].refused;
+    ++refused;
+    auto [field, message] = InputErrorText(*items[i].refused, "");
+    results[i] = absl::StrCat(
+        "{\"action_id\":", items[i].action.id,
+        ",\"error\":", ErrorObject("invalid_argument", message, field), "}");
+  }
+  auto finish = [&](int http_status) {
+    std::string body = "{";
+    if (refused > 0) {
+      http_status = 400;
+      auto [field, message] = InputErrorText(*first_refused, "");
+      absl::StrAppend(&message, " (", refused, " of ", items.size(),
+                      " refused; the others were taken: see results)");
+      absl::StrAppend(&body, "\"error\":",
+                      ErrorObject("invalid_argument", message, field), ",");
+    }
+    body += "\"results\":[";
+    for (size_t i = 0; i < results.size(); ++i) {
+      if (i > 0) body += ",";
+      body += results[i];
+    }
+    return Json(http_status, body + "]}");
+  };
   auto queued_json = [&](size_t i, std::string_view state) {
     std::string s = absl::StrCat("{\"action_id\":", items[i].action.id,
                                  ",\"status\":\"", Av(state), "\"");
@@ -783,26 +831,32 @@ HttpAnswer Service::SubmitItems(std::vector<Item>& items,
 
   if (mode == SubmitMode::kQueued) {
     if (std::optional<HttpAnswer> full = QueueFull()) return *full;
-    std::vector<size_t> all(items.size());
-    for (size_t i = 0; i < items.size(); ++i) all[i] = i;
+    std::vector<size_t> all;
+    all.reserve(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!items[i].refused) all.push_back(i);
+    }
     absl::Status st = enqueue_all(all);
     if (!st.ok()) return overloaded(st);
-    std::string body = "{\"results\":[";
-    for (size_t i = 0; i < results.size(); ++i) {
-      if (i > 0) body += ",";
-      body += results[i];
-    }
-    return Json(202, body + "]}");
+    return finish(202);
   }
 
   std::vector<ConvergeManager::BatchItem> batch;
+  std::vector<size_t> index;  // batch position -> item
   batch.reserve(items.size());
-  for (const Item& item : items) batch.push_back({&item.action, item.config});
-  std::vector<absl::StatusOr<Decision>> decided = manager_->SubmitBatch(batch);
+  index.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].refused) continue;
+    batch.push_back({&items[i].action, items[i].config});
+    index.push_back(i);
+  }
+  std::vector<absl::StatusOr<Decision>> decided;
+  if (!batch.empty()) decided = manager_->SubmitBatch(batch);
   std::vector<size_t> requeue;
-  for (size_t i = 0; i < decided.size(); ++i) {
-    if (decided[i].ok()) {
-      std::string s = DecisionJson(*decided[i]);
+  for (size_t b = 0; b < decided.size(); ++b) {
+    const size_t i = index[b];
+    if (decided[b].ok()) {
+      std::string s = DecisionJson(*decided[b]);
       if (!items[i].fingerprint.empty()) {
         s.pop_back();
         absl::StrAppend(&s, ",\"fingerprint\":\"", items[i].fingerprint, "\"}");
@@ -810,12 +864,16 @@ HttpAnswer Service::SubmitItems(std::vector<Item>& items,
       results[i] = std::move(s);
       continue;
     }
-    const absl::Status& st = decided[i].status();
+    const absl::Status& st = decided[b].status();
     if (absl::IsInvalidArgument(st)) {
       // Validate passed, so only what the manager checks late; reported per
       // item, nothing of it stored.
-      results[i] = absl::StrCat("{\"action_id\":", items[i].action.id,
-                                ",\"error\":", ErrorAnswer(st).body, "}");
+      results[i] = absl::StrCat(
+          "{\"action_id\":", items[i].action.id, ",\"error\":",
+          ErrorObject(
+              CodeName(st.code()),
+              std::string_view(st.message().data(), st.message().size())),
+          "}");
       continue;
     }
     if (IsLeaseBusy(st) || absl::IsAborted(st)) {
@@ -826,12 +884,7 @@ HttpAnswer Service::SubmitItems(std::vector<Item>& items,
     return overloaded(st);
   }
   if (absl::Status st = enqueue_all(requeue); !st.ok()) return overloaded(st);
-  std::string body = "{\"results\":[";
-  for (size_t i = 0; i < results.size(); ++i) {
-    if (i > 0) body += ",";
-    body += results[i];
-  }
-  return Json(200, body + "]}");
+  return finish(200);
 }
 
 HttpAnswer Service::GetAction(const HttpRequest&, std::string_view id) {
@@ -1248,19 +1301,26 @@ HttpAnswer Service::AlertsV2(const HttpRequest& r, std::string_view) {
   const absl::Time now = clock_->Now();
   std::vector<Item> items;
   items.reserve(alerts->size());
-  for (const Alert& a : *alerts) {
+  // As Alertmanager: the valid alerts are taken, the invalid ones listed
+  // in a 400.
+  for (size_t i = 0; i < alerts->size(); ++i) {
+    const Alert& a = (*alerts)[i];
     Item item{AlertToAction(a, now, config_.alertmanager.plugin_type),
-              &config_.alertmanager.converge_config, ""};
+              &config_.alertmanager.converge_config, "", std::nullopt};
     item.fingerprint = item.action.alerts.front();
-    items.push_back(std::move(item));
-  }
-  for (size_t i = 0; i < items.size(); ++i) {
-    absl::Status valid = manager_->Validate(items[i].action, *items[i].config);
-    if (!valid.ok()) {
-      std::optional<InputError> e = cli::InputErrorFromStatus(valid);
-      return BadInput(e ? *e : InputError{"", std::string(valid.message())},
-                      absl::StrCat("[", i, "]"));
+    item.refused = a.invalid;
+    if (!item.refused) {
+      absl::Status valid = manager_->Validate(item.action, *item.config);
+      if (!valid.ok()) {
+        std::optional<InputError> e = cli::InputErrorFromStatus(valid);
+        InputError err = e ? *e : InputError{"", std::string(valid.message())};
+        err.field = err.field.empty() ? absl::StrCat("[", i, "]")
+                                      : absl::StrCat("[", i, "].", err.field);
+        item.refused = std::move(err);
+      }
     }
+    if (item.refused) ++alerts_invalid_;
+    items.push_back(std::move(item));
   }
   return SubmitItems(items, r);
 }
@@ -1280,7 +1340,7 @@ HttpAnswer Service::AlertmanagerWebhook(const HttpRequest& r,
   for (size_t i = 0; i < alerts->size(); ++i) {
     const Alert& a = (*alerts)[i];
     Item item{AlertToAction(a, now, config_.alertmanager.plugin_type),
-              &config_.alertmanager.converge_config, ""};
+              &config_.alertmanager.converge_config, "", std::nullopt};
     item.fingerprint = item.action.alerts.front();
     if (!a.fingerprint.empty() && a.fingerprint != item.fingerprint) {
       return BadInput(

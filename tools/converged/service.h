@@ -27,6 +27,7 @@
 #include "converge/manager.h"
 #include "converge/metrics.h"
 #include "converge/processor.h"
+#include "events.h"
 #include "lease_tracker.h"
 #include "output_log.h"
 #include "store_uri.h"
@@ -56,6 +57,10 @@ struct HttpAnswer {
 HttpAnswer ErrorAnswer(const absl::Status& status, std::string_view field = "");
 HttpAnswer ErrorAnswer(int http_status, std::string_view code,
                        std::string_view message, std::string_view field = "");
+// The object inside: {"code":...,"message":...,"field":...}, as a batch's
+// per-item results carry it ({"action_id":N,"error":{...}}).
+std::string ErrorObject(std::string_view code, std::string_view message,
+                        std::string_view field = "");
 int HttpStatusFor(absl::StatusCode code);
 
 class Service {
@@ -124,9 +129,13 @@ class Service {
     Action action;
     const ConvergeConfig* config = nullptr;
     std::string fingerprint;
+    // Set: refused before submission (POST /api/v2/alerts takes a batch's
+    // valid alerts, as Alertmanager does); its result is this error.
+    std::optional<cli::InputError> refused;
   };
   // Decides (sync) or queues the items; the answer lists one result per
-  // item in order.
+  // item in order. With a refused item it is a 400 whose body also has
+  // the results of the others.
   HttpAnswer SubmitItems(std::vector<Item>& items, const HttpRequest& r);
   HttpAnswer PageOf(const HttpRequest& r, const OutputKind* only);
   // 503 when the task queue is at max_queue_length (cached for 250 ms).
@@ -147,6 +156,7 @@ class Service {
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> inflight_{0};
   std::atomic<int64_t> alerts_received_{0};
+  std::atomic<int64_t> alerts_invalid_{0};
   std::atomic<int64_t> actions_received_{0};
   // Requests answered, by status (index into kTrackedStatuses; the last
   // slot counts the others).
