@@ -26,6 +26,7 @@
 #include "converge/dimension.h"
 #include "converge/functions.h"
 #include "converge/metrics.h"
+#include "converge/store/errors.h"
 #include "internal/lease_busy.h"
 #include "internal/strings.h"
 
@@ -582,6 +583,10 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::RunGroup(
   std::vector<absl::StatusOr<Decision>> results = SubmitBatch(items);
   if (items.size() > 1 && !results.front().ok() &&
       !ItemError(results.front().status())) {
+    // The store as a whole is down (its server unreachable, its lock held
+    // past the busy timeout): every action would fail the same way, each
+    // after the same wait. They all fail now.
+    if (IsStoreDown(results.front().status())) return results;
     // The shared transaction failed and nothing of it was stored: each
     // action runs again in a transaction of its own, so that one action's
     // trouble is not the others'.

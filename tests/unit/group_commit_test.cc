@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "converge/memory/memory_store.h"
+#include "converge/store/errors.h"
 #include "converge/store/wrappers.h"
 #include "test_util.h"
 
@@ -27,6 +29,9 @@ class GroupRepo final : public InstanceRepoWrapper {
   using InstanceRepoWrapper::InstanceRepoWrapper;
 
   bool fail_shared = false;
+  // Set: BeginBatch waits 2 ms (a busy timeout) and fails StoreDownError.
+  std::atomic<bool> down{false};
+  std::atomic<int> begins_down{0};
   std::atomic<int> batches{0};
   std::atomic<int> largest{0};
   std::atomic<int> injected{0};
@@ -47,6 +52,11 @@ class GroupRepo final : public InstanceRepoWrapper {
   }
 
   absl::StatusOr<std::unique_ptr<RepoBatch>> BeginBatch() override {
+    if (down.load()) {
+      ++begins_down;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      return StoreDownError("injected: the database stayed locked");
+    }
     absl::StatusOr<std::unique_ptr<RepoBatch>> inner =
         InstanceRepoWrapper::BeginBatch();
     if (!inner.ok() || *inner == nullptr) return inner;
@@ -205,6 +215,46 @@ TEST_CASE("group commit: a failed shared transaction runs each action alone",
   // decided again in a transaction of its own, with the same outcome.
   CHECK(RunThreads(env.manager.get(), rule) == Reference(rule));
   if (batches) CHECK(repo.injected.load() > 0);
+}
+
+TEST_CASE(
+    "group commit: a store that is down fails the group at once, without "
+    "running each action again",
+    "[concurrency][manager][group_commit]") {
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 3, 3600);
+  Env env;
+  env.clock.Set(T(200));
+  if (!RepoHasBatches(*env.stores.repo)) return;  // no group commit
+  GroupRepo repo(env.stores.repo.get());
+  env.Rewire([&](Stores* s) { s->repo = &repo; });
+  // One Submit first: the manager learns that the repo has batches.
+  REQUIRE(env.manager->Submit(Act(999999, 200, "first"), rule).ok());
+  repo.down = true;
+
+  constexpr int kCalls = 40;
+  std::atomic<int> down_errors{0};
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ++ready;
+      while (ready.load() < kThreads) std::this_thread::yield();
+      for (int k = 0; k < kCalls; ++k) {
+        absl::StatusOr<Decision> d =
+            env.manager->Submit(ThreadAction(t, k), rule);
+        if (IsStoreDown(d.status())) ++down_errors;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  // Every call failed with the store's error, and a group that failed
+  // began no transaction per action: fewer begins than calls (each begin
+  // waits out the store's timeout, so callers queue into groups).
+  CHECK(down_errors.load() == kThreads * kCalls);
+  CHECK(repo.begins_down.load() < kThreads * kCalls);
+  // Nothing was stored.
+  CHECK_FALSE(
+      env.stores.repo->GetAction(ThreadAction(0, 0).id).value().has_value());
 }
 
 TEST_CASE("group_commit_max must be >= 1", "[manager][group_commit]") {

@@ -12,6 +12,7 @@
 
 #include "absl/strings/numbers.h"
 #include "codec.h"
+#include "converge/store/errors.h"
 #include "internal/strings.h"
 
 namespace converge::mysql::internal {
@@ -326,7 +327,9 @@ absl::StatusOr<std::unique_ptr<Conn>> Db::Connect() {
           CLIENT_FOUND_ROWS) == nullptr) {
     absl::Status st = conn->Error("cannot connect");
     if (ConnectionLost(mysql_errno(h)) || mysql_errno(h) == CR_UNKNOWN_HOST) {
-      return absl::UnavailableError(st.message());
+      // The server cannot be reached: any call now would fail so, each
+      // after the connect timeout.
+      return StoreDownError(std::string(st.message()));
     }
     return st;
   }

@@ -798,7 +798,8 @@ absl::Status Db::BeginBatch() {
     if (st.ok()) st = conn.RefreshMemo();
     if (st.ok()) break;
     Rollback(conn);
-    if (!Busy(conn.last_error()) || absl::Now() >= deadline) return st;
+    if (!Busy(conn.last_error())) return st;
+    if (absl::Now() >= deadline) return LockTimeout(st);
     Backoff(attempt);
   }
   batch->state.conn = std::move(writer_);
@@ -821,7 +822,9 @@ absl::Status Db::CommitBatch() {
       conn.set_last_error(SQLITE_OK);
       st = conn.Run("COMMIT");
       // A busy COMMIT leaves the transaction open and may be retried.
-      if (st.ok() || !Busy(conn.last_error()) || absl::Now() >= deadline) {
+      if (st.ok() || !Busy(conn.last_error())) break;
+      if (absl::Now() >= deadline) {
+        st = LockTimeout(st);
         break;
       }
       Backoff(attempt);

@@ -31,6 +31,7 @@
 #include "codec.h"
 #include "converge/clock.h"
 #include "converge/sqlite/sqlite_store.h"
+#include "converge/store/errors.h"
 #include "converge/store/instance_repo.h"
 #include "memo.h"
 #include "pool.h"
@@ -276,9 +277,8 @@ class Db {
         }
         Rollback(*conn);
       }
-      if (!Busy(conn->last_error()) || absl::Now() >= deadline) {
-        return Result(st);
-      }
+      if (!Busy(conn->last_error())) return Result(st);
+      if (absl::Now() >= deadline) return Result(LockTimeout(st));
       Backoff(attempt);
     }
   }
@@ -290,6 +290,11 @@ class Db {
   }
   static bool Busy(int rc) {
     return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+  }
+  // A busy error past the busy timeout: another writer holds the database
+  // (StoreDownError: any call now would wait and fail the same way).
+  static absl::Status LockTimeout(const absl::Status& busy) {
+    return StoreDownError(std::string(busy.message()));
   }
   static void Rollback(Conn& conn);
   // The batch of the calling thread on this Db, or null.

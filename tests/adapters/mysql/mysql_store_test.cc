@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "conformance/conformance.h"
+#include "converge/store/errors.h"
 #include "support/mysql_server.h"
 #include "support/mysql_test_env.h"
 
@@ -158,6 +159,7 @@ TEST_CASE("mysql: connection errors map to codes and keep the errno",
   r = mysql::OpenMysqlStores(o);
   CHECK(r.status().code() == absl::StatusCode::kUnavailable);
   CHECK(Mentions(r.status(), "errno 2002"));
+  CHECK(IsStoreDown(r.status()));  // the whole store: no retry one by one
   o.unix_socket.clear();
   o.host = "127.0.0.1";
   o.port = 1;
@@ -165,6 +167,7 @@ TEST_CASE("mysql: connection errors map to codes and keep the errno",
   r = mysql::OpenMysqlStores(o);
   CHECK(r.status().code() == absl::StatusCode::kUnavailable);
   CHECK(Mentions(r.status(), "errno 200"));
+  CHECK(IsStoreDown(r.status()));
 
   // The loopback port works as the socket does.
   o.port = server.port;
@@ -482,6 +485,8 @@ TEST_CASE(
     CHECK((Mentions(in_batch.status(), "errno 2006") ||
            Mentions(in_batch.status(), "errno 2013") ||
            Mentions(in_batch.status(), "errno 1927")));
+    // One connection lost, not the store: a new one may work.
+    CHECK_FALSE(IsStoreDown(in_batch.status()));
     batch->reset();
     // The broken connection was dropped: the next call connects anew, and
     // nothing of the batch is stored.

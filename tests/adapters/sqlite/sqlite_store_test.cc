@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "converge/store/errors.h"
 #include "counting_vfs.h"
 #include "db.h"  // adapters/sqlite/src: the migration test hook
 #include "support/unprivileged.h"
@@ -594,7 +595,12 @@ TEST_CASE(
   CHECK(Mentions(r.status(), path));
   CHECK(Mentions(r.status(), "SQLITE_BUSY"));
   CHECK(Mentions(r.status(), "busy timeout"));
+  CHECK(IsStoreDown(r.status()));  // any write now would wait and fail so
   CHECK(waited >= std::chrono::milliseconds(100));
+  // So does a batch, at its start.
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = s.repo->BeginBatch();
+  CHECK(IsStoreDown(batch.status()));
+  CHECK(Mentions(batch.status(), "SQLITE_BUSY"));
   // Readers are not blocked by a writer (WAL).
   CHECK_FALSE(s.repo->GetAction(1).value().has_value());
   REQUIRE(other.Exec("COMMIT") == SQLITE_OK);
