@@ -184,8 +184,10 @@ absl::StatusOr<Decision> ConvergeManager::ExpireApproval(int64_t action_id) {
 // ---- ends ----
 
 absl::StatusOr<bool> ConvergeManager::EndRecursive(int64_t id, absl::Time now,
-                                                   int depth, bool* committed) {
-  absl::StatusOr<bool> ended = stores_.repo->End(id, now);
+                                                   int depth, bool* committed,
+                                                   bool visible_only) {
+  absl::StatusOr<bool> ended = visible_only ? stores_.repo->EndVisible(id, now)
+                                            : stores_.repo->End(id, now);
   if (!ended.ok()) return ended.status();
   if (committed != nullptr) *committed = *ended;
   absl::StatusOr<ConvergeInstance> inst = stores_.repo->GetInstance(id);
@@ -432,8 +434,12 @@ absl::Status ConvergeManager::ProcessSubConverge(int64_t first_level_id) {
   absl::StatusOr<CreateResult> created = stores_.repo->Create(create);
   if (created.status().code() == absl::StatusCode::kFailedPrecondition) {
     // This first-level instance ended (its own summary) since it was read:
-    // an ended instance is not matched (S18).
-    return absl::OkStatus();
+    // an ended instance is not matched (S18). Any other reason (a store
+    // whose schema is not in place answers this code too) is an error.
+    absl::StatusOr<ConvergeInstance> again =
+        stores_.repo->GetInstance(first_level_id);
+    if (again.ok() && !again->is_open()) return absl::OkStatus();
+    return created.status();
   }
   if (created.status().code() == absl::StatusCode::kAlreadyExists) {
     return absl::AbortedError(
@@ -550,11 +556,14 @@ absl::StatusOr<Summary> ConvergeManager::Summarize(
   related.erase(std::unique(related.begin(), related.end()), related.end());
 
   // A hidden instance is left to its second-level instance; a visible one
-  // ends now, with or without something to report.
+  // ends now, with or without something to report: only if it is still
+  // visible, since a Link that committed after the read above has made
+  // its actions the second level's to report.
   absl::Status after_end;
   if (inst->is_visible) {
     bool committed = false;
-    absl::StatusOr<bool> ended = EndRecursive(inst->id, now, 0, &committed);
+    absl::StatusOr<bool> ended = EndRecursive(inst->id, now, 0, &committed,
+                                              /*visible_only=*/true);
     if (!ended.ok()) {
       if (!committed) return ended.status();
       // The end is stored: the summary goes out now (a retry would find the

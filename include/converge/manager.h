@@ -363,9 +363,11 @@ class ConvergeManager {
   // Ends `id` and, for a second-level instance, its linked first-level
   // instances (section 5.5), reporting each end. *committed (if given) is
   // set once the end of `id` itself is stored, also when a later step
-  // fails and an error is returned.
+  // fails and an error is returned. `visible_only`: `id` ends only while it
+  // is visible (InstanceRepo::EndVisible), as its summary ends it.
   absl::StatusOr<bool> EndRecursive(int64_t id, absl::Time now, int depth,
-                                    bool* committed = nullptr);
+                                    bool* committed = nullptr,
+                                    bool visible_only = false);
   // Ends an instance found expired by a decision at `now` (lazy expiry,
   // section 3.5.1): a visible instance of a summary function gets its
   // summary then, as the sweep gives it, since its summary task would find

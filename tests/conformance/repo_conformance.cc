@@ -211,6 +211,28 @@ TEST_CASE(
   CHECK(s.repo().End(99, At(1)).status().code() == absl::StatusCode::kNotFound);
 }
 
+TEST_CASE("InstanceRepo: EndVisible ends a visible instance only",
+          "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.repo().Create(ActionCreate("A", 1)).ok());  // 1
+  REQUIRE(s.repo().Create(ActionCreate("B", 2)).ok());  // 2
+  REQUIRE(s.repo().SetVisible(2, false).ok());
+  // Visible: ended, its dimension rewritten, as End does.
+  CHECK(s.repo().EndVisible(1, At(100)).value());
+  CHECK(s.repo().GetInstance(1).value().dimension == "A fixed at 100 #1");
+  CHECK_FALSE(s.repo().EndVisible(1, At(200)).value());  // ended already
+  // Hidden: left open, D still taken.
+  CHECK_FALSE(s.repo().EndVisible(2, At(100)).value());
+  ConvergeInstance hidden = s.repo().GetInstance(2).value();
+  CHECK(hidden.is_open());
+  CHECK(hidden.dimension == "B");
+  CHECK(s.repo().FindOpen("B").value().has_value());
+  // End still ends it (its second level's end).
+  CHECK(s.repo().End(2, At(300)).value());
+  CHECK(s.repo().EndVisible(99, At(1)).status().code() ==
+        absl::StatusCode::kNotFound);
+}
+
 TEST_CASE("InstanceRepo: GetInstance of an unknown id is kNotFound",
           "[conformance]") {
   StoreSet s;

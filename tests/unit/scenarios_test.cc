@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <functional>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "converge/context.h"
@@ -912,6 +914,63 @@ TEST_CASE("the second level does not take in a member that has just ended",
   }
 }
 
+// Runs `hook` once, just before the next End or EndVisible: what another
+// worker does between a summary's read and its end.
+class BeforeEndRepo final : public InstanceRepoWrapper {
+ public:
+  using InstanceRepoWrapper::InstanceRepoWrapper;
+  std::function<void()> hook;
+  absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
+    if (hook) std::exchange(hook, nullptr)();
+    return InstanceRepoWrapper::End(id, now);
+  }
+  absl::StatusOr<bool> EndVisible(int64_t id, absl::Time now) override {
+    if (hook) std::exchange(hook, nullptr)();
+    return InstanceRepoWrapper::EndVisible(id, now);
+  }
+};
+
+TEST_CASE(
+    "a first-level summary does not go out once its instance has been "
+    "linked to the second level",
+    "[scenario]") {
+  Recorder recorder;
+  ManagerOptions options = Bkmonitor();
+  options.listener = &recorder;
+  Env env(options);
+  BeforeEndRepo repo(env.stores.repo.get());
+  env.Rewire([&](Stores* view) { view->repo = &repo; });
+  const ConvergeConfig rule = NoticeRule();
+  env.Submit(StrategyNotice(1, 1, 1), rule);
+  REQUIRE(env.manager->ProcessSubConverge(1).ok());
+  // A second notice of strategy 1: skipped into F1, to be reported once.
+  Decision n10 = env.Submit(StrategyNotice(10, 1.5, 1), rule);
+  REQUIRE(n10.outcome == Outcome::kSkip);
+  REQUIRE(n10.converge_id == std::optional<int64_t>(1));
+  env.Submit(StrategyNotice(2, 2, 2), rule);
+  REQUIRE(env.manager->ProcessSubConverge(2).ok());
+  env.Submit(StrategyNotice(3, 3, 3), rule);
+  // F1's summary reads F1 visible; before it ends F1, F3's second-level
+  // task creates S and links F1 (hides it).
+  repo.hook = [&] { REQUIRE(env.manager->ProcessSubConverge(3).ok()); };
+  env.clock.Set(T(61));
+  Summary f1 = env.manager->RunSummary(1).value();
+  const int64_t s = 4;
+  REQUIRE(env.Instance(s).converge_type == ConvergeType::kConverge);
+  CHECK_FALSE(f1.sent);
+  CHECK(env.Instance(1).is_open());  // S's now: its summary ends it
+  CHECK_FALSE(env.Instance(1).is_visible);
+  REQUIRE(env.manager->RunSummary(s).ok());
+  CHECK_FALSE(env.Instance(1).is_open());
+  // Action 10 is reported once, by S.
+  int reported = 0;
+  for (const Summary& sum : recorder.summaries) {
+    reported += static_cast<int>(
+        std::count(sum.action_ids.begin(), sum.action_ids.end(), 10));
+  }
+  CHECK(reported == 1);
+}
+
 TEST_CASE("Approvals: approve, reject, time out", "[scenario]") {
   Recorder recorder;
   ManagerOptions options;
@@ -1034,9 +1093,10 @@ class FailAfterEndRepo : public InstanceRepoWrapper {
  public:
   using InstanceRepoWrapper::InstanceRepoWrapper;
   absl::StatusOr<bool> End(int64_t id, absl::Time at) override {
-    absl::StatusOr<bool> r = InstanceRepoWrapper::End(id, at);
-    if (r.ok() && *r && !failed_) armed_ = true;
-    return r;
+    return Arm(InstanceRepoWrapper::End(id, at));
+  }
+  absl::StatusOr<bool> EndVisible(int64_t id, absl::Time at) override {
+    return Arm(InstanceRepoWrapper::EndVisible(id, at));
   }
   absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {
     if (armed_) {
@@ -1048,6 +1108,10 @@ class FailAfterEndRepo : public InstanceRepoWrapper {
   }
 
  private:
+  absl::StatusOr<bool> Arm(absl::StatusOr<bool> r) {
+    if (r.ok() && *r && !failed_) armed_ = true;
+    return r;
+  }
   bool armed_ = false;
   bool failed_ = false;
 };

@@ -754,13 +754,21 @@ class MemoryInstanceRepo final : public InstanceRepo {
   }
 
   absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
+    return EndIf(id, now, /*visible_only=*/false);
+  }
+
+  absl::StatusOr<bool> EndVisible(int64_t id, absl::Time now) override {
+    return EndIf(id, now, /*visible_only=*/true);
+  }
+
+  absl::StatusOr<bool> EndIf(int64_t id, absl::Time now, bool visible_only) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = instances_.find(id);
     if (it == instances_.end()) {
       return absl::NotFoundError(internal::StrCat("memory: no instance ", id));
     }
     ConvergeInstance& inst = it->second.instance;
-    if (!inst.is_open()) return false;
+    if (!inst.is_open() || (visible_only && !inst.is_visible)) return false;
     EraseOpenRef(inst.dimension);
     inst.end_time = now;
     internal::StrAppend(&inst.dimension, " fixed at ", absl::ToUnixSeconds(now),

@@ -129,6 +129,15 @@ struct MysqlBackend : sql::CommonSql {
   static constexpr const char kEnd[] =
       "UPDATE converge_instance SET end_time = ?2, update_time = ?2, "
       "dimension = CONCAT(dimension, ?3) WHERE id = ?1 AND end_time IS NULL";
+  static constexpr const char kEndVisible[] =
+      "UPDATE converge_instance SET end_time = ?2, update_time = ?2, "
+      "dimension = CONCAT(dimension, ?3) WHERE id = ?1 AND end_time IS NULL "
+      "AND is_visible = 1";
+  // Link's and Create's members: locked for the update that hides them
+  // (a shared lock then an update would deadlock with a concurrent End).
+  static constexpr const char kLockState[] =
+      "SELECT end_time IS NULL, converge_type FROM converge_instance WHERE "
+      "id = ?1 FOR UPDATE";
   static constexpr const char kPurgeActions[] =
       "DELETE FROM converge_action_decision WHERE action_id IN (SELECT "
       "action_id FROM (SELECT a.action_id FROM converge_action_decision a "
@@ -318,9 +327,16 @@ class MysqlRepo final : public InstanceRepo {
     CONVERGE_FLUSHED(GetInstance(id));
   }
   absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
+    return EndIf(id, now, false);
+  }
+  absl::StatusOr<bool> EndVisible(int64_t id, absl::Time now) override {
+    return EndIf(id, now, true);
+  }
+  absl::StatusOr<bool> EndIf(int64_t id, absl::Time now, bool visible_only) {
     // Joins of this instance are written first (it was open for them).
     if (auto st = FlushIfPending({}, id); !st.ok()) return st;
-    absl::StatusOr<bool> ended = inner_.End(id, now);
+    absl::StatusOr<bool> ended =
+        visible_only ? inner_.EndVisible(id, now) : inner_.End(id, now);
     if (Conn* conn = db_->BatchConn(); conn != nullptr && ended.ok()) {
       // Ended (and locked) by this transaction: a later join of it in the
       // batch is refused at once.

@@ -861,8 +861,11 @@ struct SqlStores {
     ConvergeType type = ConvergeType::kAction;
   };
 
-  static absl::StatusOr<InstanceState> StateOf(Conn& conn, int64_t id) {
-    Stmt q(conn, B::kStateOf);
+  // `locked`: for an update of the row in this transaction (MySQL: FOR
+  // UPDATE, not the shared lock of kStateOf).
+  static absl::StatusOr<InstanceState> StateOf(Conn& conn, int64_t id,
+                                               bool locked = false) {
+    Stmt q(conn, locked ? B::kLockState : B::kStateOf);
     q.Bind(1, id);
     absl::StatusOr<bool> row = q.Step();
     if (!row.ok()) return row.status();
@@ -1191,7 +1194,7 @@ struct SqlStores {
               // (SQLite): one whose own summary ended it since the
               // caller's look is not hidden and summarized twice.
               absl::StatusOr<InstanceState> s =
-                  StateOf(conn, req.primary.related_id);
+                  StateOf(conn, req.primary.related_id, true);
               if (!s.ok()) return s.status();
               if (!s->exists || !s->open || s->type != ConvergeType::kAction) {
                 return absl::FailedPreconditionError(StrCat(
@@ -1241,7 +1244,7 @@ struct SqlStores {
               if (auto st = Hide(conn, primary.related_id, now); !st.ok())
                 return st;
               for (int64_t cand : req.attach_candidates) {
-                absl::StatusOr<InstanceState> s = StateOf(conn, cand);
+                absl::StatusOr<InstanceState> s = StateOf(conn, cand, true);
                 if (!s.ok()) return s.status();
                 if (!s->exists || !s->open || s->type != ConvergeType::kAction)
                   continue;
@@ -1358,10 +1361,19 @@ struct SqlStores {
     }
 
     absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
+      return EndIf(id, now, B::kEnd);
+    }
+
+    absl::StatusOr<bool> EndVisible(int64_t id, absl::Time now) override {
+      return EndIf(id, now, B::kEndVisible);
+    }
+
+    absl::StatusOr<bool> EndIf(int64_t id, absl::Time now, const char* sql) {
       return db_->Write([&](Conn& conn) -> absl::StatusOr<bool> {
         MemoForget(&conn.memo(), id);
-        // Compare-and-set on end_time; the rewrite frees D for a new instance.
-        Stmt up(conn, B::kEnd);
+        // Compare-and-set on end_time (and with kEndVisible is_visible);
+        // the rewrite frees D for a new instance.
+        Stmt up(conn, sql);
         up.Bind(1, id)
             .Bind(2, B::DateTime(now))
             .Bind(3, StrCat(" fixed at ", absl::ToUnixSeconds(now), " #", id));
@@ -1601,7 +1613,7 @@ struct SqlStores {
               // Open first-level members only, checked under the row lock
               // (MySQL) or the write lock (SQLite).
               absl::StatusOr<InstanceState> member =
-                  StateOf(conn, rel.related_id);
+                  StateOf(conn, rel.related_id, true);
               if (!member.ok()) return member.status();
               if (!member->exists || !member->open ||
                   member->type != ConvergeType::kAction) {

@@ -67,10 +67,16 @@ struct SqliteBackend : sql::CommonSql {
   static constexpr const char kStateOf[] =
       "SELECT end_time IS NULL, converge_type FROM converge_instance "
       "WHERE id = ?1";
+  // Writes hold the database's write lock: no row lock is needed.
+  static constexpr const char* kLockState = kStateOf;
   static constexpr const char kEnd[] =
       "UPDATE converge_instance SET end_time = ?2, update_time = ?2, "
       "dimension = dimension || ?3 WHERE id = ?1 AND end_time IS "
       "NULL";
+  static constexpr const char kEndVisible[] =
+      "UPDATE converge_instance SET end_time = ?2, update_time = ?2, "
+      "dimension = dimension || ?3 WHERE id = ?1 AND end_time IS "
+      "NULL AND is_visible = 1";
   static constexpr const char kPurgeActions[] =
       "DELETE FROM converge_action_decision WHERE action_id IN ("
       "SELECT a.action_id FROM converge_action_decision a WHERE "

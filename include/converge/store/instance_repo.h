@@ -167,6 +167,14 @@ class InstanceRepo {
   // already ended; kNotFound if there is no such instance.
   virtual absl::StatusOr<bool> End(int64_t id, absl::Time now) = 0;
 
+  // As End, but only while the instance is also visible (is_visible =
+  // true), checked in the same atomic step: false if it has ended or has
+  // been hidden (linked to a second-level instance, whose summary then
+  // reports it). A first-level instance's own summary ends it so, so that a
+  // Link that commits between the summary's read and its end is not
+  // reported twice. kNotFound if there is no such instance.
+  virtual absl::StatusOr<bool> EndVisible(int64_t id, absl::Time now) = 0;
+
   // Sets is_visible (the second level hides absorbed instances). Returns
   // kNotFound if there is no such instance.
   virtual absl::Status SetVisible(int64_t id, bool visible) = 0;

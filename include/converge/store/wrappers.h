@@ -109,6 +109,9 @@ class InstanceRepoWrapper : public InstanceRepo {
   absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
     return target_->End(id, now);
   }
+  absl::StatusOr<bool> EndVisible(int64_t id, absl::Time now) override {
+    return target_->EndVisible(id, now);
+  }
   absl::Status SetVisible(int64_t id, bool visible) override {
     return target_->SetVisible(id, visible);
   }
