@@ -122,11 +122,10 @@ TEST_CASE("converged fuzz: mutated Alertmanager payloads", "[http][fuzz]") {
     ParseAlerts(body);
     ParseAlerts(absl::StrCat(R"({"alerts":)", body, "}"));
   }
-  // Times an action id cannot tell apart (Unix nanoseconds saturate after
-  // 2262) are refused, naming the field.
+  // What is not an RFC 3339 time refuses the request, naming the field.
   for (const char* t :
        {"infinite-future", "infinite-past", "99999999999-01-01T00:00:00Z",
-        "2300-01-01T00:00:00Z"}) {
+        "10000-01-01T00:00:00Z"}) {
     cli::InputError bad;
     CHECK(!ParseAlertsV2(
                absl::StrCat(R"([{"labels":{"a":"b"},"startsAt":")", t, "\"}]"),
@@ -134,6 +133,17 @@ TEST_CASE("converged fuzz: mutated Alertmanager payloads", "[http][fuzz]") {
                .has_value());
     CHECK(bad.field == "[0].startsAt");
     CHECK(absl::StrContains(bad.detail, t));
+  }
+  // A time an action id cannot tell apart (Unix nanoseconds saturate after
+  // 2262) makes the alert invalid.
+  for (const char* t : {"2300-01-01T00:00:00Z", "9999-12-31T23:59:59Z"}) {
+    cli::InputError bad;
+    std::optional<std::vector<Alert>> alerts = ParseAlertsV2(
+        absl::StrCat(R"([{"labels":{"a":"b"},"startsAt":")", t, "\"}]"), &bad);
+    REQUIRE(alerts.has_value());
+    REQUIRE(alerts->front().invalid.has_value());
+    CHECK(alerts->front().invalid->field == "[0].startsAt");
+    CHECK(absl::StrContains(alerts->front().invalid->detail, t));
   }
 }
 

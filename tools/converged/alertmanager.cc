@@ -115,13 +115,26 @@ bool ReadTime(const bj::object& o, std::string_view key,
                              "\" (", err, ")"));
   }
   // absl also reads "infinite-future" and "infinite-past", and years far
-  // beyond Go's 9999; the action id hashes the time's Unix nanoseconds,
-  // which must not saturate (two such alerts would get one id).
+  // beyond RFC 3339's (and Go's) four digits: not times Alertmanager
+  // reads, so the request is refused.
+  static const absl::Time kYear10000 = absl::FromCivil(
+      absl::CivilSecond(10000, 1, 1, 0, 0, 0), absl::UTCTimeZone());
   if (t == absl::InfiniteFuture() || t == absl::InfinitePast() ||
-      t > absl::FromUnixNanos(std::numeric_limits<int64_t>::max())) {
-    return Fail(error, field,
-                absl::StrCat("expected an RFC 3339 time up to 2262, got \"",
-                             Av(text), "\""));
+      t >= kYear10000) {
+    return Fail(
+        error, field,
+        absl::StrCat("expected an RFC 3339 time, got \"", Av(text), "\""));
+  }
+  // The action id hashes the time's Unix nanoseconds, which must not
+  // saturate (two such alerts would get one id): a valid time that this
+  // alert cannot have.
+  if (t > absl::FromUnixNanos(std::numeric_limits<int64_t>::max())) {
+    if (!invalid->has_value()) {
+      *invalid = InputError{
+          field,
+          absl::StrCat("expected a time up to 2262, got \"", Av(text), "\"")};
+    }
+    return true;
   }
   static const absl::Time kGoZero =
       absl::FromCivil(absl::CivilSecond(1, 1, 1, 0, 0, 0), absl::UTCTimeZone());
@@ -161,9 +174,27 @@ bool ReadAlert(const bj::value& v, const std::string& path, bool webhook,
                    "at least one label with a non-empty value is required"};
   }
   if (const bj::value* a = o.if_contains("annotations");
-      a != nullptr && !a->is_null() && !a->is_object()) {
-    return Fail(error, absl::StrCat(path, ".annotations"),
-                absl::StrCat("expected an object, got ", Av(KindName(*a))));
+      a != nullptr && !a->is_null()) {
+    // As Alertmanager: string values (its schema), valid names (its
+    // Alert.Validate). Annotations are not used otherwise.
+    const std::string field = absl::StrCat(path, ".annotations");
+    if (!a->is_object()) {
+      return Fail(error, field,
+                  absl::StrCat("expected an object, got ", Av(KindName(*a))));
+    }
+    for (const auto& kv : a->get_object()) {
+      const std::string_view name = ToStd(kv.key());
+      if (!kv.value().is_string()) {
+        return Fail(
+            error, absl::StrCat(field, ".", Av(name)),
+            absl::StrCat("expected a string, got ", Av(KindName(kv.value()))));
+      }
+      if (!ValidLabelName(name) && !invalid.has_value()) {
+        invalid = InputError{
+            absl::StrCat(field, ".", Av(name)),
+            "invalid annotation name (expected [a-zA-Z_][a-zA-Z0-9_]*)"};
+      }
+    }
   }
   if (!ReadTime(o, "startsAt", path, &alert->starts_at, &invalid, error) ||
       !ReadTime(o, "endsAt", path, &alert->ends_at, &invalid, error)) {

@@ -87,6 +87,16 @@ std::pair<std::string, std::string> InputErrorText(const InputError& e,
   return {std::move(field), std::move(message)};
 }
 
+// The input error of item `i` of a request that `st` refused, its field
+// path under "[i]".
+InputError ItemInputError(const absl::Status& st, size_t i) {
+  std::optional<InputError> e = cli::InputErrorFromStatus(st);
+  InputError err = e ? *e : InputError{"", std::string(st.message())};
+  err.field = err.field.empty() ? absl::StrCat("[", i, "]")
+                                : absl::StrCat("[", i, "].", err.field);
+  return err;
+}
+
 HttpAnswer BadInput(const InputError& e, std::string_view prefix = "") {
   auto [field, message] = InputErrorText(e, prefix);
   return ErrorAnswer(400, "invalid_argument", message, field);
@@ -740,8 +750,8 @@ HttpAnswer Service::PostActions(const HttpRequest& r, std::string_view) {
   return SubmitItems(items, r);
 }
 
-HttpAnswer Service::SubmitItems(std::vector<Item>& items,
-                                const HttpRequest& r) {
+HttpAnswer Service::SubmitItems(std::vector<Item>& items, const HttpRequest& r,
+                                bool alerts) {
   actions_received_ += static_cast<int64_t>(items.size());
   Query q;
   if (auto bad = QueryOf(r.target, {"mode"}, &q)) return *bad;
@@ -761,27 +771,40 @@ HttpAnswer Service::SubmitItems(std::vector<Item>& items,
   }
   std::vector<std::string> results(items.size());
   // Refused items: their result is their error; the answer a 400 that
-  // names the first and also gives the others' results.
-  size_t refused = 0;
-  const InputError* first_refused = nullptr;
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (!items[i].refused) continue;
-    if (first_refused == nullptr) first_refused = &*items[i].refused;
-    ++refused;
+  // names them all (the first ten) and also gives the others' results.
+  std::vector<size_t> refused;
+  auto refuse = [&](size_t i) {
+    refused.push_back(i);
     auto [field, message] = InputErrorText(*items[i].refused, "");
     results[i] = absl::StrCat(
-        "{\"action_id\":", items[i].action.id,
-        ",\"error\":", ErrorObject("invalid_argument", message, field), "}");
+        "{",
+        alerts ? "" : absl::StrCat("\"action_id\":", items[i].action.id, ","),
+        "\"error\":", ErrorObject("invalid_argument", message, field), "}");
+  };
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].refused) refuse(i);
   }
   auto finish = [&](int http_status) {
     std::string body = "{";
-    if (refused > 0) {
+    if (!refused.empty()) {
       http_status = 400;
-      auto [field, message] = InputErrorText(*first_refused, "");
-      absl::StrAppend(&message, " (", refused, " of ", items.size(),
-                      " refused; the others were taken: see results)");
+      std::sort(refused.begin(), refused.end());
+      if (alerts) alerts_invalid_ += static_cast<int64_t>(refused.size());
+      const InputError& first = *items[refused.front()].refused;
+      std::string message =
+          absl::StrCat(refused.size(), " of ", items.size(),
+                       " refused (the others were taken: see results): ");
+      constexpr size_t kNamed = 10;
+      for (size_t k = 0; k < refused.size() && k < kNamed; ++k) {
+        absl::StrAppend(&message, k > 0 ? "; " : "",
+                        InputErrorText(*items[refused[k]].refused, "").second);
+      }
+      if (refused.size() > kNamed) {
+        absl::StrAppend(&message, "; and ", refused.size() - kNamed, " more");
+      }
       absl::StrAppend(&body, "\"error\":",
-                      ErrorObject("invalid_argument", message, field), ",");
+                      ErrorObject("invalid_argument", message, first.field),
+                      ",");
     }
     body += "\"results\":[";
     for (size_t i = 0; i < results.size(); ++i) {
@@ -865,6 +888,12 @@ HttpAnswer Service::SubmitItems(std::vector<Item>& items,
       continue;
     }
     const absl::Status& st = decided[b].status();
+    if (alerts && absl::IsInvalidArgument(st)) {
+      // As a check made before submission: the alert is refused.
+      items[i].refused = ItemInputError(st, i);
+      refuse(i);
+      continue;
+    }
     if (absl::IsInvalidArgument(st)) {
       // Validate passed, so only what the manager checks late; reported per
       // item, nothing of it stored.
@@ -1311,18 +1340,11 @@ HttpAnswer Service::AlertsV2(const HttpRequest& r, std::string_view) {
     item.refused = a.invalid;
     if (!item.refused) {
       absl::Status valid = manager_->Validate(item.action, *item.config);
-      if (!valid.ok()) {
-        std::optional<InputError> e = cli::InputErrorFromStatus(valid);
-        InputError err = e ? *e : InputError{"", std::string(valid.message())};
-        err.field = err.field.empty() ? absl::StrCat("[", i, "]")
-                                      : absl::StrCat("[", i, "].", err.field);
-        item.refused = std::move(err);
-      }
+      if (!valid.ok()) item.refused = ItemInputError(valid, i);
     }
-    if (item.refused) ++alerts_invalid_;
     items.push_back(std::move(item));
   }
-  return SubmitItems(items, r);
+  return SubmitItems(items, r, /*alerts=*/true);
 }
 
 HttpAnswer Service::AlertmanagerWebhook(const HttpRequest& r,

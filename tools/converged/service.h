@@ -135,8 +135,13 @@ class Service {
   };
   // Decides (sync) or queues the items; the answer lists one result per
   // item in order. With a refused item it is a 400 whose body also has
-  // the results of the others.
-  HttpAnswer SubmitItems(std::vector<Item>& items, const HttpRequest& r);
+  // the results of the others. `alerts` (POST /api/v2/alerts): an item
+  // refused while it is decided (kInvalidArgument) counts as refused too,
+  // a refused item's result has no action_id (the id of an alert whose
+  // invalid labels were dropped can be another alert's), and refused
+  // items count in converged_alerts_invalid_total.
+  HttpAnswer SubmitItems(std::vector<Item>& items, const HttpRequest& r,
+                         bool alerts = false);
   HttpAnswer PageOf(const HttpRequest& r, const OutputKind* only);
   // 503 when the task queue is at max_queue_length (cached for 250 ms).
   std::optional<HttpAnswer> QueueFull();
