@@ -186,12 +186,15 @@ absl::StatusOr<Decision> ConvergeManager::ExpireApproval(int64_t action_id) {
 absl::StatusOr<bool> ConvergeManager::EndRecursive(int64_t id, absl::Time now,
                                                    int depth, bool* committed,
                                                    bool visible_only) {
+  // Read first: the event needs the instance's type and function (which
+  // never change), and nothing may fail between the end and its event (a
+  // retry would find the instance ended and report nothing).
+  absl::StatusOr<ConvergeInstance> inst = stores_.repo->GetInstance(id);
+  if (!inst.ok()) return inst.status();
   absl::StatusOr<bool> ended = visible_only ? stores_.repo->EndVisible(id, now)
                                             : stores_.repo->End(id, now);
   if (!ended.ok()) return ended.status();
   if (committed != nullptr) *committed = *ended;
-  absl::StatusOr<ConvergeInstance> inst = stores_.repo->GetInstance(id);
-  if (!inst.ok()) return inst.status();
   if (*ended) NotifyInstance(InstanceEvent::Kind::kEnded, *inst, now);
   // A second-level instance ends its first-level ones, also when it had
   // ended already (a crash between the two steps is finished here).

@@ -1087,8 +1087,8 @@ TEST_CASE("lazy expiry of a collect instance sends its summary", "[scenario]") {
   CHECK(recorder.summaries.size() == 1);
 }
 
-// Fails the first read of an instance that follows a stored End, as a
-// store that goes away between the two calls would.
+// After a call that ended an instance, fails the next read of an instance
+// or of relations once: the store going away right after a commit.
 class FailAfterEndRepo : public InstanceRepoWrapper {
  public:
   using InstanceRepoWrapper::InstanceRepoWrapper;
@@ -1099,12 +1099,13 @@ class FailAfterEndRepo : public InstanceRepoWrapper {
     return Arm(InstanceRepoWrapper::EndVisible(id, at));
   }
   absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {
-    if (armed_) {
-      armed_ = false;
-      failed_ = true;
-      return absl::UnavailableError("test: the store went away");
-    }
+    if (Fire()) return absl::UnavailableError("test: the store went away");
     return InstanceRepoWrapper::GetInstance(id);
+  }
+  absl::StatusOr<std::vector<ConvergeRelation>> Relations(
+      int64_t converge_id) override {
+    if (Fire()) return absl::UnavailableError("test: the store went away");
+    return InstanceRepoWrapper::Relations(converge_id);
   }
 
  private:
@@ -1112,35 +1113,77 @@ class FailAfterEndRepo : public InstanceRepoWrapper {
     if (r.ok() && *r && !failed_) armed_ = true;
     return r;
   }
+  bool Fire() {
+    if (!armed_) return false;
+    armed_ = false;
+    failed_ = true;
+    return true;
+  }
   bool armed_ = false;
   bool failed_ = false;
 };
 
-TEST_CASE("a summary whose end is stored goes out even if a later read fails",
-          "[scenario]") {
+TEST_CASE(
+    "an end that is stored is reported, and its summary goes out, even if "
+    "a later call fails",
+    "[scenario]") {
   Recorder recorder;
-  ManagerOptions options;
+  ManagerOptions options = Bkmonitor();
   options.listener = &recorder;
   Env env(options);
   FailAfterEndRepo repo(env.stores.repo.get());
   env.Rewire([&](Stores* view) { view->repo = &repo; });
-  const ConvergeConfig collect =
-      Rule(ConvergeFunction::kCollect, 1, 30, "alert_info");
-  env.Submit(Act(2, 0, "b"), collect);
-  env.Submit(Act(3, 10, "b"), collect);
-  env.clock.Set(T(60));
-  // The end is stored, then the read after it fails: the call fails (to be
-  // retried) but the summary has gone out.
-  absl::StatusOr<Summary> first = env.manager->RunSummary(1);
-  CHECK(first.status().code() == absl::StatusCode::kUnavailable);
-  CHECK_FALSE(env.Instance(1).is_open());
-  REQUIRE(recorder.summaries.size() == 1);
-  CHECK(recorder.summaries[0].action_ids == std::vector<int64_t>{3});
-  // The retry finds it ended: no second summary.
-  absl::StatusOr<Summary> retry = env.manager->RunSummary(1);
-  REQUIRE(retry.ok());
-  CHECK_FALSE(retry->sent);
-  CHECK(recorder.summaries.size() == 1);
+  auto heard = [&](const std::string& line) {
+    return std::count(recorder.lines.begin(), recorder.lines.end(), line);
+  };
+
+  SECTION("first level") {
+    ConvergeConfig collect = Rule(ConvergeFunction::kCollect, 1, 30);
+    collect.need_biz_converge = false;
+    env.Submit(Notice(2, 0), collect);
+    env.Submit(Notice(3, 10), collect);
+    env.clock.Set(T(70));
+    // Nothing is read after the end: the call succeeds.
+    absl::StatusOr<Summary> first = env.manager->RunSummary(1);
+    REQUIRE(first.ok());
+    CHECK(first->sent);
+    CHECK_FALSE(env.Instance(1).is_open());
+    REQUIRE(recorder.summaries.size() == 1);
+    CHECK(recorder.summaries[0].action_ids == std::vector<int64_t>{3});
+    CHECK(heard("instance 1 ended") == 1);
+  }
+  SECTION("second level") {
+    const ConvergeConfig rule = NoticeRule();
+    env.Submit(StrategyNotice(1, 0, 1), rule);
+    REQUIRE(env.manager->ProcessSubConverge(1).ok());
+    env.Submit(StrategyNotice(2, 10, 2), rule);
+    REQUIRE(env.manager->ProcessSubConverge(2).ok());
+    env.Submit(StrategyNotice(3, 20, 3), rule);  // skipped
+    REQUIRE(env.manager->ProcessSubConverge(3).ok());
+    const int64_t s = 4;
+    REQUIRE(env.Instance(s).converge_type == ConvergeType::kConverge);
+    env.clock.Set(T(80));
+    // S's end is stored, then reading its relations (to end F1..F3)
+    // fails: the call fails, to be retried, but S's end is reported and
+    // its summary has gone out.
+    absl::StatusOr<Summary> first = env.manager->RunSummary(s);
+    CHECK(first.status().code() == absl::StatusCode::kUnavailable);
+    CHECK_FALSE(env.Instance(s).is_open());
+    CHECK(heard("instance 4 ended") == 1);
+    REQUIRE(recorder.summaries.size() == 1);
+    CHECK(recorder.summaries[0].action_ids == std::vector<int64_t>{3});
+    CHECK(env.Instance(1).is_open());
+    // The retry ends the first level, sends nothing again.
+    absl::StatusOr<Summary> retry = env.manager->RunSummary(s);
+    REQUIRE(retry.ok());
+    CHECK_FALSE(retry->sent);
+    CHECK(recorder.summaries.size() == 1);
+    CHECK(heard("instance 4 ended") == 1);
+    for (int64_t f : {1, 2, 3}) {
+      CHECK_FALSE(env.Instance(f).is_open());
+      CHECK(heard(absl::StrCat("instance ", f, " ended")) == 1);
+    }
+  }
 }
 
 TEST_CASE("Purge deletes ended instances after the retention", "[scenario]") {
