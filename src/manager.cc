@@ -674,6 +674,16 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
   t_deferred = nullptr;
   absl::Status committed = (*batch)->Commit();
   scope.Release();
+  if (!committed.ok() && items.size() > 1 && ItemError(committed)) {
+    // One item's bad value, found only when the batch's writes were sent
+    // (MySQL writes a batch's joins at its commit): not the others' error.
+    // Nothing was stored; each may be submitted again (group commit and
+    // converged then decide each alone).
+    committed = absl::AbortedError(internal::StrCat(
+        "converge: SubmitBatch: the batch's commit failed and nothing of it "
+        "was stored: ",
+        committed.message(), "; submit its actions again, one by one"));
+  }
   if (!committed.ok()) return fail_all(committed);
   for (auto& note : deferred.notes) note();
   return results;

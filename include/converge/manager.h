@@ -245,8 +245,11 @@ class ConvergeManager {
   // Returns one result per item. A per-item error (bad input, a busy
   // lease) is that item's result and the others go on; an error of the
   // store fails the whole batch (every item gets it, nothing of the batch
-  // is stored, and the listener hears nothing). Listener calls are made
-  // after the commit.
+  // is stored, and the listener hears nothing). A commit of several items
+  // that fails on one item's bad value (kInvalidArgument: MySQL writes a
+  // batch's joins at its commit) fails every item with kAborted instead,
+  // since it is not theirs: submit them again (one by one finds the bad
+  // one). Listener calls are made after the commit.
   std::vector<absl::StatusOr<Decision>> SubmitBatch(
       absl::Span<const BatchItem> items);
 

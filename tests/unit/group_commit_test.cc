@@ -29,6 +29,9 @@ class GroupRepo final : public InstanceRepoWrapper {
   using InstanceRepoWrapper::InstanceRepoWrapper;
 
   bool fail_shared = false;
+  // The code of the injected commit failure: kInvalidArgument stands for
+  // one item's bad value found at the commit (MySQL writes joins then).
+  absl::StatusCode fail_code = absl::StatusCode::kUnavailable;
   // Set: BeginBatch waits 2 ms (a busy timeout) and fails StoreDownError.
   std::atomic<bool> down{false};
   std::atomic<int> begins_down{0};
@@ -79,7 +82,7 @@ class GroupRepo final : public InstanceRepoWrapper {
       if (repo_->fail_shared && n > 1) {
         inner_.reset();  // rolled back
         ++repo_->injected;
-        return absl::UnavailableError("injected: shared commit failed");
+        return absl::Status(repo_->fail_code, "injected: shared commit failed");
       }
       return inner_->Commit();
     }
@@ -211,6 +214,11 @@ TEST_CASE("group commit: a failed shared transaction runs each action alone",
   repo.fail_shared = true;  // every commit of more than one decision fails
   env.Rewire([&](Stores* s) { s->repo = &repo; });
 
+  SECTION("a store error") {}
+  SECTION("one item's bad value, found at the commit") {
+    // Not every item's error: before, each caller of the group got it.
+    repo.fail_code = absl::StatusCode::kInvalidArgument;
+  }
   // No Submit sees the injected failures: each of their actions was
   // decided again in a transaction of its own, with the same outcome.
   CHECK(RunThreads(env.manager.get(), rule) == Reference(rule));
