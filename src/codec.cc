@@ -12,6 +12,12 @@
 namespace converge {
 namespace {
 
+// What to reserve for a decoded count: the count is checked against the
+// bytes left, not against what they can hold, so a corrupt payload of
+// nested lists each claiming "as many items as bytes left" would reserve
+// far more than its size. Beyond this, vectors grow as items decode.
+size_t Reservable(size_t n) { return n < 1024 ? n : 1024; }
+
 constexpr uint64_t kFunctionCount =
     static_cast<uint64_t>(ConvergeFunction::kTrigger) + 1;
 
@@ -314,7 +320,7 @@ class Reader {
         size_t n = 0;
         if (!Count(&n, what)) return false;
         Value::List list;
-        list.reserve(n);
+        list.reserve(Reservable(n));
         for (size_t i = 0; i < n; ++i) {
           if (!Get(&list.emplace_back(), what, depth + 1)) return false;
         }
@@ -350,7 +356,7 @@ class Reader {
     Signed(&c->count, "count");
     size_t n = 0;
     if (!Count(&n, "condition")) return false;
-    c->condition.reserve(n);
+    c->condition.reserve(Reservable(n));
     for (size_t i = 0; i < n; ++i) {
       Condition& cond = c->condition.emplace_back();
       size_t m = 0;
@@ -358,7 +364,7 @@ class Reader {
           !Count(&m, "condition value")) {
         return false;
       }
-      cond.value.reserve(m);
+      cond.value.reserve(Reservable(m));
       for (size_t j = 0; j < m; ++j) {
         if (!Get(&cond.value.emplace_back(), "condition value", 0)) {
           return false;
@@ -394,7 +400,7 @@ class Reader {
     Signed(&a->action_config_id, "action_config_id");
     size_t n = 0;
     if (!Count(&n, "alerts")) return false;
-    a->alerts.reserve(n);
+    a->alerts.reserve(Reservable(n));
     for (size_t i = 0; i < n; ++i) {
       if (!String(&a->alerts.emplace_back(), "alerts")) return false;
     }

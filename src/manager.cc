@@ -156,6 +156,49 @@ absl::Status ValidateAction(const Action& a, const ManagerOptions& o) {
   return absl::OkStatus();
 }
 
+// The sizes of a config's conditions (ManagerOptions::max_condition_values,
+// max_value_bytes), and of its sub config's.
+absl::Status CheckConditions(const ConvergeConfig& c, const ManagerOptions& o,
+                             std::string_view path) {
+  const size_t limit = o.max_value_bytes;
+  size_t values = 0;
+  for (const Condition& cond : c.condition) {
+    values += std::max<size_t>(1, cond.value.size());
+  }
+  if (values > o.max_condition_values) {
+    return absl::InvalidArgumentError(internal::StrCat(
+        path, ".condition: ", values, " values in all exceed the limit of ",
+        o.max_condition_values));
+  }
+  for (size_t i = 0; i < c.condition.size(); ++i) {
+    const Condition& cond = c.condition[i];
+    bool small = cond.dimension.size() <= limit;
+    for (const Value& v : cond.value) {
+      small = small && !v.is_list() &&
+              (!v.is_string() || v.as_string().size() <= limit);
+    }
+    if (small) continue;  // the common case needs no path text
+    const std::string at = internal::StrCat(path, ".condition[", i, "]");
+    if (auto st = CheckSize(internal::StrCat(at, ".dimension"),
+                            cond.dimension.size(), limit);
+        !st.ok()) {
+      return st;
+    }
+    for (size_t j = 0; j < cond.value.size(); ++j) {
+      if (auto st = CheckValue(internal::StrCat(at, ".value[", j, "]"),
+                               cond.value[j], limit, 0);
+          !st.ok()) {
+        return st;
+      }
+    }
+  }
+  if (c.sub_converge_config != nullptr) {
+    return CheckConditions(*c.sub_converge_config, o,
+                           internal::StrCat(path, ".sub_converge_config"));
+  }
+  return absl::OkStatus();
+}
+
 // Parses "action_<id>" members; others (second-level members) are ignored.
 bool ParseActionMember(std::string_view member, int64_t* id) {
   if (member.substr(0, kActionMember.size()) != kActionMember) return false;
@@ -692,7 +735,8 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
 absl::Status ConvergeManager::Validate(const Action& action,
                                        const ConvergeConfig& config) const {
   if (absl::Status st = ValidateAction(action, options_); !st.ok()) return st;
-  return ValidateConfig(config);
+  if (absl::Status st = ValidateConfig(config); !st.ok()) return st;
+  return CheckConditions(config, options_, "converge_config");
 }
 
 absl::StatusOr<Decision> ConvergeManager::SubmitImpl(

@@ -166,6 +166,12 @@ struct ManagerOptions {
   // caps the number of alerts of one action.
   size_t max_value_bytes = 4096;
   size_t max_alerts = 10000;
+  // Largest number of values of a config's conditions, all conditions
+  // together (a condition without values counts one), and the same for its
+  // sub_converge_config. A condition's dimension name and each of its
+  // values are bounded by max_value_bytes too. Upstream's configs have a
+  // handful; the bound keeps an action's keys and dimension text small.
+  size_t max_condition_values = 256;
   // Prefix of this manager's lease tokens (to tell holders apart when
   // reading a store). A random part always follows it, so managers never
   // share tokens. Default empty.

@@ -28,6 +28,98 @@
 #include "converge/types.h"
 
 namespace converge::json {
+
+std::optional<OversizedInteger> FindOversizedInteger(std::string_view text) {
+  // A scan of the tokens that keeps the path to the current value: an
+  // object's last key, an array's index.
+  struct Level {
+    bool object;
+    std::string_view key;  // as written, escapes kept
+    size_t index = 0;
+    bool want_key = true;
+  };
+  std::vector<Level> levels;
+  auto path = [&] {
+    std::string out;
+    for (const Level& l : levels) {
+      if (l.object) {
+        if (!out.empty()) out += '.';
+        out.append(l.key);
+      } else {
+        absl::StrAppend(&out, "[", l.index, "]");
+      }
+    }
+    return out;
+  };
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n) {
+    const char c = text[i];
+    if (c == '"') {
+      const size_t start = ++i;
+      for (; i < n && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+      if (!levels.empty() && levels.back().object && levels.back().want_key) {
+        levels.back().key = text.substr(start, std::min(i, n) - start);
+        levels.back().want_key = false;
+      }
+      ++i;
+      continue;
+    }
+    if (c == '{' || c == '[') {
+      levels.push_back(Level{c == '{', {}, 0, true});
+      ++i;
+      continue;
+    }
+    if (c == '}' || c == ']') {
+      if (!levels.empty()) levels.pop_back();
+      ++i;
+      continue;
+    }
+    if (c == ',') {
+      if (!levels.empty()) {
+        if (levels.back().object) {
+          levels.back().want_key = true;
+        } else {
+          ++levels.back().index;
+        }
+      }
+      ++i;
+      continue;
+    }
+    if (c != '-' && (c < '0' || c > '9')) {
+      ++i;
+      continue;
+    }
+    const size_t start = i;
+    const bool negative = c == '-';
+    if (negative) ++i;
+    const size_t digits = i;
+    while (i < n && text[i] >= '0' && text[i] <= '9') ++i;
+    const std::string_view magnitude = text.substr(digits, i - digits);
+    bool integer = true;
+    while (i < n && (text[i] == '.' || text[i] == 'e' || text[i] == 'E' ||
+                     text[i] == '+' || text[i] == '-' ||
+                     (text[i] >= '0' && text[i] <= '9'))) {
+      integer = false;
+      ++i;
+    }
+    if (!integer) continue;
+    // Past 2^64 - 1 (20 digits), or below -2^63 (19 digits): equal lengths
+    // compare as numbers. (JSON has no leading zeros; malformed text is
+    // the parser's to refuse.)
+    const std::string_view limit =
+        negative ? std::string_view("9223372036854775808")
+                 : std::string_view("18446744073709551615");
+    if (magnitude.size() > limit.size() ||
+        (magnitude.size() == limit.size() && magnitude > limit)) {
+      return OversizedInteger{text.substr(start, i - start), start, path()};
+    }
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 namespace bj = boost::json;
@@ -113,6 +205,15 @@ absl::StatusOr<bj::value> ParseText(std::string_view text, const Path& path,
   if (text.size() > kMaxInputBytes) {
     return Error(path, absl::StrCat("input of ", text.size(), " bytes exceeds ",
                                     kMaxInputBytes, " bytes"));
+  }
+  if (std::optional<OversizedInteger> big = FindOversizedInteger(text)) {
+    std::string at = path.Str();
+    if (!big->path.empty()) {
+      absl::StrAppend(&at, big->path.front() == '[' ? "" : ".", big->path);
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("json: ", at, ": integer ", Av(big->text),
+                     " is out of the 64-bit range"));
   }
   bj::parse_options options;
   options.max_depth = kMaxDepth;
@@ -222,10 +323,20 @@ absl::StatusOr<int64_t> ToInt(const bj::value& v, const Path& path) {
       }
       return static_cast<int64_t>(v.get_uint64());
     case bj::kind::double_: {
+      // An integral float is taken as its integer up to 2^53, where floats
+      // stop being exact: 9007199254740993.0 reads as ...992.
+      constexpr double kTwoPow53 = 9007199254740992.0;
       double d = v.get_double();
+      if (std::isfinite(d) && std::trunc(d) == d && d >= -kTwoPow53 &&
+          d <= kTwoPow53) {
+        return static_cast<int64_t>(d);
+      }
       if (std::isfinite(d) && std::trunc(d) == d && d >= -kTwoPow63 &&
           d < kTwoPow63) {
-        return static_cast<int64_t>(d);
+        return Error(path, absl::StrCat("float ", d,
+                                        " is beyond 2^53, where a float is "
+                                        "not an exact integer: write it "
+                                        "without a fraction or exponent"));
       }
       return Error(path, absl::StrCat("expected an integer, got float ", d));
     }

@@ -410,6 +410,42 @@ TEST_CASE("ParseValue and ValueToJson", "[json]") {
                {"json: ctx: malformed JSON at offset"});
 }
 
+TEST_CASE("integers beyond 64 bits are refused, not read as floats", "[json]") {
+  // Boost.JSON reads these as inexact floats: a context value would turn
+  // into 1.8446744073709552e+19 and change the dimension.
+  CheckInvalid(ParseValue(R"({"n": 18446744073709551616})").status(),
+               {"json: value.n: integer 18446744073709551616 is out of the "
+                "64-bit range"});
+  CheckInvalid(ParseValue("[-9223372036854775809]").status(),
+               {"json: value[0]: integer -9223372036854775809"});
+  CheckInvalid(
+      ParseAction(R"({"id": 1, "time": 1, "context": {"a": [1, {"b": 1}],)"
+                  R"( "c": [2, 99999999999999999999]}})")
+          .status(),
+      {"json: action.context.c[1]: integer 99999999999999999999"});
+  CheckInvalid(ParseValue("123456789012345678901234567890").status(),
+               {"out of the 64-bit range"});
+  // At the edges: read (and refused where an int64 is needed, naming it).
+  CHECK(ParseValue("-9223372036854775808").ok());
+  CheckInvalid(ParseValue("18446744073709551615").status(),
+               {"does not fit in int64"});
+  // Strings, fractions and exponents are not integers.
+  CHECK(ParseValue(R"(["18446744073709551616", 1.8446744073709552e19])").ok());
+  CHECK(ParseValue("[184467440737095516160.5]").ok());
+
+  CHECK_FALSE(FindOversizedInteger(R"({"a\"1": 99999999999999999999999})")
+                  ->text.empty());
+  CHECK(FindOversizedInteger(R"({"a":"\"99999999999999999999999"})") ==
+        std::nullopt);
+
+  // An integral float is an integer up to 2^53 only.
+  std::string action = R"({"id": 9007199254740992.0, "time": 1})";
+  CHECK(ParseAction(action).ok());
+  action = R"({"id": 9007199254740994.0, "time": 1})";
+  CheckInvalid(ParseAction(action).status(),
+               {"json: action.id: float ", "is beyond 2^53"});
+}
+
 TEST_CASE("ParseContext maps objects to sorted key=value lists", "[json]") {
   absl::StatusOr<Context> context = ParseContext(
       R"({"alert_info": "1_1_abnormal_x",

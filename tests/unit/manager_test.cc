@@ -83,6 +83,46 @@ TEST_CASE("bad configs are InvalidArgument naming the field path",
     rule.condition.push_back(Condition{"", {Value("self")}});
     field = "converge_config.condition[1].dimension";
   }
+  // Bounded conditions (max_condition_values, max_value_bytes): a config
+  // of thousands of values made every action's keys cost seconds.
+  SECTION("too many condition values") {
+    rule.condition.emplace_back();
+    rule.condition.back().dimension = "ip";
+    for (int i = 0; i < 256; ++i) {
+      rule.condition.back().value.emplace_back(std::to_string(i));
+    }  // 1 + 256 values
+    field =
+        "converge_config.condition: 257 values in all exceed the limit "
+        "of 256";
+  }
+  SECTION("too many conditions") {
+    for (int i = 0; i < 300; ++i) {
+      rule.condition.emplace_back();
+      rule.condition.back().dimension = "d" + std::to_string(i);
+    }
+    field = "converge_config.condition: 301 values";
+  }
+  SECTION("oversized condition dimension") {
+    rule.condition.emplace_back();
+    rule.condition.back().dimension = std::string(5000, 'd');
+    field = "converge_config.condition[1].dimension: value of 5000 bytes";
+  }
+  SECTION("oversized condition value") {
+    rule.condition.emplace_back();
+    rule.condition.back().dimension = "ip";
+    rule.condition.back().value.emplace_back(std::string(5000, 'v'));
+    field = "converge_config.condition[1].value[0]: value of 5000 bytes";
+  }
+  SECTION("sub_converge_config condition") {
+    auto sub = std::make_shared<ConvergeConfig>(
+        Rule(ConvergeFunction::kCollectAlarm, 2, 60));
+    sub->condition.emplace_back();
+    sub->condition.back().dimension = "ip";
+    const Value::List list = {std::string(5000, 'w')};
+    sub->condition.back().value.emplace_back(list);
+    rule.sub_converge_config = sub;
+    field = "converge_config.sub_converge_config.condition[1].value[0][0]";
+  }
   absl::StatusOr<Decision> d = env.manager->Submit(Act(1, 0), rule);
   REQUIRE_FALSE(d.ok());
   CHECK(d.status().code() == absl::StatusCode::kInvalidArgument);

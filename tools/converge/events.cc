@@ -256,6 +256,12 @@ std::optional<Event> ParseEvent(std::string_view text,
                   absl::StrCat("line of ", text.size(), " bytes exceeds ",
                                json::kMaxInputBytes, " bytes"));
     }
+    if (std::optional<json::OversizedInteger> big =
+            json::FindOversizedInteger(text)) {
+      return Fail(error, big->path,
+                  absl::StrCat("integer ", Av(big->text),
+                               " is out of the 64-bit range"));
+    }
     bj::monotonic_resource resource;
     bj::parse_options options;
     options.max_depth = json::kMaxDepth;

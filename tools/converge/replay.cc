@@ -13,6 +13,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "converge/codec.h"
+#include "converge/json/json.h"
 #include "converge/store/wrappers.h"
 
 namespace converge::cli {
@@ -290,6 +292,18 @@ absl::Status Replayer::Apply(const Event& event) {
   if (manager_ == nullptr) {
     if (absl::Status st = Start(event.time); !st.ok()) return st;
   }
+  if (event.type == Event::Type::kAction) {
+    // Bad input changes nothing: checked before the tasks due by its time
+    // run (replay-format.md: nothing at or after a bad line is applied).
+    if (absl::Status st = manager_->Validate(event.action, event.config);
+        !st.ok()) {
+      return st;
+    }
+    if (absl::Status st = ValidateActionTask(event.action, event.config);
+        !st.ok()) {
+      return st;
+    }
+  }
   if (store_batch_ == nullptr && Batching()) {
     absl::StatusOr<std::unique_ptr<RepoBatch>> batch =
         store_.stores.repo->BeginBatch();
@@ -407,6 +421,28 @@ absl::Status Replayer::Finish() {
 
 namespace {
 
+// Reads one line (without its '\n') into *line, keeping at most `max` + 1
+// of its bytes: a longer line is read to its end and dropped, so that
+// input without newlines cannot fill the memory. *length is the line's
+// whole length. False at the end of the input, with nothing read.
+bool ReadLine(std::istream& in, std::string* line, size_t max, size_t* length) {
+  line->clear();
+  *length = 0;
+  std::streambuf* buf = in.rdbuf();
+  bool any = false;
+  while (true) {
+    const int c = buf->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      in.setstate(std::ios::eofbit);
+      return any;
+    }
+    any = true;
+    if (c == '\n') return true;
+    ++*length;
+    if (line->size() <= max) line->push_back(static_cast<char>(c));
+  }
+}
+
 // Writes output lines to stdout as they come.
 void WriteLine(std::string_view line) {
   std::fwrite(line.data(), 1, line.size(), stdout);
@@ -460,8 +496,13 @@ int RunReplay(const ReplayOptions& options, const std::string& path) {
 
   std::string line;
   int64_t line_no = 0;
-  while (std::getline(*in, line)) {
+  size_t length = 0;
+  while (ReadLine(*in, &line, json::kMaxInputBytes, &length)) {
     ++line_no;
+    if (length > json::kMaxInputBytes) {
+      return fail(line_no, absl::StrCat("line of ", length, " bytes exceeds ",
+                                        json::kMaxInputBytes, " bytes"));
+    }
     if (IsSkippedLine(line)) continue;
     InputError error;
     std::optional<Event> event = ParseEvent(line, "", &error);

@@ -43,8 +43,8 @@ struct LimitsConfig {
   int64_t max_queue_length = 1'000'000;
   // Actions (or alerts) in one request; more is 413. Default 10,000.
   int64_t max_actions_per_request = 10'000;
-  // Open connections; the acceptor waits while this many are open.
-  // Default 1,024.
+  // Open connections. A connection accepted while this many are open is
+  // answered 503 with Retry-After and closed. Default 1,024.
   int64_t max_connections = 1024;
   // A client must send a request's headers within this time of the
   // connection opening (or of its previous response), and its body within

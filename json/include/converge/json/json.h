@@ -22,6 +22,7 @@
 #define CONVERGE_JSON_JSON_H_
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,6 +40,21 @@ inline constexpr std::size_t kMaxInputBytes = 1 << 20;
 // Arrays and objects nested deeper than this are rejected with
 // kInvalidArgument.
 inline constexpr int kMaxDepth = 32;
+
+// The first integer literal of JSON text `text` (a number without fraction
+// or exponent, outside strings) that is below -2^63 or above 2^64 - 1,
+// which Boost.JSON would read as an inexact float: its text, byte offset
+// and path ("context.n", "condition[1].value[0]"; keys as written). Empty
+// if there is none. Every parse function here refuses such text, naming
+// the path ("json: action.id: integer 18446744073709551616 is out of the
+// 64-bit range"); integers from 2^63 to 2^64 - 1 are refused where they
+// are read as int64.
+struct OversizedInteger {
+  std::string_view text;
+  std::size_t offset = 0;
+  std::string path;
+};
+std::optional<OversizedInteger> FindOversizedInteger(std::string_view text);
 
 // Parses upstream's `converge_config` JSON object.
 //

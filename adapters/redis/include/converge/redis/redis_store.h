@@ -3,7 +3,8 @@
 // several, keys spread by hash tag: RedisOptions::more_servers), shared by
 // any number of processes on any number of hosts. Instances and
 // relations stay in a SQL store (InstanceRepo): SQLite on one host, MySQL
-// when it lands; RedisStores owns both and gives the manager one view.
+// (adapters/mysql) on many; RedisStores owns both and gives the manager one
+// view.
 //
 // Layout: the window index and counters on upstream's key templates (K2, K3
 // sorted sets scored by epoch seconds, K4 an integer string), leases on K5
@@ -166,8 +167,9 @@ absl::StatusOr<RedisStores> OpenRedisStores(const RedisOptions& options);
 //   redis://[[user]:password@]host[:port][,host[:port]...][/db][?param=...]
 //   unix://[[user]:password@]/path/to/redis.sock[?db=N&param=value&...]
 // More than one host: the first is the server, the others more_servers
-// (same db and credentials). Parameters: db (unix only), key_prefix,
-// pool_size, connect_timeout_ms, command_timeout_ms, gc_grace_ms.
+// (same db and credentials). Parameters: db (on redis:// it overrides the
+// path's db), key_prefix, pool_size, connect_timeout_ms,
+// command_timeout_ms, gc_grace_ms.
 // Percent-escapes (%XX) are decoded in the user, password and values. Returns
 // kInvalidArgument naming the problem for another scheme, a bad port, db or
 // number, or an unknown parameter.
