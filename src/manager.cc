@@ -133,6 +133,10 @@ absl::Status ValidateAction(const Action& a, const ManagerOptions& o) {
                          " alerts exceed the limit of ", o.max_alerts));
   }
   for (size_t i = 0; i < a.alerts.size(); ++i) {
+    if (a.alerts[i].empty()) {
+      return absl::InvalidArgumentError(
+          internal::StrCat("action.alerts[", i, "]: empty alert id"));
+    }
     if (a.alerts[i].size() <= limit) continue;
     if (auto st = CheckSize(internal::StrCat("action.alerts[", i, "]"),
                             a.alerts[i].size(), limit);

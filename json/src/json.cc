@@ -666,8 +666,15 @@ absl::StatusOr<absl::Time> ToTime(const bj::value& v, const Path& path) {
 
 absl::StatusOr<int64_t> ToBizId(const bj::value& v, const Path& path) {
   if (const bj::string* s = v.if_string()) {
+    // Digits, with an optional '-': not " 42" nor "+42", which SimpleAtoi
+    // reads and upstream's Python int() would not all take alike.
+    const std::string_view text = ToStd(*s);
+    const std::string_view digits =
+        text.empty() || text.front() != '-' ? text : text.substr(1);
     int64_t id = 0;
-    if (!absl::SimpleAtoi(Av(ToStd(*s)), &id)) {
+    if (digits.empty() ||
+        digits.find_first_not_of("0123456789") != std::string_view::npos ||
+        !absl::SimpleAtoi(Av(text), &id)) {
       return Error(
           path, absl::StrCat("expected an integer or a numeric string, got \"",
                              absl::CHexEscape(Av(ToStd(*s))), "\""));
@@ -687,6 +694,7 @@ absl::StatusOr<std::vector<std::string>> ToAlerts(const bj::value& v,
   for (std::size_t i = 0; i < array->size(); ++i) {
     const bj::value& item = (*array)[i];
     if (const bj::string* s = item.if_string()) {
+      if (s->empty()) return Error(path.Index(i), "empty alert id");
       alerts.emplace_back(ToStd(*s));
     } else if (item.is_int64() || item.is_uint64()) {
       absl::StatusOr<int64_t> id = ToInt(item, path.Index(i));

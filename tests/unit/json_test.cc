@@ -534,6 +534,19 @@ TEST_CASE("ParseAction errors name the field path", "[json]") {
   CheckInvalid(ParseAction(R"({"id": 1, "time": 1, "alerts": "a1"})").status(),
                {"json: action.alerts: expected an array, got string"});
   CheckInvalid(
+      ParseAction(R"({"id": 1, "time": 1, "alerts": ["a1", ""]})").status(),
+      {"json: action.alerts[1]: empty alert id"});
+  for (const char* biz : {" 42", "+42", "42 ", "", "-", "4 2"}) {
+    INFO(biz);
+    CheckInvalid(ParseAction(absl::StrCat(R"({"id": 1, "time": 1, )",
+                                          R"("bk_biz_id": ")", biz, R"("})"))
+                     .status(),
+                 {"json: action.bk_biz_id: expected an integer or a numeric "
+                  "string"});
+  }
+  CHECK(ParseAction(R"({"id": 1, "time": 1, "bk_biz_id": "-7"})")->bk_biz_id ==
+        -7);
+  CheckInvalid(
       ParseAction(R"({"id": 1, "time": 1, "alerts": ["a", 1.5]})").status(),
       {"json: action.alerts[1]: expected a string or an integer, got float"});
   CheckInvalid(

@@ -46,6 +46,10 @@ TEST_CASE("bad actions are InvalidArgument naming the field", "[manager]") {
     a.alerts = {"ok", std::string(5000, 'z')};
     field = "action.alerts[1]";
   }
+  SECTION("empty alert id") {
+    a.alerts = {"ok", ""};
+    field = "action.alerts[1]: empty alert id";
+  }
   SECTION("empty context key") {
     a.context[""] = "v";
     field = "action.context";
