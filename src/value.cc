@@ -1,9 +1,11 @@
 #include "converge/value.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 
@@ -16,13 +18,15 @@ namespace {
 std::string PyFloat(double d) {
   if (std::isnan(d)) return "nan";
   if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+  // The shortest digits that round-trip, as Python finds them, whatever
+  // the host's locale (snprintf and strtod follow LC_NUMERIC, which an
+  // embedding program may set to one with a decimal comma).
   char buf[64];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof(buf), "%.*e", precision - 1, d);
-    if (std::strtod(buf, nullptr) == d) break;
-  }
+  const std::to_chars_result r =
+      std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::scientific);
+  if (r.ec != std::errc()) return "nan";  // cannot happen: 64 bytes suffice
   // buf is "[-]d[.ddd]e[+-]XX".
-  std::string text = buf;
+  std::string text(buf, r.ptr);
   std::string sign;
   if (text[0] == '-') {
     sign = "-";
@@ -107,6 +111,14 @@ void AppendPyRepr(const Value& v, std::string* out) {
       out->append("\\t");
     } else if (c == '\r') {
       out->append("\\r");
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      // Other ASCII controls as Python writes them ('\x01'). (Python also
+      // escapes non-printable code points beyond ASCII; those are kept.)
+      constexpr char kHex[] = "0123456789abcdef";
+      const unsigned char u = static_cast<unsigned char>(c);
+      out->append("\\x");
+      out->push_back(kHex[u >> 4]);
+      out->push_back(kHex[u & 0xf]);
     } else {
       out->push_back(c);
     }

@@ -3,8 +3,14 @@
 
 #include "converge/types.h"
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <clocale>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <limits>
 #include <set>
 #include <string>
@@ -208,6 +214,38 @@ TEST_CASE("Value::PyStr of round floats >= 10 is positional", "[types]") {
   CHECK(Value(12345678.9e3).PyStr() == "12345678900.0");
 }
 
+TEST_CASE("Value::PyStr of floats does not follow the host's locale",
+          "[types]") {
+  // An embedding program may set a locale with a decimal comma; the
+  // dimension text (and so D) must not change with it. The locale is
+  // built into a temporary folder (glibc reads LOCPATH at setlocale).
+  const std::string dir = std::filesystem::temp_directory_path() /
+                          ("converge-locale-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string cmd =
+      "localedef -i de_DE -f UTF-8 '" + dir + "/de_DE.UTF-8' >/dev/null 2>&1";
+  const bool built = std::system(cmd.c_str()) == 0;
+  ::setenv("LOCPATH", dir.c_str(), 1);
+  const char* set = built ? std::setlocale(LC_NUMERIC, "de_DE.UTF-8") : nullptr;
+  char probe[16];
+  std::snprintf(probe, sizeof(probe), "%.1f", 1.5);
+  const std::string with_locale = probe;
+  const std::string a = Value(1.5).PyStr();
+  const std::string b = Value(0.1 + 0.2).PyStr();
+  const std::string c = Value(1.5e300).PyStr();
+  std::setlocale(LC_NUMERIC, "C");
+  ::unsetenv("LOCPATH");
+  std::filesystem::remove_all(dir);
+  if (set == nullptr) {
+    WARN("localedef could not build de_DE.UTF-8: checked in the C locale");
+  } else {
+    CHECK(with_locale == "1,5");  // the locale is in effect
+  }
+  CHECK(a == "1.5");
+  CHECK(b == "0.30000000000000004");
+  CHECK(c == "1.5e+300");
+}
+
 TEST_CASE("Value::PyStr of strings is the text, unquoted", "[types]") {
   CHECK(Value("abc").PyStr() == "abc");
   CHECK(Value("").PyStr() == "");
@@ -228,6 +266,9 @@ TEST_CASE("Value::PyStr of lists is Python's list repr", "[types]") {
   CHECK(Value(Value::List{"both ' and \""}).PyStr() == "['both \\' and \"']");
   CHECK(Value(Value::List{"back\\slash"}).PyStr() == "['back\\\\slash']");
   CHECK(Value(Value::List{"a\nb"}).PyStr() == "['a\\nb']");
+  // Other ASCII controls: python3 repr(['\x01\x7f\x1b']).
+  CHECK(Value(Value::List{std::string("\x01\x7f\x1b")}).PyStr() ==
+        "['\\x01\\x7f\\x1b']");
 }
 
 TEST_CASE("Value::IsEmpty is true for None, empty string and empty list",
