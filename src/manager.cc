@@ -24,6 +24,7 @@
 #include "absl/strings/str_join.h"
 #include "converge/context.h"
 #include "converge/dimension.h"
+#include "converge/errors.h"
 #include "converge/functions.h"
 #include "converge/metrics.h"
 #include "converge/store/errors.h"
@@ -73,23 +74,21 @@ std::string Describe(const ConvergeConfig& eff, int64_t window_seconds,
 
 absl::Status CheckSize(std::string_view path, size_t bytes, size_t limit) {
   if (bytes <= limit) return absl::OkStatus();
-  return absl::InvalidArgumentError(internal::StrCat(
-      path, ": value of ", bytes, " bytes exceeds the limit of ", limit));
+  return FieldError(
+      path, internal::StrCat("value of ", bytes, " bytes exceeds the limit of ",
+                             limit));
 }
 
 absl::Status CheckValue(std::string_view path, const Value& v, size_t limit,
                         int depth) {
-  if (depth > 8) {
-    return absl::InvalidArgumentError(
-        internal::StrCat(path, ": lists nested deeper than 8"));
-  }
+  if (depth > 8) return FieldError(path, "lists nested deeper than 8");
   if (v.is_string()) return CheckSize(path, v.as_string().size(), limit);
   if (v.is_list()) {
     const Value::List& list = v.as_list();
     if (list.size() > limit) {
-      return absl::InvalidArgumentError(
-          internal::StrCat(path, ": list of ", list.size(),
-                           " items exceeds the limit of ", limit));
+      return FieldError(
+          path, internal::StrCat("list of ", list.size(),
+                                 " items exceeds the limit of ", limit));
     }
     for (size_t i = 0; i < list.size(); ++i) {
       // The item's path text only when the item needs a closer look.

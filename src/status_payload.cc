@@ -1,13 +1,31 @@
 #include "absl/strings/cord.h"
+#include "absl/types/optional.h"
+#include "converge/errors.h"
 #include "converge/manager.h"
 #include "converge/store/errors.h"
 #include "internal/lease_busy.h"
+#include "internal/strings.h"
 
 namespace converge {
 namespace {
 constexpr char kLeaseBusyUrl[] = "type.googleapis.com/converge.LeaseBusy";
 constexpr char kStoreDownUrl[] = "type.googleapis.com/converge.StoreDown";
+constexpr char kFieldPathUrl[] = "type.googleapis.com/converge.FieldPath";
 }  // namespace
+
+absl::Status FieldError(std::string_view path, std::string_view detail,
+                        std::string_view prefix) {
+  absl::Status st =
+      absl::InvalidArgumentError(internal::StrCat(prefix, path, ": ", detail));
+  st.SetPayload(kFieldPathUrl, absl::Cord(internal::AV(path)));
+  return st;
+}
+
+std::optional<std::string> FieldPathOf(const absl::Status& status) {
+  absl::optional<absl::Cord> path = status.GetPayload(kFieldPathUrl);
+  if (!path.has_value()) return std::nullopt;
+  return std::string(*path);
+}
 
 namespace internal {
 absl::Status LeaseBusyError(std::string message) {

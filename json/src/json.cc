@@ -25,6 +25,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "converge/errors.h"
 #include "converge/types.h"
 
 namespace converge::json {
@@ -162,8 +163,7 @@ class Path {
 };
 
 absl::Status Error(const Path& path, std::string_view detail) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("json: ", path.Str(), ": ", Av(detail)));
+  return FieldError(path.Str(), detail, "json: ");
 }
 
 std::string_view KindName(const bj::value& v) {
@@ -211,9 +211,10 @@ absl::StatusOr<bj::value> ParseText(std::string_view text, const Path& path,
     if (!big->path.empty()) {
       absl::StrAppend(&at, big->path.front() == '[' ? "" : ".", big->path);
     }
-    return absl::InvalidArgumentError(
-        absl::StrCat("json: ", at, ": integer ", Av(big->text),
-                     " is out of the 64-bit range"));
+    return FieldError(
+        at,
+        absl::StrCat("integer ", Av(big->text), " is out of the 64-bit range"),
+        "json: ");
   }
   bj::parse_options options;
   options.max_depth = kMaxDepth;

@@ -17,6 +17,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "converge/manager.h"
+#include "converge/memory/memory_store.h"
 #include "events.h"
 #include "json_locate.h"
 #include "replay.h"
@@ -108,6 +110,34 @@ void Replay(const std::string& text) {
   absl::Status st = (*replayer)->Finish();
   INFO("finish: " << st);
   REQUIRE((st.ok() || !st.message().empty()));
+}
+
+TEST_CASE("a field whose key holds \": \" is named whole", "[cli]") {
+  // Read back from the error's path payload, not by splitting the message
+  // at its first ": ".
+  InputError error;
+  CHECK_FALSE(ParseEvent(R"({"type":"action","id":1,"time":0,)"
+                         R"("context":{"a: b":99999999999999999999},)"
+                         R"("converge_config":{}})",
+                         "", &error)
+                  .has_value());
+  CHECK(error.field == "context.a: b");
+  CHECK(error.detail ==
+        "integer 99999999999999999999 is out of the 64-bit range");
+
+  VirtualClock clock(absl::FromUnixSeconds(0));
+  memory::MemoryStores stores =
+      memory::NewMemoryStores(memory::MemoryOptions{&clock}).value();
+  auto manager = ConvergeManager::Create(stores.view(), &clock).value();
+  Action a;
+  a.id = 1;
+  a.create_time = clock.Now();
+  a.context["x: y"] = std::string(5000, 'v');
+  std::optional<InputError> e =
+      InputErrorFromStatus(manager->Validate(a, ConvergeConfig()));
+  REQUIRE(e.has_value());
+  CHECK(e->field == "context.x: y");
+  CHECK(e->detail == "value of 5000 bytes exceeds the limit of 4096");
 }
 
 TEST_CASE("cli fuzz: mutated replay lines never crash ParseEvent",

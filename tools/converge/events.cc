@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "converge/errors.h"
 #include "converge/json/json.h"
 #include "json_util.h"
 
@@ -135,6 +136,17 @@ InputError FromJsonStatus(const absl::Status& status) {
   std::string_view message(status.message().data(), status.message().size());
   if (absl::StartsWith(Av(message), "json: ")) message.remove_prefix(6);
   InputError error;
+  if (std::optional<std::string> path = FieldPathOf(status);
+      path.has_value() && absl::StartsWith(Av(message), Av(*path)) &&
+      message.substr(path->size(), 2) == ": ") {
+    // The path as the reader made it (a key may hold ": ").
+    error.detail = std::string(message.substr(path->size() + 2));
+    std::string_view field = *path;
+    if (field == "$") field = "";
+    if (absl::StartsWith(Av(field), "$.")) field.remove_prefix(2);
+    error.field = std::string(field);
+    return error;
+  }
   if (absl::StartsWith(Av(message), "$: ")) {
     error.detail = std::string(message.substr(3));
     return error;
@@ -321,7 +333,14 @@ std::optional<InputError> CheckEventTime(absl::Time time, absl::Time previous) {
 std::optional<InputError> InputErrorFromStatus(const absl::Status& status) {
   if (status.code() != absl::StatusCode::kInvalidArgument) return std::nullopt;
   std::string_view message(status.message().data(), status.message().size());
-  const size_t colon = message.find(": ");
+  // The path as the check made it (a key may hold ": "), else the text
+  // before the first ": ".
+  size_t colon = message.find(": ");
+  if (std::optional<std::string> path = FieldPathOf(status);
+      path.has_value() && absl::StartsWith(Av(message), Av(*path)) &&
+      message.substr(path->size(), 2) == ": ") {
+    colon = path->size();
+  }
   if (colon == std::string_view::npos) {
     return InputError{"", std::string(message)};
   }
