@@ -161,17 +161,25 @@ absl::Status ValidateAction(const Action& a, const ManagerOptions& o) {
 
 // The sizes of a config's conditions (ManagerOptions::max_condition_values,
 // max_value_bytes), and of its sub config's.
+// `depth`: 0 for converge_config, 1 for its sub config, ...; the path text
+// is made only for an error (Submit checks every action's config).
 absl::Status CheckConditions(const ConvergeConfig& c, const ManagerOptions& o,
-                             std::string_view path) {
+                             int depth = 0) {
+  auto config_path = [depth] {
+    std::string path = "converge_config";
+    for (int i = 0; i < depth; ++i) path += ".sub_converge_config";
+    return path;
+  };
   const size_t limit = o.max_value_bytes;
   size_t values = 0;
   for (const Condition& cond : c.condition) {
     values += std::max<size_t>(1, cond.value.size());
   }
   if (values > o.max_condition_values) {
-    return absl::InvalidArgumentError(internal::StrCat(
-        path, ".condition: ", values, " values in all exceed the limit of ",
-        o.max_condition_values));
+    return FieldError(
+        internal::StrCat(config_path(), ".condition"),
+        internal::StrCat(values, " values in all exceed the limit of ",
+                         o.max_condition_values));
   }
   for (size_t i = 0; i < c.condition.size(); ++i) {
     const Condition& cond = c.condition[i];
@@ -181,7 +189,8 @@ absl::Status CheckConditions(const ConvergeConfig& c, const ManagerOptions& o,
               (!v.is_string() || v.as_string().size() <= limit);
     }
     if (small) continue;  // the common case needs no path text
-    const std::string at = internal::StrCat(path, ".condition[", i, "]");
+    const std::string at =
+        internal::StrCat(config_path(), ".condition[", i, "]");
     if (auto st = CheckSize(internal::StrCat(at, ".dimension"),
                             cond.dimension.size(), limit);
         !st.ok()) {
@@ -196,8 +205,7 @@ absl::Status CheckConditions(const ConvergeConfig& c, const ManagerOptions& o,
     }
   }
   if (c.sub_converge_config != nullptr) {
-    return CheckConditions(*c.sub_converge_config, o,
-                           internal::StrCat(path, ".sub_converge_config"));
+    return CheckConditions(*c.sub_converge_config, o, depth + 1);
   }
   return absl::OkStatus();
 }
@@ -738,8 +746,12 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
 absl::Status ConvergeManager::Validate(const Action& action,
                                        const ConvergeConfig& config) const {
   if (absl::Status st = ValidateAction(action, options_); !st.ok()) return st;
+  return CheckConfig(config);
+}
+
+absl::Status ConvergeManager::CheckConfig(const ConvergeConfig& config) const {
   if (absl::Status st = ValidateConfig(config); !st.ok()) return st;
-  return CheckConditions(config, options_, "converge_config");
+  return CheckConditions(config, options_);
 }
 
 absl::StatusOr<Decision> ConvergeManager::SubmitImpl(

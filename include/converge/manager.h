@@ -232,9 +232,15 @@ class ConvergeManager {
   absl::StatusOr<Decision> Submit(const Action& action,
                                   const ConvergeConfig& config);
 
+  // The checks Submit makes on a config: ValidateConfig, and the sizes of
+  // its conditions (max_condition_values, max_value_bytes). For a host
+  // that checks its configs once, at start. kInvalidArgument naming the
+  // field path.
+  absl::Status CheckConfig(const ConvergeConfig& config) const;
+
   // The checks Submit makes on its input before anything else: the
   // action's fields and sizes (max_value_bytes, max_alerts) and the config
-  // (ValidateConfig). kInvalidArgument naming the field path.
+  // (CheckConfig). kInvalidArgument naming the field path.
   absl::Status Validate(const Action& action,
                         const ConvergeConfig& config) const;
 

@@ -69,6 +69,9 @@ std::optional<OversizedInteger> FindOversizedInteger(std::string_view text) {
       continue;
     }
     if (c == '{' || c == '[') {
+      // Deeper than the parsers take: theirs to refuse, without this scan
+      // holding a level per byte.
+      if (levels.size() > static_cast<size_t>(kMaxDepth)) return std::nullopt;
       levels.push_back(Level{c == '{', {}, 0, true});
       ++i;
       continue;
@@ -328,8 +331,8 @@ absl::StatusOr<int64_t> ToInt(const bj::value& v, const Path& path) {
       // stop being exact: 9007199254740993.0 reads as ...992.
       constexpr double kTwoPow53 = 9007199254740992.0;
       double d = v.get_double();
-      if (std::isfinite(d) && std::trunc(d) == d && d >= -kTwoPow53 &&
-          d <= kTwoPow53) {
+      // 2^53 itself is where 2^53 + 1 lands too: not exact.
+      if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) < kTwoPow53) {
         return static_cast<int64_t>(d);
       }
       if (std::isfinite(d) && std::trunc(d) == d && d >= -kTwoPow63 &&

@@ -233,6 +233,26 @@ TEST_CASE("InstanceRepo: EndVisible ends a visible instance only",
         absl::StatusCode::kNotFound);
 }
 
+TEST_CASE(
+    "InstanceRepo: in a batch, an instance EndVisible left open (hidden) "
+    "still takes joins",
+    "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.repo().Create(ActionCreate("H", 1)).ok());  // 1
+  REQUIRE(s.repo().SetVisible(1, false).ok());
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = s.repo().BeginBatch();
+  REQUIRE(batch.ok());
+  CHECK_FALSE(s.repo().EndVisible(1, At(100)).value());
+  ActionRecord rec = Rec(2, Outcome::kSkip);
+  rec.decision.converge_id = 1;
+  absl::StatusOr<RecordResult> joined = s.repo().Join(rec, JoinRel(1, 2));
+  INFO(joined.status().ToString());
+  CHECK(joined.ok());
+  if (*batch != nullptr) REQUIRE((*batch)->Commit().ok());
+  CHECK(s.repo().GetInstance(1).value().is_open());
+  CHECK(s.repo().GetAction(2).value().has_value());
+}
+
 TEST_CASE("InstanceRepo: GetInstance of an unknown id is kNotFound",
           "[conformance]") {
   StoreSet s;

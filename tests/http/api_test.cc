@@ -771,6 +771,53 @@ TEST_CASE("the config: defaults, the minimal file, errors naming the key",
   CHECK(error(R"({"outputs":{"webhook":{"url":"https://x"}}})")
             .find("outputs.webhook.url") != std::string::npos);
   CHECK(error("[").find("malformed JSON") != std::string::npos);
+
+  // The configured rules are checked against the manager's limits at
+  // start, not as a 400 for every request that uses them.
+  std::string values;
+  for (int i = 0; i < 300; ++i) absl::StrAppend(&values, i ? "," : "", i);
+  for (const char* key : {"alertmanager", "default"}) {
+    const std::string rule = absl::StrCat(
+        R"({"is_enabled":true,"converge_func":"collect","timedelta":60,)",
+        R"("count":1,"condition":[{"dimension":"ip","value":[)", values,
+        "]}]}");
+    const std::string text =
+        std::string(key) == "alertmanager"
+            ? absl::StrCat(R"({"store":"memory:","alertmanager":{)",
+                           R"("converge_config":)", rule, "}}")
+            : absl::StrCat(R"({"store":"memory:","default_converge_config":)",
+                           rule, "}");
+    absl::StatusOr<ServiceConfig> c = ParseServiceConfig(text);
+    REQUIRE(c.ok());
+    VirtualClock clock;
+    absl::StatusOr<std::unique_ptr<Service>> s = Service::Create(*c, &clock);
+    INFO(s.status().ToString());
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(absl::StrContains(s.status().message(),
+                            "values in all exceed the limit of 256"));
+    CHECK(absl::StrContains(s.status().message(),
+                            std::string(key) == "alertmanager"
+                                ? "alertmanager.converge_config"
+                                : "default_converge_config"));
+  }
+}
+
+TEST_CASE("POST /v1/actions refuses integers beyond 64 bits, naming them",
+          "[http]") {
+  InProcess s;
+  // Boost.JSON reads such a literal as a float; the item is then checked
+  // again as text, where it no longer looks like an integer.
+  HttpResponse r = s.Post(
+      "/v1/actions",
+      R"([{"id":1,"context":{"n":1}},{"id":2,"context":{"n":18446744073709551616},)"
+      R"("converge_config":{}}])");
+  CHECK(r.status == 400);
+  CHECK(Str(Json(r.body).at("error").at("field")) == "[1].context.n");
+  CHECK(absl::StrContains(Str(Json(r.body).at("error").at("message")),
+                          "integer 18446744073709551616 is out of the 64-bit "
+                          "range"));
+  CHECK(s.Get("/v1/actions/1").status == 404);  // nothing applied
 }
 
 }  // namespace

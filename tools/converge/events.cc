@@ -58,8 +58,10 @@ std::optional<int64_t> ToInt(const bj::value& v) {
     return static_cast<int64_t>(v.get_uint64());
   }
   if (v.is_double()) {
+    // Below 2^53, where floats stop being exact integers.
     const double d = v.get_double();
-    if (std::isfinite(d) && std::trunc(d) == d && d >= -9.2e18 && d < 9.2e18) {
+    if (std::isfinite(d) && std::trunc(d) == d &&
+        std::fabs(d) < 9007199254740992.0) {
       return static_cast<int64_t>(d);
     }
   }

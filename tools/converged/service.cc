@@ -411,6 +411,20 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Create(ServiceConfig config,
     s->default_config_ =
         json::ParseConvergeConfig(s->config_.default_converge_config).value();
   }
+  // The configured rules against the manager's limits, now rather than
+  // as a 400 for every request that uses them.
+  for (const auto& [key, config] :
+       {std::pair<const char*, const ConvergeConfig*>{
+            "alertmanager.converge_config",
+            &s->config_.alertmanager.converge_config},
+        {"default_converge_config",
+         s->default_config_ ? &*s->default_config_ : nullptr}}) {
+    if (config == nullptr) continue;
+    if (absl::Status st = s->manager_->CheckConfig(*config); !st.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("converged: config key \"", key, "\": ", st.message()));
+    }
+  }
   if (!s->config_.outputs.webhook.url.empty()) {
     absl::StatusOr<std::unique_ptr<WebhookPusher>> hook =
         WebhookPusher::Create(s->config_.outputs.webhook, &s->outputs_);
@@ -677,6 +691,14 @@ std::optional<HttpAnswer> Service::QueueFull() {
 }
 
 HttpAnswer Service::PostActions(const HttpRequest& r, std::string_view) {
+  // Before Boost reads such an integer as a float (the items are checked
+  // again as text, where it would no longer look like an integer).
+  if (std::optional<json::OversizedInteger> big =
+          json::FindOversizedInteger(r.body)) {
+    return BadInput(
+        InputError{big->path, absl::StrCat("integer ", Av(big->text),
+                                           " is out of the 64-bit range")});
+  }
   boost::system::error_code ec;
   bj::parse_options options;
   options.max_depth = json::kMaxDepth;

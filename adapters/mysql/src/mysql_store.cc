@@ -338,9 +338,15 @@ class MysqlRepo final : public InstanceRepo {
     absl::StatusOr<bool> ended =
         visible_only ? inner_.EndVisible(id, now) : inner_.End(id, now);
     if (Conn* conn = db_->BatchConn(); conn != nullptr && ended.ok()) {
-      // Ended (and locked) by this transaction: a later join of it in the
-      // batch is refused at once.
-      conn->memo().state[id] = sql::RepoMemo::State{false, {}};
+      if (*ended || !visible_only) {
+        // Ended (by this transaction, and locked, or before): a later join
+        // of it in the batch is refused at once.
+        conn->memo().state[id] = sql::RepoMemo::State{false, {}};
+      } else {
+        // Not ended by EndVisible: ended before, or hidden and still open.
+        // The memo does not know which; it reads the row again.
+        conn->memo().state.erase(id);
+      }
     }
     return ended;
   }

@@ -291,7 +291,8 @@ class Db {
   static bool Busy(int rc) {
     return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
   }
-  // A busy error past the busy timeout: another writer holds the database
+  // A busy error past the busy timeout: another connection holds a lock on
+  // the database
   // (StoreDownError: any call now would wait and fail the same way).
   static absl::Status LockTimeout(const absl::Status& busy) {
     return StoreDownError(std::string(busy.message()));
