@@ -106,17 +106,16 @@ absl::Status CheckValue(std::string_view path, const Value& v, size_t limit,
 
 absl::Status ValidateAction(const Action& a, const ManagerOptions& o) {
   if (a.id <= 0) {
-    return absl::InvalidArgumentError(
-        internal::StrCat("action.id: must be > 0, got ", a.id));
+    return FieldError("action.id", internal::StrCat("must be > 0, got ", a.id));
   }
   if (a.create_time == absl::InfinitePast() ||
       a.create_time == absl::InfiniteFuture()) {
-    return absl::InvalidArgumentError(
-        "action.create_time: must be a finite time");
+    return FieldError("action.create_time", "must be a finite time");
   }
   if (a.execute_timeout < 0) {
-    return absl::InvalidArgumentError(internal::StrCat(
-        "action.execute_timeout: must be >= 0, got ", a.execute_timeout));
+    return FieldError(
+        "action.execute_timeout",
+        internal::StrCat("must be >= 0, got ", a.execute_timeout));
   }
   const size_t limit = o.max_value_bytes;
   if (auto st = CheckSize("action.signal", a.signal.size(), limit); !st.ok()) {
@@ -127,14 +126,15 @@ absl::Status ValidateAction(const Action& a, const ManagerOptions& o) {
     return st;
   }
   if (a.alerts.size() > o.max_alerts) {
-    return absl::InvalidArgumentError(
-        internal::StrCat("action.alerts: ", a.alerts.size(),
-                         " alerts exceed the limit of ", o.max_alerts));
+    return FieldError(
+        "action.alerts",
+        internal::StrCat(a.alerts.size(), " alerts exceed the limit of ",
+                         o.max_alerts));
   }
   for (size_t i = 0; i < a.alerts.size(); ++i) {
     if (a.alerts[i].empty()) {
-      return absl::InvalidArgumentError(
-          internal::StrCat("action.alerts[", i, "]: empty alert id"));
+      return FieldError(internal::StrCat("action.alerts[", i, "]"),
+                        "empty alert id");
     }
     if (a.alerts[i].size() <= limit) continue;
     if (auto st = CheckSize(internal::StrCat("action.alerts[", i, "]"),
@@ -145,7 +145,7 @@ absl::Status ValidateAction(const Action& a, const ManagerOptions& o) {
   }
   for (const auto& [key, value] : a.context) {
     if (key.empty()) {
-      return absl::InvalidArgumentError("action.context: empty key");
+      return FieldError("action.context", "empty key");
     }
     // Fast path first: the common small scalar needs no path text.
     if (key.size() <= limit && !value.is_list() &&
