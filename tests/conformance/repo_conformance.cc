@@ -253,6 +253,26 @@ TEST_CASE(
   CHECK(s.repo().GetAction(2).value().has_value());
 }
 
+TEST_CASE(
+    "InstanceRepo: ConvergeOf answers the newest link, and the older one "
+    "once the newest is purged",
+    "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.repo().Create(ActionCreate("F", 1)).ok());    // 1
+  REQUIRE(s.repo().Create(ConvergeCreate("S", 1)).ok());  // 2
+  REQUIRE(s.repo().Create(ConvergeCreate("T", 1)).ok());  // 3
+  CHECK(s.repo().ConvergeOf(1).value() == std::optional<int64_t>(3));
+  REQUIRE(s.repo().End(3, At(50)).value());
+  REQUIRE(s.repo().End(2, At(300)).value());
+  PurgeResult purged = s.repo().Purge(At(100), 0).value();
+  CHECK(purged.instances == 1);
+  CHECK(s.repo().ConvergeOf(1).value() == std::optional<int64_t>(2));
+  CHECK(s.repo()
+            .Unrelated(std::vector<int64_t>{1}, ConvergeType::kConverge)
+            .value()
+            .empty());
+}
+
 TEST_CASE("InstanceRepo: GetInstance of an unknown id is kNotFound",
           "[conformance]") {
   StoreSet s;

@@ -16,6 +16,7 @@
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -868,10 +869,15 @@ class MemoryInstanceRepo final : public InstanceRepo {
       InstanceRow& row = instances_.at(id);
       for (const RelationRow& r : row.relations) {
         if (r.related_type == ConvergeType::kConverge) {
-          // Only this instance's link (a newer one may have replaced it).
+          // Only this instance's link: another second-level instance may
+          // hold the member too (ConvergeOf then answers the newest left).
           if (auto it = converge_related_.find(r.related_id);
-              it != converge_related_.end() && it->second == row.instance.id) {
-            converge_related_.erase(it);
+              it != converge_related_.end()) {
+            auto& holders = it->second;
+            holders.erase(
+                std::remove(holders.begin(), holders.end(), row.instance.id),
+                holders.end());
+            if (holders.empty()) converge_related_.erase(it);
           }
         } else if (auto it = actions_.find(r.related_id);
                    it != actions_.end()) {
@@ -965,7 +971,8 @@ class MemoryInstanceRepo final : public InstanceRepo {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = converge_related_.find(first_level_id);
     if (it == converge_related_.end()) return std::optional<int64_t>();
-    return std::optional<int64_t>(it->second);
+    return std::optional<int64_t>(
+        *std::max_element(it->second.begin(), it->second.end()));
   }
 
   absl::StatusOr<std::vector<MemberStatus>> ExecutedMembers(
@@ -1113,7 +1120,7 @@ class MemoryInstanceRepo final : public InstanceRepo {
       }
     }
     if (rel.related_type == ConvergeType::kConverge) {
-      converge_related_[rel.related_id] = row->instance.id;
+      converge_related_[rel.related_id].push_back(row->instance.id);
     }
   }
 
@@ -1129,8 +1136,10 @@ class MemoryInstanceRepo final : public InstanceRepo {
   // Values point into instances_ (a node map: stable addresses).
   absl::flat_hash_map<Digest, InstanceRow*> open_by_digest_;
   absl::flat_hash_map<std::string, InstanceRow*> open_by_text_;
-  // First-level instance id -> the second-level instance it is linked to.
-  absl::flat_hash_map<int64_t, int64_t> converge_related_;
+  // First-level instance id -> the second-level instances holding a
+  // converge relation to it (one, normally).
+  absl::flat_hash_map<int64_t, absl::InlinedVector<int64_t, 1>>
+      converge_related_;
   std::vector<std::string> reasons_;
   absl::flat_hash_map<std::string, uint32_t> reason_ids_;
   uint32_t last_reason_ = UINT32_MAX;

@@ -58,6 +58,13 @@ struct MysqlBackend : sql::CommonSql {
   // BLOB.
   static constexpr size_t kMaxTaskName = 255;
   static constexpr size_t kMaxTaskError = 65535;
+  // converge_instance (upstream's columns): dimension VARCHAR(128),
+  // description and content TEXT, bk_biz_id INT. Refused before the
+  // insert: a server error would fail a whole batch.
+  static constexpr size_t kMaxDimensionChars = 128;
+  static constexpr size_t kMaxTextBytes = 65535;
+  static constexpr int64_t kMinBizId = -2147483648LL;
+  static constexpr int64_t kMaxBizId = 2147483647LL;
 
   static constexpr const char kLeaseAcquire[] =
       // Assignments run left to right: token first (taken if free,
@@ -126,13 +133,16 @@ struct MysqlBackend : sql::CommonSql {
   static constexpr const char kStateOf[] =
       "SELECT end_time IS NULL, converge_type FROM converge_instance WHERE "
       "id = ?1 LOCK IN SHARE MODE";
+  // The rewrite keeps within upstream's VARCHAR(128): a long dimension is
+  // cut before the suffix, whose "#<id>" keeps it unique.
   static constexpr const char kEnd[] =
       "UPDATE converge_instance SET end_time = ?2, update_time = ?2, "
-      "dimension = CONCAT(dimension, ?3) WHERE id = ?1 AND end_time IS NULL";
+      "dimension = CONCAT(LEFT(dimension, 128 - CHAR_LENGTH(?3)), ?3) "
+      "WHERE id = ?1 AND end_time IS NULL";
   static constexpr const char kEndVisible[] =
       "UPDATE converge_instance SET end_time = ?2, update_time = ?2, "
-      "dimension = CONCAT(dimension, ?3) WHERE id = ?1 AND end_time IS NULL "
-      "AND is_visible = 1";
+      "dimension = CONCAT(LEFT(dimension, 128 - CHAR_LENGTH(?3)), ?3) "
+      "WHERE id = ?1 AND end_time IS NULL AND is_visible = 1";
   // Link's and Create's members: locked for the update that hides them
   // (a shared lock then an update would deadlock with a concurrent End).
   static constexpr const char kLockState[] =

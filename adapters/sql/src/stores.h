@@ -913,6 +913,19 @@ struct SqlStores {
   }
 
   // Forgets what the memo knows of instance `id`.
+  // Forgets the open instance remembered for the dimension of instance
+  // `id`, if it is `id` (the instance's state stays remembered).
+  static void MemoForgetOpen(RepoMemo* memo, int64_t id) {
+    auto dim = memo->dimension_of.find(id);
+    if (dim == memo->dimension_of.end()) return;
+    auto open = memo->open.find(dim->second);
+    if (open != memo->open.end() && open->second.has_value() &&
+        open->second->id == id) {
+      memo->open.erase(open);
+    }
+    memo->dimension_of.erase(dim);
+  }
+
   static void MemoForget(RepoMemo* memo, int64_t id) {
     if (memo == nullptr) return;
     memo->state.erase(id);
@@ -1057,6 +1070,10 @@ struct SqlStores {
             MemoState(conn, &conn.memo(), rel.converge_id);
         if (!inst.ok()) return stored_or(inst.status());
         if (!inst->open) {
+          // The memo's open instance of its dimension, if it is this one,
+          // is stale (another connection or process ended it): the next
+          // LookupOpen reads the table again.
+          MemoForgetOpen(&conn.memo(), rel.converge_id);
           return stored_or(absl::FailedPreconditionError(
               StrCat(B::kName, ": instance ", rel.converge_id, " has ended")));
         }
@@ -1137,6 +1154,31 @@ struct SqlStores {
               {"content", req.instance.content},
               {"converge_config", *config}}) {
           if (auto st = CheckText(column, text); !st.ok()) return st;
+        }
+      }
+      if constexpr (requires { B::kMaxDimensionChars; }) {
+        const ConvergeInstance& in = req.instance;
+        size_t chars = 0;
+        for (char c : in.dimension) chars += (c & 0xc0) != 0x80;
+        if (chars > B::kMaxDimensionChars) {
+          return absl::InvalidArgumentError(StrCat(
+              B::kName, ": dimension of ", chars,
+              " characters exceeds its column's ", B::kMaxDimensionChars));
+        }
+        for (const auto& [column, text] :
+             {std::pair<std::string_view, std::string_view>{"description",
+                                                            in.description},
+              {"content", in.content}}) {
+          if (text.size() > B::kMaxTextBytes) {
+            return absl::InvalidArgumentError(
+                StrCat(B::kName, ": ", column, " of ", text.size(),
+                       " bytes exceeds its column's ", B::kMaxTextBytes));
+          }
+        }
+        if (in.bk_biz_id < B::kMinBizId || in.bk_biz_id > B::kMaxBizId) {
+          return absl::InvalidArgumentError(
+              StrCat(B::kName, ": bk_biz_id ", in.bk_biz_id,
+                     " does not fit its INT column"));
         }
       }
       if (auto st = CheckAlerts(req.primary.alerts); !st.ok()) return st;

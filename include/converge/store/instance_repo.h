@@ -266,6 +266,10 @@ class InstanceRepo {
   // a batch).
   // Backends without transactions return null (the default): each call
   // then commits on its own.
+  // A backend may check some writes of a batch only at its commit (MySQL
+  // writes a batch's joins together, then): another process's decision of
+  // the same action found then fails the batch with kAborted, nothing
+  // committed, rather than the Join answering the stored record.
   // A call that is refused (kAlreadyExists, kFailedPrecondition,
   // kNotFound, kInvalidArgument) changes nothing and the batch goes on; a
   // call that fails after it changed data (a store error) fails the batch:

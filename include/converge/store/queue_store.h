@@ -51,7 +51,11 @@ class QueueStore {
   // Schedules `task` (attempts starts at 0; last_error is kept as given).
   // Returns kAlreadyExists if a task
   // with that id is pending, in flight or dead in `queue`;
-  // kInvalidArgument for an empty queue name or task id.
+  // kInvalidArgument for an empty queue name or task id, or a name, id or
+  // kind longer than the backend holds (MySQL: 255 bytes). Due times are
+  // kept to the microsecond at least (Redis: a due time rounded up, `now`
+  // down; tasks due in the same microsecond come in enqueue order). A
+  // backend may keep only the first 65,535 bytes of an error text (MySQL).
   virtual absl::Status Enqueue(std::string_view queue, const Task& task) = 0;
 
   // Delivers the pending task with the earliest due time <= now (ties by

@@ -74,9 +74,15 @@ class WindowStore {
 
   // Applies `request` atomically with respect to other Apply calls and to the
   // LockStore of the same backend. Returns kInvalidArgument for an empty key
-  // or member, or a lease with an empty key/token or ttl <= 0; kUnavailable
-  // if the backend cannot be reached (then nothing may have been applied, or
-  // all of it: adds are idempotent, so a retry is safe).
+  // or member, or a lease with an empty key/token or ttl <= 0 (or a value
+  // longer than the backend holds: MySQL 255 bytes for members and tokens);
+  // kUnavailable if the backend cannot be reached (then nothing may have
+  // been applied, or all of it: adds are idempotent, so a retry is safe).
+  // A backend that spreads keys over several servers (Redis `more_servers`)
+  // is atomic per server only: each server's part, the lease's server last;
+  // a failure can leave the earlier servers' adds applied (idempotent).
+  // Scores are kept to the microsecond at least (Redis: microseconds, a
+  // read's bounds rounded inward, a trim's bound up).
   virtual absl::StatusOr<WindowResult> Apply(const WindowRequest& request) = 0;
 
   // Removes `member` from `key`. Returns true if it was there.

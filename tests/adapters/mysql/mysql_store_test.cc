@@ -350,8 +350,48 @@ TEST_CASE("mysql: values too long for upstream's columns are refused",
   req.primary.related_id = 1;
   absl::StatusOr<CreateResult> r = s->repo->Create(req);
   CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Mentions(r.status(), "errno 1406"));
+  CHECK(Mentions(r.status(),
+                 "dimension of 200 characters exceeds its "
+                 "column's 128"));
   CHECK(s->repo->ListOpen(0).value().empty());
+
+  // Checked before the insert, so that in a batch the refusal changes
+  // nothing and the batch goes on (a server error would fail it whole).
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = s->repo->BeginBatch();
+  REQUIRE(batch.ok());
+  REQUIRE(*batch != nullptr);
+  REQUIRE(s->repo->RecordDecision(conformance::Rec(7)).ok());
+  CreateRequest big_biz = conformance::ActionCreate("B", 8);
+  big_biz.instance.bk_biz_id = int64_t{1} << 40;  // bk_biz_id INT
+  r = s->repo->Create(big_biz);
+  CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Mentions(r.status(), "does not fit its INT column"));
+  CreateRequest long_text = conformance::ActionCreate("C", 9);
+  long_text.instance.description = std::string(70000, 'x');  // TEXT
+  r = s->repo->Create(long_text);
+  CHECK(Mentions(r.status(), "description of 70000 bytes exceeds"));
+  REQUIRE((*batch)->Commit().ok());
+  CHECK(s->repo->GetAction(7).value().has_value());
+  CHECK(s->repo->ListOpen(0).value().empty());
+}
+
+TEST_CASE(
+    "mysql: an instance with a dimension near the column's 128 characters "
+    "still ends, its rewrite cut to fit",
+    "[mysql]") {
+  absl::StatusOr<TestStores> s = MakeMysqlTestStores(nullptr);
+  REQUIRE(s.ok());
+  const std::string d(120, 'd');
+  REQUIRE(s->repo->Create(conformance::ActionCreate(d, 1)).ok());
+  REQUIRE(s->repo->Create(conformance::ActionCreate(d + "x", 2)).ok());
+  CHECK(s->repo->End(1, absl::FromUnixSeconds(1700000000)).value());
+  CHECK(s->repo->EndVisible(2, absl::FromUnixSeconds(1700000000)).value());
+  const std::string one = s->repo->GetInstance(1).value().dimension;
+  CHECK(one.size() == 128);
+  CHECK(absl::EndsWith(one, " fixed at 1700000000 #1"));
+  CHECK(absl::EndsWith(s->repo->GetInstance(2).value().dimension, " #2"));
+  // D is free again.
+  CHECK(s->repo->Create(conformance::ActionCreate(d, 3)).ok());
 }
 
 TEST_CASE(
@@ -637,6 +677,37 @@ TEST_CASE(
   CHECK_FALSE(b.repo->GetAction(10).value().has_value());
   CHECK(b.repo->Relations(2).value().size() == 2);
   CHECK(b.repo->End(2, At(300)).value());
+}
+
+TEST_CASE(
+    "mysql: an open instance remembered by a connection, ended by another "
+    "process, is looked up again after a join finds it ended",
+    "[mysql]") {
+  TestDatabase db = FreshDatabase();
+  mysql::MysqlStores a = Open(db, nullptr);
+  mysql::MysqlStores b = Open(db, nullptr);
+  REQUIRE(a.repo->Create(conformance::ActionCreate("D", 1)).ok());  // 1
+  REQUIRE(a.repo->LookupOpen("D").value()->id == 1);  // remembered
+  // Another process ends it and makes a new instance of D.
+  REQUIRE(b.repo->End(1, absl::FromUnixSeconds(100)).value());
+  REQUIRE(b.repo->Create(conformance::ActionCreate("D", 2)).ok());  // 2
+  // The remembered one is a hint: the join checks it and refuses. In a
+  // batch a refusal does not roll back (which clears the memo), so the
+  // refusal itself must forget it.
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = a.repo->BeginBatch();
+  REQUIRE(batch.ok());
+  REQUIRE(*batch != nullptr);
+  ActionRecord rec = conformance::Rec(3, Outcome::kSkip);
+  rec.decision.converge_id = 1;
+  CHECK(a.repo->Join(rec, conformance::JoinRel(1, 3)).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  // Then the look-up reads the table again (before: instance 1 until the
+  // memo was cleared, and every decision of D aborted after its rounds).
+  std::optional<OpenInstanceRef> open = a.repo->LookupOpen("D").value();
+  REQUIRE(open.has_value());
+  CHECK(open->id == 2);
+  REQUIRE((*batch)->Commit().ok());
+  CHECK(a.repo->LookupOpen("D").value()->id == 2);
 }
 
 }  // namespace
