@@ -19,6 +19,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -532,6 +533,19 @@ absl::StatusOr<Decision> ConvergeManager::SubmitOne(
 namespace {
 // A per-item error: the item is refused and the batch goes on. Any other
 // error is the store's, and the batch cannot be trusted.
+// A failed result handed to another thread: its own copy of the status.
+// A batch that fails gives every item one status, whose representation the
+// copies share by reference count; absl's count is atomic, but the Debian
+// library is not instrumented for ThreadSanitizer, which then reports the
+// callers' reads and the last one's free as a race.
+absl::Status Unshared(const absl::Status& st) {
+  absl::Status copy(st.code(), std::string(st.message()));
+  st.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    copy.SetPayload(url, absl::Cord(std::string(payload)));
+  });
+  return copy;
+}
+
 bool ItemError(const absl::Status& st) {
   return absl::IsInvalidArgument(st) || IsLeaseBusy(st);
 }
@@ -610,6 +624,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitGrouped(
       std::vector<absl::StatusOr<Decision>> results = RunGroup(items);
       lock.lock();
       for (size_t i = 0; i < group.size(); ++i) {
+        if (!results[i].ok()) results[i] = Unshared(results[i].status());
         group[i]->result = std::move(results[i]);
       }
       // Wake them with mu free: woken under it, each would run only to

@@ -16,8 +16,9 @@ namespace converge {
 // kInvalidArgument with the message "<prefix><path>: <detail>", carrying
 // `path` as a payload: a reader takes the field back with FieldPathOf
 // instead of splitting the message, which a path with ": " in a key
-// ("action.context.a: b") would split wrongly. The library's checks and
-// the JSON layer report bad input so.
+// ("action.context.a: b") would split wrongly. The library's checks of an
+// action and a config (Submit, Validate, CheckConfig) and the JSON layer
+// report bad input so; ConvergeManager::Create's option errors do not.
 absl::Status FieldError(std::string_view path, std::string_view detail,
                         std::string_view prefix = "");
 

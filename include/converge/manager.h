@@ -79,6 +79,11 @@ struct Summary {
 // Receives what the manager does, as it happens, on the thread that does
 // it (so possibly from several threads at once: implementations must be
 // thread-safe). Calls are made after the state they report is stored.
+// A callback must not call back into the manager (Submit, RunSummary, ...):
+// it can run on a group commit's leader thread, for other callers, while
+// that thread still leads, and on a store without transactions while the
+// dimension's lease is held; such a call would wait for itself. Hand the
+// work to another thread (a queue) instead.
 class ManagerListener {
  public:
   virtual ~ManagerListener() = default;
@@ -126,12 +131,14 @@ struct ManagerOptions {
   // How often Submit tries to take a busy lease before it returns
   // kUnavailable ("lease busy"; the caller requeues). Default 200; 1 = no
   // waiting. Between attempts it waits a jittered, doubling real-time delay
-  // from lease_backoff_min up to lease_backoff_max.
+  // from lease_backoff_min (default 20 µs) up to lease_backoff_max
+  // (default 5 ms).
   int lease_attempts = 200;
   absl::Duration lease_backoff_min = absl::Microseconds(20);
   absl::Duration lease_backoff_max = absl::Milliseconds(5);
   // Window index entries are kept this long past their window, and index
-  // keys expire this long after their last write. Default 1800 s (K2 TTL).
+  // keys expire this long plus the window after their last write. Default
+  // 1800 s (K2 TTL).
   absl::Duration index_retention = absl::Seconds(1800);
   // collect / collect_alarm: the summary task is due this long after the
   // instance is created. Default 60 s.
@@ -154,16 +161,20 @@ struct ManagerOptions {
   absl::Duration retention = absl::Hours(24 * 7);
   // Queue that receives the tasks the manager schedules (see task_kinds):
   // summaries, second-level processing, sleep re-polls, approval timeouts.
+  // Default "converge"; not empty.
   std::string task_queue = "converge";
   // Told about decisions, instance events and summaries. Not owned; may be
-  // null.
+  // null; must outlive the manager.
   ManagerListener* listener = nullptr;
-  // Counters the manager updates. Not owned; may be null.
+  // Counters the manager updates. Not owned; may be null; must outlive the
+  // manager.
   Metrics* metrics = nullptr;
   // Largest accepted size in bytes of one string of an action (a context
   // value or key, an alert id, signal, plugin_type) and largest number of
-  // items of a context list; larger input is kInvalidArgument. max_alerts
-  // caps the number of alerts of one action.
+  // items of a context list (default 4096; lists nest at most 8 deep);
+  // larger input is kInvalidArgument. max_alerts caps the number of alerts
+  // of one action (default 10,000). 0 for either refuses every non-empty
+  // value.
   size_t max_value_bytes = 4096;
   size_t max_alerts = 10000;
   // Largest number of values of a config's conditions, all conditions
@@ -171,6 +182,7 @@ struct ManagerOptions {
   // sub_converge_config. A condition's dimension name and each of its
   // values are bounded by max_value_bytes too. Upstream's configs have a
   // handful; the bound keeps an action's keys and dimension text small.
+  // Default 256.
   size_t max_condition_values = 256;
   // Prefix of this manager's lease tokens (to tell holders apart when
   // reading a store). A random part always follows it, so managers never

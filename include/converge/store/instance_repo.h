@@ -33,7 +33,8 @@ struct CreateRequest {
   // The creator's own relation; converge_id is filled in by the repo.
   ConvergeRelation primary;
   // The creator's decision record when the creator is an action; its
-  // decision.converge_id is filled in by the repo.
+  // decision.converge_id is filled in by the repo and its decision is
+  // stored as primary.
   std::optional<ActionRecord> creator;
   // Other matched members. For an action instance: every candidate that has
   // a stored decision with outcome execute and no relation of type action is
@@ -50,8 +51,10 @@ struct CreateRequest {
 };
 
 struct CreateResult {
-  ConvergeInstance instance;      // as stored, with its id
-  std::vector<int64_t> attached;  // candidates that were attached
+  ConvergeInstance instance;  // as stored, with its id
+  // The candidates that were attached, in the order of attach_candidates
+  // (their relations are stored in that order too).
+  std::vector<int64_t> attached;
 };
 
 struct OpenInstanceRef {

@@ -99,13 +99,16 @@ class WindowStore {
   // ttl; above it the expiry is left as it was, so the counter still expires
   // ttl after the last increment at or under the threshold (upstream sets no
   // EXPIRE past the threshold). Counter keys and index keys share one key
-  // space; incrementing an index key is kFailedPrecondition. Returns
-  // kInvalidArgument for an empty key or ttl <= 0.
+  // space: incrementing an index key, or adding to a counter key in Apply,
+  // is kFailedPrecondition (nothing of that Apply is applied); reading a
+  // counter key in Apply finds no members. Returns kInvalidArgument for an
+  // empty key or ttl <= 0.
   virtual absl::StatusOr<int64_t> Increment(std::string_view key,
                                             absl::Duration ttl,
                                             int64_t refresh_up_to) = 0;
 
-  // The value of counter `key` (0 for a missing or expired key).
+  // The value of counter `key` (0 for a missing or expired key, or an index
+  // key).
   virtual absl::StatusOr<int64_t> CounterValue(std::string_view key) = 0;
 
   // Deletes `key`, an index or a counter. Returns true if a live key was

@@ -50,7 +50,7 @@ inline constexpr int kMaxDepth = 32;
 // 64-bit range"); integers from 2^63 to 2^64 - 1 are refused where they
 // are read as int64.
 struct OversizedInteger {
-  std::string_view text;
+  std::string_view text;  // points into the text searched: keep it alive
   std::size_t offset = 0;
   std::string path;
 };
