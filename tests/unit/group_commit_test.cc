@@ -124,6 +124,21 @@ std::vector<std::vector<Outcome>> Reference(const ConvergeConfig& rule) {
   return out;
 }
 
+// Runs `body(t)` on kThreads threads started together.
+template <typename Body>
+void StartTogether(Body body) {
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ++ready;
+      while (ready.load() < kThreads) std::this_thread::yield();
+      body(t);
+    });
+  }
+  for (auto& th : threads) th.join();
+}
+
 // Runs kThreads threads of kPerThread Submits each at once; returns their
 // outcomes, failing the test on any error.
 std::vector<std::vector<Outcome>> RunThreads(ConvergeManager* manager,
@@ -131,25 +146,18 @@ std::vector<std::vector<Outcome>> RunThreads(ConvergeManager* manager,
   std::vector<std::vector<Outcome>> out(kThreads);
   std::vector<std::string> errors;
   std::mutex mu;
-  std::atomic<int> ready{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      ++ready;
-      while (ready.load() < kThreads) std::this_thread::yield();
-      for (int k = 0; k < kPerThread; ++k) {
-        absl::StatusOr<Decision> d = manager->Submit(ThreadAction(t, k), rule);
-        if (!d.ok()) {
-          std::lock_guard<std::mutex> lock(mu);
-          errors.push_back(d.status().ToString());
-          out[t].push_back(Outcome::kShield);  // never expected here
-          continue;
-        }
-        out[t].push_back(d->outcome);
+  StartTogether([&](int t) {
+    for (int k = 0; k < kPerThread; ++k) {
+      absl::StatusOr<Decision> d = manager->Submit(ThreadAction(t, k), rule);
+      if (!d.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        errors.push_back(d.status().ToString());
+        out[t].push_back(Outcome::kShield);  // never expected here
+        continue;
       }
-    });
-  }
-  for (auto& th : threads) th.join();
+      out[t].push_back(d->outcome);
+    }
+  });
   INFO((errors.empty() ? std::string() : errors.front()));
   CHECK(errors.empty());
   return out;
@@ -241,20 +249,13 @@ TEST_CASE(
 
   constexpr int kCalls = 40;
   std::atomic<int> down_errors{0};
-  std::atomic<int> ready{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      ++ready;
-      while (ready.load() < kThreads) std::this_thread::yield();
-      for (int k = 0; k < kCalls; ++k) {
-        absl::StatusOr<Decision> d =
-            env.manager->Submit(ThreadAction(t, k), rule);
-        if (IsStoreDown(d.status())) ++down_errors;
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
+  StartTogether([&](int t) {
+    for (int k = 0; k < kCalls; ++k) {
+      absl::StatusOr<Decision> d =
+          env.manager->Submit(ThreadAction(t, k), rule);
+      if (IsStoreDown(d.status())) ++down_errors;
+    }
+  });
   // Every call failed with the store's error, and a group that failed
   // began no transaction per action: fewer begins than calls (each begin
   // waits out the store's timeout, so callers queue into groups).
