@@ -385,6 +385,9 @@ struct ConvergeManager::GroupCommit {
   std::mutex mu;
   std::deque<ItemRef> queue;  // guarded by mu
   bool leading = false;       // guarded by mu
+  // Callers the last group woke besides its leader (guarded by mu): none,
+  // and a leader alone has nobody to wait for.
+  size_t woken = 0;
 };
 
 ConvergeManager::~ConvergeManager() = default;
@@ -602,9 +605,10 @@ absl::StatusOr<Decision> ConvergeManager::SubmitGrouped(
     // so that this caller, decided in the first, is not kept long): the
     // callers woken by one group queue again while the next one runs.
     g.leading = true;
-    if (g.queue.size() == 1) {
+    if (g.queue.size() == 1 && g.woken > 0) {
       // Alone: give the callers just woken by the last group a moment to
-      // queue again, so that they share this transaction.
+      // queue again, so that they share this transaction. (A caller that
+      // is always alone, one thread submitting one by one, never waits.)
       lock.unlock();
       std::this_thread::yield();
       lock.lock();
@@ -627,6 +631,8 @@ absl::StatusOr<Decision> ConvergeManager::SubmitGrouped(
         if (!results[i].ok()) results[i] = Unshared(results[i].status());
         group[i]->result = std::move(results[i]);
       }
+      g.woken = group.size() - static_cast<size_t>(std::count(
+                                   group.begin(), group.end(), mine));
       // Wake them with mu free: woken under it, each would run only to
       // block on mu until the leader lets go (a second sleep and wake-up
       // per caller).

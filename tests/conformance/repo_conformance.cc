@@ -1308,6 +1308,32 @@ TEST_CASE("InstanceRepo: Purge ages an action record by its decision time",
   CHECK_FALSE(s.repo().GetAction(3).value().has_value());
 }
 
+TEST_CASE(
+    "InstanceRepo: a member decided after `before` outlives its purged "
+    "instance until its own age passes",
+    "[conformance]") {
+  // The instance goes with its relations; its members' decisions then
+  // belong to no stored instance and age like any other (SQLite keeps a
+  // member's decision out of its age index until then: schema version 4).
+  StoreSet s;
+  REQUIRE(s.repo().Create(ActionCreate("D", 1)).ok());  // decided at 100
+  REQUIRE(s.repo().Join(Rec(2, Outcome::kSkip, 150), JoinRel(1, 2)).ok());
+  REQUIRE(s.repo().Join(Rec(3, Outcome::kSkip, 900), JoinRel(1, 3)).ok());
+  REQUIRE(s.repo().End(1, At(200)).value());
+  PurgeResult r = s.repo().Purge(At(300), 0).value();
+  CHECK(r.instances == 1);
+  CHECK(r.relations == 3);
+  CHECK(r.actions == 2);  // 1 and 2
+  CHECK_FALSE(s.repo().GetAction(1).value().has_value());
+  CHECK_FALSE(s.repo().GetAction(2).value().has_value());
+  CHECK(s.repo().GetAction(3).value().has_value());
+  CHECK(s.repo().Purge(At(900), 0).value().actions == 0);
+  r = s.repo().Purge(At(901), 0).value();
+  CHECK(r.instances == 0);
+  CHECK(r.actions == 1);
+  CHECK_FALSE(s.repo().GetAction(3).value().has_value());
+}
+
 TEST_CASE("InstanceRepo: bad input is refused with the words every store uses",
           "[conformance]") {
   // store/checks.h: the store's name, then the same words in every store.

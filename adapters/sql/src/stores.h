@@ -16,7 +16,7 @@
 //             share; a dialect derives from it and overrides the others)
 //   hooks     TryAcquireIn, LastInsertId, IsConstraint, Limit, DateTime;
 //             flags kMemoNegative, kProbeBeforeDequeue, kUtf8Text,
-//             kBatchExcludesWriters
+//             kBatchExcludesWriters, kMemberColumn
 //
 // Templates rather than virtual calls, so that SQLite's hot path costs what
 // it did when it was written for SQLite alone. Not installed.
@@ -70,6 +70,13 @@ struct CommonSql {
   // it: Enqueue refuses it with kInvalidArgument first.
   static constexpr size_t kMaxTaskName = 0;
   static constexpr size_t kMaxTaskError = 0;
+  // The decision table has a `member` column (SQLite, schema version 4):
+  // 1 for a decision stored with the action's relation to its instance
+  // (Join, Create's creator), which the retention sweep then finds through
+  // that instance, not by its age. kInsertAction and kInsertActionIgnore
+  // take it as ?12, and Purge sets it back to 0 before it deletes an
+  // instance's relations (kPurgeMembersLoose).
+  static constexpr bool kMemberColumn = false;
   static constexpr const char kCreateCheck[] =
       "SELECT EXISTS (SELECT 1 FROM converge_instance WHERE dimension = ?1 "
       "AND end_time IS NULL), EXISTS (SELECT 1 FROM converge_action_decision "
@@ -800,10 +807,12 @@ struct SqlStores {
   }
 
   // Inserts `r` (which must have no row yet), with converge_id and primary
-  // as given.
+  // as given. `member`: stored in the same transaction as the action's
+  // relation of type action (B::kMemberColumn).
   static absl::Status InsertAction(Conn& conn, const ActionRecord& r,
                                    std::optional<int64_t> converge_id,
-                                   bool primary, bool* inserted = nullptr) {
+                                   bool primary, bool member,
+                                   bool* inserted = nullptr) {
     // With `inserted`, a row that exists is left alone (and *inserted says
     // whether this call wrote one); without it, it is a constraint error.
     Stmt ins(conn,
@@ -819,6 +828,7 @@ struct SqlStores {
         .Bind(9, int64_t{primary ? 1 : 0})
         .Bind(10, Nanos(r.decision.decided_at))
         .Bind(11, r.decision.reason);
+    if constexpr (B::kMemberColumn) ins.Bind(12, int64_t{member ? 1 : 0});
     if (auto st = ins.Run(); !st.ok()) return st;
     if (inserted != nullptr) *inserted = ins.Changes() == 1;
     return absl::OkStatus();
@@ -1022,7 +1032,7 @@ struct SqlStores {
           if (old->has_value()) return **old;
         }
         if (auto st = InsertAction(conn, record, record.decision.converge_id,
-                                   record.decision.primary);
+                                   record.decision.primary, false);
             !st.ok()) {
           if constexpr (B::kFewerRoundTrips) {
             // The primary key refused it: the stored decision wins.
@@ -1079,7 +1089,7 @@ struct SqlStores {
         }
         bool inserted = false;
         if (auto st = InsertAction(conn, record, rel.converge_id,
-                                   record.decision.primary, &inserted);
+                                   record.decision.primary, true, &inserted);
             !st.ok()) {
           return st;
         }
@@ -1274,7 +1284,11 @@ struct SqlStores {
               return rid.status();
             }
             if (req.creator.has_value()) {
-              if (auto st = InsertAction(conn, *req.creator, id, true);
+              // A member when the primary relation is its own.
+              const bool member =
+                  primary.related_type == ConvergeType::kAction &&
+                  primary.related_id == req.creator->id;
+              if (auto st = InsertAction(conn, *req.creator, id, true, member);
                   !st.ok()) {
                 return st;
               }
@@ -1503,6 +1517,13 @@ struct SqlStores {
           }
         }
         for (int64_t id : doomed) {
+          if constexpr (B::kMemberColumn) {
+            // Its members' decisions become loose (found by their age
+            // below) once their relations are gone.
+            Stmt loose(conn, B::kPurgeMembersLoose);
+            loose.Bind(1, id);
+            if (auto st = loose.Run(); !st.ok()) return st;
+          }
           Stmt rels(conn, B::kPurgeRelations);
           rels.Bind(1, id);
           if (auto st = rels.Run(); !st.ok()) return st;

@@ -161,6 +161,21 @@ CREATE INDEX converge_relation_converge ON converge_relation (converge_id);
 CREATE INDEX converge_relation_executed ON converge_relation (converge_id)
   WHERE related_type = 'action' AND converge_status = 'executed';
 )sql"},
+    // The decided_at index serves one reader, the retention sweep, which
+    // looks for decisions of actions that belong to no instance. Most
+    // decisions are stored with the action's relation (Join, and a
+    // creator's in Create): those go with their instance, so they stay out
+    // of the index (member = 1) until the instance is purged (Purge then
+    // sets member = 0). A joining decision writes one B-tree page fewer,
+    // which is a fifth of a one-by-one commit.
+    {4, "decisions stored with a relation stay out of the age index",
+     R"sql(
+ALTER TABLE converge_action_decision
+  ADD COLUMN member INTEGER NOT NULL DEFAULT 0;
+DROP INDEX converge_action_decision_decided_at;
+CREATE INDEX converge_action_decision_age
+  ON converge_action_decision (decided_at_ns) WHERE member = 0;
+)sql"},
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
               "one migration per schema version");

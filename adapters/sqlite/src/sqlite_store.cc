@@ -37,6 +37,9 @@ struct SqliteBackend : sql::CommonSql {
   static constexpr bool kUtf8Text = false;
   // A batch holds the file's write lock (RepoBatch::ExcludesWriters).
   static constexpr bool kBatchExcludesWriters = true;
+  // Schema version 4: decisions stored with a relation stay out of the
+  // age index (see migration 4 in db.cc).
+  static constexpr bool kMemberColumn = true;
 
   static constexpr const char kLeaseAcquire[] =
       "INSERT INTO converge_lease (key, token, expires_ns) "
@@ -77,10 +80,12 @@ struct SqliteBackend : sql::CommonSql {
       "UPDATE converge_instance SET end_time = ?2, update_time = ?2, "
       "dimension = dimension || ?3 WHERE id = ?1 AND end_time IS "
       "NULL AND is_visible = 1";
+  // `member = 0` in the text: the partial index converge_action_decision_age
+  // holds only those rows.
   static constexpr const char kPurgeActions[] =
       "DELETE FROM converge_action_decision WHERE action_id IN ("
       "SELECT a.action_id FROM converge_action_decision a WHERE "
-      "a.decided_at_ns < ?1 AND NOT EXISTS (SELECT 1 FROM "
+      "a.member = 0 AND a.decided_at_ns < ?1 AND NOT EXISTS (SELECT 1 FROM "
       "converge_relation r WHERE r.related_id = a.action_id AND "
       "r.related_type = 'action') AND NOT EXISTS (SELECT 1 FROM "
       "converge_instance i WHERE i.id = a.converge_id) ORDER BY "
@@ -96,11 +101,21 @@ struct SqliteBackend : sql::CommonSql {
       "COALESCE(MAX(dead_seq), 0) + 1 FROM converge_queue_task WHERE "
       "queue = ?3 AND state = 2) WHERE seq = ?1 AND delivery = ?2 AND "
       "queue = ?3 AND state = 1";
+  static constexpr const char kPurgeMembersLoose[] =
+      "UPDATE converge_action_decision SET member = 0 WHERE member = 1 AND "
+      "action_id IN (SELECT related_id FROM converge_relation WHERE "
+      "converge_id = ?1 AND related_type = 'action')";
+  static constexpr const char kInsertAction[] =
+      "INSERT INTO converge_action_decision (action_id, create_time_ns, "
+      "strategy_id, execute_timeout, status, status_time_ns, outcome, "
+      "converge_id, is_primary, decided_at_ns, reason, member) VALUES (?1, "
+      "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
   static constexpr const char kInsertActionIgnore[] =
       "INSERT OR IGNORE INTO converge_action_decision (action_id, "
       "create_time_ns, strategy_id, execute_timeout, status, "
       "status_time_ns, outcome, converge_id, is_primary, decided_at_ns, "
-      "reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+      "reason, member) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+      "?11, ?12)";
 
   // Taken if free, expired, or already ours; the conflict clause's WHERE
   // leaves another holder's unexpired lease alone (0 rows changed).

@@ -218,7 +218,7 @@ TEST_CASE("a new file gets the current schema, in WAL mode", "[sqlite]") {
   Raw raw(path);
   CHECK(raw.Column("PRAGMA journal_mode") == std::vector<std::string>{"wal"});
   CHECK(raw.Column("SELECT version FROM schema_version ORDER BY version") ==
-        std::vector<std::string>{"1", "2", "3"});
+        std::vector<std::string>{"1", "2", "3", "4"});
   // Upstream's columns, by name (section 1 of converge-semantics.md).
   std::vector<std::string> cols =
       raw.Column("SELECT name FROM pragma_table_info('converge_instance')");
@@ -336,7 +336,7 @@ TEST_CASE("an older file is migrated on open", "[sqlite]") {
   SqliteStores s = OpenSqliteStores(Options(path)).value();
   Raw raw(path);
   CHECK(raw.Column("SELECT version FROM schema_version ORDER BY version") ==
-        std::vector<std::string>{"1", "2", "3"});
+        std::vector<std::string>{"1", "2", "3", "4"});
   CHECK(s.repo->GetAction(5).value()->decision.reason == "old");
   Task t;
   t.id = "t";
@@ -394,13 +394,84 @@ TEST_CASE("a version-2 file keeps its relations through migration 3",
                  "related_type) VALUES (1, 11, 'action')") != SQLITE_OK);
 }
 
+TEST_CASE(
+    "decisions stored with their relation stay out of the age index, and a "
+    "version-3 file keeps its decisions purgeable through migration 4",
+    "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("v3.db");
+  REQUIRE(internal::Db::MigrateForTest(path, 3).ok());
+  {
+    // Version 3: instance 1 (ended), its creator 10 and a joiner 11; a
+    // loose decision 12.
+    Raw raw(path);
+    REQUIRE(
+        raw.Exec("INSERT INTO converge_instance (id, create_time, update_time, "
+                 "converge_config, converge_func, converge_type, bk_biz_id, "
+                 "dimension, end_time) VALUES (1, '1970-01-01 00:01:40', "
+                 "'1970-01-01 00:01:40', '{}', 'collect', 'action', 2, "
+                 "'D fixed at 200 #1', '1970-01-01 00:03:20')") == SQLITE_OK);
+    REQUIRE(raw.Exec("INSERT INTO converge_relation (id, converge_id, "
+                     "related_id, related_type, is_primary, converge_status) "
+                     "VALUES (1, 1, 10, 'action', 1, 'executed'), (2, 1, 11, "
+                     "'action', 0, 'skipped')") == SQLITE_OK);
+    for (const char* row :
+         {"(10, 0, 0, 0, 'converged', 0, 'execute', 1, 1, 100000000000, 'c')",
+          "(11, 0, 0, 0, 'skipped', 0, 'skip', 1, 0, 100000000000, 'j')",
+          "(12, 0, 0, 0, 'converged', 0, 'execute', NULL, 0, 100000000000, "
+          "'l')"}) {
+      REQUIRE(raw.Exec(std::string("INSERT INTO converge_action_decision "
+                                   "VALUES ") +
+                       row) == SQLITE_OK);
+    }
+  }
+  SqliteStores s = OpenSqliteStores(Options(path)).value();
+  Raw raw(path);
+  const std::string members =
+      "SELECT action_id || ':' || member FROM converge_action_decision "
+      "ORDER BY action_id";
+  // Existing rows stay in the index (member 0), which is always safe.
+  CHECK(raw.Column(members) ==
+        std::vector<std::string>{"10:0", "11:0", "12:0"});
+  CHECK(raw.Column("SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                   "tbl_name = 'converge_action_decision'") ==
+        std::vector<std::string>{"converge_action_decision_age"});
+  // New decisions: Create's creator and a joiner are members; a decision
+  // stored alone is not, even when it names an instance.
+  REQUIRE(s.repo->Create(Create("E", 20)).ok());  // instance 2
+  ActionRecord joiner = Rec(21, Outcome::kSkip);
+  ConvergeRelation rel;
+  rel.converge_id = 2;
+  rel.related_id = 21;
+  REQUIRE(s.repo->Join(joiner, rel).ok());
+  ActionRecord named = Rec(22);
+  named.decision.converge_id = 2;
+  REQUIRE(s.repo->RecordDecision(named).ok());
+  CHECK(raw.Column(members) == std::vector<std::string>{"10:0", "11:0", "12:0",
+                                                        "20:1", "21:1",
+                                                        "22:0"});
+  // The migrated instance and its members go as before.
+  PurgeResult p = s.repo->Purge(At(300), 0).value();
+  CHECK(p.instances == 1);
+  CHECK(p.relations == 2);
+  CHECK(p.actions == 3);  // 10, 11, 12
+  // Instance 2 ended and purged: its members' decisions leave the index
+  // side (member 0) with their relations, and go in the same call.
+  REQUIRE(s.repo->End(2, At(400)).value());
+  p = s.repo->Purge(At(500), 0).value();
+  CHECK(p.instances == 1);
+  CHECK(p.relations == 2);
+  CHECK(p.actions == 3);  // 20, 21, 22
+  CHECK(raw.Column(members).empty());
+}
+
 TEST_CASE("a file with a newer schema is refused, untouched", "[sqlite]") {
   TempDir dir;
   const std::string path = dir.File("new.db");
   MakeDatabase(path);
   {
     Raw raw(path);
-    REQUIRE(raw.Exec("INSERT INTO schema_version VALUES (4, 'later', "
+    REQUIRE(raw.Exec("INSERT INTO schema_version VALUES (5, 'later', "
                      "'from the future')") == SQLITE_OK);
     REQUIRE(raw.Exec("PRAGMA wal_checkpoint(TRUNCATE)") == SQLITE_OK);
   }
@@ -409,8 +480,8 @@ TEST_CASE("a file with a newer schema is refused, untouched", "[sqlite]") {
   INFO(st.ToString());
   CHECK(st.code() == absl::StatusCode::kFailedPrecondition);
   CHECK(Mentions(st, path));
+  CHECK(Mentions(st, "schema version 5"));
   CHECK(Mentions(st, "schema version 4"));
-  CHECK(Mentions(st, "schema version 3"));
   CHECK(ReadFile(path) == before);
 }
 

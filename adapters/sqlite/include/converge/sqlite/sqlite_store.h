@@ -49,7 +49,7 @@ namespace converge::sqlite {
 
 // The schema version this library writes; files at an older version are
 // migrated to it on open.
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // PRAGMA synchronous (https://sqlite.org/pragma.html#pragma_synchronous).
 enum class Synchronous {
