@@ -29,7 +29,8 @@
 //
 // Usage: converge_sqlite_bench [--actions N] [--dimensions N] [--seconds S]
 //                              [--batch B] [--durable-actions M] [--dir DIR]
-//                              [--threads T]
+//                              [--threads T] [--checkpoint-pages P]
+//                              [--coalesce-log-writes 0|1]
 //                              [--only batched|hashed|one|durable|threads]
 // Defaults: 200,000 actions over 2,000 dimensions in 600 s (100 actions per
 // dimension, as the memory benchmark), batches of 1,000, 5,000 durable
@@ -227,10 +228,13 @@ struct StormRun {
 // --checkpoint-pages N: SqliteOptions::checkpoint_pages of the converge
 // phases (-1: the store's default).
 long g_checkpoint_pages = -1;
+// --coalesce-log-writes 0|1: SqliteOptions::coalesce_log_writes of the
+// converge phases but the one that measures its absence.
+bool g_coalesce = true;
 
 StormRun RunStorm(Storm& storm, const std::string& path,
                   converge::sqlite::Synchronous sync, long actions, long batch,
-                  int threads = 1) {
+                  int threads = 1, bool coalesce = g_coalesce) {
   StormRun run;
   RemoveDb(path);
   converge::VirtualClock clock(Storm::Start());
@@ -239,6 +243,7 @@ StormRun RunStorm(Storm& storm, const std::string& path,
   options.clock = &clock;
   options.synchronous = sync;
   if (g_checkpoint_pages >= 0) options.checkpoint_pages = g_checkpoint_pages;
+  options.coalesce_log_writes = coalesce;
   auto stores = converge::sqlite::OpenSqliteStores(options);
   if (!stores.ok()) {
     std::fprintf(stderr, "%s\n", stores.status().ToString().c_str());
@@ -278,6 +283,7 @@ int main(int argc, char** argv) {
   const long durable = Flag(argc, argv, "--durable-actions", 5000);
   const long threads = Flag(argc, argv, "--threads", 8);
   g_checkpoint_pages = Flag(argc, argv, "--checkpoint-pages", -1);
+  g_coalesce = Flag(argc, argv, "--coalesce-log-writes", 1) != 0;
   const char* tmp = std::getenv("TMPDIR");
   const std::string dir =
       StringFlag(argc, argv, "--dir", tmp != nullptr ? tmp : "/tmp");
@@ -322,6 +328,9 @@ int main(int argc, char** argv) {
       RunStorm(storm, path, Synchronous::kFull, actions, batch);
   const double raw_one = RawInserts(path, "NORMAL", actions, 1);
   const StormRun one = RunStorm(storm, path, Synchronous::kNormal, actions, 1);
+  // The same without coalesced log writes: SQLite's own two writes a frame.
+  const StormRun one_plain =
+      RunStorm(storm, path, Synchronous::kNormal, actions, 1, 1, false);
   const StormRun threaded =
       RunStorm(storm, path, Synchronous::kNormal, actions, 1, nthreads);
   // The durable storm keeps the storm's shape (actions per dimension) on
@@ -341,6 +350,7 @@ int main(int argc, char** argv) {
   RemoveDb(path);
   if (raw_batched < 0 || batched.rate < 0 || raw_one < 0 || one.rate < 0 ||
       raw_full < 0 || full.rate < 0 || raw_join < 0 || threaded.rate < 0 ||
+      one_plain.rate < 0 ||
       full_threaded.rate < 0 || hashed.rate < 0 || raw_join_hashed < 0) {
     return 1;
   }
@@ -355,6 +365,7 @@ int main(int argc, char** argv) {
   std::printf("-- one by one, synchronous NORMAL (survives a process crash)\n");
   Report("raw inserts, 1 per transaction", raw_one, raw_one);
   Report("converge Submit", one.rate, raw_one);
+  Report("converge Submit, 2 writes a frame", one_plain.rate, raw_one);
   const std::string threads_name =
       "converge Submit, " + std::to_string(threads) + " threads";
   Report(threads_name.c_str(), threaded.rate, raw_one);
@@ -372,6 +383,8 @@ int main(int argc, char** argv) {
       hashed.outcomes[1] != one.outcomes[1] ||
       batched.outcomes[1] != one.outcomes[1] ||
       threaded.outcomes[0] != one.outcomes[0] ||
+      one_plain.outcomes[0] != one.outcomes[0] ||
+      one_plain.outcomes[1] != one.outcomes[1] ||
       threaded.outcomes[1] != one.outcomes[1] ||
       full_threaded.outcomes[0] != full.outcomes[0] ||
       full_threaded.outcomes[1] != full.outcomes[1]) {

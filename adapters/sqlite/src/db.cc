@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "internal/strings.h"
+#include "wal_vfs.h"
 
 namespace converge::sqlite::internal {
 namespace {
@@ -722,7 +723,7 @@ absl::StatusOr<std::unique_ptr<Conn>> Db::Connect() {
   const int rc = sqlite3_open_v2(
       options_.path.c_str(), &handle,
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-      nullptr);
+      options_.coalesce_log_writes ? WalVfsName() : nullptr);
   if (rc != SQLITE_OK) {
     std::string message =
         handle != nullptr ? sqlite3_errmsg(handle) : sqlite3_errstr(rc);

@@ -219,18 +219,20 @@ absl::StatusOr<SqliteOptions> ParseStoreUri(std::string_view uri) {
         return bad("expected a number of pages >= 0");
       }
       options.checkpoint_pages = pages;
-    } else if (name == "check_on_open") {
+    } else if (name == "check_on_open" || name == "coalesce_log_writes") {
+      bool& flag = name == "check_on_open" ? options.check_on_open
+                                           : options.coalesce_log_writes;
       if (value == "1" || value == "true") {
-        options.check_on_open = true;
+        flag = true;
       } else if (value == "0" || value == "false") {
-        options.check_on_open = false;
+        flag = false;
       } else {
         return bad("expected 0 or 1");
       }
     } else {
       return bad(
           "unknown (known: busy_timeout_ms, synchronous, cache_kib, "
-          "checkpoint_pages, check_on_open)");
+          "checkpoint_pages, check_on_open, coalesce_log_writes)");
     }
   }
   return options;

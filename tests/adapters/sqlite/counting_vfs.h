@@ -24,6 +24,10 @@ class CountingVfs {
   std::atomic<int64_t> db_syncs{0};
   std::atomic<int64_t> wal_syncs{0};
   std::atomic<int64_t> wal_writes{0};  // pwrite calls on the WAL file
+  std::atomic<int64_t> wal_bytes{0};   // bytes they wrote
+  // While > 0, a write of the WAL fails with SQLITE_IOERR_WRITE and counts
+  // this down.
+  std::atomic<int64_t> fail_wal_writes{0};
   // While > 0, a read of the database or the WAL fails with
   // SQLITE_IOERR_READ and counts this down.
   std::atomic<int64_t> fail_reads{0};
@@ -83,7 +87,14 @@ class CountingVfs {
     return R(f)->pMethods->xRead(R(f), p, n, off);
   }
   static int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
-    if (F(f)->kind == Kind::kWal) ++F(f)->owner->wal_writes;
+    if (F(f)->kind == Kind::kWal) {
+      if (F(f)->owner->fail_wal_writes.load() > 0) {
+        --F(f)->owner->fail_wal_writes;
+        return SQLITE_IOERR_WRITE;
+      }
+      ++F(f)->owner->wal_writes;
+      F(f)->owner->wal_bytes += n;
+    }
     return R(f)->pMethods->xWrite(R(f), p, n, off);
   }
   static int Truncate(sqlite3_file* f, sqlite3_int64 size) {

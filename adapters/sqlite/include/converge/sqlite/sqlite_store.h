@@ -96,6 +96,13 @@ struct SqliteOptions {
   // page. Its cost grows with the file (about a second per few hundred MB).
   // Default true.
   bool check_on_open = true;
+  // Writes a transaction's write-ahead-log frames with one system call
+  // (SQLite writes two per page: the frame header, then the page) through a
+  // VFS over the default one. The frames are all in the log before SQLite
+  // publishes the commit, so readers and crashes see what they would see
+  // without it; one by one, a commit costs about a third less. Default
+  // true; false opens the file on the default VFS as it is.
+  bool coalesce_log_writes = true;
 };
 
 // A set of SQLite stores on one file, sharing its connections. Owns the
@@ -127,7 +134,7 @@ absl::StatusOr<SqliteStores> OpenSqliteStores(const SqliteOptions& options);
 // Parses a store URI: "sqlite:PATH" (PATH relative or absolute;
 // "sqlite://PATH" is accepted too), optionally followed by
 // "?busy_timeout_ms=N&synchronous=off|normal|full|extra&cache_kib=N&
-// checkpoint_pages=N&check_on_open=0|1".
+// checkpoint_pages=N&check_on_open=0|1&coalesce_log_writes=0|1".
 // The clock is left null. Returns kInvalidArgument naming the problem for
 // another scheme, an empty path, an unknown parameter or a bad value.
 absl::StatusOr<SqliteOptions> ParseStoreUri(std::string_view uri);
