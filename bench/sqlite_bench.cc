@@ -42,7 +42,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "converge/manager.h"
@@ -161,8 +163,11 @@ double RawJoinRows(const std::string& path, long rows, long per_txn,
   sqlite3_stmt* has = nullptr;
   sqlite3_stmt* rel = nullptr;
   sqlite3_prepare_v2(db,
-                     "INSERT INTO converge_action_decision VALUES (?1, ?2, "
-                     "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT "
+                     "INSERT INTO converge_action_decision (action_id, "
+                     "create_time_ns, strategy_id, execute_timeout, status, "
+                     "status_time_ns, outcome, converge_id, is_primary, "
+                     "decided_at_ns, reason, member) VALUES (?1, ?2, ?3, ?4, "
+                     "?5, ?6, ?7, ?8, ?9, ?10, ?11, 1) ON CONFLICT "
                      "(action_id) DO NOTHING",
                      -1, &dec, nullptr);
   sqlite3_prepare_v2(db,
@@ -175,6 +180,7 @@ double RawJoinRows(const std::string& path, long rows, long per_txn,
                      "VALUES (?1, ?2, 'action', 0, 'skipped', ?3)",
                      -1, &rel, nullptr);
   bool ok = dec != nullptr && has != nullptr && rel != nullptr;
+  if (!ok) std::fprintf(stderr, "raw: prepare: %s\n", sqlite3_errmsg(db));
   const auto t0 = std::chrono::steady_clock::now();
   for (long i = 0; i < rows && ok; i += per_txn) {
     ok = Check(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr),
@@ -348,12 +354,27 @@ int main(int argc, char** argv) {
   const double raw_join_hashed =
       RawJoinRows(path, actions, batch, dimensions, true);
   RemoveDb(path);
-  if (raw_batched < 0 || batched.rate < 0 || raw_one < 0 || one.rate < 0 ||
-      raw_full < 0 || full.rate < 0 || raw_join < 0 || threaded.rate < 0 ||
-      one_plain.rate < 0 ||
-      full_threaded.rate < 0 || hashed.rate < 0 || raw_join_hashed < 0) {
-    return 1;
+  bool failed = false;
+  for (const auto& [name, rate] :
+       std::initializer_list<std::pair<const char*, double>>{
+           {"raw batched", raw_batched},
+           {"batched", batched.rate},
+           {"raw one", raw_one},
+           {"one", one.rate},
+           {"one, 2 writes a frame", one_plain.rate},
+           {"threads", threaded.rate},
+           {"raw durable", raw_full},
+           {"durable", full.rate},
+           {"durable threads", full_threaded.rate},
+           {"raw join", raw_join},
+           {"hashed", hashed.rate},
+           {"raw join hashed", raw_join_hashed}}) {
+    if (rate < 0) {
+      std::fprintf(stderr, "converge_sqlite_bench: phase %s failed\n", name);
+      failed = true;
+    }
   }
+  if (failed) return 1;
   std::printf("-- batches of %ld, synchronous FULL\n", batch);
   Report("raw inserts", raw_batched, raw_batched);
   Report("converge SubmitBatch", batched.rate, raw_batched);

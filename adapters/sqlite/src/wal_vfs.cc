@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -33,11 +34,16 @@ sqlite3_vfs* RealOf(sqlite3_vfs* shim) {
 }
 
 struct File {
-  sqlite3_file base;     // pMethods: kMethods, or nullptr after a failed open
-  sqlite3_file* real;    // the wrapped VFS's file, allocated after this one
-  bool wal;              // a write-ahead log: writes are coalesced
-  bool commit_pending;   // the last write was a commit frame's header
-  sqlite3_int64 offset;  // file offset of pending[0]
+  sqlite3_file base;   // pMethods: kMethods, or nullptr after a failed open
+  sqlite3_file* real;  // the wrapped VFS's file, allocated after this one
+  bool coalesce;       // a write-ahead log whose writes are coalesced
+  // A database file's log, and a log's database file (while both are
+  // open): the database file's wal-index calls flush its log.
+  File* peer;
+  // Where the page of the last commit frame header goes (-1: none): the
+  // pending bytes are written once it is.
+  sqlite3_int64 commit_page_at;
+  sqlite3_int64 offset;       // file offset of pending[0]
   std::vector<char> pending;  // contiguous bytes not yet written
 };
 
@@ -58,13 +64,19 @@ int Flush(File* f) {
     done += n;
   }
   f->pending.clear();
-  f->commit_pending = false;
   return rc;
+}
+
+// The database file's view of its log: flushed before the wal-index shows
+// a new commit to readers, and before this connection lets go of a lock.
+void FlushPeer(File* db) {
+  if (db->peer != nullptr) (void)Flush(db->peer);
 }
 
 int Close(sqlite3_file* file) {
   File* f = Of(file);
   const int flushed = Flush(f);
+  if (f->peer != nullptr) f->peer->peer = nullptr;
   const int rc = f->real->pMethods->xClose(f->real);
   f->~File();
   return flushed != SQLITE_OK ? flushed : rc;
@@ -78,26 +90,31 @@ int Read(sqlite3_file* file, void* buf, int amt, sqlite3_int64 off) {
 
 int Write(sqlite3_file* file, const void* buf, int amt, sqlite3_int64 off) {
   File* f = Of(file);
-  if (!f->wal) return f->real->pMethods->xWrite(f->real, buf, amt, off);
+  if (!f->coalesce) return f->real->pMethods->xWrite(f->real, buf, amt, off);
+  const char* bytes = static_cast<const char*>(buf);
+  static constexpr char kNoCommit[4] = {0, 0, 0, 0};
+  const bool commit_header = amt == kFrameHeader && off >= kWalHeader &&
+                             std::memcmp(bytes + 4, kNoCommit, 4) != 0;
+  const bool commit_page = off == f->commit_page_at;
+  f->commit_page_at = commit_header ? off + amt : -1;
+  if (commit_header && f->pending.empty()) {
+    // A commit frame's header with nothing before it: the commit's only
+    // frame, or the header alone, rewritten with new checksums after the
+    // transaction rewrote a page in place (walRewriteChecksums), and then
+    // nothing else is written before the commit shows. Written at once.
+    return f->real->pMethods->xWrite(f->real, buf, amt, off);
+  }
   if (!f->pending.empty() &&
       off != f->offset + static_cast<sqlite3_int64>(f->pending.size())) {
     if (int rc = Flush(f); rc != SQLITE_OK) return rc;
   }
   if (f->pending.empty()) f->offset = off;
-  const char* bytes = static_cast<const char*>(buf);
   try {
     f->pending.insert(f->pending.end(), bytes, bytes + amt);
   } catch (const std::bad_alloc&) {
     return SQLITE_IOERR_NOMEM;
   }
-  if (f->commit_pending) return Flush(f);  // the commit frame's page
-  static constexpr char kNoCommit[4] = {0, 0, 0, 0};
-  if (amt == kFrameHeader && off >= kWalHeader &&
-      std::memcmp(bytes + 4, kNoCommit, 4) != 0) {
-    f->commit_pending = true;  // its page comes next
-    return SQLITE_OK;
-  }
-  if (f->pending.size() >= kMaxPending) return Flush(f);
+  if (commit_page || f->pending.size() >= kMaxPending) return Flush(f);
   return SQLITE_OK;
 }
 
@@ -162,11 +179,21 @@ int ShmMap(sqlite3_file* file, int page, int size, int extend,
 
 int ShmLock(sqlite3_file* file, int offset, int n, int flags) {
   File* f = Of(file);
+  // Frames of a transaction that rolled back may be pending: written while
+  // this connection still holds the log's write lock, they land past the
+  // log's end, where SQLite itself left them; written later, they could
+  // land on frames another writer has committed since.
+  if ((flags & SQLITE_SHM_UNLOCK) != 0) FlushPeer(f);
   return f->real->pMethods->xShmLock(f->real, offset, n, flags);
 }
 
 void ShmBarrier(sqlite3_file* file) {
   File* f = Of(file);
+  // SQLite writes the wal-index header's second copy, calls this, then
+  // the first: a reader trusts the header only once both agree, so
+  // whatever is still pending (nothing, in every path Write knows) is in
+  // the log before any reader can see the commit.
+  FlushPeer(f);
   f->real->pMethods->xShmBarrier(f->real);
 }
 
@@ -219,6 +246,11 @@ sqlite3_io_methods MethodsFor(int version) {
 const sqlite3_io_methods kMethods[3] = {MethodsFor(1), MethodsFor(2),
                                         MethodsFor(3)};
 
+bool IsOurs(sqlite3_file* file) {
+  return file->pMethods == &kMethods[0] || file->pMethods == &kMethods[1] ||
+         file->pMethods == &kMethods[2];
+}
+
 int Open(sqlite3_vfs* shim, sqlite3_filename name, sqlite3_file* file,
          int flags, int* out_flags) {
   sqlite3_vfs* const real_vfs = RealOf(shim);
@@ -226,7 +258,10 @@ int Open(sqlite3_vfs* shim, sqlite3_filename name, sqlite3_file* file,
   f->base.pMethods = nullptr;
   f->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) +
                                             RealOffset());
-  f->wal = (flags & SQLITE_OPEN_WAL) != 0;
+  f->coalesce = false;
+  f->peer = nullptr;
+  f->commit_page_at = -1;
+  f->offset = 0;
   const int rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out_flags);
   const sqlite3_io_methods* real = f->real->pMethods;
   if (real == nullptr) {
@@ -238,6 +273,19 @@ int Open(sqlite3_vfs* shim, sqlite3_filename name, sqlite3_file* file,
                       : real->iVersion > 3 ? 3
                                            : real->iVersion;
   f->base.pMethods = &kMethods[version - 1];
+  if ((flags & SQLITE_OPEN_WAL) != 0 && name != nullptr && version >= 2) {
+    // Coalesced only with its database file at hand (whose wal-index calls
+    // flush it), and on a device that does not tear sectors: otherwise
+    // SQLite pads a synced commit with frames split around a sync.
+    sqlite3_file* db = sqlite3_database_file_object(name);
+    const bool powersafe = (real->xDeviceCharacteristics(f->real) &
+                            SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0;
+    if (db != nullptr && IsOurs(db) && Of(db)->peer == nullptr && powersafe) {
+      f->peer = Of(db);
+      Of(db)->peer = f;
+      f->coalesce = true;
+    }
+  }
   return rc;
 }
 
@@ -280,10 +328,16 @@ int CurrentTimeInt64(sqlite3_vfs* shim, sqlite3_int64* out) {
   return RealOf(shim)->xCurrentTimeInt64(RealOf(shim), out);
 }
 
-// Registers a shim over `real`, named kName-<n>; nullptr if SQLite refuses.
-sqlite3_vfs* Register(sqlite3_vfs* real, int n) {
+// Registers a shim over `real`, named after it (its name and address: two
+// copies of this library in one process, each with its own shim, must not
+// find each other's); nullptr if SQLite refuses.
+sqlite3_vfs* Register(sqlite3_vfs* real) {
   auto* v = new sqlite3_vfs{};  // registered for the life of the process
-  auto* name = new std::string(std::string(kName) + "-" + std::to_string(n));
+  char address[32];
+  std::snprintf(address, sizeof(address), "%p", static_cast<void*>(real));
+  auto* name = new std::string(
+      std::string(kName) + "-" + (real->zName != nullptr ? real->zName : "") +
+      "-" + address + "-" + std::to_string(reinterpret_cast<uintptr_t>(v)));
   // Version 2 at most: the system-call overrides of version 3 are for
   // tests of SQLite itself.
   v->iVersion = real->iVersion < 2 ? real->iVersion : 2;
@@ -323,9 +377,15 @@ const char* WalVfsName() {
   if (real == nullptr) return nullptr;
   std::lock_guard<std::mutex> lock(mu);
   for (const auto& [wrapped, shim] : shims) {
-    if (wrapped == real) return shim->zName;
+    // The same VFS: a test's VFS may have gone and another come at its
+    // address, with a file of another size.
+    if (wrapped == real &&
+        shim->szOsFile == static_cast<int>(RealOffset()) + real->szOsFile &&
+        sqlite3_vfs_find(shim->zName) == shim) {
+      return shim->zName;
+    }
   }
-  sqlite3_vfs* shim = Register(real, static_cast<int>(shims.size()));
+  sqlite3_vfs* shim = Register(real);
   if (shim == nullptr) return nullptr;
   shims.emplace_back(real, shim);
   return shim->zName;

@@ -5,17 +5,37 @@
 // the page, so a commit of five pages costs ten pwrite calls, and each call
 // costs the kernel a look-up, lock and dirty-marking of every page-cache
 // page it touches (a frame is 4,120 bytes: most touch two). This VFS keeps
-// a WAL file's contiguous writes in memory and writes them with one
-// pwrite when the frame that commits the transaction is complete (its
-// header says so: the database size after the commit is not zero), before
-// any other call on the file, before a write elsewhere in it, and when
-// 256 KiB are pending. So a commit's frames are all in the file, with any
-// error returned, before the xWrite that completes them returns, which is
-// before SQLite publishes the new end of the log to readers (its
-// wal-index header): readers in this process and others see what they saw
-// without this VFS. The main database file, the journal and the
-// wal-index are not touched; a process crash before the flush loses only
-// frames of a transaction that had not committed.
+// a log's contiguous writes in memory and writes them with one call (in
+// pieces of 64 KiB at most):
+//
+//   - when the page of the frame that commits the transaction arrives (the
+//     frame's header says so: the database size after the commit is not
+//     zero), so that the commit's frames are in the file, with any error
+//     returned, before the xWrite that completes them returns;
+//   - before any other call on the log (read, sync, size, truncate, lock,
+//     file control, close), before a write elsewhere in it, and when
+//     256 KiB are pending;
+//   - in the database file's xShmBarrier, which SQLite calls between the
+//     two copies of the wal-index header it writes to publish a commit (a
+//     reader trusts the header only when both agree): a backstop, since
+//     every commit path SQLite 3.40 has is flushed before it;
+//   - in the database file's xShmLock before any unlock: frames of a
+//     transaction that rolled back go out while this connection still
+//     holds the log's write lock, past the end of the log, where SQLite
+//     itself would have left them, never later over frames another writer
+//     committed.
+//
+// A commit frame's header that arrives with nothing pending (the commit's
+// only frame, or the header SQLite rewrites alone, with new checksums,
+// after a transaction rewrote a page in place) is written at once. A log
+// is coalesced only when its database file was opened through this VFS
+// too, and on a device with SQLITE_IOCAP_POWERSAFE_OVERWRITE (without it,
+// SQLite pads a synced commit with frames split around a sync).
+//
+// So readers in this process and others, which read the log through their
+// own file handles, see what they would see without this VFS, and a
+// process crash loses only frames of a transaction that had not committed.
+// The database file, the wal-index and other files are passed through.
 //
 // Not installed.
 
@@ -24,8 +44,9 @@
 
 namespace converge::sqlite::internal {
 
-// Registers the VFS (once, not as the default) and returns its name for
-// sqlite3_open_v2; nullptr if SQLite has no default VFS to wrap.
+// Registers (once per default VFS, not as the default) a VFS over the
+// current default VFS and returns its name for sqlite3_open_v2; nullptr if
+// SQLite has no default VFS or refuses the registration.
 const char* WalVfsName();
 
 }  // namespace converge::sqlite::internal

@@ -28,6 +28,9 @@ class CountingVfs {
   // While > 0, a write of the WAL fails with SQLITE_IOERR_WRITE and counts
   // this down.
   std::atomic<int64_t> fail_wal_writes{0};
+  // Files say they lack SQLITE_IOCAP_POWERSAFE_OVERWRITE: SQLite then pads
+  // a synced commit to a sector boundary.
+  std::atomic<bool> clear_powersafe_overwrite{false};
   // While > 0, a read of the database or the WAL fails with
   // SQLITE_IOERR_READ and counts this down.
   std::atomic<int64_t> fail_reads{0};
@@ -124,7 +127,10 @@ class CountingVfs {
     return R(f)->pMethods->xSectorSize(R(f));
   }
   static int DeviceCharacteristics(sqlite3_file* f) {
-    return R(f)->pMethods->xDeviceCharacteristics(R(f));
+    const int c = R(f)->pMethods->xDeviceCharacteristics(R(f));
+    return F(f)->owner->clear_powersafe_overwrite.load()
+               ? c & ~SQLITE_IOCAP_POWERSAFE_OVERWRITE
+               : c;
   }
   static int ShmMap(sqlite3_file* f, int region, int size, int extend,
                     void volatile** out) {

@@ -1028,6 +1028,119 @@ TEST_CASE(
   CHECK(raw.Column("PRAGMA integrity_check") == std::vector<std::string>{"ok"});
 }
 
+// Copies the database and its log as a crash would leave them: the store
+// still open, nothing closed or flushed.
+void CopyAsCrashed(const std::string& from, const std::string& to) {
+  fs::copy_file(from, to);
+  fs::copy_file(from + "-wal", to + "-wal");
+}
+
+TEST_CASE(
+    "a committed transaction that spilled and rewrote pages of the log "
+    "survives a crash right after its commit",
+    "[sqlite]") {
+  // A transaction larger than the page cache writes pages to the log
+  // before its commit; a page changed again is rewritten in place, and the
+  // commit then rewrites the checksums of the frames after it, the commit
+  // frame's header last, with nothing written after it.
+  TempDir dir;
+  const std::string path = dir.File("spill.db");
+  SqliteOptions o = Options(path);
+  o.synchronous = Synchronous::kNormal;
+  o.cache_kib = 64;
+  o.checkpoint_pages = 0;
+  SqliteStores s = OpenSqliteStores(o).value();
+  {
+    std::unique_ptr<RepoBatch> batch = s.repo->BeginBatch().value();
+    for (int64_t id = 1; id <= 3000; ++id) {
+      REQUIRE(s.repo->RecordDecision(Rec(id)).ok());
+    }
+    for (int64_t id = 1; id <= 3000; id += 100) {
+      REQUIRE(
+          s.repo->SetActionStatus(id, converge::ActionStatus::kSuccess, At(200))
+              .ok());
+    }
+    REQUIRE(batch->Commit().ok());
+  }
+  const std::string copy = dir.File("copy.db");
+  CopyAsCrashed(path, copy);
+  Raw raw(copy);
+  CHECK(raw.Column("SELECT COUNT(*) FROM converge_action_decision") ==
+        std::vector<std::string>{"3000"});
+  CHECK(raw.Column("SELECT COUNT(*) FROM converge_action_decision WHERE "
+                   "status = 'success'") == std::vector<std::string>{"30"});
+  CHECK(raw.Column("PRAGMA integrity_check") == std::vector<std::string>{"ok"});
+}
+
+TEST_CASE(
+    "frames of a transaction that spilled and rolled back never land on "
+    "another writer's commits",
+    "[sqlite]") {
+  TempDir dir;
+  const std::string path = dir.File("rb.db");
+  SqliteOptions o = Options(path);
+  o.synchronous = Synchronous::kNormal;
+  o.cache_kib = 64;
+  o.checkpoint_pages = 0;
+  {
+    SqliteStores s = OpenSqliteStores(o).value();
+    REQUIRE(s.repo->RecordDecision(Rec(1)).ok());
+    {
+      // Larger than the cache: spilled to the log, then rolled back.
+      std::unique_ptr<RepoBatch> batch = s.repo->BeginBatch().value();
+      for (int64_t id = 100; id < 3100; ++id) {
+        REQUIRE(s.repo->RecordDecision(Rec(id)).ok());
+      }
+    }
+    // Another connection commits where those frames were.
+    Raw other(path);
+    for (int i = 0; i < 50; ++i) {
+      REQUIRE(other.Exec("INSERT INTO converge_action_decision (action_id, "
+                         "create_time_ns, strategy_id, execute_timeout, "
+                         "status, status_time_ns, outcome, is_primary, "
+                         "decided_at_ns, reason) VALUES (" +
+                         std::to_string(5000 + i) +
+                         ", 0, 0, 0, 'converged', 0, 'execute', 0, 0, '" +
+                         std::string(500, 'x') + "')") == SQLITE_OK);
+    }
+    CHECK(s.repo->GetAction(5049).value().has_value());
+  }  // the store closes its files
+  Raw raw(path);
+  CHECK(raw.Column("PRAGMA integrity_check") == std::vector<std::string>{"ok"});
+  CHECK(raw.Column("SELECT COUNT(*) FROM converge_action_decision") ==
+        std::vector<std::string>{"51"});
+}
+
+TEST_CASE("a log whose device may tear a sector is written as SQLite writes it",
+          "[sqlite]") {
+  // Without SQLITE_IOCAP_POWERSAFE_OVERWRITE, SQLite pads a synced commit
+  // to a sector boundary with copies of its last frame, split around a
+  // sync: the store then does not coalesce that log's writes.
+  TempDir dir;
+  const std::string path = dir.File("psow.db");
+  converge::testing::CountingVfs vfs;
+  vfs.clear_powersafe_overwrite = true;
+  {
+    SqliteStores s = OpenSqliteStores(Options(path)).value();  // FULL
+    Raw reader(path);
+    vfs.wal_writes = 0;
+    vfs.wal_bytes = 0;
+    for (int64_t id = 1; id <= 50; ++id) {
+      REQUIRE(s.repo->RecordDecision(Rec(id)).ok());
+      REQUIRE(reader.Column("SELECT COUNT(*) FROM "
+                            "converge_action_decision") ==
+              std::vector<std::string>{std::to_string(id)});
+    }
+    const int64_t frames = vfs.wal_bytes.load() / (24 + 4096);
+    INFO(vfs.wal_writes.load() << " writes of " << frames << " frames");
+    CHECK(frames >= 2 * 50);
+    CHECK(vfs.wal_writes.load() >= 2 * frames);
+  }
+  const std::string copy = dir.File("copy.db");
+  Raw raw(path);
+  CHECK(raw.Column("PRAGMA integrity_check") == std::vector<std::string>{"ok"});
+}
+
 TEST_CASE("a transaction larger than the coalesced writes commits whole",
           "[sqlite]") {
   // Its frames go out in pieces (256 KiB pending at most, 64 KiB a write:
