@@ -67,10 +67,15 @@ int Flush(File* f) {
   return rc;
 }
 
-// The database file's view of its log: flushed before the wal-index shows
-// a new commit to readers, and before this connection lets go of a lock.
-void FlushPeer(File* db) {
-  if (db->peer != nullptr) (void)Flush(db->peer);
+// Called on a database file before its wal-index publishes a commit and
+// around every lock call: its log's pending bytes are written. Every
+// commit has been written before (with its error returned) by then, so
+// what is left can only be frames of a transaction that rolled back, past
+// the end of the log, and they go out while this connection still holds
+// the lock that keeps other writers off those offsets; an error writing
+// them loses nothing (recovery stops at the last commit anyway).
+void FlushLog(File* db) {
+  if (db->peer != nullptr && db->peer->coalesce) (void)Flush(db->peer);
 }
 
 int Close(sqlite3_file* file) {
@@ -140,12 +145,16 @@ int FileSize(sqlite3_file* file, sqlite3_int64* size) {
 int Lock(sqlite3_file* file, int level) {
   File* f = Of(file);
   if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+  FlushLog(f);
   return f->real->pMethods->xLock(f->real, level);
 }
 
 int Unlock(sqlite3_file* file, int level) {
   File* f = Of(file);
   if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+  // Leaving exclusive locking mode: SQLite skipped the wal-index unlocks
+  // while it held the database file exclusively.
+  FlushLog(f);
   return f->real->pMethods->xUnlock(f->real, level);
 }
 
@@ -182,8 +191,9 @@ int ShmLock(sqlite3_file* file, int offset, int n, int flags) {
   // Frames of a transaction that rolled back may be pending: written while
   // this connection still holds the log's write lock, they land past the
   // log's end, where SQLite itself left them; written later, they could
-  // land on frames another writer has committed since.
-  if ((flags & SQLITE_SHM_UNLOCK) != 0) FlushPeer(f);
+  // land on frames another writer has committed since. Before a lock too:
+  // leaving exclusive locking mode takes a read lock first.
+  FlushLog(f);
   return f->real->pMethods->xShmLock(f->real, offset, n, flags);
 }
 
@@ -193,7 +203,7 @@ void ShmBarrier(sqlite3_file* file) {
   // the first: a reader trusts the header only once both agree, so
   // whatever is still pending (nothing, in every path Write knows) is in
   // the log before any reader can see the commit.
-  FlushPeer(f);
+  FlushLog(f);
   f->real->pMethods->xShmBarrier(f->real);
 }
 
@@ -274,13 +284,18 @@ int Open(sqlite3_vfs* shim, sqlite3_filename name, sqlite3_file* file,
                                            : real->iVersion;
   f->base.pMethods = &kMethods[version - 1];
   if ((flags & SQLITE_OPEN_WAL) != 0 && name != nullptr && version >= 2) {
-    // Coalesced only with its database file at hand (whose wal-index calls
-    // flush it), and on a device that does not tear sectors: otherwise
-    // SQLite pads a synced commit with frames split around a sync.
+    // Coalesced only with its database file at hand (whose wal-index and
+    // lock calls flush it), and when neither file may tear a sector:
+    // SQLite decides from the database file's characteristics (which a
+    // "psow=0" URI parameter can clear) whether to pad a synced commit
+    // with frames split around a sync.
     sqlite3_file* db = sqlite3_database_file_object(name);
-    const bool powersafe = (real->xDeviceCharacteristics(f->real) &
-                            SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0;
-    if (db != nullptr && IsOurs(db) && Of(db)->peer == nullptr && powersafe) {
+    auto powersafe = [](sqlite3_file* file) {
+      return (file->pMethods->xDeviceCharacteristics(file) &
+              SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0;
+    };
+    if (db != nullptr && IsOurs(db) && Of(db)->peer == nullptr &&
+        powersafe(f->real) && powersafe(Of(db)->real)) {
       f->peer = Of(db);
       Of(db)->peer = f;
       f->coalesce = true;

@@ -19,18 +19,23 @@
 //     two copies of the wal-index header it writes to publish a commit (a
 //     reader trusts the header only when both agree): a backstop, since
 //     every commit path SQLite 3.40 has is flushed before it;
-//   - in the database file's xShmLock before any unlock: frames of a
-//     transaction that rolled back go out while this connection still
-//     holds the log's write lock, past the end of the log, where SQLite
-//     itself would have left them, never later over frames another writer
+//   - in every lock call of the database file (xShmLock, xLock, xUnlock):
+//     frames of a transaction that rolled back go out while this
+//     connection still holds the lock that keeps other writers off those
+//     offsets (the log's write lock, or in exclusive locking mode the
+//     database file's exclusive lock, which SQLite releases without a
+//     wal-index unlock), past the end of the log, where SQLite itself
+//     would have left them, never later over frames another writer
 //     committed.
 //
 // A commit frame's header that arrives with nothing pending (the commit's
 // only frame, or the header SQLite rewrites alone, with new checksums,
 // after a transaction rewrote a page in place) is written at once. A log
 // is coalesced only when its database file was opened through this VFS
-// too, and on a device with SQLITE_IOCAP_POWERSAFE_OVERWRITE (without it,
-// SQLite pads a synced commit with frames split around a sync).
+// too, and when both files report SQLITE_IOCAP_POWERSAFE_OVERWRITE
+// (SQLite reads it from the database file, where a "psow=0" URI parameter
+// clears it; without it SQLite pads a synced commit with frames split
+// around a sync).
 //
 // So readers in this process and others, which read the log through their
 // own file handles, see what they would see without this VFS, and a

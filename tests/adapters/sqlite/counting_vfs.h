@@ -28,9 +28,13 @@ class CountingVfs {
   // While > 0, a write of the WAL fails with SQLITE_IOERR_WRITE and counts
   // this down.
   std::atomic<int64_t> fail_wal_writes{0};
-  // Files say they lack SQLITE_IOCAP_POWERSAFE_OVERWRITE: SQLite then pads
-  // a synced commit to a sector boundary.
+  // The database file says it lacks SQLITE_IOCAP_POWERSAFE_OVERWRITE (as a
+  // "psow=0" URI parameter makes it): SQLite then pads a synced commit to a
+  // sector boundary.
   std::atomic<bool> clear_powersafe_overwrite{false};
+  // While fail_wal_writes > 0: WAL writes that succeed (counting this
+  // down) before the failures start.
+  std::atomic<int64_t> wal_writes_before_failure{0};
   // While > 0, a read of the database or the WAL fails with
   // SQLITE_IOERR_READ and counts this down.
   std::atomic<int64_t> fail_reads{0};
@@ -91,9 +95,14 @@ class CountingVfs {
   }
   static int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
     if (F(f)->kind == Kind::kWal) {
-      if (F(f)->owner->fail_wal_writes.load() > 0) {
-        --F(f)->owner->fail_wal_writes;
-        return SQLITE_IOERR_WRITE;
+      CountingVfs* o = F(f)->owner;
+      if (o->fail_wal_writes.load() > 0) {
+        if (o->wal_writes_before_failure.load() > 0) {
+          --o->wal_writes_before_failure;
+        } else {
+          --o->fail_wal_writes;
+          return SQLITE_IOERR_WRITE;
+        }
       }
       ++F(f)->owner->wal_writes;
       F(f)->owner->wal_bytes += n;
@@ -128,7 +137,8 @@ class CountingVfs {
   }
   static int DeviceCharacteristics(sqlite3_file* f) {
     const int c = R(f)->pMethods->xDeviceCharacteristics(R(f));
-    return F(f)->owner->clear_powersafe_overwrite.load()
+    return F(f)->kind == Kind::kDb &&
+                   F(f)->owner->clear_powersafe_overwrite.load()
                ? c & ~SQLITE_IOCAP_POWERSAFE_OVERWRITE
                : c;
   }

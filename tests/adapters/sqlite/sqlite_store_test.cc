@@ -1062,6 +1062,9 @@ TEST_CASE(
     }
     REQUIRE(batch->Commit().ok());
   }
+  // And a commit of one page: its header, then its page.
+  REQUIRE(s.repo->SetActionStatus(2, converge::ActionStatus::kFailure, At(300))
+              .ok());
   const std::string copy = dir.File("copy.db");
   CopyAsCrashed(path, copy);
   Raw raw(copy);
@@ -1069,6 +1072,8 @@ TEST_CASE(
         std::vector<std::string>{"3000"});
   CHECK(raw.Column("SELECT COUNT(*) FROM converge_action_decision WHERE "
                    "status = 'success'") == std::vector<std::string>{"30"});
+  CHECK(raw.Column("SELECT status FROM converge_action_decision WHERE "
+                   "action_id = 2") == std::vector<std::string>{"failure"});
   CHECK(raw.Column("PRAGMA integrity_check") == std::vector<std::string>{"ok"});
 }
 
@@ -1119,9 +1124,11 @@ TEST_CASE("a log whose device may tear a sector is written as SQLite writes it",
   TempDir dir;
   const std::string path = dir.File("psow.db");
   converge::testing::CountingVfs vfs;
-  vfs.clear_powersafe_overwrite = true;
+  vfs.clear_powersafe_overwrite = true;  // on the database file only
   {
-    SqliteStores s = OpenSqliteStores(Options(path)).value();  // FULL
+    SqliteOptions o = Options(path);
+    o.synchronous = Synchronous::kFull;  // a synced commit is padded
+    SqliteStores s = OpenSqliteStores(o).value();
     Raw reader(path);
     vfs.wal_writes = 0;
     vfs.wal_bytes = 0;
@@ -1136,8 +1143,49 @@ TEST_CASE("a log whose device may tear a sector is written as SQLite writes it",
     CHECK(frames >= 2 * 50);
     CHECK(vfs.wal_writes.load() >= 2 * frames);
   }
-  const std::string copy = dir.File("copy.db");
   Raw raw(path);
+  CHECK(raw.Column("PRAGMA integrity_check") == std::vector<std::string>{"ok"});
+}
+
+TEST_CASE(
+    "a failed write in the middle of a large transaction's log fails its "
+    "commit, nothing of it stored",
+    "[sqlite]") {
+  // The failure hits a piece of a flush before the commit frame (256 KiB
+  // pending, or a 64 KiB piece): its error is the transaction's.
+  TempDir dir;
+  const std::string path = dir.File("midfail.db");
+  converge::testing::CountingVfs vfs;
+  {
+    SqliteStores s = OpenSqliteStores(Options(path)).value();
+    REQUIRE(s.repo->RecordDecision(Rec(1)).ok());
+    for (const int64_t before : {1, 3, 6}) {
+      INFO("writes before the failure: " << before);
+      {
+        std::unique_ptr<RepoBatch> batch = s.repo->BeginBatch().value();
+        vfs.wal_writes_before_failure = before;
+        vfs.fail_wal_writes = 1;
+        absl::Status st;
+        for (int64_t id = 10; id < 4010 && st.ok(); ++id) {
+          ActionRecord r = Rec(id);
+          r.decision.reason = std::string(200, 'r');
+          st = s.repo->RecordDecision(r).status();
+        }
+        if (st.ok()) st = batch->Commit();
+        INFO(st.ToString());
+        CHECK_FALSE(st.ok());
+        CHECK(vfs.fail_wal_writes.load() == 0);
+      }
+      vfs.fail_wal_writes = 0;
+      vfs.wal_writes_before_failure = 0;
+      CHECK_FALSE(s.repo->GetAction(10).value().has_value());
+      CHECK_FALSE(s.repo->GetAction(4009).value().has_value());
+    }
+    REQUIRE(s.repo->RecordDecision(Rec(2)).ok());
+  }
+  Raw raw(path);
+  CHECK(raw.Column("SELECT action_id FROM converge_action_decision ORDER BY "
+                   "action_id") == std::vector<std::string>{"1", "2"});
   CHECK(raw.Column("PRAGMA integrity_check") == std::vector<std::string>{"ok"});
 }
 
