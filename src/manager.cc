@@ -272,6 +272,10 @@ struct DeferredNotes {
   bool defer_releases = false;
 };
 thread_local DeferredNotes* t_deferred = nullptr;
+// The manager whose group commit this thread leads: its listener's
+// callbacks (this caller's and the group's others') run here while it
+// still leads, and a Submit they make must not queue behind this thread.
+thread_local const void* t_leading = nullptr;
 
 // Releases a lease when the evaluation that took it returns (nothing when
 // no token was taken), or when the repo batch it ran in ends. Release
@@ -578,8 +582,11 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   // index, the lease, the decision and its follow-up tasks are committed
   // together, once; shared with other threads' Submit calls of the moment
   // when group commit is on.
+  // A listener callback of this thread's group (it leads) decides its
+  // Submit alone, in a transaction of its own: queued, it would wait for
+  // the thread that runs it.
   if (options_.group_commit_max > 1 &&
-      repo_batches_.load(std::memory_order_relaxed) == 1) {
+      repo_batches_.load(std::memory_order_relaxed) == 1 && t_leading != this) {
     return SubmitGrouped(action, config);
   }
   BatchItem item{&action, &config};
@@ -605,6 +612,11 @@ absl::StatusOr<Decision> ConvergeManager::SubmitGrouped(
     // so that this caller, decided in the first, is not kept long): the
     // callers woken by one group queue again while the next one runs.
     g.leading = true;
+    struct Leading {
+      const void* before = t_leading;
+      explicit Leading(const void* m) { t_leading = m; }
+      ~Leading() { t_leading = before; }
+    } leading(this);
     if (g.queue.size() == 1 && g.woken > 0) {
       // Alone: give the callers just woken by the last group a moment to
       // queue again, so that they share this transaction. (A caller that

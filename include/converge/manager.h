@@ -79,11 +79,15 @@ struct Summary {
 // Receives what the manager does, as it happens, on the thread that does
 // it (so possibly from several threads at once: implementations must be
 // thread-safe). Calls are made after the state they report is stored.
-// A callback must not call back into the manager (Submit, RunSummary, ...):
-// it can run on a group commit's leader thread, for other callers, while
-// that thread still leads, and on a store without transactions while the
-// dimension's lease is held; such a call would wait for itself. Hand the
-// work to another thread (a queue) instead.
+// A callback may call back into the manager (Submit, RunSummary, ...): a
+// Submit made from a group commit leader's callback (which may report
+// another caller's decision) is decided alone, in a transaction of its
+// own, instead of queueing behind the thread that runs it. On a store
+// without transactions (memory) a callback runs while the dimension's
+// lease is held, so a Submit of the same dimension from it finds the lease
+// busy and waits out lease_attempts before it fails; hand such work to
+// another thread (a queue) instead. Callbacks should be quick in any case:
+// a group's other callers wait for them.
 class ManagerListener {
  public:
   virtual ~ManagerListener() = default;

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdlib>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -264,6 +266,55 @@ TEST_CASE(
   // Nothing was stored.
   CHECK_FALSE(
       env.stores.repo->GetAction(ThreadAction(0, 0).id).value().has_value());
+}
+
+TEST_CASE(
+    "group commit: a listener callback may Submit, even on the leader's "
+    "thread",
+    "[concurrency][manager][group_commit]") {
+  // A leader runs the callbacks of its group's decisions (its own and the
+  // other callers') while it still leads. A Submit from one used to queue
+  // behind the thread that runs it, and wait forever.
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 3, 3600);
+  struct Reentrant final : ManagerListener {
+    ConvergeManager* manager = nullptr;
+    const ConvergeConfig* rule = nullptr;
+    std::atomic<int> nested{0};
+    std::atomic<int> nested_ok{0};
+    void OnDecision(const Decision& d) override {
+      if (d.action_id >= 500000) return;  // a nested one
+      ++nested;
+      const std::string dim = "nested-" + std::to_string(d.action_id);
+      if (manager->Submit(Act(500000 + d.action_id, 200, dim), *rule).ok()) {
+        ++nested_ok;
+      }
+    }
+  } listener;
+  ManagerOptions options;
+  options.listener = &listener;
+  Env env(options);
+  env.clock.Set(T(200));
+  listener.manager = env.manager.get();
+  listener.rule = &rule;
+  constexpr int kCalls = 5;
+  std::atomic<int> ok{0};
+  auto run = std::async(std::launch::async, [&] {
+    StartTogether([&](int t) {
+      for (int k = 0; k < kCalls; ++k) {
+        if (env.manager->Submit(ThreadAction(t, k), rule).ok()) ++ok;
+      }
+    });
+  });
+  if (run.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    FAIL_CHECK("Submit from a listener callback did not return in 60 s");
+    std::_Exit(1);  // the threads are stuck for good
+  }
+  CHECK(ok.load() == kThreads * kCalls);
+  CHECK(listener.nested.load() == kThreads * kCalls);
+  CHECK(listener.nested_ok.load() == kThreads * kCalls);
+  CHECK(env.stores.repo->GetAction(500000 + ThreadAction(3, 2).id)
+            .value()
+            .has_value());
 }
 
 TEST_CASE("group_commit_max must be >= 1", "[manager][group_commit]") {
