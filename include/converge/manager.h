@@ -83,10 +83,10 @@ struct Summary {
 // Submit made from a group commit leader's callback (which may report
 // another caller's decision) is decided alone, in a transaction of its
 // own, instead of queueing behind the thread that runs it. On a store
-// without transactions (memory) a callback runs while the dimension's
-// lease is held, so a Submit of the same dimension from it finds the lease
-// busy and waits out lease_attempts before it fails; hand such work to
-// another thread (a queue) instead. Callbacks should be quick in any case:
+// without transactions (memory) an instance's kCreated event is reported
+// while its dimension's lease is held, so a Submit of the same dimension
+// from OnInstance finds the lease busy until lease_attempts run out; hand
+// such work to another thread (a queue) instead. Callbacks should be quick in any case:
 // a group's other callers wait for them.
 class ManagerListener {
  public:
