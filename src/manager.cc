@@ -272,10 +272,19 @@ struct DeferredNotes {
   bool defer_releases = false;
 };
 thread_local DeferredNotes* t_deferred = nullptr;
-// The manager whose group commit this thread leads: its listener's
-// callbacks (this caller's and the group's others') run here while it
-// still leads, and a Submit they make must not queue behind this thread.
-thread_local const void* t_leading = nullptr;
+// How many listener callbacks this thread is running (of any manager). A
+// group's leader runs the callbacks of its group while it still leads, so
+// a Submit from a callback must not queue for a group: behind this thread
+// it would wait for itself, behind another manager's leader (whose own
+// callback may be waiting for this thread's group) for each other.
+thread_local int t_in_callbacks = 0;
+
+struct InCallbacks {
+  InCallbacks() { ++t_in_callbacks; }
+  ~InCallbacks() { --t_in_callbacks; }
+  InCallbacks(const InCallbacks&) = delete;
+  InCallbacks& operator=(const InCallbacks&) = delete;
+};
 
 // Releases a lease when the evaluation that took it returns (nothing when
 // no token was taken), or when the repo batch it ran in ends. Release
@@ -567,6 +576,7 @@ void ConvergeManager::Emit(std::function<void()> note) {
     t_deferred->notes.push_back(std::move(note));
     return;
   }
+  InCallbacks in_callbacks;
   note();
 }
 
@@ -582,11 +592,11 @@ absl::StatusOr<Decision> ConvergeManager::Submit(const Action& action,
   // index, the lease, the decision and its follow-up tasks are committed
   // together, once; shared with other threads' Submit calls of the moment
   // when group commit is on.
-  // A listener callback of this thread's group (it leads) decides its
-  // Submit alone, in a transaction of its own: queued, it would wait for
-  // the thread that runs it.
+  // A Submit from a listener callback is decided alone, in a transaction
+  // of its own: queued, it could wait for the thread that runs it.
   if (options_.group_commit_max > 1 &&
-      repo_batches_.load(std::memory_order_relaxed) == 1 && t_leading != this) {
+      repo_batches_.load(std::memory_order_relaxed) == 1 &&
+      t_in_callbacks == 0) {
     return SubmitGrouped(action, config);
   }
   BatchItem item{&action, &config};
@@ -612,11 +622,6 @@ absl::StatusOr<Decision> ConvergeManager::SubmitGrouped(
     // so that this caller, decided in the first, is not kept long): the
     // callers woken by one group queue again while the next one runs.
     g.leading = true;
-    struct Leading {
-      const void* before = t_leading;
-      explicit Leading(const void* m) { t_leading = m; }
-      ~Leading() { t_leading = before; }
-    } leading(this);
     if (g.queue.size() == 1 && g.woken > 0) {
       // Alone: give the callers just woken by the last group a moment to
       // queue again, so that they share this transaction. (A caller that
@@ -772,6 +777,7 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
         committed.message(), "; submit its actions again, one by one"));
   }
   if (!committed.ok()) return fail_all(committed);
+  InCallbacks in_callbacks;
   for (auto& note : deferred.notes) note();
   return results;
 }

@@ -79,10 +79,11 @@ struct Summary {
 // Receives what the manager does, as it happens, on the thread that does
 // it (so possibly from several threads at once: implementations must be
 // thread-safe). Calls are made after the state they report is stored.
-// A callback may call back into the manager (Submit, RunSummary, ...): a
-// Submit made from a group commit leader's callback (which may report
-// another caller's decision) is decided alone, in a transaction of its
-// own, instead of queueing behind the thread that runs it. On a store
+// A callback may call back into the manager, or into another one (Submit,
+// RunSummary, ...): a Submit made from a callback is decided alone, in a
+// transaction of its own, instead of queueing for a group commit (a
+// callback may run on a group's leader thread, for another caller's
+// decision, so queued it could wait for itself). On a store
 // without transactions (memory) an instance's kCreated event is reported
 // while its dimension's lease is held, so a Submit of the same dimension
 // from OnInstance finds the lease busy until lease_attempts run out; hand

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <future>
 #include <memory>
@@ -268,6 +269,14 @@ TEST_CASE(
       env.stores.repo->GetAction(ThreadAction(0, 0).id).value().has_value());
 }
 
+// Stuck threads cannot be joined: report and leave (stdio flushed, since
+// _Exit does not).
+[[noreturn]] void DeadlockExit(const char* what) {
+  std::fprintf(stderr, "%s\n", what);
+  std::fflush(nullptr);
+  std::_Exit(1);
+}
+
 TEST_CASE(
     "group commit: a listener callback may Submit, even on the leader's "
     "thread",
@@ -306,8 +315,7 @@ TEST_CASE(
     });
   });
   if (run.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
-    FAIL_CHECK("Submit from a listener callback did not return in 60 s");
-    std::_Exit(1);  // the threads are stuck for good
+    DeadlockExit("Submit from a listener callback did not return in 60 s");
   }
   CHECK(ok.load() == kThreads * kCalls);
   CHECK(listener.nested.load() == kThreads * kCalls);
@@ -315,6 +323,60 @@ TEST_CASE(
   CHECK(env.stores.repo->GetAction(500000 + ThreadAction(3, 2).id)
             .value()
             .has_value());
+}
+
+TEST_CASE(
+    "group commit: callbacks of two managers that submit to each other do "
+    "not wait for each other",
+    "[concurrency][manager][group_commit]") {
+  // Manager A's callbacks submit to B, and B's to A: a leader of A waiting
+  // in a callback for B's group, whose leader waits in a callback for A's.
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 3, 3600);
+  struct Forward final : ManagerListener {
+    ConvergeManager* other = nullptr;
+    const ConvergeConfig* rule = nullptr;
+    int64_t from = 0, to = 0, shift = 0;  // forwards ids in [from, to)
+    std::atomic<int> forwarded{0};
+    void OnDecision(const Decision& d) override {
+      if (d.action_id < from || d.action_id >= to) return;
+      const int64_t id = d.action_id + shift;
+      if (other->Submit(Act(id, 200, "f-" + std::to_string(id)), *rule).ok()) {
+        ++forwarded;
+      }
+    }
+  } to_b, to_a;
+  to_b.from = 1;
+  to_b.to = 500000;
+  to_b.shift = 500000;  // A's own actions go on to B
+  to_a.from = 500000;
+  to_a.to = 600000;
+  to_a.shift = 100000;  // and come back to A once
+  ManagerOptions oa, ob;
+  oa.listener = &to_b;
+  ob.listener = &to_a;
+  Env a(oa), b(ob);
+  a.clock.Set(T(200));
+  b.clock.Set(T(200));
+  to_b.other = b.manager.get();
+  to_a.other = a.manager.get();
+  to_b.rule = to_a.rule = &rule;
+  constexpr int kCalls = 4;
+  auto run = std::async(std::launch::async, [&] {
+    StartTogether([&](int t) {
+      ConvergeManager* m = t % 2 == 0 ? a.manager.get() : b.manager.get();
+      for (int k = 0; k < kCalls; ++k) {
+        // Odd threads start on B, with ids B forwards to A.
+        Action act = ThreadAction(t, k);
+        if (t % 2 == 1) act.id += 500000;
+        (void)m->Submit(act, rule);
+      }
+    });
+  });
+  if (run.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    DeadlockExit("callbacks of two managers waited for each other for 60 s");
+  }
+  CHECK(to_b.forwarded.load() == (kThreads / 2) * kCalls);
+  CHECK(to_a.forwarded.load() == kThreads * kCalls);
 }
 
 TEST_CASE("group_commit_max must be >= 1", "[manager][group_commit]") {
