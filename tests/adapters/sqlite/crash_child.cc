@@ -1,9 +1,11 @@
-// The child of the crash test (sqlite_store_test.cc, "[crash]"): opens a
-// SQLite file with the default options (synchronous FULL), makes a
+// The child of the crash test (crash_test.cc, "[crash]"): opens a
+// SQLite file with the default options (synchronous FULL, or NORMAL when
+// the optional last argument is "normal"), makes a
 // ConvergeManager and submits actions until it is killed, printing
 // "decided <id> <outcome>" on stdout after each Submit has returned.
 //
 //   converge_sqlite_crash_child PATH SEED FIRST_ID START_UNIX_SECONDS
+//                               [full|normal]
 //
 // Actions get ids FIRST_ID, FIRST_ID+1, ... and fall into a few dimensions
 // chosen by a generator seeded with SEED; a virtual clock starts at
@@ -21,8 +23,10 @@
 #include "converge/sqlite/sqlite_store.h"
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: %s PATH SEED FIRST_ID START_UNIX_SECONDS\n",
+  if (argc != 5 && argc != 6) {
+    std::fprintf(stderr,
+                 "usage: %s PATH SEED FIRST_ID START_UNIX_SECONDS "
+                 "[full|normal]\n",
                  argv[0]);
     return 2;
   }
@@ -35,6 +39,9 @@ int main(int argc, char** argv) {
   converge::sqlite::SqliteOptions options;
   options.path = path;
   options.clock = &clock;
+  if (argc == 6 && std::string(argv[5]) == "normal") {
+    options.synchronous = converge::sqlite::Synchronous::kNormal;
+  }
   absl::StatusOr<converge::sqlite::SqliteStores> stores =
       converge::sqlite::OpenSqliteStores(options);
   if (!stores.ok()) {
