@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -24,8 +25,19 @@ class Value {
   Value() = default;  // null
   Value(std::nullptr_t) {}
   Value(bool b) : v_(b) {}
-  Value(int i) : v_(static_cast<int64_t>(i)) {}
-  Value(int64_t i) : v_(i) {}
+  // Any integer type whose values all fit int64_t (int, long, long long,
+  // unsigned, ...): an integer. (Separate int and int64_t constructors made
+  // `long long` and `unsigned` ambiguous.)
+  template <typename T>
+  requires(std::is_integral_v<T> && !std::is_same_v<T, bool> &&
+           (std::is_signed_v<T> || sizeof(T) < sizeof(int64_t))) Value(T i)
+      : v_(static_cast<int64_t>(i)) {}
+  // A 64-bit unsigned value may not fit int64_t: convert it where it is
+  // known to fit (Python ints beyond int64_t have no Value).
+  template <typename T>
+  requires(std::is_integral_v<T>&& std::is_unsigned_v<T> &&
+           !std::is_same_v<T, bool> && sizeof(T) >= sizeof(int64_t)) Value(T)
+  = delete;
   Value(double d) : v_(d) {}
   Value(const char* s) : v_(std::string(s)) {}
   Value(std::string s) : v_(std::move(s)) {}

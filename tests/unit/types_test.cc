@@ -14,6 +14,7 @@
 #include <limits>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -177,6 +178,22 @@ TEST_CASE("Value::PyStr of ints", "[types]") {
         "9223372036854775807");
   CHECK(Value(std::numeric_limits<int64_t>::min()).PyStr() ==
         "-9223372036854775808");
+}
+
+TEST_CASE("Value takes every integer type that fits int64_t", "[types]") {
+  // Were ambiguous: long long, unsigned, short.
+  CHECK(Value(7LL).as_int() == 7);
+  CHECK(Value(7U).as_int() == 7);
+  CHECK(Value(std::numeric_limits<uint32_t>::max()).as_int() == 4294967295);
+  CHECK(Value(static_cast<short>(-3)).as_int() == -3);
+  CHECK(Value(int64_t{-5}).kind() == Value::Kind::kInt);
+  CHECK(Value(true).kind() == Value::Kind::kBool);  // not an integer
+  CHECK(Value(1.5).kind() == Value::Kind::kDouble);
+  // A 64-bit unsigned value may not fit: no implicit Value.
+  static_assert(!std::is_constructible_v<Value, uint64_t>);
+  static_assert(!std::is_constructible_v<Value, unsigned long long>);
+  static_assert(std::is_constructible_v<Value, long long>);
+  static_assert(std::is_constructible_v<Value, unsigned>);
 }
 
 TEST_CASE("Value::PyStr of floats is Python's repr", "[types]") {
