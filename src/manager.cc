@@ -642,7 +642,34 @@ absl::StatusOr<Decision> ConvergeManager::SubmitGrouped(
       for (const GroupCommit::ItemRef& item : group) {
         items.push_back(BatchItem{item->action, item->config});
       }
-      std::vector<absl::StatusOr<Decision>> results = RunGroup(items);
+      std::vector<absl::StatusOr<Decision>> results;
+      try {
+        results = RunGroup(items);
+      } catch (...) {
+        // A listener callback threw (user code, run after the commit): the
+        // group's other callers get an error instead of waiting forever,
+        // this caller leaves the queue (its action is gone with its
+        // frame), and the next caller leads.
+        lock.lock();
+        for (const GroupCommit::ItemRef& item : group) {
+          if (item != mine && !item->result.has_value()) {
+            item->result = absl::InternalError(
+                "converge: Submit: a listener callback threw while this "
+                "action was decided with others; its decision may be "
+                "stored (submit it again to read it)");
+          }
+        }
+        g.queue.erase(std::remove(g.queue.begin(), g.queue.end(), mine),
+                      g.queue.end());
+        g.leading = false;
+        GroupCommit::ItemRef next = g.queue.empty() ? nullptr : g.queue.front();
+        lock.unlock();
+        for (const GroupCommit::ItemRef& item : group) {
+          if (item != mine) item->cv.notify_one();
+        }
+        if (next != nullptr) next->cv.notify_one();
+        throw;
+      }
       lock.lock();
       for (size_t i = 0; i < group.size(); ++i) {
         if (!results[i].ok()) results[i] = Unshared(results[i].status());

@@ -87,8 +87,12 @@ struct Summary {
 // without transactions (memory) an instance's kCreated event is reported
 // while its dimension's lease is held, so a Submit of the same dimension
 // from OnInstance finds the lease busy until lease_attempts run out; hand
-// such work to another thread (a queue) instead. Callbacks should be quick in any case:
-// a group's other callers wait for them.
+// such work to another thread (a queue) instead. Callbacks should be
+// quick in any case: a group's other callers wait for them. A callback
+// should not throw: the exception leaves the Submit of the thread that ran
+// it, after the decision was stored; under group commit the other callers
+// of that group get kInternal (their decisions may be stored too: a
+// second Submit reads them) and the manager goes on.
 class ManagerListener {
  public:
   virtual ~ManagerListener() = default;

@@ -12,6 +12,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -377,6 +378,51 @@ TEST_CASE(
   }
   CHECK(to_b.forwarded.load() == (kThreads / 2) * kCalls);
   CHECK(to_a.forwarded.load() == kThreads * kCalls);
+}
+
+TEST_CASE("group commit: a listener callback that throws strands nobody",
+          "[concurrency][manager][group_commit]") {
+  // The exception leaves the Submit whose thread ran the callback (maybe a
+  // leader deciding others); the group's other callers used to wait for
+  // their results, and every later caller for a leader that was gone.
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 3, 3600);
+  struct Thrower final : ManagerListener {
+    int64_t victim = 0;
+    std::atomic<int> thrown{0};
+    void OnDecision(const Decision& d) override {
+      if (d.action_id == victim && thrown.fetch_add(1) == 0) {
+        throw std::runtime_error("listener");
+      }
+    }
+  } listener;
+  listener.victim = ThreadAction(2, 3).id;
+  ManagerOptions options;
+  options.listener = &listener;
+  Env env(options);
+  env.clock.Set(T(200));
+  constexpr int kCalls = 8;
+  std::atomic<int> caught{0};
+  std::atomic<int> returned{0};
+  auto run = std::async(std::launch::async, [&] {
+    StartTogether([&](int t) {
+      for (int k = 0; k < kCalls; ++k) {
+        try {
+          (void)env.manager->Submit(ThreadAction(t, k), rule);
+          ++returned;
+        } catch (const std::runtime_error&) {
+          ++caught;
+        }
+      }
+    });
+  });
+  if (run.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    DeadlockExit("callers waited 60 s after a listener callback threw");
+  }
+  CHECK(caught.load() == 1);
+  CHECK(returned.load() == kThreads * kCalls - 1);
+  // Nobody is left leading: the next call is decided.
+  CHECK(env.manager->Submit(Act(999999, 200, "after"), rule).ok());
+  CHECK(env.stores.repo->GetAction(listener.victim).value().has_value());
 }
 
 TEST_CASE("group_commit_max must be >= 1", "[manager][group_commit]") {
