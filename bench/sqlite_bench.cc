@@ -7,8 +7,10 @@
 // Phases, each on a fresh file in --dir:
 //   raw batched      N rows, --batch rows per transaction     (sync FULL)
 //   storm batched    N actions, SubmitBatch of --batch         (sync FULL)
+//   raw batched, storm batched: the same                     (sync NORMAL)
 //   raw one-by-one   N rows, one transaction each              (sync NORMAL)
 //   storm one-by-one N actions, Submit each                    (sync NORMAL)
+//   the same with coalesce_log_writes off (2 writes a frame) (sync NORMAL)
 //   storm threads    N actions, Submit each, from --threads threads at
 //                    once (group commit)                       (sync NORMAL)
 //   raw one-by-one   --durable-actions rows                    (sync FULL)
@@ -310,7 +312,8 @@ int main(int argc, char** argv) {
 
   using converge::sqlite::Synchronous;
   const int nthreads = static_cast<int>(threads);
-  // --only batched|one|durable|threads: one storm phase, for profiling.
+  // --only batched|batched-normal|hashed|one|durable|threads: one storm
+  // phase, for profiling.
   const std::string only = StringFlag(argc, argv, "--only", "");
   Storm hashed_storm(actions, dimensions, seconds);
   hashed_storm.set_hashed_ids(true);

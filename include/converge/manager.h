@@ -83,16 +83,19 @@ struct Summary {
 // RunSummary, ...): a Submit made from a callback is decided alone, in a
 // transaction of its own, instead of queueing for a group commit (a
 // callback may run on a group's leader thread, for another caller's
-// decision, so queued it could wait for itself). On a store
-// without transactions (memory) an instance's kCreated event is reported
-// while its dimension's lease is held, so a Submit of the same dimension
-// from OnInstance finds the lease busy until lease_attempts run out; hand
-// such work to another thread (a queue) instead. Callbacks should be
-// quick in any case: a group's other callers wait for them. A callback
-// should not throw: the exception leaves the Submit of the thread that ran
-// it, after the decision was stored; under group commit the other callers
-// of that group get kInternal (their decisions may be stored too: a
-// second Submit reads them) and the manager goes on.
+// decision, so queued it could wait for itself). Some callbacks run while
+// a dimension's lease is held: on every store the OnDecision of a sleep
+// re-poll (Reevaluate) and the kCreated / kHidden events of the business
+// summary task; on a store without transactions (memory) also a Submit's
+// kCreated and the kEnded of an instance it found expired. A Submit of
+// that dimension from such a callback finds the lease busy until
+// lease_attempts run out; hand such work to another thread (a queue)
+// instead. Callbacks should be quick in any case: a group's other callers
+// wait for them. A callback should not throw: the exception leaves the
+// call of the thread that ran it, after what the callback reports was
+// stored; under group commit the other callers of that group get
+// kInternal (their decisions may be stored too: a second Submit reads
+// them) and the manager goes on.
 class ManagerListener {
  public:
   virtual ~ManagerListener() = default;

@@ -17,6 +17,17 @@
 
 namespace converge {
 
+namespace value_detail {
+template <typename T>
+concept FitsInt64 = std::is_integral_v<T> && !std::is_same_v<T, bool> &&
+                    sizeof(T) <= sizeof(int64_t) &&
+                    (std::is_signed_v<T> || sizeof(T) < sizeof(int64_t));
+template <typename T>
+concept WideUnsigned = std::is_integral_v<T> && std::is_unsigned_v<T> &&
+                       !std::is_same_v<T, bool> &&
+                       sizeof(T) >= sizeof(int64_t);
+}  // namespace value_detail
+
 class Value {
  public:
   enum class Kind { kNull, kBool, kInt, kDouble, kString, kList };
@@ -28,16 +39,12 @@ class Value {
   // Any integer type whose values all fit int64_t (int, long, long long,
   // unsigned, ...): an integer. (Separate int and int64_t constructors made
   // `long long` and `unsigned` ambiguous.)
-  template <typename T>
-  requires(std::is_integral_v<T> && !std::is_same_v<T, bool> &&
-           (std::is_signed_v<T> || sizeof(T) < sizeof(int64_t))) Value(T i)
-      : v_(static_cast<int64_t>(i)) {}
+  template <value_detail::FitsInt64 T>
+  Value(T i) : v_(static_cast<int64_t>(i)) {}
   // A 64-bit unsigned value may not fit int64_t: convert it where it is
   // known to fit (Python ints beyond int64_t have no Value).
-  template <typename T>
-  requires(std::is_integral_v<T>&& std::is_unsigned_v<T> &&
-           !std::is_same_v<T, bool> && sizeof(T) >= sizeof(int64_t)) Value(T)
-  = delete;
+  template <value_detail::WideUnsigned T>
+  Value(T) = delete;
   Value(double d) : v_(d) {}
   Value(const char* s) : v_(std::string(s)) {}
   Value(std::string s) : v_(std::move(s)) {}

@@ -192,6 +192,7 @@ TEST_CASE("Value takes every integer type that fits int64_t", "[types]") {
   // A 64-bit unsigned value may not fit: no implicit Value.
   static_assert(!std::is_constructible_v<Value, uint64_t>);
   static_assert(!std::is_constructible_v<Value, unsigned long long>);
+  static_assert(!std::is_constructible_v<Value, __int128>);  // wider
   static_assert(std::is_constructible_v<Value, long long>);
   static_assert(std::is_constructible_v<Value, unsigned>);
 }

@@ -12,8 +12,9 @@
 //     frame's header says so: the database size after the commit is not
 //     zero), so that the commit's frames are in the file, with any error
 //     returned, before the xWrite that completes them returns;
-//   - before any other call on the log (read, sync, size, truncate, lock,
-//     file control, close), before a write elsewhere in it, and when
+//   - before any other call that reads or changes the log (read, sync,
+//     size, truncate, lock, file control, fetch, close), before a write
+//     elsewhere in it, and when
 //     256 KiB are pending;
 //   - in the database file's xShmBarrier, which SQLite calls between the
 //     two copies of the wal-index header it writes to publish a commit (a

