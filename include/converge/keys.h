@@ -28,6 +28,10 @@ struct KeyTemplate {
   std::string_view label;    // upstream constant name
   std::string_view key_tpl;  // "{field}" placeholders, no nesting
   KeyType key_type;
+  // Upstream's expiry for the key, for reference (docs and tools that
+  // compare with a bk-monitor deployment). converge computes its own
+  // expiries (a window index key lives for the retention plus the window;
+  // see ManagerOptions) and does not read this.
   absl::Duration ttl;
 };
 

@@ -393,9 +393,10 @@ const char* WalVfsName() {
   std::lock_guard<std::mutex> lock(mu);
   for (const auto& [wrapped, shim] : shims) {
     // The same VFS: a test's VFS may have gone and another come at its
-    // address, with a file of another size.
+    // address, with a file of another size or fewer methods.
     if (wrapped == real &&
         shim->szOsFile == static_cast<int>(RealOffset()) + real->szOsFile &&
+        shim->iVersion == (real->iVersion < 2 ? real->iVersion : 2) &&
         sqlite3_vfs_find(shim->zName) == shim) {
       return shim->zName;
     }
