@@ -270,12 +270,17 @@ TEST_CASE(
       env.stores.repo->GetAction(ThreadAction(0, 0).id).value().has_value());
 }
 
-// Stuck threads cannot be joined: report and leave (stdio flushed, since
-// _Exit does not).
-[[noreturn]] void DeadlockExit(const char* what) {
-  std::fprintf(stderr, "%s\n", what);
-  std::fflush(nullptr);
-  std::_Exit(1);
+// Runs `body` on another thread and waits a minute at most: threads stuck
+// in a deadlock cannot be joined, so then it reports `what` and leaves
+// (stdio flushed, since _Exit does not).
+template <typename Body>
+void WithinAMinute(Body body, const char* what) {
+  auto run = std::async(std::launch::async, body);
+  if (run.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    std::fprintf(stderr, "%s\n", what);
+    std::fflush(nullptr);
+    std::_Exit(1);
+  }
 }
 
 TEST_CASE(
@@ -308,16 +313,15 @@ TEST_CASE(
   listener.rule = &rule;
   constexpr int kCalls = 5;
   std::atomic<int> ok{0};
-  auto run = std::async(std::launch::async, [&] {
-    StartTogether([&](int t) {
-      for (int k = 0; k < kCalls; ++k) {
-        if (env.manager->Submit(ThreadAction(t, k), rule).ok()) ++ok;
-      }
-    });
-  });
-  if (run.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
-    DeadlockExit("Submit from a listener callback did not return in 60 s");
-  }
+  WithinAMinute(
+      [&] {
+        StartTogether([&](int t) {
+          for (int k = 0; k < kCalls; ++k) {
+            if (env.manager->Submit(ThreadAction(t, k), rule).ok()) ++ok;
+          }
+        });
+      },
+      "Submit from a listener callback did not return in 60 s");
   CHECK(ok.load() == kThreads * kCalls);
   CHECK(listener.nested.load() == kThreads * kCalls);
   CHECK(listener.nested_ok.load() == kThreads * kCalls);
@@ -362,20 +366,19 @@ TEST_CASE(
   to_a.other = a.manager.get();
   to_b.rule = to_a.rule = &rule;
   constexpr int kCalls = 4;
-  auto run = std::async(std::launch::async, [&] {
-    StartTogether([&](int t) {
-      ConvergeManager* m = t % 2 == 0 ? a.manager.get() : b.manager.get();
-      for (int k = 0; k < kCalls; ++k) {
-        // Odd threads start on B, with ids B forwards to A.
-        Action act = ThreadAction(t, k);
-        if (t % 2 == 1) act.id += 500000;
-        (void)m->Submit(act, rule);
-      }
-    });
-  });
-  if (run.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
-    DeadlockExit("callbacks of two managers waited for each other for 60 s");
-  }
+  WithinAMinute(
+      [&] {
+        StartTogether([&](int t) {
+          ConvergeManager* m = t % 2 == 0 ? a.manager.get() : b.manager.get();
+          for (int k = 0; k < kCalls; ++k) {
+            // Odd threads start on B, with ids B forwards to A.
+            Action act = ThreadAction(t, k);
+            if (t % 2 == 1) act.id += 500000;
+            (void)m->Submit(act, rule);
+          }
+        });
+      },
+      "callbacks of two managers waited for each other for 60 s");
   CHECK(to_b.forwarded.load() == (kThreads / 2) * kCalls);
   CHECK(to_a.forwarded.load() == kThreads * kCalls);
 }
@@ -403,21 +406,20 @@ TEST_CASE("group commit: a listener callback that throws strands nobody",
   constexpr int kCalls = 8;
   std::atomic<int> caught{0};
   std::atomic<int> returned{0};
-  auto run = std::async(std::launch::async, [&] {
-    StartTogether([&](int t) {
-      for (int k = 0; k < kCalls; ++k) {
-        try {
-          (void)env.manager->Submit(ThreadAction(t, k), rule);
-          ++returned;
-        } catch (const std::runtime_error&) {
-          ++caught;
-        }
-      }
-    });
-  });
-  if (run.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
-    DeadlockExit("callers waited 60 s after a listener callback threw");
-  }
+  WithinAMinute(
+      [&] {
+        StartTogether([&](int t) {
+          for (int k = 0; k < kCalls; ++k) {
+            try {
+              (void)env.manager->Submit(ThreadAction(t, k), rule);
+              ++returned;
+            } catch (const std::runtime_error&) {
+              ++caught;
+            }
+          }
+        });
+      },
+      "callers waited 60 s after a listener callback threw");
   CHECK(caught.load() == 1);
   CHECK(returned.load() == kThreads * kCalls - 1);
   // Nobody is left leading: the next call is decided.

@@ -1035,6 +1035,16 @@ void CopyAsCrashed(const std::string& from, const std::string& to) {
   fs::copy_file(from + "-wal", to + "-wal");
 }
 
+// NORMAL, a 64 KiB page cache (a large transaction spills pages to the log
+// before its commit), no background checkpoints.
+SqliteOptions SpillingOptions(const std::string& path) {
+  SqliteOptions o = Options(path);
+  o.synchronous = Synchronous::kNormal;
+  o.cache_kib = 64;
+  o.checkpoint_pages = 0;
+  return o;
+}
+
 TEST_CASE(
     "a committed transaction that spilled and rewrote pages of the log "
     "survives a crash right after its commit",
@@ -1045,10 +1055,7 @@ TEST_CASE(
   // frame's header last, with nothing written after it.
   TempDir dir;
   const std::string path = dir.File("spill.db");
-  SqliteOptions o = Options(path);
-  o.synchronous = Synchronous::kNormal;
-  o.cache_kib = 64;
-  o.checkpoint_pages = 0;
+  const SqliteOptions o = SpillingOptions(path);
   SqliteStores s = OpenSqliteStores(o).value();
   {
     std::unique_ptr<RepoBatch> batch = s.repo->BeginBatch().value();
@@ -1083,10 +1090,7 @@ TEST_CASE(
     "[sqlite]") {
   TempDir dir;
   const std::string path = dir.File("rb.db");
-  SqliteOptions o = Options(path);
-  o.synchronous = Synchronous::kNormal;
-  o.cache_kib = 64;
-  o.checkpoint_pages = 0;
+  const SqliteOptions o = SpillingOptions(path);
   {
     SqliteStores s = OpenSqliteStores(o).value();
     REQUIRE(s.repo->RecordDecision(Rec(1)).ok());
