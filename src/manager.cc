@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
@@ -254,8 +255,6 @@ std::string LeaseRoute(std::string_view dimension) {
   return internal::StrCat("d", hex);
 }
 
-// Releases a lease when the evaluation that took it returns (nothing when
-// no token was taken). Release errors are ignored: the lease then expires.
 // The notes and lease releases deferred by the repo batch running on this
 // thread, if any.
 struct DeferredNotes {
@@ -270,6 +269,9 @@ struct DeferredNotes {
   // False when the batch excludes other writers (RepoBatch::
   // ExcludesWriters): leases are then released at once.
   bool defer_releases = false;
+  // Leases PrefetchBatch took for the batch's items (held until each item
+  // is decided, then released with the others).
+  size_t prefetched_leases = 0;
 };
 thread_local DeferredNotes* t_deferred = nullptr;
 // How many listener callbacks this thread is running (of any manager). A
@@ -373,6 +375,31 @@ struct ConvergeManager::Plan {
   std::string route;
   std::string lease_key;
   WindowRequest window;  // without the lease token
+};
+
+// What PrefetchBatch fetched for one item of a batch. SubmitImpl runs in
+// three passes over a batch: two that collect (`stop`: it returns, having
+// set `stopped`, where it has what the pass collects, or before it would
+// call a store), then the deciding one, which takes each fetched answer in
+// place of its own store call, once.
+struct ConvergeManager::Prefetch {
+  enum class Stop { kNone, kAtHint, kAtLease };
+  Stop stop = Stop::kNone;
+  bool stopped = false;
+  // Collected. kAtHint: the dimension (empty: the item needs none).
+  // kAtLease: the open instance it will join (0: none), or the lease key
+  // and its window request with the lease (and a token of its own).
+  std::string dimension;
+  int64_t join_instance = 0;
+  std::string lease_key;
+  WindowRequest request;
+  // Fetched: the hint (LookupOpen before the lease), the stored decision
+  // (GetAction), the applied window request, and the open instance read
+  // again once the lease was held.
+  std::optional<std::optional<OpenInstanceRef>> hint;
+  std::optional<std::optional<ActionRecord>> existing;
+  std::optional<WindowResult> window;
+  std::optional<std::optional<OpenInstanceRef>> under_lease;
 };
 
 // Group commit (ManagerOptions::group_commit_max): leader and followers.
@@ -521,8 +548,8 @@ absl::StatusOr<Decision> ConvergeManager::Replay(const ActionRecord& rec) {
 }
 
 absl::StatusOr<Decision> ConvergeManager::SubmitOne(
-    const Action& action, const ConvergeConfig& config) {
-  absl::StatusOr<Decision> d = SubmitImpl(action, config);
+    const Action& action, const ConvergeConfig& config, Prefetch* prefetch) {
+  absl::StatusOr<Decision> d = SubmitImpl(action, config, prefetch);
   if (!d.ok()) {
     if (IsLeaseBusy(d.status()) && options_.metrics != nullptr) {
       options_.metrics->RecordLockFailure();
@@ -730,6 +757,186 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::RunGroup(
   return results;
 }
 
+// The batch's bulk reads (ManagerOptions::batch_prefetch), in two
+// collecting passes of SubmitImpl over the items:
+//  1. each item's dimension: one LookupOpenMany for all of them (the hint
+//     each decision first reads);
+//  2. with its hint, what each item does next: join an open instance
+//     (PrepareJoins for all of them), or take its dimension's lease with
+//     its window request: GetActions for those items, then ApplyMany of
+//     their requests (the leases, index writes and window reads of all of
+//     them at once), then LookupOpenMany again for those whose dimension
+//     had no open instance inside the window, now that the leases are held
+//     (the read the decision makes under its lease).
+// Only the first item of each dimension and of each action id is
+// prefetched; a later one is decided as it comes, after the first. The
+// decisions stay those of deciding the items one by one in order: an
+// item's window request is applied early only when no other item's index
+// writes and window reads could meet it out of order (its reads are added
+// to by no earlier item decided as it comes, nor by any later prefetched
+// one; its adds are read by no earlier item).
+absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
+                                            std::vector<Prefetch>& pf) {
+  pf.assign(items.size(), Prefetch{});
+  constexpr size_t kNone = static_cast<size_t>(-1);
+  absl::flat_hash_set<int64_t> ids;
+  absl::flat_hash_map<std::string, size_t> dim_of;  // dimension -> in dims
+  std::vector<std::string> dims;
+  std::vector<size_t> dim_index(items.size(), kNone);
+  std::vector<bool> first(items.size(), false);
+  for (size_t i = 0; i < items.size(); ++i) {
+    Prefetch& p = pf[i];
+    if (!ids.insert(items[i].action->id).second) continue;
+    p.stop = Prefetch::Stop::kAtHint;
+    (void)SubmitImpl(*items[i].action, *items[i].config, &p);
+    if (!p.stopped || p.dimension.empty()) {
+      p = Prefetch{};
+      continue;
+    }
+    auto [it, fresh] = dim_of.try_emplace(p.dimension, dims.size());
+    if (fresh) dims.push_back(p.dimension);
+    dim_index[i] = it->second;
+    first[i] = fresh;
+  }
+  if (dims.empty()) return absl::OkStatus();
+  absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> hints =
+      stores_.repo->LookupOpenMany(dims);
+  if (!hints.ok()) return hints.status();
+  if (hints->size() != dims.size()) {
+    return absl::InternalError(
+        internal::StrCat("converge: LookupOpenMany answered ", hints->size(),
+                         " of ", dims.size(), " dimensions"));
+  }
+
+  // Pass 2.
+  std::vector<std::pair<int64_t, int64_t>> joins;
+  std::vector<size_t> leased;  // items that stopped at the lease
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (dim_index[i] == kNone) continue;
+    Prefetch& p = pf[i];
+    p.hint = (*hints)[dim_index[i]];
+    p.stop = Prefetch::Stop::kAtLease;
+    p.stopped = false;
+    (void)SubmitImpl(*items[i].action, *items[i].config, &p);
+    p.stop = Prefetch::Stop::kNone;
+    if (p.stopped && p.join_instance != 0) {
+      joins.emplace_back(items[i].action->id, p.join_instance);
+    } else if (p.stopped && !p.lease_key.empty()) {
+      leased.push_back(i);
+    }
+    // A later item of a dimension reads its own hint (the first item may
+    // create or end the instance); its keys still count below.
+    if (!first[i]) p.hint.reset();
+  }
+
+  // The stored decisions of the first items that take the lease.
+  std::vector<int64_t> asked;
+  std::vector<size_t> asked_items;
+  for (size_t i : leased) {
+    if (!first[i]) continue;
+    asked.push_back(items[i].action->id);
+    asked_items.push_back(i);
+  }
+  if (!asked.empty()) {
+    absl::StatusOr<std::vector<std::optional<ActionRecord>>> stored =
+        stores_.repo->GetActions(asked);
+    if (!stored.ok()) return stored.status();
+    if (stored->size() != asked.size()) {
+      return absl::InternalError(
+          internal::StrCat("converge: GetActions answered ", stored->size(),
+                           " of ", asked.size(), " actions"));
+    }
+    for (size_t k = 0; k < asked.size(); ++k) {
+      pf[asked_items[k]].existing = std::move((*stored)[k]);
+    }
+  }
+
+  // Which window requests may be applied now (see above).
+  absl::flat_hash_set<std::string_view> late_adds, late_reads, early_reads;
+  std::vector<WindowRequest> requests;
+  std::vector<size_t> applied;
+  for (size_t i : leased) {
+    Prefetch& p = pf[i];
+    bool early = first[i] && p.existing.has_value() && !p.existing->has_value();
+    for (const WindowEntry& e : p.request.add) {
+      early =
+          early && !late_reads.contains(e.key) && !early_reads.contains(e.key);
+    }
+    for (const auto& group : p.request.read_groups) {
+      for (const std::string& key : group) {
+        early = early && !late_adds.contains(key);
+      }
+    }
+    if (early) {
+      for (const auto& group : p.request.read_groups) {
+        early_reads.insert(group.begin(), group.end());
+      }
+      requests.push_back(p.request);
+      applied.push_back(i);
+      continue;
+    }
+    for (const WindowEntry& e : p.request.add) late_adds.insert(e.key);
+    for (const auto& group : p.request.read_groups) {
+      late_reads.insert(group.begin(), group.end());
+    }
+  }
+  if (!requests.empty()) {
+    absl::StatusOr<std::vector<WindowResult>> results =
+        stores_.window->ApplyMany(requests);
+    if (results.ok() && results->size() != requests.size()) {
+      results = absl::InternalError(
+          internal::StrCat("converge: ApplyMany answered ", results->size(),
+                           " of ", requests.size(), " requests"));
+    }
+    if (!results.ok()) {
+      // Some leases may have been taken: released best-effort.
+      std::vector<std::pair<std::string, std::string>> taken;
+      for (const WindowRequest& r : requests) {
+        taken.emplace_back(r.lease->key, r.lease->token);
+      }
+      (void)stores_.lock->ReleaseMany(taken);
+      return results.status();
+    }
+    std::vector<std::string> again;
+    std::vector<size_t> again_items;
+    for (size_t k = 0; k < applied.size(); ++k) {
+      Prefetch& p = pf[applied[k]];
+      p.window = std::move((*results)[k]);
+      if (!p.window->lease_acquired) {
+        if (options_.metrics != nullptr) {
+          options_.metrics->RecordLeaseContention();
+        }
+        continue;
+      }
+      if (t_deferred != nullptr) ++t_deferred->prefetched_leases;
+      const std::optional<OpenInstanceRef>& hint = *p.hint;
+      if (!hint.has_value() || hint->create_time < p.request.start) {
+        again.push_back(p.dimension);
+        again_items.push_back(applied[k]);
+      }
+    }
+    if (!again.empty()) {
+      absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> open =
+          stores_.repo->LookupOpenMany(again);
+      if (!open.ok()) return open.status();
+      if (open->size() != again.size()) {
+        return absl::InternalError(
+            internal::StrCat("converge: LookupOpenMany answered ", open->size(),
+                             " of ", again.size(), " dimensions"));
+      }
+      for (size_t k = 0; k < again.size(); ++k) {
+        pf[again_items[k]].under_lease = std::move((*open)[k]);
+      }
+    }
+  }
+  if (!joins.empty()) {
+    if (absl::Status st = stores_.repo->PrepareJoins(joins); !st.ok()) {
+      return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
     absl::Span<const BatchItem> items) {
   std::vector<absl::StatusOr<Decision>> results;
@@ -767,20 +974,44 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
   struct BatchScope {
     DeferredNotes* deferred;
     LockStore* lock;
+    std::vector<Prefetch>* prefetch;
     bool released = false;
     void Release() {
       t_deferred = nullptr;
       if (released) return;
       released = true;
-      for (const auto& [key, token] : deferred->releases) {
-        (void)lock->Release(key, token);
+      // Leases prefetched for items that did not use them.
+      for (Prefetch& p : *prefetch) {
+        if (p.window.has_value() && p.window->lease_acquired) {
+          deferred->releases.emplace_back(p.lease_key, p.request.lease->token);
+        }
+      }
+      if (!deferred->releases.empty()) {
+        (void)lock->ReleaseMany(deferred->releases);
       }
     }
     ~BatchScope() { Release(); }
-  } scope{&deferred, stores_.lock};
+  };
+  std::vector<Prefetch> prefetch;
+  BatchScope scope{&deferred, stores_.lock, &prefetch};
   t_deferred = &deferred;
-  for (const BatchItem& item : items) {
-    absl::StatusOr<Decision> d = SubmitOne(*item.action, *item.config);
+  const bool use_prefetch =
+      items.size() > 1 &&
+      (options_.batch_prefetch == ManagerOptions::BatchPrefetch::kOn ||
+       (options_.batch_prefetch == ManagerOptions::BatchPrefetch::kAuto &&
+        !(*batch)->ExcludesWriters()));
+  if (use_prefetch) {
+    if (absl::Status st = PrefetchBatch(items, prefetch); !st.ok()) {
+      t_deferred = nullptr;
+      batch->reset();
+      scope.Release();
+      return fail_all(st);
+    }
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    absl::StatusOr<Decision> d =
+        SubmitOne(*items[i].action, *items[i].config,
+                  prefetch.empty() ? nullptr : &prefetch[i]);
     if (!d.ok() && !ItemError(d.status())) {
       // A store error: the transaction cannot be trusted; roll it back.
       t_deferred = nullptr;
@@ -821,8 +1052,16 @@ absl::Status ConvergeManager::CheckConfig(const ConvergeConfig& config) const {
 }
 
 absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
-    const Action& action, const ConvergeConfig& config) {
+    const Action& action, const ConvergeConfig& config, Prefetch* pf) {
   if (absl::Status st = Validate(action, config); !st.ok()) return st;
+  // A collecting pass (PrefetchBatch) stops where it has what it collects,
+  // or before the first store call: nothing is written.
+  const Prefetch::Stop collect =
+      pf != nullptr ? pf->stop : Prefetch::Stop::kNone;
+  auto stop = [&]() -> absl::StatusOr<Decision> {
+    pf->stopped = true;
+    return Decision{};
+  };
 
   // An action that already has a decision gets it back. Every repo write
   // below refuses to decide an action twice and returns the stored record,
@@ -844,6 +1083,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     record.decision.outcome = Outcome::kShield;
     record.decision.reason = "shielded";
     record.status = ActionStatus::kShield;
+    if (collect != Prefetch::Stop::kNone) return stop();
     return Record(record);
   }
 
@@ -865,6 +1105,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     record.decision.outcome = Outcome::kExecute;
     record.decision.reason = std::move(illegal);
     record.status = ActionStatus::kConverged;
+    if (collect != Prefetch::Stop::kNone) return stop();
     return Record(record);
   }
   plan.window_seconds = WindowSeconds(*plan.eff, options_.rules);
@@ -971,8 +1212,17 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
   // it. Under the lease the hint is checked by the repo's writes (Join fails
   // on an ended instance, Create on an open D), and the window is read then
   // if it turns out to be needed.
-  absl::StatusOr<std::optional<OpenInstanceRef>> open =
-      stores_.repo->LookupOpen(plan.dim.dimension);
+  if (collect == Prefetch::Stop::kAtHint) {
+    pf->dimension = plan.dim.dimension;
+    return stop();
+  }
+  absl::StatusOr<std::optional<OpenInstanceRef>> open;
+  if (pf != nullptr && pf->hint.has_value()) {
+    open = *pf->hint;
+    if (collect == Prefetch::Stop::kNone) pf->hint.reset();
+  } else {
+    open = stores_.repo->LookupOpen(plan.dim.dimension);
+  }
   if (!open.ok()) return open.status();
   const ConvergeConfig& eff = *plan.eff;
 
@@ -989,6 +1239,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
   if (open->has_value() && (*open)->create_time >= plan.start &&
       !FunctionReadsStatuses(eff.converge_func)) {
     absl::StatusOr<int64_t> n = (*open)->executed_count;
+    if (*n < 0 && collect != Prefetch::Stop::kNone) return stop();
     if (*n < 0) n = stores_.repo->CountExecuted((*open)->id);
     if (!n.ok()) return n.status();
     const bool count_free =
@@ -996,6 +1247,10 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
         eff.converge_func == ConvergeFunction::kRelevance ||
         eff.converge_func == ConvergeFunction::kCollectAlarm;
     if (count_free || *n >= eff.count) {
+      if (collect != Prefetch::Stop::kNone) {
+        pf->join_instance = (*open)->id;
+        return stop();
+      }
       absl::StatusOr<std::optional<Decision>> joined = JoinOpen(
           action, eff, plan.window_seconds, (*open)->id, *n, nullptr, &record);
       if (!joined.ok()) return joined.status();
@@ -1004,8 +1259,15 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     }
   }
 
-  absl::StatusOr<std::optional<ActionRecord>> existing =
-      stores_.repo->GetAction(action.id);
+  absl::StatusOr<std::optional<ActionRecord>> existing;
+  if (collect != Prefetch::Stop::kNone) {
+    existing = std::optional<ActionRecord>();  // asked for the whole batch
+  } else if (pf != nullptr && pf->existing.has_value()) {
+    existing = *std::move(pf->existing);
+    pf->existing.reset();
+  } else {
+    existing = stores_.repo->GetAction(action.id);
+  }
   if (!existing.ok()) return existing.status();
   if (existing->has_value()) return Replay(**existing);
   if (absl::Status st = index_entries(); !st.ok()) return st;
@@ -1023,11 +1285,34 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     req.intersect = true;  // MatchIds uses the intersection only
     have_reads = true;
   }
-  std::string token = PendingToken(plan.lease_key);
-  if (token.empty()) token = NextToken(action.id);
+  if (collect != Prefetch::Stop::kNone) {
+    pf->lease_key = plan.lease_key;
+    pf->request = req;
+    pf->request.lease =
+        LeaseRequest{plan.lease_key, NextToken(action.id), options_.lease_ttl};
+    return stop();
+  }
+  std::string token;
   WindowResult result;
-  absl::StatusOr<bool> acquired =
-      AcquireLease(plan.lease_key, token, &req, &result);
+  absl::StatusOr<bool> acquired = false;
+  if (pf != nullptr && pf->window.has_value()) {
+    // Applied for the batch (ApplyMany): the index entries are written; the
+    // lease is ours, or else taken as below (without adding again).
+    token = pf->request.lease->token;
+    if (pf->window->lease_acquired) {
+      result = *std::move(pf->window);
+      acquired = true;
+    } else {
+      // The batch's attempt was the first.
+      req.add.clear();
+      acquired = AcquireLease(plan.lease_key, token, &req, &result, 1);
+    }
+    pf->window.reset();
+  } else {
+    token = PendingToken(plan.lease_key);
+    if (token.empty()) token = NextToken(action.id);
+    acquired = AcquireLease(plan.lease_key, token, &req, &result);
+  }
   if (!acquired.ok()) return acquired.status();
   if (!*acquired) {
     return internal::LeaseBusyError(
@@ -1067,7 +1352,12 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     // other hint is read again under the lease: an instance may have been
     // created (or the expired one ended and replaced) between the hint and
     // the lease, and missing it would execute an action below the threshold.
-    if (round > 0 || !open->has_value() || (*open)->create_time < plan.start) {
+    if (round == 0 && pf != nullptr && pf->under_lease.has_value()) {
+      // Read for the batch after its leases were taken.
+      open = *std::move(pf->under_lease);
+      pf->under_lease.reset();
+    } else if (round > 0 || !open->has_value() ||
+               (*open)->create_time < plan.start) {
       open = stores_.repo->LookupOpen(plan.dim.dimension);
       if (!open.ok()) return open.status();
     }
@@ -1268,7 +1558,8 @@ absl::StatusOr<std::optional<Decision>> ConvergeManager::JoinOpen(
 absl::StatusOr<bool> ConvergeManager::AcquireLease(const std::string& key,
                                                    const std::string& token,
                                                    WindowRequest* request,
-                                                   WindowResult* result) {
+                                                   WindowResult* result,
+                                                   int tried) {
   if (request != nullptr) {
     request->lease = LeaseRequest{key, token, options_.lease_ttl};
   }
@@ -1292,9 +1583,10 @@ absl::StatusOr<bool> ConvergeManager::AcquireLease(const std::string& key,
   // (their expiry is not pushed while the batch runs), and two batches
   // each holding what the other waits for would only wait each other out.
   const bool holding = InRepoBatch() && (!t_deferred->defer_releases ||
-                                         !t_deferred->releases.empty());
+                                         !t_deferred->releases.empty() ||
+                                         t_deferred->prefetched_leases > 0);
   const int attempts = holding ? 1 : options_.lease_attempts;
-  for (int attempt = 0; attempt < attempts; ++attempt) {
+  for (int attempt = tried; attempt < attempts; ++attempt) {
     if (attempt > 0) {
       // Jittered, doubling, bounded real-time backoff.
       if (!gen.has_value()) gen.emplace();

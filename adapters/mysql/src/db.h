@@ -99,9 +99,16 @@ class Conn {
   struct Deferred {
     std::vector<PendingJoin> joins;
     absl::flat_hash_set<int64_t> actions;
+    // Checked by MysqlRepo::PrepareJoins in this transaction: instances
+    // found open and locked in share mode, and actions found with neither
+    // a decision nor a relation (each good for one Join).
+    absl::flat_hash_set<int64_t> locked_open;
+    absl::flat_hash_set<int64_t> unseen;
     void Clear() {
       joins.clear();
       actions.clear();
+      locked_open.clear();
+      unseen.clear();
     }
   };
   Deferred& deferred() { return deferred_; }

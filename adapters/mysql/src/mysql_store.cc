@@ -182,6 +182,30 @@ struct MysqlBackend : sql::CommonSql {
     // locked by this transaction either way.
     return LastInsertId(conn) != 0;
   }
+  // LockStore::ReleaseMany's deletes: one statement per 500 leases.
+  static absl::StatusOr<size_t> ReleaseLeases(
+      Conn& conn,
+      absl::Span<const std::pair<std::string, std::string>> leases) {
+    constexpr size_t kChunk = 500;
+    size_t released = 0;
+    for (size_t at = 0; at < leases.size(); at += kChunk) {
+      std::string sql = "DELETE FROM converge_lease WHERE ";
+      for (size_t i = at; i < std::min(leases.size(), at + kChunk); ++i) {
+        sql +=
+            i == at ? "(key_hash = UNHEX(MD5(" : " OR (key_hash = UNHEX(MD5(";
+        conn.AppendLiteral(&sql, leases[i].first);
+        sql += ")) AND `key` = ";
+        conn.AppendLiteral(&sql, leases[i].first);
+        sql += " AND token = ";
+        conn.AppendLiteral(&sql, leases[i].second);
+        sql += ")";
+      }
+      int64_t n = 0;
+      if (auto st = conn.Query(sql, nullptr, &n); !st.ok()) return st;
+      released += static_cast<size_t>(n);
+    }
+    return released;
+  }
   static int64_t LastInsertId(Conn& conn) {
     return static_cast<int64_t>(mysql_insert_id(conn.handle()));
   }
@@ -257,7 +281,10 @@ class MysqlRepo final : public InstanceRepo {
       if (auto st = Flush(); !st.ok()) return st;
       return inner_.Join(record, rel);
     }
-    {
+    if (d.locked_open.contains(rel.converge_id) &&
+        d.unseen.erase(record.id) == 1) {
+      // Checked with the batch's other joins (PrepareJoins).
+    } else {
       // One round trip instead of the plain join's four: is the instance
       // still open (locked open until the commit), and has the action a
       // decision or a relation already (a redelivery)? Anything but "open,
@@ -293,6 +320,160 @@ class MysqlRepo final : public InstanceRepo {
   absl::StatusOr<std::optional<OpenInstanceRef>> LookupOpen(
       std::string_view dimension) override {
     return inner_.LookupOpen(dimension);
+  }
+
+  // LookupOpen of each: the memo's answers, and one statement per 1,000 of
+  // the other dimensions.
+  absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> LookupOpenMany(
+      absl::Span<const std::string> dimensions) override {
+    using Out = std::vector<std::optional<OpenInstanceRef>>;
+    return db_->Read([&](Conn& conn) -> absl::StatusOr<Out> {
+      sql::RepoMemo& memo = conn.memo();
+      Out out(dimensions.size());
+      absl::flat_hash_map<std::string_view, std::vector<size_t>> asked;
+      for (size_t i = 0; i < dimensions.size(); ++i) {
+        if (auto it = memo.open.find(AV(dimensions[i]));
+            it != memo.open.end()) {
+          out[i] = it->second;
+        } else {
+          asked[dimensions[i]].push_back(i);
+        }
+      }
+      std::vector<std::string_view> keys;
+      for (const auto& [dim, at] : asked) keys.push_back(dim);
+      absl::Status st = InChunks(keys, [&](auto from, auto to) {
+        std::string sql =
+            "SELECT i.dimension, i.id, i.create_time, (SELECT COUNT(*) FROM "
+            "converge_relation r WHERE r.converge_id = i.id AND "
+            "r.related_type = 'action' AND r.converge_status = 'executed') "
+            "FROM converge_instance i WHERE i.end_time IS NULL AND "
+            "i.dimension IN (";
+        for (auto it = from; it != to; ++it) {
+          if (it != from) sql += ",";
+          conn.AppendLiteral(&sql, *it);
+        }
+        sql += ")";
+        return ForEachRow(conn, sql, [&](const ResultRow& row) -> absl::Status {
+          auto at = asked.find(row.TextView(0));
+          if (at == asked.end()) return absl::OkStatus();
+          absl::StatusOr<absl::Time> created =
+              Stores::Column(sql::ParseDateTime(row.TextView(2)), conn.db(),
+                             "converge_instance");
+          if (!created.ok()) return created.status();
+          const OpenInstanceRef ref{row.Int(1), *created, row.Int(3)};
+          for (size_t i : at->second) out[i] = ref;
+          memo.dimension_of[ref.id] = std::string(at->first);
+          memo.open[AV(at->first)] = ref;
+          return absl::OkStatus();
+        });
+      });
+      if (!st.ok()) return st;
+      return out;
+    });
+  }
+
+  // GetAction of each, in one statement per 1,000 ids.
+  absl::StatusOr<std::vector<std::optional<ActionRecord>>> GetActions(
+      absl::Span<const int64_t> action_ids) override {
+    using Out = std::vector<std::optional<ActionRecord>>;
+    if (auto st = FlushIfPending(action_ids); !st.ok()) return st;
+    return db_->Read([&](Conn& conn) -> absl::StatusOr<Out> {
+      absl::flat_hash_map<int64_t, ActionRecord> found;
+      absl::Status st = InChunks(action_ids, [&](auto from, auto to) {
+        std::string sql = CONVERGE_SQL_SELECT_ACTION " WHERE action_id IN (";
+        for (auto it = from; it != to; ++it) {
+          StrAppend(&sql, it == from ? "" : ",", *it);
+        }
+        sql += ")";
+        return ForEachRow(conn, sql, [&](const ResultRow& row) -> absl::Status {
+          absl::StatusOr<ActionRecord> r =
+              Stores::ActionFromRow(row, conn.db());
+          if (!r.ok()) return r.status();
+          found[r->id] = *std::move(r);
+          return absl::OkStatus();
+        });
+      });
+      if (!st.ok()) return st;
+      Out out;
+      out.reserve(action_ids.size());
+      for (int64_t id : action_ids) {
+        auto it = found.find(id);
+        if (it == found.end()) {
+          out.emplace_back();
+        } else {
+          out.emplace_back(it->second);
+        }
+      }
+      return out;
+    });
+  }
+
+  // Checks the batch's coming joins in two statements: which instances
+  // are open (locked in share mode until the commit, as kJoinCheck locks
+  // each), and which actions have a decision or a relation already. A
+  // Join of an action found with neither to an instance found open then
+  // needs no statement of its own.
+  absl::Status PrepareJoins(
+      absl::Span<const std::pair<int64_t, int64_t>> joins) override {
+    Conn* conn = db_->BatchConn();
+    if (conn == nullptr || db_->BatchFailed() || joins.empty()) {
+      return absl::OkStatus();
+    }
+    Conn::Deferred& d = conn->deferred();
+    sql::RepoMemo& memo = conn->memo();
+    std::vector<int64_t> instances, actions;
+    absl::flat_hash_set<int64_t> seen;
+    for (const auto& [action, instance] : joins) {
+      actions.push_back(action);
+      if (seen.insert(instance).second) instances.push_back(instance);
+    }
+    absl::flat_hash_set<int64_t> open, decided;
+    absl::Status st = InChunks(instances, [&](auto from, auto to) {
+      std::string sql = "SELECT id FROM converge_instance WHERE id IN (";
+      for (auto it = from; it != to; ++it) {
+        StrAppend(&sql, it == from ? "" : ",", *it);
+      }
+      sql +=
+          ") AND end_time IS NULL AND converge_type = 'action' LOCK IN "
+          "SHARE MODE";
+      return ForEachRow(*conn, sql, [&](const ResultRow& row) {
+        open.insert(row.Int(0));
+        return absl::OkStatus();
+      });
+    });
+    if (st.ok()) {
+      st = InChunks(actions, [&](auto from, auto to) {
+        std::string ids;
+        for (auto it = from; it != to; ++it) {
+          StrAppend(&ids, it == from ? "" : ",", *it);
+        }
+        const std::string sql = StrCat(
+            "SELECT action_id FROM converge_action_decision WHERE action_id "
+            "IN (",
+            ids,
+            ") UNION ALL SELECT related_id FROM converge_relation WHERE "
+            "related_type = 'action' AND related_id IN (",
+            ids, ")");
+        return ForEachRow(*conn, sql, [&](const ResultRow& row) {
+          decided.insert(row.Int(0));
+          return absl::OkStatus();
+        });
+      });
+    }
+    if (!st.ok()) {
+      db_->FailBatch(st);
+      return st;
+    }
+    for (int64_t id : open) {
+      d.locked_open.insert(id);
+      if (!memo.state.contains(id)) {
+        memo.state[id] = sql::RepoMemo::State{true, ConvergeType::kAction};
+      }
+    }
+    for (int64_t id : actions) {
+      if (!decided.contains(id) && !d.actions.contains(id)) d.unseen.insert(id);
+    }
+    return absl::OkStatus();
   }
 
 #define CONVERGE_FLUSHED(call)                \
@@ -480,6 +661,53 @@ class MysqlRepo final : public InstanceRepo {
       }
     }
     return touched ? Flush() : absl::OkStatus();
+  }
+
+  // A row of a Conn::Query result, with Stmt's accessors.
+  struct ResultRow {
+    MYSQL_ROW row;
+    unsigned long* lengths;
+    int64_t Int(int col) const {
+      int64_t v = 0;
+      if (row[col] != nullptr) (void)absl::SimpleAtoi(AV(TextView(col)), &v);
+      return v;
+    }
+    bool IsNull(int col) const { return row[col] == nullptr; }
+    std::string_view TextView(int col) const {
+      return row[col] == nullptr ? std::string_view()
+                                 : std::string_view(row[col], lengths[col]);
+    }
+    std::string Text(int col) const { return std::string(TextView(col)); }
+  };
+
+  // Runs `sql` and calls fn(const ResultRow&) for each row, until one
+  // returns an error.
+  template <typename Fn>
+  static absl::Status ForEachRow(Conn& conn, const std::string& sql, Fn&& fn) {
+    MYSQL_RES* res = nullptr;
+    if (auto st = conn.Query(sql, &res, nullptr); !st.ok()) return st;
+    absl::Status st;
+    while (MYSQL_ROW row = mysql_fetch_row(res)) {
+      st = fn(ResultRow{row, mysql_fetch_lengths(res)});
+      if (!st.ok()) break;
+    }
+    mysql_free_result(res);
+    return st;
+  }
+
+  // Calls fn(from, to) for each run of up to 1,000 of `items`, until one
+  // returns an error.
+  template <typename T, typename Fn>
+  static absl::Status InChunks(const T& items, Fn&& fn) {
+    constexpr size_t kChunk = 1000;
+    const size_t n = std::size(items);
+    for (size_t at = 0; at < n; at += kChunk) {
+      auto from = std::begin(items) + static_cast<ptrdiff_t>(at);
+      auto to =
+          std::begin(items) + static_cast<ptrdiff_t>(std::min(n, at + kChunk));
+      if (auto st = fn(from, to); !st.ok()) return st;
+    }
+    return absl::OkStatus();
   }
 
   static absl::Status Conflict(Conn& conn, std::string_view what) {

@@ -185,11 +185,13 @@ struct CommonSql {
   static constexpr const char kDropIfEmpty[] =
       "DELETE FROM converge_window_key WHERE id = ?1 AND NOT EXISTS "
       "(SELECT 1 FROM converge_window_member WHERE key_id = ?1)";
+// The columns ActionFromRow reads.
+#define CONVERGE_SQL_SELECT_ACTION                                   \
+  "SELECT action_id, create_time_ns, strategy_id, execute_timeout, " \
+  "status, status_time_ns, outcome, converge_id, is_primary, "       \
+  "decided_at_ns, reason FROM converge_action_decision"
   static constexpr const char kLoadAction[] =
-      "SELECT action_id, create_time_ns, strategy_id, execute_timeout, "
-      "status, status_time_ns, outcome, converge_id, is_primary, "
-      "decided_at_ns, reason FROM converge_action_decision WHERE "
-      "action_id = ?1";
+      CONVERGE_SQL_SELECT_ACTION " WHERE action_id = ?1";
   static constexpr const char kHide[] =
       "UPDATE converge_instance SET is_visible = 0, update_time = ?2 "
       "WHERE id = ?1";
@@ -349,6 +351,31 @@ struct SqlStores {
       });
     }
 
+    // In one transaction (MySQL: one statement).
+    absl::StatusOr<size_t> ReleaseMany(
+        absl::Span<const std::pair<std::string, std::string>> leases) override {
+      for (const auto& [key, token] : leases) {
+        if (auto st = store::CheckLeaseArgs(B::kName, key, token, std::nullopt);
+            !st.ok())
+          return st;
+      }
+      if (leases.empty()) return size_t{0};
+      return db_->WriteAside([&](Conn& conn) -> absl::StatusOr<size_t> {
+        if constexpr (B::kFewerRoundTrips) {
+          return B::ReleaseLeases(conn, leases);
+        } else {
+          size_t released = 0;
+          for (const auto& [key, token] : leases) {
+            Stmt del(conn, B::kLeaseRelease);
+            del.Bind(1, key).Bind(2, token);
+            if (auto st = del.Run(); !st.ok()) return st;
+            released += del.Changes() == 1 ? 1 : 0;
+          }
+          return released;
+        }
+      });
+    }
+
     absl::StatusOr<bool> Extend(std::string_view key, std::string_view token,
                                 absl::Duration ttl) override {
       if (auto st = store::CheckLeaseArgs(B::kName, key, token, ttl); !st.ok())
@@ -459,7 +486,35 @@ struct SqlStores {
     absl::StatusOr<WindowResult> Apply(const WindowRequest& req) override {
       if (auto st = store::CheckWindowRequest(B::kName, req); !st.ok())
         return st;
-      auto body = [&](Conn& conn) -> absl::StatusOr<WindowResult> {
+      auto body = [&](Conn& conn) { return ApplyIn(conn, req); };
+      if (req.add.empty() && !req.lease.has_value())
+        return db_->ReadAside(body);
+      return db_->WriteAside(body);
+    }
+
+    // In one transaction: one commit for all of them.
+    absl::StatusOr<std::vector<WindowResult>> ApplyMany(
+        absl::Span<const WindowRequest> requests) override {
+      for (const WindowRequest& req : requests) {
+        if (auto st = store::CheckWindowRequest(B::kName, req); !st.ok())
+          return st;
+      }
+      return db_->WriteAside(
+          [&](Conn& conn) -> absl::StatusOr<std::vector<WindowResult>> {
+            std::vector<WindowResult> out;
+            out.reserve(requests.size());
+            for (const WindowRequest& req : requests) {
+              absl::StatusOr<WindowResult> r = ApplyIn(conn, req);
+              if (!r.ok()) return r.status();
+              out.push_back(*std::move(r));
+            }
+            return out;
+          });
+    }
+
+    // Apply's work, in the caller's transaction.
+    absl::StatusOr<WindowResult> ApplyIn(Conn& conn, const WindowRequest& req) {
+      {
         const absl::Time now = db_->clock().Now();
         const int64_t now_ns = Nanos(now);
         if (auto st = AddAll(conn, req, now, now_ns); !st.ok()) return st;
@@ -509,10 +564,7 @@ struct SqlStores {
           }
         }
         return result;
-      };
-      if (req.add.empty() && !req.lease.has_value())
-        return db_->ReadAside(body);
-      return db_->WriteAside(body);
+      }
     }
 
     absl::StatusOr<bool> Remove(std::string_view key,
@@ -782,6 +834,16 @@ struct SqlStores {
     absl::StatusOr<bool> row = q.Step();
     if (!row.ok()) return row.status();
     if (!*row) return std::optional<ActionRecord>();
+    absl::StatusOr<ActionRecord> r = ActionFromRow(q, conn.db());
+    if (!r.ok()) return r.status();
+    return std::optional<ActionRecord>(*std::move(r));
+  }
+
+  // A row of CONVERGE_SQL_SELECT_ACTION's columns; `q` has the accessors of
+  // a Stmt (Int, IsNull, Text, TextView).
+  template <typename Row>
+  static absl::StatusOr<ActionRecord> ActionFromRow(const Row& q,
+                                                    const Db& db) {
     ActionRecord r;
     r.id = q.Int(0);
     r.create_time = FromNanos(q.Int(1));
@@ -789,13 +851,13 @@ struct SqlStores {
     r.execute_timeout = q.Int(3);
     absl::StatusOr<ActionStatus> status = Column(
         ParseEnum(ParseActionStatus(q.TextView(4)), "status", q.TextView(4)),
-        conn.db(), "converge_action_decision");
+        db, "converge_action_decision");
     if (!status.ok()) return status.status();
     r.status = *status;
     r.status_time = FromNanos(q.Int(5));
     absl::StatusOr<Outcome> outcome =
         Column(ParseEnum(ParseOutcome(q.TextView(6)), "outcome", q.TextView(6)),
-               conn.db(), "converge_action_decision");
+               db, "converge_action_decision");
     if (!outcome.ok()) return outcome.status();
     r.decision.action_id = r.id;
     r.decision.outcome = *outcome;
@@ -803,7 +865,7 @@ struct SqlStores {
     r.decision.primary = q.Int(8) != 0;
     r.decision.decided_at = FromNanos(q.Int(9));
     r.decision.reason = q.Text(10);
-    return std::optional<ActionRecord>(std::move(r));
+    return r;
   }
 
   // Inserts `r` (which must have no row yet), with converge_id and primary

@@ -16,7 +16,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -252,6 +254,48 @@ class InstanceRepo {
   // order given.
   virtual absl::StatusOr<std::vector<int64_t>> Unrelated(
       absl::Span<const int64_t> ids, ConvergeType type) = 0;
+
+  // ---- bulk calls (a batch asks for all of its actions at once) ----
+
+  // LookupOpen of each of `dimensions`: one answer per dimension, in order.
+  // The default asks one by one; a backend whose calls each cost a round
+  // trip (MySQL) answers in one statement.
+  virtual absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>>
+  LookupOpenMany(absl::Span<const std::string> dimensions) {
+    std::vector<std::optional<OpenInstanceRef>> out;
+    out.reserve(dimensions.size());
+    for (const std::string& d : dimensions) {
+      absl::StatusOr<std::optional<OpenInstanceRef>> r = LookupOpen(d);
+      if (!r.ok()) return r.status();
+      out.push_back(*std::move(r));
+    }
+    return out;
+  }
+
+  // GetAction of each of `action_ids`: one answer per id, in order. The
+  // default asks one by one.
+  virtual absl::StatusOr<std::vector<std::optional<ActionRecord>>> GetActions(
+      absl::Span<const int64_t> action_ids) {
+    std::vector<std::optional<ActionRecord>> out;
+    out.reserve(action_ids.size());
+    for (int64_t id : action_ids) {
+      absl::StatusOr<std::optional<ActionRecord>> r = GetAction(id);
+      if (!r.ok()) return r.status();
+      out.push_back(*std::move(r));
+    }
+    return out;
+  }
+
+  // A hint, inside a batch (BeginBatch), that this thread is about to Join
+  // each action `joins[i].first` to the open instance `joins[i].second`:
+  // a backend may check them all at once (MySQL: two statements instead of
+  // one a join). It changes no answer of a later Join; an error is a store
+  // error (the batch cannot be trusted). The default does nothing.
+  virtual absl::Status PrepareJoins(
+      absl::Span<const std::pair<int64_t, int64_t>> joins) {
+    (void)joins;
+    return absl::OkStatus();
+  }
 
   // ---- batches ----
 

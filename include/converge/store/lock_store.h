@@ -16,10 +16,12 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 
 namespace converge {
 
@@ -54,6 +56,26 @@ class LockStore {
   virtual absl::StatusOr<bool> Extend(std::string_view key,
                                       std::string_view token,
                                       absl::Duration ttl) = 0;
+
+  // Release of each (key, token) of `leases`. Returns how many this call
+  // released; every lease is tried, and the first error, if any, is
+  // returned after. The default releases one by one; a backend whose calls
+  // each cost a round trip releases them together.
+  virtual absl::StatusOr<size_t> ReleaseMany(
+      absl::Span<const std::pair<std::string, std::string>> leases) {
+    size_t released = 0;
+    absl::Status first;
+    for (const auto& [key, token] : leases) {
+      absl::StatusOr<bool> r = Release(key, token);
+      if (!r.ok()) {
+        if (first.ok()) first = r.status();
+      } else if (*r) {
+        ++released;
+      }
+    }
+    if (!first.ok()) return first;
+    return released;
+  }
 
   // The unexpired leases whose key starts with `prefix` ("" = every lease),
   // ordered by key, at most `limit` (0 = all). For operators (converged's

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 
 namespace converge {
 
@@ -84,6 +85,26 @@ class WindowStore {
   // Scores are kept to the microsecond at least (Redis: microseconds, a
   // read's bounds rounded inward, a trim's bound up).
   virtual absl::StatusOr<WindowResult> Apply(const WindowRequest& request) = 0;
+
+  // Apply of each of `requests`, as if called one after the other, with one
+  // result per request; except that a backend may make every request's
+  // adds before any request's lease and reads (MySQL: a few multi-row
+  // statements in one transaction), so that a request may read members a
+  // later request adds. A caller that needs the order passes requests
+  // whose read keys no other request adds to. An error fails the call:
+  // some requests may have been applied (their adds, their leases: release
+  // the leases by token). The default applies one by one.
+  virtual absl::StatusOr<std::vector<WindowResult>> ApplyMany(
+      absl::Span<const WindowRequest> requests) {
+    std::vector<WindowResult> out;
+    out.reserve(requests.size());
+    for (const WindowRequest& r : requests) {
+      absl::StatusOr<WindowResult> result = Apply(r);
+      if (!result.ok()) return result.status();
+      out.push_back(*std::move(result));
+    }
+    return out;
+  }
 
   // Removes `member` from `key`. Returns true if it was there.
   virtual absl::StatusOr<bool> Remove(std::string_view key,
