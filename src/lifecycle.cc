@@ -526,13 +526,24 @@ absl::StatusOr<Summary> ConvergeManager::Summarize(
     absl::StatusOr<std::vector<ConvergeRelation>> rels =
         stores_.repo->Relations(id);
     if (!rels.ok()) return rels.status();
+    std::vector<int64_t> actions;
     for (const ConvergeRelation& r : *rels) {
-      if (r.related_type != ConvergeType::kAction) continue;
-      absl::StatusOr<std::optional<ActionRecord>> rec =
-          stores_.repo->GetAction(r.related_id);
-      if (!rec.ok()) return rec.status();
-      if (rec->has_value() && (*rec)->status == ActionStatus::kSkipped) {
-        related.push_back(r.related_id);
+      if (r.related_type == ConvergeType::kAction) {
+        actions.push_back(r.related_id);
+      }
+    }
+    absl::StatusOr<std::vector<std::optional<ActionRecord>>> recs =
+        stores_.repo->GetActions(actions);
+    if (!recs.ok()) return recs.status();
+    if (recs->size() != actions.size()) {
+      return absl::InternalError(
+          internal::StrCat("converge: GetActions answered ", recs->size(),
+                           " of ", actions.size(), " actions"));
+    }
+    for (size_t i = 0; i < actions.size(); ++i) {
+      const std::optional<ActionRecord>& rec = (*recs)[i];
+      if (rec.has_value() && rec->status == ActionStatus::kSkipped) {
+        related.push_back(actions[i]);
       }
     }
     return absl::OkStatus();

@@ -272,6 +272,10 @@ struct DeferredNotes {
   // Leases PrefetchBatch took for the batch's items (held until each item
   // is decided, then released with the others).
   size_t prefetched_leases = 0;
+  // With PrefetchBatch: the actions the batch's decisions have related to
+  // an instance so far (joiners, creators, attached candidates), which a
+  // prefetched Unrelated answer did not know of.
+  absl::flat_hash_set<int64_t> related;
 };
 thread_local DeferredNotes* t_deferred = nullptr;
 // How many listener callbacks this thread is running (of any manager). A
@@ -400,6 +404,8 @@ struct ConvergeManager::Prefetch {
   std::optional<std::optional<ActionRecord>> existing;
   std::optional<WindowResult> window;
   std::optional<std::optional<OpenInstanceRef>> under_lease;
+  // Unrelated of the members `window` matched.
+  std::optional<std::vector<int64_t>> unrelated;
 };
 
 // Group commit (ManagerOptions::group_commit_max): leader and followers.
@@ -915,6 +921,28 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
         again_items.push_back(applied[k]);
       }
     }
+    // The members each matched, without a relation: one Unrelated for all.
+    std::vector<int64_t> members;
+    std::vector<std::pair<size_t, std::vector<int64_t>>> matched;
+    for (size_t i : applied) {
+      Prefetch& p = pf[i];
+      if (!p.window->lease_acquired || p.request.read_groups.empty()) continue;
+      std::vector<int64_t> ids = MatchIds(*p.window);
+      members.insert(members.end(), ids.begin(), ids.end());
+      matched.emplace_back(i, std::move(ids));
+    }
+    if (!members.empty()) {
+      std::sort(members.begin(), members.end());
+      members.erase(std::unique(members.begin(), members.end()), members.end());
+      absl::StatusOr<std::vector<int64_t>> free =
+          stores_.repo->Unrelated(members, ConvergeType::kAction);
+      if (!free.ok()) return free.status();
+      const absl::flat_hash_set<int64_t> unrelated(free->begin(), free->end());
+      for (auto& [i, ids] : matched) {
+        std::erase_if(ids, [&](int64_t id) { return !unrelated.contains(id); });
+        pf[i].unrelated = std::move(ids);
+      }
+    }
     if (!again.empty()) {
       absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> open =
           stores_.repo->LookupOpenMany(again);
@@ -1411,8 +1439,20 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
       matched = MatchIds(*r);
       have_reads = true;
     }
-    absl::StatusOr<std::vector<int64_t>> unrelated =
-        stores_.repo->Unrelated(matched, ConvergeType::kAction);
+    absl::StatusOr<std::vector<int64_t>> unrelated;
+    if (pf != nullptr && pf->unrelated.has_value()) {
+      // Asked for the batch with its window reads; less what the batch has
+      // related since.
+      unrelated = *std::move(pf->unrelated);
+      pf->unrelated.reset();
+      if (t_deferred != nullptr) {
+        std::erase_if(*unrelated, [](int64_t id) {
+          return t_deferred->related.contains(id);
+        });
+      }
+    } else {
+      unrelated = stores_.repo->Unrelated(matched, ConvergeType::kAction);
+    }
     if (!unrelated.ok()) return unrelated.status();
     const int64_t n = static_cast<int64_t>(unrelated->size());
     if (n == 0 || n < eff.count) {
@@ -1479,6 +1519,11 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
       if (id != action.id) create.attach_candidates.push_back(id);
     }
     absl::StatusOr<CreateResult> created = stores_.repo->Create(create);
+    if (created.ok() && t_deferred != nullptr) {
+      t_deferred->related.insert(action.id);
+      t_deferred->related.insert(created->attached.begin(),
+                                 created->attached.end());
+    }
     if (created.status().code() == absl::StatusCode::kAlreadyExists) {
       // Another evaluator created D (our lease expired), or decided this
       // action: look again.
@@ -1547,6 +1592,9 @@ absl::StatusOr<std::optional<Decision>> ConvergeManager::JoinOpen(
     return std::optional<Decision>();  // ended meanwhile
   }
   if (!joined.ok()) return joined.status();
+  if (t_deferred != nullptr && joined->inserted) {
+    t_deferred->related.insert(action.id);
+  }
   if (!joined->inserted) {
     absl::StatusOr<Decision> replayed = Replay(joined->record);
     if (!replayed.ok()) return replayed.status();

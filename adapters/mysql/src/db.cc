@@ -461,6 +461,7 @@ absl::Status Db::BeginBatch() {
   auto state = std::make_unique<BatchState>();
   (*lease)->clear_error();
   if (auto st = (*lease)->RefreshMemo(); !st.ok()) return st;
+  (*lease)->deferred().Clear();
   state->conn = lease->Release();
   t_batch.db = this;
   t_batch.state = state.release();
@@ -490,6 +491,8 @@ absl::Status Db::CommitBatch() {
                                         st.message()));
   }
   if (!st.ok() && !conn.broken()) Rollback(conn);
+  // What the batch checked holds only in its transaction.
+  conn.deferred().Clear();
   Return(std::move(batch->conn));
   return st;
 }

@@ -89,19 +89,22 @@ class Conn {
   sql::RepoMemo& memo() { return memo_; }
   absl::Status RefreshMemo();
 
-  // Joins of the batch on this connection not yet written (see
-  // MysqlRepo::Join in mysql_store.cc): written together before any other
-  // repo call of the batch and before its commit.
-  struct PendingJoin {
-    ActionRecord record;
-    ConvergeRelation relation;
+  // Writes of the batch on this connection not yet made (see MysqlRepo in
+  // mysql_store.cc): joins (a decision and its relation), creators (the
+  // same, primary), decisions without a relation, relations of attached
+  // actions. Made together before a repo call that could see them and
+  // before the commit.
+  struct PendingWrite {
+    std::optional<ActionRecord> record;
+    std::optional<ConvergeRelation> relation;
   };
   struct Deferred {
-    std::vector<PendingJoin> joins;
+    std::vector<PendingWrite> joins;
+    // The actions of `joins`.
     absl::flat_hash_set<int64_t> actions;
-    // Checked by MysqlRepo::PrepareJoins in this transaction: instances
-    // found open and locked in share mode, and actions found with neither
-    // a decision nor a relation (each good for one Join).
+    // Checked in this transaction (MysqlRepo::PrepareJoins, GetActions):
+    // instances found open and locked in share mode, and actions found
+    // with neither a decision nor a relation (each good for one write).
     absl::flat_hash_set<int64_t> locked_open;
     absl::flat_hash_set<int64_t> unseen;
     void Clear() {

@@ -25,6 +25,7 @@ namespace converge::mysql {
 namespace {
 
 using converge::internal::AV;
+using converge::internal::StrAppend;
 using converge::internal::StrCat;
 using internal::Conn;
 using internal::Db;
@@ -182,28 +183,170 @@ struct MysqlBackend : sql::CommonSql {
     // locked by this transaction either way.
     return LastInsertId(conn) != 0;
   }
-  // LockStore::ReleaseMany's deletes: one statement per 500 leases.
+  // A row of a Conn::Query result, with Stmt's accessors.
+  struct ResultRow {
+    MYSQL_ROW row;
+    unsigned long* lengths;
+    int64_t Int(int col) const {
+      int64_t v = 0;
+      if (row[col] != nullptr) (void)absl::SimpleAtoi(AV(TextView(col)), &v);
+      return v;
+    }
+    bool IsNull(int col) const { return row[col] == nullptr; }
+    std::string_view TextView(int col) const {
+      return row[col] == nullptr ? std::string_view()
+                                 : std::string_view(row[col], lengths[col]);
+    }
+    std::string Text(int col) const { return std::string(TextView(col)); }
+  };
+
+  // Runs `sql` and calls fn(const ResultRow&) for each row, until one
+  // returns an error.
+  template <typename Fn>
+  static absl::Status ForEachRow(Conn& conn, const std::string& sql, Fn&& fn) {
+    MYSQL_RES* res = nullptr;
+    if (auto st = conn.Query(sql, &res, nullptr); !st.ok()) return st;
+    absl::Status st;
+    while (MYSQL_ROW row = mysql_fetch_row(res)) {
+      st = fn(ResultRow{row, mysql_fetch_lengths(res)});
+      if (!st.ok()) break;
+    }
+    mysql_free_result(res);
+    return st;
+  }
+
+  // Calls fn(from, to) for each run of up to 1,000 of `items`, until one
+  // returns an error.
+  template <typename T, typename Fn>
+  static absl::Status InChunks(const T& items, Fn&& fn) {
+    constexpr size_t kChunk = 1000;
+    const size_t n = std::size(items);
+    for (size_t at = 0; at < n; at += kChunk) {
+      auto from = std::begin(items) + static_cast<ptrdiff_t>(at);
+      auto to =
+          std::begin(items) + static_cast<ptrdiff_t>(std::min(n, at + kChunk));
+      if (auto st = fn(from, to); !st.ok()) return st;
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- the batch's deferred writes (Conn::Deferred; sql::SqlStores'
+  // Create calls these) ----
+
+  // True if `conn` runs this thread's batch and found `action` with
+  // neither a decision nor a relation in it (MysqlRepo::GetActions,
+  // PrepareJoins); then the action is taken out of that set.
+  static bool TakeUnseen(Conn& conn, int64_t action) {
+    return conn.db().BatchConn() == &conn &&
+           conn.deferred().unseen.erase(action) == 1;
+  }
+  // Defers a decision and/or a relation to the batch's next flush.
+  static void Defer(Conn& conn, const ActionRecord* record,
+                    const ConvergeRelation* relation) {
+    Conn::Deferred& d = conn.deferred();
+    Conn::PendingWrite& w = d.joins.emplace_back();
+    if (record != nullptr) {
+      w.record = *record;
+      d.actions.insert(record->id);
+    }
+    if (relation != nullptr) {
+      w.relation = *relation;
+      if (relation->related_type == ConvergeType::kAction) {
+        d.actions.insert(relation->related_id);
+      }
+    }
+  }
+  // Of `ids`, in their order, the actions decided to execute that have no
+  // relation of type action: one statement per 1,000.
+  static absl::StatusOr<std::vector<int64_t>> ExecutedUnrelated(
+      Conn& conn, absl::Span<const int64_t> ids) {
+    absl::flat_hash_set<int64_t> found;
+    absl::Status st = InChunks(ids, [&](auto from, auto to) {
+      std::string sql =
+          "SELECT a.action_id FROM converge_action_decision a WHERE "
+          "a.action_id IN (";
+      for (auto it = from; it != to; ++it) {
+        StrAppend(&sql, it == from ? "" : ",", *it);
+      }
+      StrAppend(&sql, ") AND a.outcome = '", ToString(Outcome::kExecute),
+                "' AND NOT EXISTS (SELECT 1 FROM converge_relation r WHERE "
+                "r.related_id = a.action_id AND r.related_type = 'action')");
+      return ForEachRow(conn, sql, [&](const ResultRow& row) {
+        found.insert(row.Int(0));
+        return absl::OkStatus();
+      });
+    });
+    if (!st.ok()) return st;
+    std::vector<int64_t> out;
+    for (int64_t id : ids) {
+      if (found.contains(id)) out.push_back(id);
+    }
+    return out;
+  }
+  // Inserts `relations` (new: their instance was created in this
+  // transaction): deferred in a batch, else one statement per 1,000.
+  static absl::Status InsertRelations(
+      Conn& conn, absl::Span<const ConvergeRelation> relations) {
+    if (conn.db().BatchConn() == &conn) {
+      for (const ConvergeRelation& rel : relations) Defer(conn, nullptr, &rel);
+      return absl::OkStatus();
+    }
+    return InChunks(relations, [&](auto from, auto to) {
+      std::string sql =
+          "INSERT INTO converge_relation (converge_id, related_id, "
+          "related_type, is_primary, converge_status, alerts) VALUES ";
+      for (auto it = from; it != to; ++it) {
+        StrAppend(&sql, it == from ? "(" : ",(", it->converge_id, ",",
+                  it->related_id, ",'", ToString(it->related_type), "',",
+                  it->is_primary ? 1 : 0, ",'", ToString(it->converge_status),
+                  "',");
+        conn.AppendLiteral(&sql, sql::AlertsJson(it->alerts));
+        sql += ")";
+      }
+      return conn.Exec(sql);
+    });
+  }
+
+  // LockStore::ReleaseMany's deletes: the leases' rows found (and locked)
+  // by their keys' hashes, then those held by the given tokens deleted by
+  // id; two statements per 1,000 leases.
   static absl::StatusOr<size_t> ReleaseLeases(
       Conn& conn,
       absl::Span<const std::pair<std::string, std::string>> leases) {
-    constexpr size_t kChunk = 500;
+    absl::flat_hash_map<std::string_view, std::vector<std::string_view>> tokens;
+    for (const auto& [key, token] : leases) tokens[key].push_back(token);
     size_t released = 0;
-    for (size_t at = 0; at < leases.size(); at += kChunk) {
-      std::string sql = "DELETE FROM converge_lease WHERE ";
-      for (size_t i = at; i < std::min(leases.size(), at + kChunk); ++i) {
-        sql +=
-            i == at ? "(key_hash = UNHEX(MD5(" : " OR (key_hash = UNHEX(MD5(";
-        conn.AppendLiteral(&sql, leases[i].first);
-        sql += ")) AND `key` = ";
-        conn.AppendLiteral(&sql, leases[i].first);
-        sql += " AND token = ";
-        conn.AppendLiteral(&sql, leases[i].second);
-        sql += ")";
+    absl::Status st = InChunks(leases, [&](auto from, auto to) {
+      std::string sql =
+          "SELECT id, `key`, token FROM converge_lease WHERE key_hash IN (";
+      for (auto it = from; it != to; ++it) {
+        sql += it == from ? "UNHEX(MD5(" : ",UNHEX(MD5(";
+        conn.AppendLiteral(&sql, it->first);
+        sql += "))";
       }
+      sql += ") FOR UPDATE";
+      std::string ids;
+      absl::Status found = ForEachRow(conn, sql, [&](const ResultRow& row) {
+        auto it = tokens.find(row.TextView(1));
+        if (it != tokens.end() &&
+            std::find(it->second.begin(), it->second.end(), row.TextView(2)) !=
+                it->second.end()) {
+          StrAppend(&ids, ids.empty() ? "" : ",", row.Int(0));
+        }
+        return absl::OkStatus();
+      });
+      if (!found.ok() || ids.empty()) return found;
       int64_t n = 0;
-      if (auto st = conn.Query(sql, nullptr, &n); !st.ok()) return st;
+      if (auto del = conn.Query(
+              StrCat("DELETE FROM converge_lease WHERE id IN (", ids, ")"),
+              nullptr, &n);
+          !del.ok()) {
+        return del;
+      }
       released += static_cast<size_t>(n);
-    }
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
     return released;
   }
   static int64_t LastInsertId(Conn& conn) {
@@ -225,7 +368,6 @@ struct MysqlBackend : sql::CommonSql {
 #undef CONVERGE_KEY_IS
 
 using Stores = sql::SqlStores<MysqlBackend>;
-using converge::internal::StrAppend;
 
 // ---------------------------------------------------------------------------
 // The repo, with joins deferred inside a batch.
@@ -304,8 +446,8 @@ class MysqlRepo final : public InstanceRepo {
       }
     }
     d.actions.insert(record.id);
-    d.joins.push_back(Conn::PendingJoin{record, rel});
-    d.joins.back().record.decision.converge_id = rel.converge_id;
+    d.joins.push_back(Conn::PendingWrite{record, rel});
+    d.joins.back().record->decision.converge_id = rel.converge_id;
     if (rel.converge_status == ConvergeStatus::kExecuted) {
       Stores::MemoExecuted(&memo, rel.converge_id, 1);
     }
@@ -341,7 +483,7 @@ class MysqlRepo final : public InstanceRepo {
       }
       std::vector<std::string_view> keys;
       for (const auto& [dim, at] : asked) keys.push_back(dim);
-      absl::Status st = InChunks(keys, [&](auto from, auto to) {
+      absl::Status st = MysqlBackend::InChunks(keys, [&](auto from, auto to) {
         std::string sql =
             "SELECT i.dimension, i.id, i.create_time, (SELECT COUNT(*) FROM "
             "converge_relation r WHERE r.converge_id = i.id AND "
@@ -353,19 +495,20 @@ class MysqlRepo final : public InstanceRepo {
           conn.AppendLiteral(&sql, *it);
         }
         sql += ")";
-        return ForEachRow(conn, sql, [&](const ResultRow& row) -> absl::Status {
-          auto at = asked.find(row.TextView(0));
-          if (at == asked.end()) return absl::OkStatus();
-          absl::StatusOr<absl::Time> created =
-              Stores::Column(sql::ParseDateTime(row.TextView(2)), conn.db(),
-                             "converge_instance");
-          if (!created.ok()) return created.status();
-          const OpenInstanceRef ref{row.Int(1), *created, row.Int(3)};
-          for (size_t i : at->second) out[i] = ref;
-          memo.dimension_of[ref.id] = std::string(at->first);
-          memo.open[AV(at->first)] = ref;
-          return absl::OkStatus();
-        });
+        return MysqlBackend::ForEachRow(
+            conn, sql, [&](const MysqlBackend::ResultRow& row) -> absl::Status {
+              auto at = asked.find(row.TextView(0));
+              if (at == asked.end()) return absl::OkStatus();
+              absl::StatusOr<absl::Time> created =
+                  Stores::Column(sql::ParseDateTime(row.TextView(2)), conn.db(),
+                                 "converge_instance");
+              if (!created.ok()) return created.status();
+              const OpenInstanceRef ref{row.Int(1), *created, row.Int(3)};
+              for (size_t i : at->second) out[i] = ref;
+              memo.dimension_of[ref.id] = std::string(at->first);
+              memo.open[AV(at->first)] = ref;
+              return absl::OkStatus();
+            });
       });
       if (!st.ok()) return st;
       return out;
@@ -379,21 +522,50 @@ class MysqlRepo final : public InstanceRepo {
     if (auto st = FlushIfPending(action_ids); !st.ok()) return st;
     return db_->Read([&](Conn& conn) -> absl::StatusOr<Out> {
       absl::flat_hash_map<int64_t, ActionRecord> found;
-      absl::Status st = InChunks(action_ids, [&](auto from, auto to) {
+      absl::Status st = MysqlBackend::InChunks(action_ids, [&](auto from,
+                                                               auto to) {
         std::string sql = CONVERGE_SQL_SELECT_ACTION " WHERE action_id IN (";
         for (auto it = from; it != to; ++it) {
           StrAppend(&sql, it == from ? "" : ",", *it);
         }
         sql += ")";
-        return ForEachRow(conn, sql, [&](const ResultRow& row) -> absl::Status {
-          absl::StatusOr<ActionRecord> r =
-              Stores::ActionFromRow(row, conn.db());
-          if (!r.ok()) return r.status();
-          found[r->id] = *std::move(r);
-          return absl::OkStatus();
-        });
+        return MysqlBackend::ForEachRow(
+            conn, sql, [&](const MysqlBackend::ResultRow& row) -> absl::Status {
+              absl::StatusOr<ActionRecord> r =
+                  Stores::ActionFromRow(row, conn.db());
+              if (!r.ok()) return r.status();
+              found[r->id] = *std::move(r);
+              return absl::OkStatus();
+            });
       });
       if (!st.ok()) return st;
+      if (&conn == db_->BatchConn()) {
+        // Which of the undecided have no relation either: their decision
+        // or creation is then written with the batch's joins
+        // (Conn::Deferred::unseen).
+        absl::flat_hash_set<int64_t> related;
+        st = MysqlBackend::InChunks(action_ids, [&](auto from, auto to) {
+          std::string sql =
+              "SELECT related_id FROM converge_relation WHERE related_type = "
+              "'action' AND related_id IN (";
+          for (auto it = from; it != to; ++it) {
+            StrAppend(&sql, it == from ? "" : ",", *it);
+          }
+          sql += ")";
+          return MysqlBackend::ForEachRow(
+              conn, sql, [&](const MysqlBackend::ResultRow& row) {
+                related.insert(row.Int(0));
+                return absl::OkStatus();
+              });
+        });
+        if (!st.ok()) return st;
+        for (int64_t id : action_ids) {
+          if (!found.contains(id) && !related.contains(id) &&
+              !conn.deferred().actions.contains(id)) {
+            conn.deferred().unseen.insert(id);
+          }
+        }
+      }
       Out out;
       out.reserve(action_ids.size());
       for (int64_t id : action_ids) {
@@ -428,21 +600,23 @@ class MysqlRepo final : public InstanceRepo {
       if (seen.insert(instance).second) instances.push_back(instance);
     }
     absl::flat_hash_set<int64_t> open, decided;
-    absl::Status st = InChunks(instances, [&](auto from, auto to) {
-      std::string sql = "SELECT id FROM converge_instance WHERE id IN (";
-      for (auto it = from; it != to; ++it) {
-        StrAppend(&sql, it == from ? "" : ",", *it);
-      }
-      sql +=
-          ") AND end_time IS NULL AND converge_type = 'action' LOCK IN "
-          "SHARE MODE";
-      return ForEachRow(*conn, sql, [&](const ResultRow& row) {
-        open.insert(row.Int(0));
-        return absl::OkStatus();
-      });
-    });
+    absl::Status st =
+        MysqlBackend::InChunks(instances, [&](auto from, auto to) {
+          std::string sql = "SELECT id FROM converge_instance WHERE id IN (";
+          for (auto it = from; it != to; ++it) {
+            StrAppend(&sql, it == from ? "" : ",", *it);
+          }
+          sql +=
+              ") AND end_time IS NULL AND converge_type = 'action' LOCK IN "
+              "SHARE MODE";
+          return MysqlBackend::ForEachRow(
+              *conn, sql, [&](const MysqlBackend::ResultRow& row) {
+                open.insert(row.Int(0));
+                return absl::OkStatus();
+              });
+        });
     if (st.ok()) {
-      st = InChunks(actions, [&](auto from, auto to) {
+      st = MysqlBackend::InChunks(actions, [&](auto from, auto to) {
         std::string ids;
         for (auto it = from; it != to; ++it) {
           StrAppend(&ids, it == from ? "" : ",", *it);
@@ -454,10 +628,11 @@ class MysqlRepo final : public InstanceRepo {
             ") UNION ALL SELECT related_id FROM converge_relation WHERE "
             "related_type = 'action' AND related_id IN (",
             ids, ")");
-        return ForEachRow(*conn, sql, [&](const ResultRow& row) {
-          decided.insert(row.Int(0));
-          return absl::OkStatus();
-        });
+        return MysqlBackend::ForEachRow(
+            *conn, sql, [&](const MysqlBackend::ResultRow& row) {
+              decided.insert(row.Int(0));
+              return absl::OkStatus();
+            });
       });
     }
     if (!st.ok()) {
@@ -492,6 +667,19 @@ class MysqlRepo final : public InstanceRepo {
   absl::StatusOr<RecordResult> RecordDecision(
       const ActionRecord& record) override {
     if (auto st = FlushIfPending({record.id}); !st.ok()) return st;
+    if (Conn* conn = db_->BatchConn();
+        conn != nullptr && !db_->BatchFailed() &&
+        conn->deferred().unseen.contains(record.id)) {
+      // Found undecided by this batch: written with its joins.
+      if (auto st = store::CheckRecord(MysqlBackend::kName, record); !st.ok())
+        return st;
+      conn->deferred().unseen.erase(record.id);
+      RecordResult result{record, true};
+      result.record.decision.converge_id =
+          Stores::InstanceIdOrNull(record.decision.converge_id);
+      MysqlBackend::Defer(*conn, &result.record, nullptr);
+      return result;
+    }
     return inner_.RecordDecision(record);
   }
   absl::Status SetActionStatus(int64_t action_id, ActionStatus status,
@@ -656,58 +844,12 @@ class MysqlRepo final : public InstanceRepo {
     bool touched = false;
     for (int64_t id : actions) touched = touched || d.actions.contains(id);
     if (instance != 0) {
-      for (const Conn::PendingJoin& j : d.joins) {
-        touched = touched || j.relation.converge_id == instance;
+      for (const Conn::PendingWrite& j : d.joins) {
+        touched = touched || (j.relation.has_value() &&
+                              j.relation->converge_id == instance);
       }
     }
     return touched ? Flush() : absl::OkStatus();
-  }
-
-  // A row of a Conn::Query result, with Stmt's accessors.
-  struct ResultRow {
-    MYSQL_ROW row;
-    unsigned long* lengths;
-    int64_t Int(int col) const {
-      int64_t v = 0;
-      if (row[col] != nullptr) (void)absl::SimpleAtoi(AV(TextView(col)), &v);
-      return v;
-    }
-    bool IsNull(int col) const { return row[col] == nullptr; }
-    std::string_view TextView(int col) const {
-      return row[col] == nullptr ? std::string_view()
-                                 : std::string_view(row[col], lengths[col]);
-    }
-    std::string Text(int col) const { return std::string(TextView(col)); }
-  };
-
-  // Runs `sql` and calls fn(const ResultRow&) for each row, until one
-  // returns an error.
-  template <typename Fn>
-  static absl::Status ForEachRow(Conn& conn, const std::string& sql, Fn&& fn) {
-    MYSQL_RES* res = nullptr;
-    if (auto st = conn.Query(sql, &res, nullptr); !st.ok()) return st;
-    absl::Status st;
-    while (MYSQL_ROW row = mysql_fetch_row(res)) {
-      st = fn(ResultRow{row, mysql_fetch_lengths(res)});
-      if (!st.ok()) break;
-    }
-    mysql_free_result(res);
-    return st;
-  }
-
-  // Calls fn(from, to) for each run of up to 1,000 of `items`, until one
-  // returns an error.
-  template <typename T, typename Fn>
-  static absl::Status InChunks(const T& items, Fn&& fn) {
-    constexpr size_t kChunk = 1000;
-    const size_t n = std::size(items);
-    for (size_t at = 0; at < n; at += kChunk) {
-      auto from = std::begin(items) + static_cast<ptrdiff_t>(at);
-      auto to =
-          std::begin(items) + static_cast<ptrdiff_t>(std::min(n, at + kChunk));
-      if (auto st = fn(from, to); !st.ok()) return st;
-    }
-    return absl::OkStatus();
   }
 
   static absl::Status Conflict(Conn& conn, std::string_view what) {
@@ -730,40 +872,57 @@ class MysqlRepo final : public InstanceRepo {
       std::string relations =
           "INSERT IGNORE INTO converge_relation (converge_id, related_id, "
           "related_type, is_primary, converge_status, alerts) VALUES ";
+      int64_t records = 0, rels = 0;
       for (size_t i = at; i < end; ++i) {
-        const ActionRecord& r = d.joins[i].record;
-        const ConvergeRelation& rel = d.joins[i].relation;
-        const char* sep = i == at ? "(" : ",(";
-        StrAppend(&decisions, sep, r.id, ",", sql::Nanos(r.create_time), ",",
-                  r.strategy_id, ",", r.execute_timeout, ",'",
-                  ToString(r.status), "',", sql::Nanos(r.status_time), ",'",
-                  ToString(r.decision.outcome), "',", rel.converge_id, ",",
-                  r.decision.primary ? 1 : 0, ",",
-                  sql::Nanos(r.decision.decided_at), ",");
-        conn.AppendLiteral(&decisions, r.decision.reason);
-        decisions += ")";
-        StrAppend(&relations, sep, rel.converge_id, ",", rel.related_id, ",'",
-                  ToString(rel.related_type), "',", rel.is_primary ? 1 : 0,
-                  ",'", ToString(rel.converge_status), "',");
-        conn.AppendLiteral(&relations, sql::AlertsJson(rel.alerts));
-        relations += ")";
+        if (const std::optional<ActionRecord>& r = d.joins[i].record;
+            r.has_value()) {
+          StrAppend(&decisions, records++ == 0 ? "(" : ",(", r->id, ",",
+                    sql::Nanos(r->create_time), ",", r->strategy_id, ",",
+                    r->execute_timeout, ",'", ToString(r->status), "',",
+                    sql::Nanos(r->status_time), ",'",
+                    ToString(r->decision.outcome), "',");
+          const std::optional<int64_t> id =
+              Stores::InstanceIdOrNull(r->decision.converge_id);
+          if (id.has_value()) {
+            StrAppend(&decisions, *id);
+          } else {
+            decisions += "NULL";
+          }
+          StrAppend(&decisions, ",", r->decision.primary ? 1 : 0, ",",
+                    sql::Nanos(r->decision.decided_at), ",");
+          conn.AppendLiteral(&decisions, r->decision.reason);
+          decisions += ")";
+        }
+        if (const std::optional<ConvergeRelation>& rel = d.joins[i].relation;
+            rel.has_value()) {
+          StrAppend(&relations, rels++ == 0 ? "(" : ",(", rel->converge_id, ",",
+                    rel->related_id, ",'", ToString(rel->related_type), "',",
+                    rel->is_primary ? 1 : 0, ",'",
+                    ToString(rel->converge_status), "',");
+          conn.AppendLiteral(&relations, sql::AlertsJson(rel->alerts));
+          relations += ")";
+        }
       }
-      const int64_t n = static_cast<int64_t>(end - at);
       int64_t inserted = 0;
-      if (auto st = conn.Query(decisions, nullptr, &inserted); !st.ok()) {
-        return st;
+      if (records > 0) {
+        if (auto st = conn.Query(decisions, nullptr, &inserted); !st.ok()) {
+          return st;
+        }
+        if (inserted != records) {
+          return Conflict(conn, "an action decided was decided meanwhile");
+        }
       }
-      if (inserted != n) {
-        return Conflict(conn, "an action joined was decided meanwhile");
-      }
-      if (auto st = conn.Query(relations, nullptr, &inserted); !st.ok()) {
-        return st;
-      }
-      if (inserted != n) {
-        return Conflict(conn, "a relation joined exists already");
+      if (rels > 0) {
+        if (auto st = conn.Query(relations, nullptr, &inserted); !st.ok()) {
+          return st;
+        }
+        if (inserted != rels) {
+          return Conflict(conn, "a relation written exists already");
+        }
       }
     }
-    d.Clear();
+    d.joins.clear();
+    d.actions.clear();
     return absl::OkStatus();
   }
 

@@ -54,6 +54,7 @@ namespace converge::sql {
 // The statements both dialects run as they are ("?N" parameters; `key`
 // quoted, as MySQL needs it and SQLite accepts it).
 using internal::AV;
+using internal::StrAppend;
 using internal::StrCat;
 using RepoMemo = sql::RepoMemo;
 
@@ -501,6 +502,11 @@ struct SqlStores {
       }
       return db_->WriteAside(
           [&](Conn& conn) -> absl::StatusOr<std::vector<WindowResult>> {
+            if constexpr (B::kFewerRoundTrips) {
+              if (requests.size() > 1 && Disjoint(requests)) {
+                return ApplyManyBulk(conn, requests);
+              }
+            }
             std::vector<WindowResult> out;
             out.reserve(requests.size());
             for (const WindowRequest& req : requests) {
@@ -510,6 +516,298 @@ struct SqlStores {
             }
             return out;
           });
+    }
+
+    // True if no two of `requests` add to the same key or take the same
+    // lease: then applying all their adds first changes no request's own
+    // writes.
+    static bool Disjoint(absl::Span<const WindowRequest> requests) {
+      absl::flat_hash_map<std::string_view, size_t> writer;
+      absl::flat_hash_set<std::string_view> leases;
+      for (size_t r = 0; r < requests.size(); ++r) {
+        for (const WindowEntry& e : requests[r].add) {
+          if (writer.try_emplace(e.key, r).first->second != r) return false;
+        }
+        if (requests[r].lease.has_value() &&
+            !leases.insert(requests[r].lease->key).second) {
+          return false;
+        }
+      }
+      return true;
+    }
+
+    // ApplyMany where every statement is a round trip (MySQL), for
+    // Disjoint requests: a few multi-row statements for all of them (the
+    // keys' rows, their members, the trims, the leases, the reads),
+    // whatever their number.
+    absl::StatusOr<std::vector<WindowResult>> ApplyManyBulk(
+        Conn& conn, absl::Span<const WindowRequest> requests) {
+      const absl::Time now = db_->clock().Now();
+      const int64_t now_ns = Nanos(now);
+      std::vector<WindowResult> out(requests.size());
+      // The keys written (each by one request) and their rows.
+      struct Written {
+        std::string_view key;
+        size_t request;
+        int64_t expires;
+        int64_t id = 0;
+      };
+      std::vector<Written> keys;
+      absl::flat_hash_map<std::string_view, size_t> key_index;
+      bool leases = false;
+      for (size_t r = 0; r < requests.size(); ++r) {
+        const WindowRequest& req = requests[r];
+        const int64_t expires = req.key_ttl > absl::ZeroDuration()
+                                    ? Expiry(now, req.key_ttl)
+                                    : kNever;
+        for (const WindowEntry& e : req.add) {
+          if (key_index.try_emplace(e.key, keys.size()).second) {
+            keys.push_back(Written{e.key, r, expires});
+          }
+        }
+        leases = leases || req.lease.has_value();
+      }
+      auto literal_list = [&](std::string* sql, auto from, auto to,
+                              auto&& text) {
+        for (auto it = from; it != to; ++it) {
+          if (it != from) *sql += ",";
+          *sql += "UNHEX(MD5(";
+          conn.AppendLiteral(sql, text(*it));
+          *sql += "))";
+        }
+      };
+      auto run = [&](const std::string& sql) -> absl::StatusOr<int64_t> {
+        int64_t n = 0;
+        if (auto st = conn.Query(sql, nullptr, &n); !st.ok()) return st;
+        return n;
+      };
+      auto key_of = [](const Written& w) { return w.key; };
+      if (!keys.empty()) {
+        // The rows of the keys, locked; a live counter refuses the call
+        // before anything is written, and a dead key starts afresh.
+        std::vector<int64_t> dead;
+        absl::Status st = B::InChunks(keys, [&](auto from, auto to) {
+          std::string sql =
+              "SELECT id, kind, expires_ns, `key` FROM converge_window_key "
+              "WHERE key_hash IN (";
+          literal_list(&sql, from, to, key_of);
+          sql += ") FOR UPDATE";
+          return B::ForEachRow(conn, sql, [&](const auto& row) -> absl::Status {
+            auto it = key_index.find(row.TextView(3));
+            if (it == key_index.end()) return absl::OkStatus();
+            if (row.Int(2) <= now_ns) {
+              dead.push_back(row.Int(0));
+            } else if (row.Int(1) == kCounter) {
+              return absl::FailedPreconditionError(
+                  StrCat(B::kName, ": key ", it->first,
+                         " is a counter, not a window index"));
+            }
+            keys[it->second].id = row.Int(0);
+            return absl::OkStatus();
+          });
+        });
+        if (!st.ok()) return st;
+        if (!dead.empty()) {
+          std::string sql =
+              "DELETE FROM converge_window_member WHERE key_id IN (";
+          for (size_t i = 0; i < dead.size(); ++i) {
+            StrAppend(&sql, i == 0 ? "" : ",", dead[i]);
+          }
+          sql += ")";
+          if (auto n = run(sql); !n.ok()) return n.status();
+        }
+        std::vector<std::string_view> fresh;
+        st = B::InChunks(keys, [&](auto from, auto to) {
+          std::string sql =
+              "INSERT INTO converge_window_key (`key`, kind, counter, "
+              "expires_ns) VALUES ";
+          for (auto it = from; it != to; ++it) {
+            sql += it == from ? "(" : ",(";
+            conn.AppendLiteral(&sql, it->key);
+            StrAppend(&sql, ",0,0,", it->expires, ")");
+            if (it->id == 0) fresh.push_back(it->key);
+          }
+          sql +=
+              " ON DUPLICATE KEY UPDATE kind = 0, counter = 0, expires_ns = "
+              "VALUES(expires_ns)";
+          return run(sql).status();
+        });
+        if (!st.ok()) return st;
+        st = B::InChunks(fresh, [&](auto from, auto to) {
+          std::string sql =
+              "SELECT id, `key` FROM converge_window_key WHERE key_hash IN (";
+          literal_list(&sql, from, to, [](std::string_view k) { return k; });
+          sql += ")";
+          return B::ForEachRow(conn, sql, [&](const auto& row) {
+            if (auto it = key_index.find(row.TextView(1));
+                it != key_index.end()) {
+              keys[it->second].id = row.Int(0);
+            }
+            return absl::OkStatus();
+          });
+        });
+        if (!st.ok()) return st;
+        for (const Written& w : keys) {
+          if (w.id == 0) {
+            return absl::InternalError(StrCat(B::kName, ": ", db_->path(),
+                                              ": key ", w.key,
+                                              " has no row after its insert"));
+          }
+        }
+        // The members, then the trims (a key left without members goes).
+        std::vector<const WindowEntry*> entries;
+        for (const WindowRequest& req : requests) {
+          for (const WindowEntry& e : req.add) entries.push_back(&e);
+        }
+        st = B::InChunks(entries, [&](auto from, auto to) {
+          std::string sql =
+              "INSERT INTO converge_window_member (key_id, member, score_ns) "
+              "VALUES ";
+          for (auto it = from; it != to; ++it) {
+            StrAppend(&sql, it == from ? "(" : ",(",
+                      keys[key_index.at((*it)->key)].id, ",");
+            conn.AppendLiteral(&sql, (*it)->member);
+            StrAppend(&sql, ",", Nanos((*it)->score), ")");
+          }
+          sql += " ON DUPLICATE KEY UPDATE score_ns = VALUES(score_ns)";
+          return run(sql).status();
+        });
+        if (!st.ok()) return st;
+        std::vector<const Written*> trimmed;
+        for (const Written& w : keys) {
+          if (requests[w.request].trim_before != absl::InfinitePast()) {
+            trimmed.push_back(&w);
+          }
+        }
+        st = B::InChunks(trimmed, [&](auto from, auto to) -> absl::Status {
+          std::string sql = "DELETE FROM converge_window_member WHERE ";
+          std::string ids;
+          for (auto it = from; it != to; ++it) {
+            StrAppend(&sql, it == from ? "" : " OR ", "(key_id = ", (*it)->id,
+                      " AND score_ns < ",
+                      Nanos(requests[(*it)->request].trim_before), ")");
+            StrAppend(&ids, it == from ? "" : ",", (*it)->id);
+          }
+          absl::StatusOr<int64_t> n = run(sql);
+          if (!n.ok()) return n.status();
+          if (*n == 0) return absl::OkStatus();
+          return run(StrCat("DELETE FROM converge_window_key WHERE id IN (",
+                            ids,
+                            ") AND NOT EXISTS (SELECT 1 FROM "
+                            "converge_window_member m WHERE m.key_id = "
+                            "converge_window_key.id)"))
+              .status();
+        });
+        if (!st.ok()) return st;
+      }
+      if ((!keys.empty() || leases) && db_->SweepDue()) {
+        if (auto st = Sweep(conn, now_ns); !st.ok()) return st;
+      }
+      // The leases: taken where free, expired or ours; then read back.
+      std::vector<size_t> leased;
+      for (size_t r = 0; r < requests.size(); ++r) {
+        if (requests[r].lease.has_value()) leased.push_back(r);
+      }
+      absl::flat_hash_map<std::string, std::string> holder;
+      auto lease_key = [&](size_t r) -> std::string_view {
+        return requests[r].lease->key;
+      };
+      absl::Status st = B::InChunks(leased, [&](auto from, auto to) {
+        std::string sql =
+            "INSERT INTO converge_lease (`key`, token, expires_ns) VALUES ";
+        for (auto it = from; it != to; ++it) {
+          const LeaseRequest& l = *requests[*it].lease;
+          sql += it == from ? "(" : ",(";
+          conn.AppendLiteral(&sql, l.key);
+          sql += ",";
+          conn.AppendLiteral(&sql, l.token);
+          StrAppend(&sql, ",", Expiry(now, l.ttl), ")");
+        }
+        StrAppend(&sql,
+                  " ON DUPLICATE KEY UPDATE token = IF(token = VALUES(token) "
+                  "OR expires_ns <= ",
+                  now_ns,
+                  ", VALUES(token), token), expires_ns = IF(token = "
+                  "VALUES(token), VALUES(expires_ns), expires_ns)");
+        if (auto n = run(sql); !n.ok()) return n.status();
+        std::string read =
+            "SELECT `key`, token FROM converge_lease WHERE key_hash IN (";
+        literal_list(&read, from, to, lease_key);
+        read += ")";
+        return B::ForEachRow(conn, read, [&](const auto& row) {
+          holder[row.Text(0)] = row.Text(1);
+          return absl::OkStatus();
+        });
+      });
+      if (!st.ok()) return st;
+      // The reads: one statement for every request's plain groups.
+      struct Read {
+        size_t request;
+        size_t group;
+        int64_t lo;
+        int64_t hi;
+      };
+      absl::flat_hash_map<std::string_view, std::vector<Read>> reads;
+      std::vector<absl::flat_hash_set<std::string>> seen;
+      std::vector<std::pair<size_t, size_t>> seen_of;  // (request, group)
+      for (size_t r = 0; r < requests.size(); ++r) {
+        const WindowRequest& req = requests[r];
+        if (req.lease.has_value()) {
+          auto it = holder.find(AV(req.lease->key));
+          out[r].lease_acquired =
+              it != holder.end() && it->second == req.lease->token;
+          if (!out[r].lease_acquired) continue;
+        }
+        const int64_t lo = Nanos(req.start);
+        const int64_t hi = Nanos(req.end);
+        if (req.intersect && req.read_groups.size() > 1) {
+          absl::StatusOr<std::vector<std::string>> both =
+              Intersect(conn, req.read_groups, now_ns, lo, hi);
+          if (!both.ok()) return both.status();
+          out[r].groups.push_back(*std::move(both));
+          continue;
+        }
+        out[r].groups.resize(req.read_groups.size());
+        if (lo > hi) continue;
+        for (size_t g = 0; g < req.read_groups.size(); ++g) {
+          for (const std::string& key : req.read_groups[g]) {
+            reads[key].push_back(Read{r, g, lo, hi});
+          }
+        }
+      }
+      std::vector<std::string_view> read_keys;
+      for (const auto& [key, unused] : reads) read_keys.push_back(key);
+      // Groups of several keys drop the members they meet twice.
+      absl::flat_hash_map<std::pair<size_t, size_t>,
+                          absl::flat_hash_set<std::string>>
+          dedup;
+      st = B::InChunks(read_keys, [&](auto from, auto to) {
+        std::string sql =
+            "SELECT k.`key`, m.member, m.score_ns FROM converge_window_key k "
+            "JOIN converge_window_member m ON m.key_id = k.id WHERE k.kind = "
+            "0 AND k.expires_ns > ";
+        StrAppend(&sql, now_ns, " AND k.key_hash IN (");
+        literal_list(&sql, from, to, [](std::string_view k) { return k; });
+        sql += ")";
+        return B::ForEachRow(conn, sql, [&](const auto& row) {
+          auto it = reads.find(row.TextView(0));
+          if (it == reads.end()) return absl::OkStatus();
+          const int64_t score = row.Int(2);
+          for (const Read& rd : it->second) {
+            if (score < rd.lo || score > rd.hi) continue;
+            const WindowRequest& req = requests[rd.request];
+            std::vector<std::string>& group = out[rd.request].groups[rd.group];
+            if (req.read_groups[rd.group].size() > 1 &&
+                !dedup[{rd.request, rd.group}].insert(row.Text(1)).second) {
+              continue;
+            }
+            group.push_back(row.Text(1));
+          }
+          return absl::OkStatus();
+        });
+      });
+      if (!st.ok()) return st;
+      return out;
     }
 
     // Apply's work, in the caller's transaction.
@@ -1259,21 +1557,34 @@ struct SqlStores {
             RepoMemo& memo = conn.memo();
             memo.open.erase(AV(req.instance.dimension));
             const ConvergeInstance& in = req.instance;
+            // The creator, checked already by this batch (MySQL): the
+            // instance's unique dimension is checked by its insert, and
+            // the creator's rows are written with the batch's joins.
+            bool checked = false;
             if constexpr (B::kFewerRoundTrips) {
-              Stmt q(conn, B::kCreateCheck);
-              q.Bind(1, in.dimension);
-              if (req.creator.has_value()) q.Bind(2, req.creator->id);
-              absl::StatusOr<bool> row = q.Step();
-              if (!row.ok()) return row.status();
-              if (*row && q.Int(0) != 0) {
-                return absl::AlreadyExistsError(
-                    StrCat(B::kName, ": an open instance has dimension ",
-                           in.dimension));
-              }
-              if (*row && (q.Int(1) != 0 || q.Int(2) != 0)) {
-                return absl::AlreadyExistsError(
-                    StrCat(B::kName, ": action ", req.creator->id,
-                           " already has a decision or a relation"));
+              checked = req.creator.has_value() &&
+                        in.converge_type == ConvergeType::kAction &&
+                        req.primary.related_type == ConvergeType::kAction &&
+                        req.primary.related_id == req.creator->id &&
+                        B::TakeUnseen(conn, req.creator->id);
+            }
+            if constexpr (B::kFewerRoundTrips) {
+              if (!checked) {
+                Stmt q(conn, B::kCreateCheck);
+                q.Bind(1, in.dimension);
+                if (req.creator.has_value()) q.Bind(2, req.creator->id);
+                absl::StatusOr<bool> row = q.Step();
+                if (!row.ok()) return row.status();
+                if (*row && q.Int(0) != 0) {
+                  return absl::AlreadyExistsError(
+                      StrCat(B::kName, ": an open instance has dimension ",
+                             in.dimension));
+                }
+                if (*row && (q.Int(1) != 0 || q.Int(2) != 0)) {
+                  return absl::AlreadyExistsError(
+                      StrCat(B::kName, ": action ", req.creator->id,
+                             " already has a decision or a relation"));
+                }
               }
             } else {
               Stmt q(conn, B::kOpenExists);
@@ -1341,11 +1652,24 @@ struct SqlStores {
             const int64_t id = B::LastInsertId(conn);
             ConvergeRelation primary = req.primary;
             primary.converge_id = id;
-            if (absl::StatusOr<int64_t> rid = InsertRelation(conn, id, primary);
-                !rid.ok()) {
+            if constexpr (B::kFewerRoundTrips) {
+              if (checked) {
+                ActionRecord creator = *req.creator;
+                creator.decision.converge_id = id;
+                creator.decision.primary = true;
+                B::Defer(conn, &creator, &primary);
+              }
+            }
+            if (checked) {
+              // Written with the batch's joins.
+            } else if (absl::StatusOr<int64_t> rid =
+                           InsertRelation(conn, id, primary);
+                       !rid.ok()) {
               return rid.status();
             }
-            if (req.creator.has_value()) {
+            if (checked) {
+              // Written with the batch's joins.
+            } else if (req.creator.has_value()) {
               // A member when the primary relation is its own.
               const bool member =
                   primary.related_type == ConvergeType::kAction &&
@@ -1382,27 +1706,52 @@ struct SqlStores {
                 result.attached.push_back(cand);
               }
             } else {
-              for (int64_t cand : req.attach_candidates) {
-                absl::StatusOr<std::optional<ActionRecord>> a =
-                    LoadAction(conn, cand);
-                if (!a.ok()) return a.status();
-                if (!a->has_value() ||
-                    (*a)->decision.outcome != Outcome::kExecute) {
-                  continue;
+              bool bulk = false;
+              if constexpr (B::kFewerRoundTrips) {
+                if (req.attach_candidates.size() > 1) {
+                  // The candidates decided to execute and related to nothing,
+                  // in one statement; their relations in one more.
+                  absl::StatusOr<std::vector<int64_t>> free =
+                      B::ExecutedUnrelated(conn, req.attach_candidates);
+                  if (!free.ok()) return free.status();
+                  std::vector<ConvergeRelation> rels;
+                  for (int64_t cand : *free) {
+                    ConvergeRelation& rel = rels.emplace_back();
+                    rel.converge_id = id;
+                    rel.related_id = cand;
+                    rel.related_type = ConvergeType::kAction;
+                    rel.converge_status = ConvergeStatus::kExecuted;
+                    result.attached.push_back(cand);
+                  }
+                  if (auto st = B::InsertRelations(conn, rels); !st.ok())
+                    return st;
+                  bulk = true;
                 }
-                absl::StatusOr<bool> related =
-                    HasRelation(conn, cand, ConvergeType::kAction);
-                if (!related.ok()) return related.status();
-                if (*related) continue;
-                ConvergeRelation rel;
-                rel.related_id = cand;
-                rel.related_type = ConvergeType::kAction;
-                rel.converge_status = ConvergeStatus::kExecuted;
-                if (absl::StatusOr<int64_t> rid = InsertRelation(conn, id, rel);
-                    !rid.ok()) {
-                  return rid.status();
+              }
+              if (!bulk) {
+                for (int64_t cand : req.attach_candidates) {
+                  absl::StatusOr<std::optional<ActionRecord>> a =
+                      LoadAction(conn, cand);
+                  if (!a.ok()) return a.status();
+                  if (!a->has_value() ||
+                      (*a)->decision.outcome != Outcome::kExecute) {
+                    continue;
+                  }
+                  absl::StatusOr<bool> related =
+                      HasRelation(conn, cand, ConvergeType::kAction);
+                  if (!related.ok()) return related.status();
+                  if (*related) continue;
+                  ConvergeRelation rel;
+                  rel.related_id = cand;
+                  rel.related_type = ConvergeType::kAction;
+                  rel.converge_status = ConvergeStatus::kExecuted;
+                  if (absl::StatusOr<int64_t> rid =
+                          InsertRelation(conn, id, rel);
+                      !rid.ok()) {
+                    return rid.status();
+                  }
+                  result.attached.push_back(cand);
                 }
-                result.attached.push_back(cand);
               }
             }
             int64_t executed = 0;
