@@ -104,6 +104,7 @@ absl::Status ConvergeManager::EnqueueOnce(std::string_view kind,
   task.kind = std::string(kind);
   task.subject_id = subject;
   task.due = due;
+  if (DeferEnqueue(task)) return absl::OkStatus();
   absl::Status st = stores_.queue->Enqueue(options_.task_queue, task);
   if (st.code() == absl::StatusCode::kAlreadyExists) return absl::OkStatus();
   return st;
@@ -183,13 +184,16 @@ absl::StatusOr<Decision> ConvergeManager::ExpireApproval(int64_t action_id) {
 
 // ---- ends ----
 
-absl::StatusOr<bool> ConvergeManager::EndRecursive(int64_t id, absl::Time now,
-                                                   int depth, bool* committed,
-                                                   bool visible_only) {
+absl::StatusOr<bool> ConvergeManager::EndRecursive(
+    int64_t id, absl::Time now, int depth, bool* committed, bool visible_only,
+    const ConvergeInstance* known) {
   // Read first: the event needs the instance's type and function (which
   // never change), and nothing may fail between the end and its event (a
   // retry would find the instance ended and report nothing).
-  absl::StatusOr<ConvergeInstance> inst = stores_.repo->GetInstance(id);
+  absl::StatusOr<ConvergeInstance> inst =
+      known != nullptr && known->id == id
+          ? absl::StatusOr<ConvergeInstance>(*known)
+          : stores_.repo->GetInstance(id);
   if (!inst.ok()) return inst.status();
   absl::StatusOr<bool> ended = visible_only ? stores_.repo->EndVisible(id, now)
                                             : stores_.repo->End(id, now);
@@ -483,7 +487,7 @@ absl::StatusOr<bool> ConvergeManager::EndExpired(int64_t id, absl::Time now) {
   absl::StatusOr<ConvergeInstance> inst = stores_.repo->GetInstance(id);
   if (!inst.ok()) return inst.status();
   if (!inst->is_visible || !IsSummaryFunction(inst->converge_func)) {
-    return EndRecursive(id, now, 0);
+    return EndRecursive(id, now, 0, nullptr, false, &*inst);
   }
   bool ended = false;
   absl::StatusOr<Summary> summary =
@@ -577,7 +581,7 @@ absl::StatusOr<Summary> ConvergeManager::Summarize(
   if (inst->is_visible) {
     bool committed = false;
     absl::StatusOr<bool> ended = EndRecursive(inst->id, now, 0, &committed,
-                                              /*visible_only=*/true);
+                                              /*visible_only=*/true, inst);
     if (!ended.ok()) {
       if (!committed) return ended.status();
       // The end is stored: the summary goes out now (a retry would find the

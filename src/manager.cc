@@ -272,6 +272,10 @@ struct DeferredNotes {
   // Leases PrefetchBatch took for the batch's items (held until each item
   // is decided, then released with the others).
   size_t prefetched_leases = 0;
+  // With PrefetchBatch, the follow-up tasks of the batch's decisions
+  // (summaries, re-polls): enqueued together before its commit.
+  bool defer_enqueues = false;
+  std::vector<Task> enqueues;
   // With PrefetchBatch: the actions the batch's decisions have related to
   // an instance so far (joiners, creators, attached candidates), which a
   // prefetched Unrelated answer did not know of.
@@ -599,6 +603,12 @@ bool ItemError(const absl::Status& st) {
   return absl::IsInvalidArgument(st) || IsLeaseBusy(st);
 }
 }  // namespace
+
+bool ConvergeManager::DeferEnqueue(const Task& task) {
+  if (!InRepoBatch() || !t_deferred->defer_enqueues) return false;
+  t_deferred->enqueues.push_back(task);
+  return true;
+}
 
 bool ConvergeManager::InRepoBatch() const {
   return t_deferred != nullptr && t_deferred->manager == this;
@@ -1028,6 +1038,7 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
       (options_.batch_prefetch == ManagerOptions::BatchPrefetch::kOn ||
        (options_.batch_prefetch == ManagerOptions::BatchPrefetch::kAuto &&
         !(*batch)->ExcludesWriters()));
+  deferred.defer_enqueues = use_prefetch;
   if (use_prefetch) {
     if (absl::Status st = PrefetchBatch(items, prefetch); !st.ok()) {
       t_deferred = nullptr;
@@ -1050,6 +1061,15 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
     results.push_back(std::move(d));
   }
   t_deferred = nullptr;
+  if (!deferred.enqueues.empty()) {
+    if (absl::Status st =
+            stores_.queue->EnqueueMany(options_.task_queue, deferred.enqueues);
+        !st.ok()) {
+      batch->reset();
+      scope.Release();
+      return fail_all(st);
+    }
+  }
   absl::Status committed = (*batch)->Commit();
   scope.Release();
   if (!committed.ok() && items.size() > 1 && ItemError(committed)) {

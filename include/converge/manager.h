@@ -405,6 +405,9 @@ class ConvergeManager {
                                      Prefetch* prefetch = nullptr);
   // True while a repo batch of this manager runs on the calling thread.
   bool InRepoBatch() const;
+  // Inside a batch with PrefetchBatch: keeps `task` to be enqueued with the
+  // batch's other tasks before its commit, and returns true.
+  bool DeferEnqueue(const Task& task);
   absl::StatusOr<Decision> SubmitImpl(const Action& action,
                                       const ConvergeConfig& config,
                                       Prefetch* prefetch);
@@ -428,9 +431,12 @@ class ConvergeManager {
   // set once the end of `id` itself is stored, also when a later step
   // fails and an error is returned. `visible_only`: `id` ends only while it
   // is visible (InstanceRepo::EndVisible), as its summary ends it.
+  // `known`: the instance `id` as read by the caller (its type and
+  // function), or null to read it.
   absl::StatusOr<bool> EndRecursive(int64_t id, absl::Time now, int depth,
                                     bool* committed = nullptr,
-                                    bool visible_only = false);
+                                    bool visible_only = false,
+                                    const ConvergeInstance* known = nullptr);
   // Ends an instance found expired by a decision at `now` (lazy expiry,
   // section 3.5.1): a visible instance of a summary function gets its
   // summary then, as the sweep gives it, since its summary task would find

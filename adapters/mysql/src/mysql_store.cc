@@ -539,12 +539,18 @@ class MysqlRepo final : public InstanceRepo {
             });
       });
       if (!st.ok()) return st;
+      std::vector<int64_t> undecided;
       if (&conn == db_->BatchConn()) {
+        for (int64_t id : action_ids) {
+          if (!found.contains(id)) undecided.push_back(id);
+        }
+      }
+      if (!undecided.empty()) {
         // Which of the undecided have no relation either: their decision
         // or creation is then written with the batch's joins
         // (Conn::Deferred::unseen).
         absl::flat_hash_set<int64_t> related;
-        st = MysqlBackend::InChunks(action_ids, [&](auto from, auto to) {
+        st = MysqlBackend::InChunks(undecided, [&](auto from, auto to) {
           std::string sql =
               "SELECT related_id FROM converge_relation WHERE related_type = "
               "'action' AND related_id IN (";
@@ -559,9 +565,8 @@ class MysqlRepo final : public InstanceRepo {
               });
         });
         if (!st.ok()) return st;
-        for (int64_t id : action_ids) {
-          if (!found.contains(id) && !related.contains(id) &&
-              !conn.deferred().actions.contains(id)) {
+        for (int64_t id : undecided) {
+          if (!related.contains(id) && !conn.deferred().actions.contains(id)) {
             conn.deferred().unseen.insert(id);
           }
         }
@@ -684,11 +689,13 @@ class MysqlRepo final : public InstanceRepo {
   }
   absl::Status SetActionStatus(int64_t action_id, ActionStatus status,
                                absl::Time at) override {
-    CONVERGE_FLUSHED(SetActionStatus(action_id, status, at));
+    if (auto st = FlushIfPending({action_id}); !st.ok()) return st;
+    return inner_.SetActionStatus(action_id, status, at);
   }
   absl::StatusOr<bool> UpdateDecision(int64_t action_id, Outcome expected,
                                       const Decision& decision) override {
-    CONVERGE_FLUSHED(UpdateDecision(action_id, expected, decision));
+    if (auto st = FlushIfPending({action_id}); !st.ok()) return st;
+    return inner_.UpdateDecision(action_id, expected, decision);
   }
   absl::StatusOr<CreateResult> Create(const CreateRequest& request) override {
     // The creator and the candidates to attach (actions, or instances of a
@@ -702,8 +709,9 @@ class MysqlRepo final : public InstanceRepo {
       std::string_view dimension) override {
     CONVERGE_FLUSHED(FindOpen(dimension));
   }
+  // Pending writes are decisions and relations, never instance rows.
   absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {
-    CONVERGE_FLUSHED(GetInstance(id));
+    return inner_.GetInstance(id);
   }
   absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
     return EndIf(id, now, false);
@@ -752,11 +760,13 @@ class MysqlRepo final : public InstanceRepo {
   }
   absl::StatusOr<std::vector<ConvergeRelation>> Relations(
       int64_t converge_id) override {
-    CONVERGE_FLUSHED(Relations(converge_id));
+    if (auto st = FlushIfPending({}, converge_id); !st.ok()) return st;
+    return inner_.Relations(converge_id);
   }
   absl::StatusOr<std::vector<ConvergeRelation>> RelationsAfter(
       int64_t converge_id, int64_t after_id, size_t limit) override {
-    CONVERGE_FLUSHED(RelationsAfter(converge_id, after_id, limit));
+    if (auto st = FlushIfPending({}, converge_id); !st.ok()) return st;
+    return inner_.RelationsAfter(converge_id, after_id, limit);
   }
   absl::StatusOr<std::optional<int64_t>> ConvergeOf(
       int64_t first_level_id) override {

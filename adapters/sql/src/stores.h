@@ -2200,6 +2200,30 @@ struct SqlStores {
     }
 
     absl::Status Enqueue(std::string_view queue, const Task& task) override {
+      if (auto st = CheckTask(queue, task); !st.ok()) return st;
+      return db_->WriteAside(
+          [&](Conn& conn) { return EnqueueIn(conn, queue, task); });
+    }
+
+    // In one transaction.
+    absl::Status EnqueueMany(std::string_view queue,
+                             absl::Span<const Task> tasks) override {
+      for (const Task& task : tasks) {
+        if (auto st = CheckTask(queue, task); !st.ok()) return st;
+      }
+      if (tasks.empty()) return absl::OkStatus();
+      return db_->WriteAside([&](Conn& conn) -> absl::Status {
+        for (const Task& task : tasks) {
+          absl::Status st = EnqueueIn(conn, queue, task);
+          if (!st.ok() && st.code() != absl::StatusCode::kAlreadyExists) {
+            return st;
+          }
+        }
+        return absl::OkStatus();
+      });
+    }
+
+    static absl::Status CheckTask(std::string_view queue, const Task& task) {
       if (auto st = store::CheckEnqueue(B::kName, queue, task); !st.ok()) {
         return st;
       }
@@ -2219,23 +2243,25 @@ struct SqlStores {
                      " bytes: at most ", B::kMaxTaskError));
         }
       }
-      return db_->WriteAside([&](Conn& conn) -> absl::Status {
-        Stmt ins(conn, B::kEnqueue);
-        ins.Bind(1, queue)
-            .Bind(2, task.id)
-            .Bind(3, task.kind)
-            .Bind(4, task.subject_id)
-            .BindBlob(5, task.payload)
-            .Bind(6, Nanos(task.due))
-            .Bind(7, task.last_error);
-        if (auto st = ins.Run(); !st.ok()) return st;
-        if (ins.Changes() == 0) {
-          return absl::AlreadyExistsError(StrCat(B::kName, ": task ", task.id,
-                                                 " already exists in queue ",
-                                                 queue));
-        }
-        return absl::OkStatus();
-      });
+      return absl::OkStatus();
+    }
+
+    static absl::Status EnqueueIn(Conn& conn, std::string_view queue,
+                                  const Task& task) {
+      Stmt ins(conn, B::kEnqueue);
+      ins.Bind(1, queue)
+          .Bind(2, task.id)
+          .Bind(3, task.kind)
+          .Bind(4, task.subject_id)
+          .BindBlob(5, task.payload)
+          .Bind(6, Nanos(task.due))
+          .Bind(7, task.last_error);
+      if (auto st = ins.Run(); !st.ok()) return st;
+      if (ins.Changes() == 0) {
+        return absl::AlreadyExistsError(StrCat(
+            B::kName, ": task ", task.id, " already exists in queue ", queue));
+      }
+      return absl::OkStatus();
     }
 
     absl::StatusOr<std::optional<Delivery>> Dequeue(

@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 
 namespace converge {
 
@@ -57,6 +58,20 @@ class QueueStore {
   // down; tasks due in the same microsecond come in enqueue order). A
   // backend may keep only the first 65,535 bytes of an error text (MySQL).
   virtual absl::Status Enqueue(std::string_view queue, const Task& task) = 0;
+
+  // Enqueue of each of `tasks`, where a task already in the queue is left
+  // as it is (no error). A task refused (kInvalidArgument) or a store error
+  // fails the call; some tasks may have been scheduled then (enqueueing
+  // again is harmless). The default enqueues one by one; a SQL store in
+  // one transaction.
+  virtual absl::Status EnqueueMany(std::string_view queue,
+                                   absl::Span<const Task> tasks) {
+    for (const Task& task : tasks) {
+      absl::Status st = Enqueue(queue, task);
+      if (!st.ok() && st.code() != absl::StatusCode::kAlreadyExists) return st;
+    }
+    return absl::OkStatus();
+  }
 
   // Delivers the pending task with the earliest due time <= now (ties by
   // enqueue order), or an in-flight task whose visibility has passed, and
