@@ -247,6 +247,46 @@ class RedisLockStore final : public LockStore {
     return *r == 1;
   }
 
+  // One round trip per server.
+  absl::StatusOr<size_t> ReleaseMany(
+      absl::Span<const std::pair<std::string, std::string>> leases) override {
+    for (const auto& [key, token] : leases) {
+      if (auto st = store::CheckLeaseArgs("redis", key, token, std::nullopt);
+          !st.ok())
+        return st;
+    }
+    const Script& script = GetScripts().lease_release;
+    std::vector<std::vector<Command>> commands(b_->clients.size());
+    for (const auto& [key, token] : leases) {
+      const std::string keys[] = {b_->Key(key)};
+      const std::string args[] = {token};
+      commands[b_->ServerOf(keys[0])].push_back(
+          EvalCommand(script, keys, args));
+    }
+    size_t released = 0;
+    absl::Status first;
+    for (size_t server = 0; server < commands.size(); ++server) {
+      if (commands[server].empty()) continue;
+      const std::vector<const Script*> scripts(commands[server].size(),
+                                               &script);
+      absl::StatusOr<std::vector<Reply>> replies =
+          b_->clients[server]->EvalPipeline(commands[server], scripts);
+      if (!replies.ok()) {
+        if (first.ok()) first = replies.status();
+        continue;
+      }
+      for (const Reply& r : *replies) {
+        if (r.is_error()) {
+          if (first.ok()) first = b_->clients[server]->ReplyStatus(r.str);
+        } else if (r.type == Reply::Type::kInteger && r.integer == 1) {
+          ++released;
+        }
+      }
+    }
+    if (!first.ok()) return first;
+    return released;
+  }
+
   absl::StatusOr<bool> Extend(std::string_view key, std::string_view token,
                               absl::Duration ttl) override {
     if (auto st = store::CheckLeaseArgs("redis", key, token, ttl); !st.ok())
@@ -351,6 +391,94 @@ class RedisWindowStore final : public WindowStore {
   explicit RedisWindowStore(std::shared_ptr<const Backend> b)
       : b_(std::move(b)) {}
 
+  // Where the keys of a request live.
+  struct Placement {
+    std::string lease_key;
+    std::vector<size_t> add_server;
+    std::vector<std::vector<size_t>> read_server;
+    size_t one = SIZE_MAX;  // the server of every key, if `single`
+    bool single = true;
+  };
+  Placement Place(const WindowRequest& req) const {
+    Placement p;
+    p.lease_key =
+        req.lease.has_value() ? b_->Key(req.lease->key) : std::string();
+    p.add_server.resize(req.add.size());
+    p.read_server.resize(req.read_groups.size());
+    p.one = req.lease.has_value() ? b_->ServerOf(p.lease_key) : SIZE_MAX;
+    auto note = [&](size_t server) {
+      if (p.one == SIZE_MAX) p.one = server;
+      p.single = p.single && server == p.one;
+      return server;
+    };
+    for (size_t i = 0; i < req.add.size(); ++i) {
+      p.add_server[i] = note(b_->ServerOf(b_->Key(req.add[i].key)));
+    }
+    for (size_t g = 0; g < req.read_groups.size(); ++g) {
+      for (const std::string& key : req.read_groups[g]) {
+        p.read_server[g].push_back(note(b_->ServerOf(b_->Key(key))));
+      }
+    }
+    if (p.one == SIZE_MAX) p.one = 0;
+    return p;
+  }
+
+  // The requests whose keys are all on one server: their scripts
+  // pipelined, one round trip per server (in order on each server); the
+  // others one by one.
+  absl::StatusOr<std::vector<WindowResult>> ApplyMany(
+      absl::Span<const WindowRequest> requests) override {
+    for (const WindowRequest& req : requests) {
+      if (auto st = store::CheckWindowRequest("redis", req, CheckWindowKey);
+          !st.ok()) {
+        return st;
+      }
+    }
+    std::vector<WindowResult> out(requests.size());
+    std::vector<std::vector<Command>> commands(b_->clients.size());
+    std::vector<std::vector<size_t>> of(b_->clients.size());
+    for (size_t r = 0; r < requests.size(); ++r) {
+      const WindowRequest& req = requests[r];
+      const Placement p = Place(req);
+      if (!p.single) {
+        absl::StatusOr<WindowResult> one = Apply(req);
+        if (!one.ok()) return one.status();
+        out[r] = *std::move(one);
+        continue;
+      }
+      Command command;
+      absl::StatusOr<WindowResult> built =
+          Run(p.one, req, req.lease.has_value() ? &p.lease_key : nullptr,
+              SIZE_MAX, p.add_server, p.read_server, true, &command);
+      if (!built.ok()) return built.status();
+      if (command.args.empty()) {
+        out[r] = *std::move(built);  // nothing to run
+        continue;
+      }
+      commands[p.one].push_back(std::move(command));
+      of[p.one].push_back(r);
+    }
+    for (size_t server = 0; server < commands.size(); ++server) {
+      if (commands[server].empty()) continue;
+      const std::vector<const Script*> scripts(commands[server].size(),
+                                               &GetScripts().window_apply);
+      absl::StatusOr<std::vector<Reply>> replies =
+          b_->clients[server]->EvalPipeline(commands[server], scripts);
+      if (!replies.ok()) return replies.status();
+      for (size_t k = 0; k < replies->size(); ++k) {
+        Reply& reply = (*replies)[k];
+        if (reply.is_error()) {
+          return b_->clients[server]->ReplyStatus(reply.str);
+        }
+        absl::StatusOr<WindowResult> result = Result(
+            std::move(reply), requests[of[server][k]].read_groups.size());
+        if (!result.ok()) return result.status();
+        out[of[server][k]] = *std::move(result);
+      }
+    }
+    return out;
+  }
+
   absl::StatusOr<WindowResult> Apply(const WindowRequest& req) override {
     if (auto st = store::CheckWindowRequest("redis", req, CheckWindowKey);
         !st.ok()) {
@@ -359,28 +487,12 @@ class RedisWindowStore final : public WindowStore {
 
     // The servers of the keys: all on one (always, with one server) is one
     // script; otherwise the lease first, then one script per server.
-    const std::string lease_key =
-        req.lease.has_value() ? b_->Key(req.lease->key) : std::string();
-    std::vector<size_t> add_server(req.add.size());
-    std::vector<std::vector<size_t>> read_server(req.read_groups.size());
-    size_t one = req.lease.has_value() ? b_->ServerOf(lease_key) : SIZE_MAX;
-    bool single = true;
-    auto note = [&](size_t server) {
-      if (one == SIZE_MAX) one = server;
-      single = single && server == one;
-      return server;
-    };
-    for (size_t i = 0; i < req.add.size(); ++i) {
-      add_server[i] = note(b_->ServerOf(b_->Key(req.add[i].key)));
-    }
-    for (size_t g = 0; g < req.read_groups.size(); ++g) {
-      for (const std::string& key : req.read_groups[g]) {
-        read_server[g].push_back(note(b_->ServerOf(b_->Key(key))));
-      }
-    }
-    if (one == SIZE_MAX) one = 0;
-    if (single) {
-      return Run(one, req, req.lease.has_value() ? &lease_key : nullptr,
+    const Placement place = Place(req);
+    const std::string& lease_key = place.lease_key;
+    const std::vector<size_t>& add_server = place.add_server;
+    const std::vector<std::vector<size_t>>& read_server = place.read_server;
+    if (place.single) {
+      return Run(place.one, req, req.lease.has_value() ? &lease_key : nullptr,
                  /*server_filter=*/SIZE_MAX, add_server, read_server,
                  /*reads=*/true);
     }
@@ -522,10 +634,13 @@ class RedisWindowStore final : public WindowStore {
   // all of them), and the reads only if `reads`. The result has one group
   // per read group of `req` (empty where none of its keys is on `server`),
   // or none if `reads` is false or the lease was busy.
+  // With `command`, the script call is built there (and an empty result
+  // returned) instead of made.
   absl::StatusOr<WindowResult> Run(
       size_t server, const WindowRequest& req, const std::string* lease_key,
       size_t server_filter, const std::vector<size_t>& add_server,
-      const std::vector<std::vector<size_t>>& read_server, bool reads) const {
+      const std::vector<std::vector<size_t>>& read_server, bool reads,
+      Command* command = nullptr) const {
     auto here = [&](size_t s) {
       return server_filter == SIZE_MAX || s == server_filter;
     };
@@ -591,26 +706,35 @@ class RedisWindowStore final : public WindowStore {
       if (reads) empty.groups.resize(req.read_groups.size());
       return empty;
     }
+    if (command != nullptr) {
+      *command = EvalCommand(GetScripts().window_apply, keys, args);
+      return WindowResult{};
+    }
 
-    const Script& script = GetScripts().window_apply;
-    absl::StatusOr<Reply> r = b_->clients[server]->Eval(script, keys, args);
+    absl::StatusOr<Reply> r =
+        b_->clients[server]->Eval(GetScripts().window_apply, keys, args);
     if (!r.ok()) return r.status();
-    if (r->type != Reply::Type::kArray || r->elements.empty() ||
-        r->elements[0].type != Reply::Type::kInteger) {
+    return Result(*std::move(r), reads ? req.read_groups.size() : 0);
+  }
+
+  // The result of a window_apply script's reply that reads `groups`.
+  absl::StatusOr<WindowResult> Result(Reply r, size_t groups) const {
+    const Script& script = GetScripts().window_apply;
+    if (r.type != Reply::Type::kArray || r.elements.empty() ||
+        r.elements[0].type != Reply::Type::kInteger) {
       return b_->Unexpected(script);
     }
     WindowResult result;
-    if (r->elements[0].integer == 0) {
+    if (r.elements[0].integer == 0) {
       result.lease_acquired = false;
       return result;
     }
-    const size_t groups = reads ? req.read_groups.size() : 0;
-    if (r->elements.size() != groups + 1) return b_->Unexpected(script);
+    if (r.elements.size() != groups + 1) return b_->Unexpected(script);
     result.groups.reserve(groups);
-    for (size_t g = 1; g < r->elements.size(); ++g) {
+    for (size_t g = 1; g < r.elements.size(); ++g) {
       std::vector<std::string>& out = result.groups.emplace_back();
-      out.reserve(r->elements[g].elements.size());
-      for (Reply& m : r->elements[g].elements) out.push_back(std::move(m.str));
+      out.reserve(r.elements[g].elements.size());
+      for (Reply& m : r.elements[g].elements) out.push_back(std::move(m.str));
     }
     return result;
   }
