@@ -483,8 +483,12 @@ absl::StatusOr<Summary> ConvergeManager::RunSummary(int64_t converge_id) {
   return Summarize(*inst, clock_->Now(), nullptr, /*reset_counter=*/true);
 }
 
-absl::StatusOr<bool> ConvergeManager::EndExpired(int64_t id, absl::Time now) {
-  absl::StatusOr<ConvergeInstance> inst = stores_.repo->GetInstance(id);
+absl::StatusOr<bool> ConvergeManager::EndExpired(
+    int64_t id, absl::Time now, const ConvergeInstance* known) {
+  absl::StatusOr<ConvergeInstance> inst =
+      known != nullptr && known->id == id
+          ? absl::StatusOr<ConvergeInstance>(*known)
+          : stores_.repo->GetInstance(id);
   if (!inst.ok()) return inst.status();
   if (!inst->is_visible || !IsSummaryFunction(inst->converge_func)) {
     return EndRecursive(id, now, 0, nullptr, false, &*inst);

@@ -410,6 +410,9 @@ struct ConvergeManager::Prefetch {
   std::optional<std::optional<OpenInstanceRef>> under_lease;
   // Unrelated of the members `window` matched.
   std::optional<std::vector<int64_t>> unrelated;
+  // The instance `under_lease` names, if it has expired for the item (the
+  // decision ends it).
+  std::optional<ConvergeInstance> expired;
 };
 
 // Group commit (ManagerOptions::group_commit_max): leader and followers.
@@ -962,8 +965,31 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
             internal::StrCat("converge: LookupOpenMany answered ", open->size(),
                              " of ", again.size(), " dimensions"));
       }
+      // The instances found expired, read for their ends.
+      std::vector<int64_t> expired;
+      std::vector<size_t> expired_items;
       for (size_t k = 0; k < again.size(); ++k) {
-        pf[again_items[k]].under_lease = std::move((*open)[k]);
+        Prefetch& p = pf[again_items[k]];
+        p.under_lease = std::move((*open)[k]);
+        if (p.under_lease->has_value() &&
+            (*p.under_lease)->create_time < p.request.start) {
+          expired.push_back((*p.under_lease)->id);
+          expired_items.push_back(again_items[k]);
+        }
+      }
+      if (!expired.empty()) {
+        absl::StatusOr<std::vector<ConvergeInstance>> insts =
+            stores_.repo->GetInstances(expired);
+        // Not found (purged meanwhile): each reads its own.
+        if (!insts.ok() &&
+            insts.status().code() != absl::StatusCode::kNotFound) {
+          return insts.status();
+        }
+        if (insts.ok() && insts->size() == expired.size()) {
+          for (size_t k = 0; k < expired.size(); ++k) {
+            pf[expired_items[k]].expired = std::move((*insts)[k]);
+          }
+        }
       }
     }
   }
@@ -1411,7 +1437,10 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     }
     if (open->has_value() && (*open)->create_time < plan.start) {
       // Lazy expiry (section 3.5.1): ended relative to this action.
-      absl::StatusOr<bool> ended = EndExpired((*open)->id, at);
+      const ConvergeInstance* known = nullptr;
+      if (pf != nullptr && pf->expired.has_value()) known = &*pf->expired;
+      absl::StatusOr<bool> ended = EndExpired((*open)->id, at, known);
+      if (pf != nullptr) pf->expired.reset();
       if (!ended.ok()) return ended.status();
       if (!*ended) continue;  // someone else ended it: look again
       open->reset();

@@ -441,7 +441,9 @@ class ConvergeManager {
   // section 3.5.1): a visible instance of a summary function gets its
   // summary then, as the sweep gives it, since its summary task would find
   // it ended and report nothing. True if this call ended it.
-  absl::StatusOr<bool> EndExpired(int64_t id, absl::Time now);
+  // `known`: the instance as read by the caller, or null to read it.
+  absl::StatusOr<bool> EndExpired(int64_t id, absl::Time now,
+                                  const ConvergeInstance* known = nullptr);
   // The summary of `inst` as of `now` (RunSummary's work). *ended (if
   // given): whether this call ended the instance. `reset_counter`: a
   // second-level instance's business counter starts over (its summary

@@ -40,6 +40,31 @@ TEST_CASE("InstanceRepo: LookupOpenMany answers as LookupOpen, in order",
   CHECK(s.repo().LookupOpenMany({}).value().empty());
 }
 
+TEST_CASE(
+    "InstanceRepo: GetInstances answers as GetInstance, in order; an "
+    "unknown id is kNotFound",
+    "[conformance]") {
+  StoreSet s;
+  REQUIRE(s.repo().Create(ActionCreate("D", 1)).ok());
+  REQUIRE(s.repo().Create(ActionCreate("E", 2)).ok());
+  REQUIRE(s.repo().End(1, At(150)).value());
+  absl::StatusOr<std::vector<ConvergeInstance>> many =
+      s.repo().GetInstances({2, 1, 2});
+  REQUIRE(many.ok());
+  REQUIRE(many->size() == 3);
+  CHECK((*many)[0].id == 2);
+  CHECK((*many)[0].dimension == "E");
+  CHECK_FALSE((*many)[0].end_time.has_value());
+  CHECK((*many)[1].id == 1);
+  CHECK((*many)[1].end_time == std::optional<absl::Time>(At(150)));
+  CHECK((*many)[1].converge_config.count ==
+        s.repo().GetInstance(1).value().converge_config.count);
+  CHECK((*many)[2].description == "desc");
+  CHECK(s.repo().GetInstances({2, 99}).status().code() ==
+        absl::StatusCode::kNotFound);
+  CHECK(s.repo().GetInstances({}).value().empty());
+}
+
 TEST_CASE("InstanceRepo: GetActions answers as GetAction, in order",
           "[conformance]") {
   StoreSet s;

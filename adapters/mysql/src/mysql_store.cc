@@ -713,6 +713,41 @@ class MysqlRepo final : public InstanceRepo {
   absl::StatusOr<ConvergeInstance> GetInstance(int64_t id) override {
     return inner_.GetInstance(id);
   }
+  // In one statement per 1,000 ids.
+  absl::StatusOr<std::vector<ConvergeInstance>> GetInstances(
+      absl::Span<const int64_t> ids) override {
+    using Out = std::vector<ConvergeInstance>;
+    return db_->Read([&](Conn& conn) -> absl::StatusOr<Out> {
+      absl::flat_hash_map<int64_t, ConvergeInstance> found;
+      absl::Status st = MysqlBackend::InChunks(ids, [&](auto from, auto to) {
+        std::string sql = "SELECT " CONVERGE_INSTANCE_COLUMNS
+                          " FROM converge_instance WHERE id IN (";
+        for (auto it = from; it != to; ++it) {
+          StrAppend(&sql, it == from ? "" : ",", *it);
+        }
+        sql += ")";
+        return MysqlBackend::ForEachRow(
+            conn, sql, [&](const MysqlBackend::ResultRow& row) -> absl::Status {
+              absl::StatusOr<ConvergeInstance> inst =
+                  Stores::InstanceFromRow(row, *db_);
+              if (!inst.ok()) return inst.status();
+              found[inst->id] = *std::move(inst);
+              return absl::OkStatus();
+            });
+      });
+      if (!st.ok()) return st;
+      Out out;
+      out.reserve(ids.size());
+      for (int64_t id : ids) {
+        auto it = found.find(id);
+        if (it == found.end()) {
+          return absl::NotFoundError(StrCat("mysql: no instance ", id));
+        }
+        out.push_back(it->second);
+      }
+      return out;
+    });
+  }
   absl::StatusOr<bool> End(int64_t id, absl::Time now) override {
     return EndIf(id, now, false);
   }

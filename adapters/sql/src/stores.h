@@ -101,7 +101,6 @@ struct CommonSql {
       "SELECT " CONVERGE_INSTANCE_COLUMNS
       " FROM converge_instance WHERE end_time IS NOT NULL AND id > ?1 ORDER "
       "BY id LIMIT ?2";
-#undef CONVERGE_INSTANCE_COLUMNS
   static constexpr const char kInsertAction[] =
       "INSERT INTO converge_action_decision (action_id, create_time_ns, "
       "strategy_id, execute_timeout, status, status_time_ns, outcome, "
@@ -1312,7 +1311,9 @@ struct SqlStores {
     return up.Run();
   }
 
-  static absl::StatusOr<ConvergeInstance> InstanceFromRow(const Stmt& q,
+  // A row of CONVERGE_INSTANCE_COLUMNS; `q` has a Stmt's accessors.
+  template <typename Row>
+  static absl::StatusOr<ConvergeInstance> InstanceFromRow(const Row& q,
                                                           const Db& db) {
     ConvergeInstance i;
     i.id = q.Int(0);

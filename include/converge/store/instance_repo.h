@@ -286,6 +286,21 @@ class InstanceRepo {
     return out;
   }
 
+  // GetInstance of each of `ids`: one answer per id, in order (kNotFound
+  // for an id without instance fails the call). The default asks one by
+  // one.
+  virtual absl::StatusOr<std::vector<ConvergeInstance>> GetInstances(
+      absl::Span<const int64_t> ids) {
+    std::vector<ConvergeInstance> out;
+    out.reserve(ids.size());
+    for (int64_t id : ids) {
+      absl::StatusOr<ConvergeInstance> r = GetInstance(id);
+      if (!r.ok()) return r.status();
+      out.push_back(*std::move(r));
+    }
+    return out;
+  }
+
   // A hint, inside a batch (BeginBatch), that this thread is about to Join
   // each action `joins[i].first` to the open instance `joins[i].second`:
   // a backend may check them all at once (MySQL: two statements instead of
