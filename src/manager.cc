@@ -401,6 +401,10 @@ struct ConvergeManager::Prefetch {
   int64_t join_instance = 0;
   std::string lease_key;
   WindowRequest request;
+  // kAtLease: the index keys the item writes and reads if it takes the
+  // slow path (that of a join refused, too).
+  std::vector<std::string> add_keys;
+  std::vector<std::string> read_keys;
   // Fetched: the hint (LookupOpen before the lease), the stored decision
   // (GetAction), the applied window request, and the open instance read
   // again once the lease was held.
@@ -408,6 +412,8 @@ struct ConvergeManager::Prefetch {
   std::optional<std::optional<ActionRecord>> existing;
   std::optional<WindowResult> window;
   std::optional<std::optional<OpenInstanceRef>> under_lease;
+  // When the batch took the lease of `window`.
+  absl::Time acquired_at;
   // Unrelated of the members `window` matched.
   std::optional<std::vector<int64_t>> unrelated;
   // The instance `under_lease` names, if it has expired for the item (the
@@ -803,9 +809,12 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
   std::vector<std::string> dims;
   std::vector<size_t> dim_index(items.size(), kNone);
   std::vector<bool> first(items.size(), false);
+  std::vector<bool> first_of_id(items.size(), false);
   for (size_t i = 0; i < items.size(); ++i) {
     Prefetch& p = pf[i];
-    if (!ids.insert(items[i].action->id).second) continue;
+    // An action met before in the batch is decided as it comes (its keys
+    // still count below).
+    const bool fresh_id = ids.insert(items[i].action->id).second;
     p.stop = Prefetch::Stop::kAtHint;
     (void)SubmitImpl(*items[i].action, *items[i].config, &p);
     if (!p.stopped || p.dimension.empty()) {
@@ -815,7 +824,8 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
     auto [it, fresh] = dim_of.try_emplace(p.dimension, dims.size());
     if (fresh) dims.push_back(p.dimension);
     dim_index[i] = it->second;
-    first[i] = fresh;
+    first[i] = fresh && fresh_id;
+    first_of_id[i] = fresh_id;
   }
   if (dims.empty()) return absl::OkStatus();
   absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> hints =
@@ -830,6 +840,7 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
   // Pass 2.
   std::vector<std::pair<int64_t, int64_t>> joins;
   std::vector<size_t> leased;  // items that stopped at the lease
+  std::vector<size_t> keyed;   // items that stopped with their keys
   for (size_t i = 0; i < items.size(); ++i) {
     if (dim_index[i] == kNone) continue;
     Prefetch& p = pf[i];
@@ -838,7 +849,8 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
     p.stopped = false;
     (void)SubmitImpl(*items[i].action, *items[i].config, &p);
     p.stop = Prefetch::Stop::kNone;
-    if (p.stopped && p.join_instance != 0) {
+    if (p.stopped) keyed.push_back(i);
+    if (p.stopped && p.join_instance != 0 && first_of_id[i]) {
       joins.emplace_back(items[i].action->id, p.join_instance);
     } else if (p.stopped && !p.lease_key.empty()) {
       leased.push_back(i);
@@ -870,36 +882,38 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
     }
   }
 
-  // Which window requests may be applied now (see above).
+  // Which window requests may be applied now (see above), in the items'
+  // order. Every item that may touch the index counts: one planned to join
+  // may take the slow path (its instance ended meanwhile), and so may one
+  // whose count was unknown; they and the items not applied early write
+  // and read theirs as they come ("late").
   absl::flat_hash_set<std::string_view> late_adds, late_reads, early_reads;
   std::vector<WindowRequest> requests;
   std::vector<size_t> applied;
-  for (size_t i : leased) {
+  for (size_t i : keyed) {
     Prefetch& p = pf[i];
-    bool early = first[i] && p.existing.has_value() && !p.existing->has_value();
-    for (const WindowEntry& e : p.request.add) {
-      early =
-          early && !late_reads.contains(e.key) && !early_reads.contains(e.key);
+    bool early = first[i] && !p.lease_key.empty() && p.existing.has_value() &&
+                 !p.existing->has_value();
+    for (const std::string& key : p.add_keys) {
+      early = early && !late_reads.contains(key) && !early_reads.contains(key);
     }
-    for (const auto& group : p.request.read_groups) {
-      for (const std::string& key : group) {
-        early = early && !late_adds.contains(key);
-      }
+    for (const std::string& key : p.read_keys) {
+      early = early && !late_adds.contains(key);
     }
     if (early) {
-      for (const auto& group : p.request.read_groups) {
-        early_reads.insert(group.begin(), group.end());
-      }
+      // Its reads are made now if its request has them, else (a round
+      // after a join refused) as it comes.
+      auto& reads = p.request.read_groups.empty() ? late_reads : early_reads;
+      reads.insert(p.read_keys.begin(), p.read_keys.end());
       requests.push_back(p.request);
       applied.push_back(i);
       continue;
     }
-    for (const WindowEntry& e : p.request.add) late_adds.insert(e.key);
-    for (const auto& group : p.request.read_groups) {
-      late_reads.insert(group.begin(), group.end());
-    }
+    late_adds.insert(p.add_keys.begin(), p.add_keys.end());
+    late_reads.insert(p.read_keys.begin(), p.read_keys.end());
   }
   if (!requests.empty()) {
+    const absl::Time asked_at = clock_->Now();
     absl::StatusOr<std::vector<WindowResult>> results =
         stores_.window->ApplyMany(requests);
     if (results.ok() && results->size() != requests.size()) {
@@ -928,6 +942,7 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
         continue;
       }
       if (t_deferred != nullptr) ++t_deferred->prefetched_leases;
+      p.acquired_at = asked_at;
       const std::optional<OpenInstanceRef>& hint = *p.hint;
       if (!hint.has_value() || hint->create_time < p.request.start) {
         again.push_back(p.dimension);
@@ -1087,16 +1102,16 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
     results.push_back(std::move(d));
   }
   t_deferred = nullptr;
+  absl::Status committed;
   if (!deferred.enqueues.empty()) {
-    if (absl::Status st =
-            stores_.queue->EnqueueMany(options_.task_queue, deferred.enqueues);
-        !st.ok()) {
-      batch->reset();
-      scope.Release();
-      return fail_all(st);
-    }
+    committed =
+        stores_.queue->EnqueueMany(options_.task_queue, deferred.enqueues);
   }
-  absl::Status committed = (*batch)->Commit();
+  if (committed.ok()) {
+    committed = (*batch)->Commit();
+  } else {
+    batch->reset();  // rolled back
+  }
   scope.Release();
   if (!committed.ok() && items.size() > 1 && ItemError(committed)) {
     // One item's bad value, found only when the batch's writes were sent
@@ -1104,8 +1119,8 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
     // Nothing was stored; each may be submitted again (group commit and
     // converged then decide each alone).
     committed = absl::AbortedError(internal::StrCat(
-        "converge: SubmitBatch: the batch's commit failed and nothing of it "
-        "was stored: ",
+        "converge: SubmitBatch: the batch's commit (or its tasks) failed and "
+        "nothing of it was stored: ",
         committed.message(), "; submit its actions again, one by one"));
   }
   if (!committed.ok()) return fail_all(committed);
@@ -1290,6 +1305,22 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     pf->dimension = plan.dim.dimension;
     return stop();
   }
+  // Collecting at the lease: stops with the keys the item would write and
+  // read on the slow path, which a join refused or an unknown count may
+  // still take (nothing if they cannot be made: the item fails before it
+  // touches the index).
+  auto stop_with_keys = [&]() -> absl::StatusOr<Decision> {
+    if (req.add.empty()) (void)index_entries();
+    for (const WindowEntry& e : req.add) pf->add_keys.push_back(e.key);
+    if (absl::StatusOr<std::vector<std::vector<std::string>>> groups =
+            read_groups();
+        groups.ok()) {
+      for (auto& group : *groups) {
+        for (std::string& key : group) pf->read_keys.push_back(std::move(key));
+      }
+    }
+    return stop();
+  };
   absl::StatusOr<std::optional<OpenInstanceRef>> open;
   if (pf != nullptr && pf->hint.has_value()) {
     open = *pf->hint;
@@ -1313,7 +1344,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
   if (open->has_value() && (*open)->create_time >= plan.start &&
       !FunctionReadsStatuses(eff.converge_func)) {
     absl::StatusOr<int64_t> n = (*open)->executed_count;
-    if (*n < 0 && collect != Prefetch::Stop::kNone) return stop();
+    if (*n < 0 && collect != Prefetch::Stop::kNone) return stop_with_keys();
     if (*n < 0) n = stores_.repo->CountExecuted((*open)->id);
     if (!n.ok()) return n.status();
     const bool count_free =
@@ -1323,7 +1354,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     if (count_free || *n >= eff.count) {
       if (collect != Prefetch::Stop::kNone) {
         pf->join_instance = (*open)->id;
-        return stop();
+        return stop_with_keys();
       }
       absl::StatusOr<std::optional<Decision>> joined = JoinOpen(
           action, eff, plan.window_seconds, (*open)->id, *n, nullptr, &record);
@@ -1364,11 +1395,14 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     pf->request = req;
     pf->request.lease =
         LeaseRequest{plan.lease_key, NextToken(action.id), options_.lease_ttl};
-    return stop();
+    return stop_with_keys();
   }
   std::string token;
   WindowResult result;
   absl::StatusOr<bool> acquired = false;
+  // A lease the batch took long ago (earlier items waited on row locks):
+  // checked, and the reads made under it made again.
+  bool stale = false;
   if (pf != nullptr && pf->window.has_value()) {
     // Applied for the batch (ApplyMany): the index entries are written; the
     // lease is ours, or else taken as below (without adding again).
@@ -1376,6 +1410,13 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     if (pf->window->lease_acquired) {
       result = *std::move(pf->window);
       acquired = true;
+      stale = clock_->Now() - pf->acquired_at >= options_.lease_ttl / 2;
+      if (stale) {
+        have_reads = false;
+        pf->under_lease.reset();
+        pf->unrelated.reset();
+        pf->expired.reset();
+      }
     } else {
       // The batch's attempt was the first.
       req.add.clear();
@@ -1412,7 +1453,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     // just before, with nothing in between but matching in memory, and
     // asking would cost a store round trip on the hot path (a join costs
     // two Redis round trips: Apply and Release).
-    if (round > 0) {
+    if (round > 0 || stale) {
       absl::StatusOr<bool> held =
           stores_.lock->Extend(plan.lease_key, token, options_.lease_ttl);
       if (!held.ok()) return held.status();

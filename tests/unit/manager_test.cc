@@ -638,6 +638,39 @@ TEST_CASE("SubmitBatch gives the decisions of one-by-one submission",
   }
 }
 
+// Counts the bulk calls, forwarded to the target's own.
+class BulkCountingRepo : public InstanceRepoWrapper {
+ public:
+  using InstanceRepoWrapper::InstanceRepoWrapper;
+  absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> LookupOpenMany(
+      absl::Span<const std::string> dimensions) override {
+    ++lookups;
+    return target()->LookupOpenMany(dimensions);
+  }
+  absl::StatusOr<std::vector<std::optional<ActionRecord>>> GetActions(
+      absl::Span<const int64_t> ids) override {
+    ++get_actions;
+    return target()->GetActions(ids);
+  }
+  absl::Status PrepareJoins(
+      absl::Span<const std::pair<int64_t, int64_t>> joins) override {
+    prepared += joins.size();
+    return target()->PrepareJoins(joins);
+  }
+  int lookups = 0, get_actions = 0;
+  size_t prepared = 0;
+};
+class BulkCountingWindow : public WindowStoreWrapper {
+ public:
+  using WindowStoreWrapper::WindowStoreWrapper;
+  absl::StatusOr<std::vector<WindowResult>> ApplyMany(
+      absl::Span<const WindowRequest> requests) override {
+    applied += requests.size();
+    return target()->ApplyMany(requests);
+  }
+  size_t applied = 0;
+};
+
 TEST_CASE(
     "SubmitBatch with bulk reads (batch_prefetch) gives the decisions of "
     "one-by-one submission",
@@ -707,10 +740,14 @@ TEST_CASE(
     Env env(options);
     // A repo without transactions gets one that batches (and leaves other
     // writers free), so that the bulk reads run on every store.
-    BatchingRepo repo(env.stores.repo.get());
-    if (!RepoHasBatches(*env.stores.repo)) {
-      env.Rewire([&](Stores* v) { v->repo = &repo; });
-    }
+    BatchingRepo batching(env.stores.repo.get());
+    const bool native = RepoHasBatches(*env.stores.repo);
+    BulkCountingRepo repo(native ? env.stores.repo.get() : &batching);
+    BulkCountingWindow window(env.stores.window.get());
+    env.Rewire([&](Stores* v) {
+      v->repo = &repo;
+      v->window = &window;
+    });
     std::vector<absl::StatusOr<Decision>> got;
     for (size_t at = 0; at < actions.size(); at += kBatch) {
       const size_t end = std::min(actions.size(), at + kBatch);
@@ -723,10 +760,23 @@ TEST_CASE(
         if (d.ok()) d->replayed = false;
         got.push_back(std::move(d));
       }
+      // No lease is left behind.
+      CHECK(env.manager->stores().lock->ListLeases("", 0).value().empty());
     }
     same(expected, got);
-    // No lease is left behind.
-    CHECK(env.manager->stores().lock->ListLeases("", 0).value().empty());
+    // The bulk calls were made (or not).
+    const bool on =
+        mode == ManagerOptions::BatchPrefetch::kOn ||
+        (mode == ManagerOptions::BatchPrefetch::kAuto &&
+         !env.manager->stores().repo->BeginBatch().value()->ExcludesWriters());
+    INFO("bulk reads " << on << ": " << repo.lookups << " LookupOpenMany, "
+                       << repo.get_actions << " GetActions, " << repo.prepared
+                       << " joins prepared, " << window.applied
+                       << " window requests applied together");
+    CHECK((repo.lookups > 0) == on);
+    if (on) CHECK(repo.get_actions > 0);  // (summaries read members too)
+    CHECK((repo.prepared > 0) == on);
+    CHECK((window.applied > 0) == on);
   }
 }
 
@@ -770,6 +820,154 @@ TEST_CASE(
             .repo->Relations(*got[2]->converge_id)
             .value()
             .size() == 3);
+}
+
+// Answers LookupOpenMany with `stale` for its dimension (as a connection
+// that remembers an instance another one has ended).
+class StaleBulkHint : public InstanceRepoWrapper {
+ public:
+  using InstanceRepoWrapper::InstanceRepoWrapper;
+  absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> LookupOpenMany(
+      absl::Span<const std::string> dimensions) override {
+    absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> r =
+        target()->LookupOpenMany(dimensions);
+    if (!r.ok()) return r;
+    for (size_t i = 0; i < dimensions.size(); ++i) {
+      if (dimensions[i] == stale_dimension) (*r)[i] = stale;
+    }
+    return r;
+  }
+  // The other bulk calls go to the target's own (MySQL's statements).
+  absl::StatusOr<std::vector<std::optional<ActionRecord>>> GetActions(
+      absl::Span<const int64_t> ids) override {
+    return target()->GetActions(ids);
+  }
+  absl::Status PrepareJoins(
+      absl::Span<const std::pair<int64_t, int64_t>> joins) override {
+    return target()->PrepareJoins(joins);
+  }
+  absl::StatusOr<std::vector<ConvergeInstance>> GetInstances(
+      absl::Span<const int64_t> ids) override {
+    return target()->GetInstances(ids);
+  }
+  std::string stale_dimension;
+  OpenInstanceRef stale;
+};
+
+TEST_CASE(
+    "SubmitBatch with bulk reads: an item planned to join an instance that "
+    "has ended reads the window as one by one",
+    "[manager]") {
+  // Rule on alert_info and host, threshold 2. Instance I of (g, h0) is
+  // created by two actions and ended, but the batch's hint still has it
+  // open. Batch: A (g, h0), planned to join I; B (g, [h0, h1]), a
+  // dimension of its own whose window meets A's keys. One by one, A's join
+  // is refused and A sees itself alone (I's members are related): it
+  // executes; B sees A and itself and creates. Had B's index write come
+  // before A's read, A would have created.
+  ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 300);
+  rule.condition.push_back(Condition{"host", {Value("self")}});
+  ManagerOptions options;
+  options.batch_prefetch = ManagerOptions::BatchPrefetch::kOn;
+  Env env(options);
+  BatchingRepo batching(env.stores.repo.get());
+  StaleBulkHint repo(RepoHasBatches(*env.stores.repo) ? env.stores.repo.get()
+                                                      : &batching);
+  env.Rewire([&](Stores* v) { v->repo = &repo; });
+  Action a0 = Act(1, 100, "g"), a1 = Act(2, 101, "g");
+  a0.context["host"] = "h0";
+  a1.context["host"] = "h0";
+  CHECK(env.Submit(a0, rule).reason == "below threshold");
+  const Decision created = env.Submit(a1, rule);
+  REQUIRE(created.reason == "created");
+  const int64_t instance = created.converge_id.value();
+  // (An ended instance's dimension is rewritten: read it first.)
+  repo.stale_dimension =
+      env.manager->stores().repo->GetInstance(instance).value().dimension;
+  REQUIRE(env.manager->EndInstance(instance).value());
+  repo.stale = OpenInstanceRef{instance, T(101), 2};
+
+  Action a = Act(3, 110, "g");
+  a.context["host"] = "h0";
+  Action b = Act(4, 111, "g");
+  b.context["host"] = Value::List{Value("h0"), Value("h1")};
+  env.clock.Set(T(111));
+  std::vector<ConvergeManager::BatchItem> items = {{&a, &rule}, {&b, &rule}};
+  std::vector<absl::StatusOr<Decision>> got = env.manager->SubmitBatch(items);
+  REQUIRE(got.size() == 2);
+  REQUIRE(got[0].ok());
+  REQUIRE(got[1].ok());
+  CHECK(got[0]->reason == "below threshold");
+  CHECK(got[1]->reason == "created");
+  CHECK(env.manager->stores().lock->ListLeases("", 0).value().empty());
+}
+
+// Answers the first LookupOpenMany with no instance open for any dimension
+// (as if the instance were created just after the batch's look).
+class LateInstanceHint : public InstanceRepoWrapper {
+ public:
+  using InstanceRepoWrapper::InstanceRepoWrapper;
+  absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> LookupOpenMany(
+      absl::Span<const std::string> dimensions) override {
+    if (calls++ == 0) {
+      return std::vector<std::optional<OpenInstanceRef>>(dimensions.size());
+    }
+    return target()->LookupOpenMany(dimensions);
+  }
+  // The other bulk calls go to the target's own (MySQL's statements).
+  absl::StatusOr<std::vector<std::optional<ActionRecord>>> GetActions(
+      absl::Span<const int64_t> ids) override {
+    return target()->GetActions(ids);
+  }
+  absl::Status PrepareJoins(
+      absl::Span<const std::pair<int64_t, int64_t>> joins) override {
+    return target()->PrepareJoins(joins);
+  }
+  absl::StatusOr<std::vector<ConvergeInstance>> GetInstances(
+      absl::Span<const int64_t> ids) override {
+    return target()->GetInstances(ids);
+  }
+  int calls = 0;
+};
+
+TEST_CASE(
+    "SubmitBatch with bulk reads: an action twice, the second time "
+    "shielded, gets its first decision back",
+    "[manager]") {
+  // X's dimension has an open instance that the batch's first look misses:
+  // X takes the lease, finds the instance and joins it. Its second
+  // occurrence, shielded, is already decided: its decision comes back.
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
+  ManagerOptions options;
+  options.batch_prefetch = ManagerOptions::BatchPrefetch::kOn;
+  Env env(options);
+  BatchingRepo batching(env.stores.repo.get());
+  LateInstanceHint repo(RepoHasBatches(*env.stores.repo) ? env.stores.repo.get()
+                                                         : &batching);
+  env.Rewire([&](Stores* v) { v->repo = &repo; });
+  const Decision created = env.Submit(Act(1, 100, "g"), rule);
+  REQUIRE(created.reason == "created");
+  Action x = Act(2, 110, "g");
+  Action shielded = x;
+  shielded.shielded = true;
+  Action other = Act(3, 110, "h");  // so that the batch has two dimensions
+  env.clock.Set(T(110));
+  std::vector<ConvergeManager::BatchItem> items = {
+      {&x, &rule}, {&other, &rule}, {&shielded, &rule}};
+  std::vector<absl::StatusOr<Decision>> got = env.manager->SubmitBatch(items);
+  REQUIRE(got.size() == 3);
+  for (const auto& d : got) {
+    INFO(d.status().ToString());
+    REQUIRE(d.ok());
+  }
+  CHECK(repo.calls == 2);  // the hint, then again under the leases
+  CHECK(got[0]->reason == "joined");
+  CHECK(got[0]->converge_id == created.converge_id);
+  CHECK(got[2]->replayed);
+  CHECK(got[2]->outcome == got[0]->outcome);
+  CHECK(got[2]->converge_id == created.converge_id);
+  CHECK(env.manager->stores().repo->GetAction(2).value()->decision.reason ==
+        "joined");
 }
 
 // Leases of every key but the first one asked for are held by "another

@@ -415,6 +415,9 @@ class MysqlRepo final : public InstanceRepo {
     if (auto st = Stores::CheckAlerts(rel.alerts); !st.ok()) return st;
     Conn::Deferred& d = conn->deferred();
     sql::RepoMemo& memo = conn->memo();
+    // Whatever the route, the action is decided from here on (or refused):
+    // it is no longer one found undecided.
+    const bool unseen = d.unseen.erase(record.id) == 1;
     auto state = memo.state.find(rel.converge_id);
     if (d.actions.contains(record.id) ||
         (state != memo.state.end() && !state->second.open)) {
@@ -423,8 +426,7 @@ class MysqlRepo final : public InstanceRepo {
       if (auto st = Flush(); !st.ok()) return st;
       return inner_.Join(record, rel);
     }
-    if (d.locked_open.contains(rel.converge_id) &&
-        d.unseen.erase(record.id) == 1) {
+    if (d.locked_open.contains(rel.converge_id) && unseen) {
       // Checked with the batch's other joins (PrepareJoins).
     } else {
       // One round trip instead of the plain join's four: is the instance
@@ -685,6 +687,7 @@ class MysqlRepo final : public InstanceRepo {
       MysqlBackend::Defer(*conn, &result.record, nullptr);
       return result;
     }
+    Forget(record.id);
     return inner_.RecordDecision(record);
   }
   absl::Status SetActionStatus(int64_t action_id, ActionStatus status,
@@ -703,7 +706,11 @@ class MysqlRepo final : public InstanceRepo {
     std::vector<int64_t> actions = request.attach_candidates;
     if (request.creator.has_value()) actions.push_back(request.creator->id);
     if (auto st = FlushIfPending(actions); !st.ok()) return st;
-    return inner_.Create(request);
+    absl::StatusOr<CreateResult> created = inner_.Create(request);
+    if (created.ok() && request.creator.has_value()) {
+      Forget(request.creator->id);
+    }
+    return created;
   }
   absl::StatusOr<std::optional<ConvergeInstance>> FindOpen(
       std::string_view dimension) override {
@@ -865,6 +872,13 @@ class MysqlRepo final : public InstanceRepo {
 #undef CONVERGE_FLUSHED
 
  private:
+  // The action is decided: no longer one the batch found undecided.
+  void Forget(int64_t action) {
+    if (Conn* conn = db_->BatchConn(); conn != nullptr) {
+      conn->deferred().unseen.erase(action);
+    }
+  }
+
   // Writes this thread's pending joins (no-op outside a batch or without
   // any); a failure fails the batch.
   absl::Status Flush() {

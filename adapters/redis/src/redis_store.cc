@@ -250,21 +250,21 @@ class RedisLockStore final : public LockStore {
   // One round trip per server.
   absl::StatusOr<size_t> ReleaseMany(
       absl::Span<const std::pair<std::string, std::string>> leases) override {
-    for (const auto& [key, token] : leases) {
-      if (auto st = store::CheckLeaseArgs("redis", key, token, std::nullopt);
-          !st.ok())
-        return st;
-    }
+    absl::Status first;  // the first error; every valid lease is tried
     const Script& script = GetScripts().lease_release;
     std::vector<std::vector<Command>> commands(b_->clients.size());
     for (const auto& [key, token] : leases) {
+      if (auto st = store::CheckLeaseArgs("redis", key, token, std::nullopt);
+          !st.ok()) {
+        if (first.ok()) first = st;
+        continue;
+      }
       const std::string keys[] = {b_->Key(key)};
       const std::string args[] = {token};
       commands[b_->ServerOf(keys[0])].push_back(
           EvalCommand(script, keys, args));
     }
     size_t released = 0;
-    absl::Status first;
     for (size_t server = 0; server < commands.size(); ++server) {
       if (commands[server].empty()) continue;
       const std::vector<const Script*> scripts(commands[server].size(),
@@ -423,9 +423,9 @@ class RedisWindowStore final : public WindowStore {
     return p;
   }
 
-  // The requests whose keys are all on one server: their scripts
-  // pipelined, one round trip per server (in order on each server); the
-  // others one by one.
+  // When every request has its keys on one server: their scripts
+  // pipelined, one round trip per server (in order on each server); else
+  // one by one.
   absl::StatusOr<std::vector<WindowResult>> ApplyMany(
       absl::Span<const WindowRequest> requests) override {
     for (const WindowRequest& req : requests) {
@@ -435,17 +435,29 @@ class RedisWindowStore final : public WindowStore {
       }
     }
     std::vector<WindowResult> out(requests.size());
+    std::vector<Placement> places;
+    places.reserve(requests.size());
+    bool single = true;
+    for (const WindowRequest& req : requests) {
+      places.push_back(Place(req));
+      single = single && places.back().single;
+    }
+    if (!single) {
+      // A request over several servers runs in steps: pipelining the
+      // others around it would change their order. One by one.
+      for (size_t r = 0; r < requests.size(); ++r) {
+        absl::StatusOr<WindowResult> one = Apply(requests[r]);
+        if (!one.ok()) return one.status();
+        out[r] = *std::move(one);
+      }
+      return out;
+    }
+    // Each server's requests keep their order: a key lives on one server.
     std::vector<std::vector<Command>> commands(b_->clients.size());
     std::vector<std::vector<size_t>> of(b_->clients.size());
     for (size_t r = 0; r < requests.size(); ++r) {
       const WindowRequest& req = requests[r];
-      const Placement p = Place(req);
-      if (!p.single) {
-        absl::StatusOr<WindowResult> one = Apply(req);
-        if (!one.ok()) return one.status();
-        out[r] = *std::move(one);
-        continue;
-      }
+      const Placement& p = places[r];
       Command command;
       absl::StatusOr<WindowResult> built =
           Run(p.one, req, req.lease.has_value() ? &p.lease_key : nullptr,

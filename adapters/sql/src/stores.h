@@ -354,26 +354,39 @@ struct SqlStores {
     // In one transaction (MySQL: one statement).
     absl::StatusOr<size_t> ReleaseMany(
         absl::Span<const std::pair<std::string, std::string>> leases) override {
+      // An invalid pair is skipped (its error returned after the others
+      // are released).
+      absl::Status invalid;
+      std::vector<std::pair<std::string, std::string>> valid;
       for (const auto& [key, token] : leases) {
         if (auto st = store::CheckLeaseArgs(B::kName, key, token, std::nullopt);
-            !st.ok())
-          return st;
-      }
-      if (leases.empty()) return size_t{0};
-      return db_->WriteAside([&](Conn& conn) -> absl::StatusOr<size_t> {
-        if constexpr (B::kFewerRoundTrips) {
-          return B::ReleaseLeases(conn, leases);
+            !st.ok()) {
+          if (invalid.ok()) invalid = st;
         } else {
-          size_t released = 0;
-          for (const auto& [key, token] : leases) {
-            Stmt del(conn, B::kLeaseRelease);
-            del.Bind(1, key).Bind(2, token);
-            if (auto st = del.Run(); !st.ok()) return st;
-            released += del.Changes() == 1 ? 1 : 0;
-          }
-          return released;
+          valid.emplace_back(key, token);
         }
-      });
+      }
+      if (valid.empty()) {
+        if (!invalid.ok()) return invalid;
+        return size_t{0};
+      }
+      absl::StatusOr<size_t> released =
+          db_->WriteAside([&](Conn& conn) -> absl::StatusOr<size_t> {
+            if constexpr (B::kFewerRoundTrips) {
+              return B::ReleaseLeases(conn, valid);
+            } else {
+              size_t n = 0;
+              for (const auto& [key, token] : valid) {
+                Stmt del(conn, B::kLeaseRelease);
+                del.Bind(1, key).Bind(2, token);
+                if (auto st = del.Run(); !st.ok()) return st;
+                n += del.Changes() == 1 ? 1 : 0;
+              }
+              return n;
+            }
+          });
+      if (released.ok() && !invalid.ok()) return invalid;
+      return released;
     }
 
     absl::StatusOr<bool> Extend(std::string_view key, std::string_view token,
