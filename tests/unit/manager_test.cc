@@ -970,6 +970,61 @@ TEST_CASE(
         "joined");
 }
 
+// On its first RecordDecision, moves the clock past every lease and lets
+// "another process" take them all (as a batch whose earlier items waited
+// for row locks longer than the leases last).
+class SlowFirstRecord : public InstanceRepoWrapper {
+ public:
+  SlowFirstRecord(InstanceRepo* target, VirtualClock* clock, LockStore* lock)
+      : InstanceRepoWrapper(target), clock_(clock), lock_(lock) {}
+  absl::StatusOr<RecordResult> RecordDecision(
+      const ActionRecord& record) override {
+    if (!slowed_) {
+      slowed_ = true;
+      std::vector<LeaseInfo> held = lock_->ListLeases("", 0).value();
+      clock_->Advance(absl::Minutes(5));
+      for (const LeaseInfo& l : held) {
+        taken += lock_->TryAcquire(l.key, "other", absl::Minutes(5)).value();
+      }
+    }
+    return InstanceRepoWrapper::RecordDecision(record);
+  }
+  int taken = 0;
+
+ private:
+  VirtualClock* clock_;
+  LockStore* lock_;
+  bool slowed_ = false;
+};
+
+TEST_CASE(
+    "SubmitBatch with bulk reads: a lease taken for the batch and lost "
+    "while earlier items were decided is not written under",
+    "[manager]") {
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 3, 300);
+  ManagerOptions options;
+  options.batch_prefetch = ManagerOptions::BatchPrefetch::kOn;
+  options.lease_ttl = absl::Seconds(60);
+  Env env(options);
+  BatchingRepo batching(env.stores.repo.get());
+  SlowFirstRecord repo(
+      RepoHasBatches(*env.stores.repo) ? env.stores.repo.get() : &batching,
+      &env.clock, env.stores.view().lock);
+  env.Rewire([&](Stores* v) { v->repo = &repo; });
+  Action a = Act(1, 100, "a"), b = Act(2, 100, "b");
+  env.clock.Set(T(100));
+  std::vector<ConvergeManager::BatchItem> items = {{&a, &rule}, {&b, &rule}};
+  std::vector<absl::StatusOr<Decision>> got = env.manager->SubmitBatch(items);
+  REQUIRE(got.size() == 2);
+  REQUIRE(got[0].ok());
+  CHECK(got[0]->reason == "below threshold");
+  CHECK(repo.taken >= 1);  // b's lease, at least
+  // b's lease was taken over: b is refused (retried later), not decided
+  // from what it read under the lease it lost.
+  CHECK(IsLeaseBusy(got[1].status()));
+  CHECK_FALSE(env.manager->stores().repo->GetAction(2).value().has_value());
+}
+
 // Leases of every key but the first one asked for are held by "another
 // process": refused, and counted.
 class BusyAfterFirst : public WindowStoreWrapper {
