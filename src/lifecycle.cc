@@ -16,6 +16,7 @@
 #include "converge/functions.h"
 #include "converge/manager.h"
 #include "converge/metrics.h"
+#include "internal/bulk.h"
 #include "internal/lease_busy.h"
 #include "internal/strings.h"
 
@@ -543,10 +544,10 @@ absl::StatusOr<Summary> ConvergeManager::Summarize(
     absl::StatusOr<std::vector<std::optional<ActionRecord>>> recs =
         stores_.repo->GetActions(actions);
     if (!recs.ok()) return recs.status();
-    if (recs->size() != actions.size()) {
-      return absl::InternalError(
-          internal::StrCat("converge: GetActions answered ", recs->size(),
-                           " of ", actions.size(), " actions"));
+    if (absl::Status st = internal::CheckAnswered("GetActions", recs->size(),
+                                                  actions.size(), "actions");
+        !st.ok()) {
+      return st;
     }
     for (size_t i = 0; i < actions.size(); ++i) {
       const std::optional<ActionRecord>& rec = (*recs)[i];

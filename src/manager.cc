@@ -30,6 +30,7 @@
 #include "converge/functions.h"
 #include "converge/metrics.h"
 #include "converge/store/errors.h"
+#include "internal/bulk.h"
 #include "internal/lease_busy.h"
 #include "internal/strings.h"
 
@@ -831,10 +832,10 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
   absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> hints =
       stores_.repo->LookupOpenMany(dims);
   if (!hints.ok()) return hints.status();
-  if (hints->size() != dims.size()) {
-    return absl::InternalError(
-        internal::StrCat("converge: LookupOpenMany answered ", hints->size(),
-                         " of ", dims.size(), " dimensions"));
+  if (absl::Status st = internal::CheckAnswered("LookupOpenMany", hints->size(),
+                                                dims.size(), "dimensions");
+      !st.ok()) {
+    return st;
   }
 
   // Pass 2.
@@ -872,10 +873,10 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
     absl::StatusOr<std::vector<std::optional<ActionRecord>>> stored =
         stores_.repo->GetActions(asked);
     if (!stored.ok()) return stored.status();
-    if (stored->size() != asked.size()) {
-      return absl::InternalError(
-          internal::StrCat("converge: GetActions answered ", stored->size(),
-                           " of ", asked.size(), " actions"));
+    if (absl::Status st = internal::CheckAnswered("GetActions", stored->size(),
+                                                  asked.size(), "actions");
+        !st.ok()) {
+      return st;
     }
     for (size_t k = 0; k < asked.size(); ++k) {
       pf[asked_items[k]].existing = std::move((*stored)[k]);
@@ -916,10 +917,12 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
     const absl::Time asked_at = clock_->Now();
     absl::StatusOr<std::vector<WindowResult>> results =
         stores_.window->ApplyMany(requests);
-    if (results.ok() && results->size() != requests.size()) {
-      results = absl::InternalError(
-          internal::StrCat("converge: ApplyMany answered ", results->size(),
-                           " of ", requests.size(), " requests"));
+    if (results.ok()) {
+      if (absl::Status st = internal::CheckAnswered(
+              "ApplyMany", results->size(), requests.size(), "requests");
+          !st.ok()) {
+        results = st;
+      }
     }
     if (!results.ok()) {
       // Some leases may have been taken: released best-effort.
@@ -975,10 +978,10 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
       absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> open =
           stores_.repo->LookupOpenMany(again);
       if (!open.ok()) return open.status();
-      if (open->size() != again.size()) {
-        return absl::InternalError(
-            internal::StrCat("converge: LookupOpenMany answered ", open->size(),
-                             " of ", again.size(), " dimensions"));
+      if (absl::Status st = internal::CheckAnswered(
+              "LookupOpenMany", open->size(), again.size(), "dimensions");
+          !st.ok()) {
+        return st;
       }
       // The instances found expired, read for their ends.
       std::vector<int64_t> expired;

@@ -822,22 +822,11 @@ TEST_CASE(
             .size() == 3);
 }
 
-// Answers LookupOpenMany with `stale` for its dimension (as a connection
-// that remembers an instance another one has ended).
-class StaleBulkHint : public InstanceRepoWrapper {
+// Forwards the bulk calls to the target's own (MySQL's statements), where
+// InstanceRepoWrapper leaves them to the defaults.
+class BulkForwardingRepo : public InstanceRepoWrapper {
  public:
   using InstanceRepoWrapper::InstanceRepoWrapper;
-  absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> LookupOpenMany(
-      absl::Span<const std::string> dimensions) override {
-    absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> r =
-        target()->LookupOpenMany(dimensions);
-    if (!r.ok()) return r;
-    for (size_t i = 0; i < dimensions.size(); ++i) {
-      if (dimensions[i] == stale_dimension) (*r)[i] = stale;
-    }
-    return r;
-  }
-  // The other bulk calls go to the target's own (MySQL's statements).
   absl::StatusOr<std::vector<std::optional<ActionRecord>>> GetActions(
       absl::Span<const int64_t> ids) override {
     return target()->GetActions(ids);
@@ -849,6 +838,23 @@ class StaleBulkHint : public InstanceRepoWrapper {
   absl::StatusOr<std::vector<ConvergeInstance>> GetInstances(
       absl::Span<const int64_t> ids) override {
     return target()->GetInstances(ids);
+  }
+};
+
+// Answers LookupOpenMany with `stale` for its dimension (as a connection
+// that remembers an instance another one has ended).
+class StaleBulkHint : public BulkForwardingRepo {
+ public:
+  using BulkForwardingRepo::BulkForwardingRepo;
+  absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> LookupOpenMany(
+      absl::Span<const std::string> dimensions) override {
+    absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> r =
+        target()->LookupOpenMany(dimensions);
+    if (!r.ok()) return r;
+    for (size_t i = 0; i < dimensions.size(); ++i) {
+      if (dimensions[i] == stale_dimension) (*r)[i] = stale;
+    }
+    return r;
   }
   std::string stale_dimension;
   OpenInstanceRef stale;
@@ -904,28 +910,15 @@ TEST_CASE(
 
 // Answers the first LookupOpenMany with no instance open for any dimension
 // (as if the instance were created just after the batch's look).
-class LateInstanceHint : public InstanceRepoWrapper {
+class LateInstanceHint : public BulkForwardingRepo {
  public:
-  using InstanceRepoWrapper::InstanceRepoWrapper;
+  using BulkForwardingRepo::BulkForwardingRepo;
   absl::StatusOr<std::vector<std::optional<OpenInstanceRef>>> LookupOpenMany(
       absl::Span<const std::string> dimensions) override {
     if (calls++ == 0) {
       return std::vector<std::optional<OpenInstanceRef>>(dimensions.size());
     }
     return target()->LookupOpenMany(dimensions);
-  }
-  // The other bulk calls go to the target's own (MySQL's statements).
-  absl::StatusOr<std::vector<std::optional<ActionRecord>>> GetActions(
-      absl::Span<const int64_t> ids) override {
-    return target()->GetActions(ids);
-  }
-  absl::Status PrepareJoins(
-      absl::Span<const std::pair<int64_t, int64_t>> joins) override {
-    return target()->PrepareJoins(joins);
-  }
-  absl::StatusOr<std::vector<ConvergeInstance>> GetInstances(
-      absl::Span<const int64_t> ids) override {
-    return target()->GetInstances(ids);
   }
   int calls = 0;
 };
