@@ -307,6 +307,33 @@ struct MysqlBackend : sql::CommonSql {
     });
   }
 
+  // QueueStore::EnqueueMany's inserts: one INSERT IGNORE per 1,000 tasks
+  // (a task already queued is left as it is).
+  static absl::Status EnqueueRows(Conn& conn, std::string_view queue,
+                                  absl::Span<const Task> tasks) {
+    return InChunks(tasks, [&](auto from, auto to) {
+      std::string sql =
+          "INSERT IGNORE INTO converge_queue_task (queue, task_id, kind, "
+          "subject_id, payload, due_ns, attempts, last_error, state, "
+          "ready_ns) VALUES ";
+      for (auto it = from; it != to; ++it) {
+        const std::string due = StrCat(sql::Nanos(it->due));
+        sql += it == from ? "(" : ",(";
+        conn.AppendLiteral(&sql, queue);
+        sql += ",";
+        conn.AppendLiteral(&sql, it->id);
+        sql += ",";
+        conn.AppendLiteral(&sql, it->kind);
+        StrAppend(&sql, ",", it->subject_id, ",");
+        conn.AppendLiteral(&sql, it->payload);
+        StrAppend(&sql, ",", due, ",0,");
+        conn.AppendLiteral(&sql, it->last_error);
+        StrAppend(&sql, ",0,", due, ")");
+      }
+      return conn.Exec(sql);
+    });
+  }
+
   // LockStore::ReleaseMany's deletes: the leases' rows found (and locked)
   // by their keys' hashes, then those held by the given tokens deleted by
   // id; two statements per 1,000 leases.

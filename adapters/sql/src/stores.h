@@ -2227,13 +2227,17 @@ struct SqlStores {
       }
       if (tasks.empty()) return absl::OkStatus();
       return db_->WriteAside([&](Conn& conn) -> absl::Status {
-        for (const Task& task : tasks) {
-          absl::Status st = EnqueueIn(conn, queue, task);
-          if (!st.ok() && st.code() != absl::StatusCode::kAlreadyExists) {
-            return st;
+        if constexpr (B::kFewerRoundTrips) {
+          return B::EnqueueRows(conn, queue, tasks);
+        } else {
+          for (const Task& task : tasks) {
+            absl::Status st = EnqueueIn(conn, queue, task);
+            if (!st.ok() && st.code() != absl::StatusCode::kAlreadyExists) {
+              return st;
+            }
           }
+          return absl::OkStatus();
         }
-        return absl::OkStatus();
       });
     }
 
