@@ -2,6 +2,13 @@
 // subclass can decorate one method (metrics, retries, fault injection) and
 // inherit the rest, as LevelDB's EnvWrapper does.
 //
+// The bulk calls (InstanceRepo::LookupOpenMany, GetActions, GetInstances,
+// PrepareJoins; WindowStore::ApplyMany; LockStore::ReleaseMany;
+// QueueStore::EnqueueMany) are not forwarded: their defaults make the
+// single calls through the wrapper, so that an override of a single call
+// sees every call. A wrapper that wants the target's bulk statements
+// overrides them to call target().
+//
 // Thread safety: as the target's. The target must outlive the wrapper.
 
 #ifndef CONVERGE_STORE_WRAPPERS_H_
