@@ -300,6 +300,21 @@ TEST_CASE(
     if (d->task.id == "t1") CHECK(d->task.payload == "first");
   }
   CHECK(order == std::vector<std::string>{"t1", "t3", "t2"});
+  // Large payloads (more than a MySQL statement's share of them).
+  std::vector<Task> large;
+  for (int i = 0; i < 3; ++i) {
+    Task& t = large.emplace_back(MakeTask(absl::StrCat("big", i), 600));
+    t.payload = std::string(600 * 1024, static_cast<char>('a' + i));
+  }
+  REQUIRE(s.queue().EnqueueMany("big", large).ok());
+  CHECK(s.queue().Stats("big").value().pending == 3);
+  for (int i = 0; i < 3; ++i) {
+    std::optional<Delivery> d =
+        s.queue().Dequeue("big", At(700), absl::Seconds(30)).value();
+    REQUIRE(d.has_value());
+    CHECK(d->task.payload.size() == 600 * 1024);
+    CHECK(d->task.payload[0] == d->task.id.back() - '0' + 'a');
+  }
   const std::vector<Task> bad = {MakeTask("t4", 100), MakeTask("", 100)};
   CHECK(s.queue().EnqueueMany("q", bad).code() ==
         absl::StatusCode::kInvalidArgument);

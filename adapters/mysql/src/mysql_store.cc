@@ -307,31 +307,40 @@ struct MysqlBackend : sql::CommonSql {
     });
   }
 
-  // QueueStore::EnqueueMany's inserts: one INSERT IGNORE per 1,000 tasks
-  // (a task already queued is left as it is).
+  // QueueStore::EnqueueMany's inserts: one INSERT IGNORE per 1,000 tasks or
+  // per MiB of text, whichever comes first (a task already queued is left
+  // as it is; a payload may be large, and a statement must stay under the
+  // server's max_allowed_packet).
   static absl::Status EnqueueRows(Conn& conn, std::string_view queue,
                                   absl::Span<const Task> tasks) {
-    return InChunks(tasks, [&](auto from, auto to) {
-      std::string sql =
-          "INSERT IGNORE INTO converge_queue_task (queue, task_id, kind, "
-          "subject_id, payload, due_ns, attempts, last_error, state, "
-          "ready_ns) VALUES ";
-      for (auto it = from; it != to; ++it) {
-        const std::string due = StrCat(sql::Nanos(it->due));
-        sql += it == from ? "(" : ",(";
-        conn.AppendLiteral(&sql, queue);
-        sql += ",";
-        conn.AppendLiteral(&sql, it->id);
-        sql += ",";
-        conn.AppendLiteral(&sql, it->kind);
-        StrAppend(&sql, ",", it->subject_id, ",");
-        conn.AppendLiteral(&sql, it->payload);
-        StrAppend(&sql, ",", due, ",0,");
-        conn.AppendLiteral(&sql, it->last_error);
-        StrAppend(&sql, ",0,", due, ")");
+    constexpr size_t kRows = 1000;
+    constexpr size_t kBytes = 1 << 20;
+    static constexpr char kHead[] =
+        "INSERT IGNORE INTO converge_queue_task (queue, task_id, kind, "
+        "subject_id, payload, due_ns, attempts, last_error, state, ready_ns) "
+        "VALUES ";
+    std::string sql;
+    size_t rows = 0;
+    for (const Task& t : tasks) {
+      const std::string due = StrCat(sql::Nanos(t.due));
+      sql += rows == 0 ? StrCat(kHead, "(") : ",(";
+      conn.AppendLiteral(&sql, queue);
+      sql += ",";
+      conn.AppendLiteral(&sql, t.id);
+      sql += ",";
+      conn.AppendLiteral(&sql, t.kind);
+      StrAppend(&sql, ",", t.subject_id, ",");
+      conn.AppendLiteral(&sql, t.payload);
+      StrAppend(&sql, ",", due, ",0,");
+      conn.AppendLiteral(&sql, t.last_error);
+      StrAppend(&sql, ",0,", due, ")");
+      if (++rows == kRows || sql.size() >= kBytes) {
+        if (auto st = conn.Exec(sql); !st.ok()) return st;
+        sql.clear();
+        rows = 0;
       }
-      return conn.Exec(sql);
-    });
+    }
+    return rows == 0 ? absl::OkStatus() : conn.Exec(sql);
   }
 
   // LockStore::ReleaseMany's deletes: the leases' rows found (and locked)

@@ -423,9 +423,8 @@ class RedisWindowStore final : public WindowStore {
     return p;
   }
 
-  // When every request has its keys on one server: their scripts
-  // pipelined, one round trip per server (in order on each server); else
-  // one by one.
+  // Pipelined, one round trip per server for each run of requests whose
+  // keys are on one server (see below).
   absl::StatusOr<std::vector<WindowResult>> ApplyMany(
       absl::Span<const WindowRequest> requests) override {
     for (const WindowRequest& req : requests) {
@@ -435,29 +434,45 @@ class RedisWindowStore final : public WindowStore {
       }
     }
     std::vector<WindowResult> out(requests.size());
-    std::vector<Placement> places;
-    places.reserve(requests.size());
-    bool single = true;
-    for (const WindowRequest& req : requests) {
-      places.push_back(Place(req));
-      single = single && places.back().single;
-    }
-    if (!single) {
-      // A request over several servers runs in steps: pipelining the
-      // others around it would change their order. One by one.
-      for (size_t r = 0; r < requests.size(); ++r) {
-        absl::StatusOr<WindowResult> one = Apply(requests[r]);
-        if (!one.ok()) return one.status();
-        out[r] = *std::move(one);
-      }
-      return out;
-    }
-    // Each server's requests keep their order: a key lives on one server.
+    // Runs of requests with their keys on one server are pipelined, one
+    // round trip per server (a key lives on one server, so each server's
+    // requests keep their order); a request over several servers runs in
+    // steps, after the queued ones and before the later ones.
     std::vector<std::vector<Command>> commands(b_->clients.size());
     std::vector<std::vector<size_t>> of(b_->clients.size());
+    auto send = [&]() -> absl::Status {
+      for (size_t server = 0; server < commands.size(); ++server) {
+        if (commands[server].empty()) continue;
+        const std::vector<const Script*> scripts(commands[server].size(),
+                                                 &GetScripts().window_apply);
+        absl::StatusOr<std::vector<Reply>> replies =
+            b_->clients[server]->EvalPipeline(commands[server], scripts);
+        if (!replies.ok()) return replies.status();
+        for (size_t k = 0; k < replies->size(); ++k) {
+          Reply& reply = (*replies)[k];
+          if (reply.is_error()) {
+            return b_->clients[server]->ReplyStatus(reply.str);
+          }
+          absl::StatusOr<WindowResult> result = Result(
+              std::move(reply), requests[of[server][k]].read_groups.size());
+          if (!result.ok()) return result.status();
+          out[of[server][k]] = *std::move(result);
+        }
+        commands[server].clear();
+        of[server].clear();
+      }
+      return absl::OkStatus();
+    };
     for (size_t r = 0; r < requests.size(); ++r) {
       const WindowRequest& req = requests[r];
-      const Placement& p = places[r];
+      const Placement p = Place(req);
+      if (!p.single) {
+        if (absl::Status st = send(); !st.ok()) return st;
+        absl::StatusOr<WindowResult> one = Apply(req);
+        if (!one.ok()) return one.status();
+        out[r] = *std::move(one);
+        continue;
+      }
       Command command;
       absl::StatusOr<WindowResult> built =
           Run(p.one, req, req.lease.has_value() ? &p.lease_key : nullptr,
@@ -470,24 +485,7 @@ class RedisWindowStore final : public WindowStore {
       commands[p.one].push_back(std::move(command));
       of[p.one].push_back(r);
     }
-    for (size_t server = 0; server < commands.size(); ++server) {
-      if (commands[server].empty()) continue;
-      const std::vector<const Script*> scripts(commands[server].size(),
-                                               &GetScripts().window_apply);
-      absl::StatusOr<std::vector<Reply>> replies =
-          b_->clients[server]->EvalPipeline(commands[server], scripts);
-      if (!replies.ok()) return replies.status();
-      for (size_t k = 0; k < replies->size(); ++k) {
-        Reply& reply = (*replies)[k];
-        if (reply.is_error()) {
-          return b_->clients[server]->ReplyStatus(reply.str);
-        }
-        absl::StatusOr<WindowResult> result = Result(
-            std::move(reply), requests[of[server][k]].read_groups.size());
-        if (!result.ok()) return result.status();
-        out[of[server][k]] = *std::move(result);
-      }
-    }
+    if (absl::Status st = send(); !st.ok()) return st;
     return out;
   }
 
