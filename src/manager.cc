@@ -403,7 +403,8 @@ struct ConvergeManager::Prefetch {
   std::string lease_key;
   WindowRequest request;
   // kAtLease: the index keys the item writes and reads if it takes the
-  // slow path (that of a join refused, too).
+  // slow path (that of a join refused, too), when `want_keys`.
+  bool want_keys = true;
   std::vector<std::string> add_keys;
   std::vector<std::string> read_keys;
   // Fetched: the hint (LookupOpen before the lease), the stored decision
@@ -848,6 +849,9 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
     p.hint = (*hints)[dim_index[i]];
     p.stop = Prefetch::Stop::kAtLease;
     p.stopped = false;
+    // The keys of an item that stops short of the lease are made below,
+    // only where they can matter.
+    p.want_keys = false;
     (void)SubmitImpl(*items[i].action, *items[i].config, &p);
     p.stop = Prefetch::Stop::kNone;
     if (p.stopped) keyed.push_back(i);
@@ -856,9 +860,29 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
     } else if (p.stopped && !p.lease_key.empty()) {
       leased.push_back(i);
     }
-    // A later item of a dimension reads its own hint (the first item may
-    // create or end the instance); its keys still count below.
-    if (!first[i]) p.hint.reset();
+  }
+  // An item decided as it comes meets an early window request out of order
+  // only if it comes before it: the keys of the items that stopped short of
+  // the lease (planned joins, unknown counts), before the last item that
+  // may be applied early. In a batch of joins alone, none are made.
+  size_t last_early = 0;
+  for (size_t i : leased) {
+    if (first[i]) last_early = i + 1;
+  }
+  for (size_t i : keyed) {
+    if (i >= last_early) break;
+    Prefetch& p = pf[i];
+    if (!p.lease_key.empty()) continue;  // has its keys
+    p.stop = Prefetch::Stop::kAtLease;
+    p.stopped = false;
+    p.want_keys = true;
+    (void)SubmitImpl(*items[i].action, *items[i].config, &p);
+    p.stop = Prefetch::Stop::kNone;
+  }
+  // A later item of a dimension reads its own hint (the first item may
+  // create or end the instance).
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!first[i]) pf[i].hint.reset();
   }
 
   // The stored decisions of the first items that take the lease.
@@ -1313,6 +1337,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
   // still take (nothing if they cannot be made: the item fails before it
   // touches the index).
   auto stop_with_keys = [&]() -> absl::StatusOr<Decision> {
+    if (!pf->want_keys) return stop();
     if (req.add.empty()) (void)index_entries();
     for (const WindowEntry& e : req.add) pf->add_keys.push_back(e.key);
     if (absl::StatusOr<std::vector<std::vector<std::string>>> groups =
@@ -1398,6 +1423,7 @@ absl::StatusOr<Decision> ConvergeManager::SubmitImpl(
     pf->request = req;
     pf->request.lease =
         LeaseRequest{plan.lease_key, NextToken(action.id), options_.lease_ttl};
+    pf->want_keys = true;  // always: it may be applied early
     return stop_with_keys();
   }
   std::string token;

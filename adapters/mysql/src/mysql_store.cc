@@ -215,6 +215,14 @@ struct MysqlBackend : sql::CommonSql {
     return st;
   }
 
+  // Appends the ids [from, to) separated by commas (an IN list).
+  template <typename It>
+  static void AppendIds(std::string* sql, It from, It to) {
+    for (It it = from; it != to; ++it) {
+      StrAppend(sql, it == from ? "" : ",", *it);
+    }
+  }
+
   // Calls fn(from, to) for each run of up to 1,000 of `items`, until one
   // returns an error.
   template <typename T, typename Fn>
@@ -265,9 +273,7 @@ struct MysqlBackend : sql::CommonSql {
       std::string sql =
           "SELECT a.action_id FROM converge_action_decision a WHERE "
           "a.action_id IN (";
-      for (auto it = from; it != to; ++it) {
-        StrAppend(&sql, it == from ? "" : ",", *it);
-      }
+      AppendIds(&sql, from, to);
       StrAppend(&sql, ") AND a.outcome = '", ToString(Outcome::kExecute),
                 "' AND NOT EXISTS (SELECT 1 FROM converge_relation r WHERE "
                 "r.related_id = a.action_id AND r.related_type = 'action')");
@@ -563,9 +569,7 @@ class MysqlRepo final : public InstanceRepo {
       absl::Status st = MysqlBackend::InChunks(action_ids, [&](auto from,
                                                                auto to) {
         std::string sql = CONVERGE_SQL_SELECT_ACTION " WHERE action_id IN (";
-        for (auto it = from; it != to; ++it) {
-          StrAppend(&sql, it == from ? "" : ",", *it);
-        }
+        MysqlBackend::AppendIds(&sql, from, to);
         sql += ")";
         return MysqlBackend::ForEachRow(
             conn, sql, [&](const MysqlBackend::ResultRow& row) -> absl::Status {
@@ -592,9 +596,7 @@ class MysqlRepo final : public InstanceRepo {
           std::string sql =
               "SELECT related_id FROM converge_relation WHERE related_type = "
               "'action' AND related_id IN (";
-          for (auto it = from; it != to; ++it) {
-            StrAppend(&sql, it == from ? "" : ",", *it);
-          }
+          MysqlBackend::AppendIds(&sql, from, to);
           sql += ")";
           return MysqlBackend::ForEachRow(
               conn, sql, [&](const MysqlBackend::ResultRow& row) {
@@ -646,9 +648,7 @@ class MysqlRepo final : public InstanceRepo {
     absl::Status st =
         MysqlBackend::InChunks(instances, [&](auto from, auto to) {
           std::string sql = "SELECT id FROM converge_instance WHERE id IN (";
-          for (auto it = from; it != to; ++it) {
-            StrAppend(&sql, it == from ? "" : ",", *it);
-          }
+          MysqlBackend::AppendIds(&sql, from, to);
           sql +=
               ") AND end_time IS NULL AND converge_type = 'action' LOCK IN "
               "SHARE MODE";
@@ -661,9 +661,7 @@ class MysqlRepo final : public InstanceRepo {
     if (st.ok()) {
       st = MysqlBackend::InChunks(actions, [&](auto from, auto to) {
         std::string ids;
-        for (auto it = from; it != to; ++it) {
-          StrAppend(&ids, it == from ? "" : ",", *it);
-        }
+        MysqlBackend::AppendIds(&ids, from, to);
         const std::string sql = StrCat(
             "SELECT action_id FROM converge_action_decision WHERE action_id "
             "IN (",
@@ -765,9 +763,7 @@ class MysqlRepo final : public InstanceRepo {
       absl::Status st = MysqlBackend::InChunks(ids, [&](auto from, auto to) {
         std::string sql = "SELECT " CONVERGE_INSTANCE_COLUMNS
                           " FROM converge_instance WHERE id IN (";
-        for (auto it = from; it != to; ++it) {
-          StrAppend(&sql, it == from ? "" : ",", *it);
-        }
+        MysqlBackend::AppendIds(&sql, from, to);
         sql += ")";
         return MysqlBackend::ForEachRow(
             conn, sql, [&](const MysqlBackend::ResultRow& row) -> absl::Status {
