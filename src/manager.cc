@@ -1045,6 +1045,23 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
 
 std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
     absl::Span<const BatchItem> items) {
+  std::vector<absl::StatusOr<Decision>> results = SubmitBatchOnce(items);
+  // A batch of one rolled back whole after meeting another writer's work
+  // (per-item errors are never conflicts) runs again, and sees that work
+  // (the store checks at once what it had left to the commit). Not a batch
+  // of several: the window index writes of its first run outlive the
+  // rollback (Db::WriteAside, Redis), and a second run would show an
+  // earlier item those of later ones. Its caller, or group commit (which
+  // decides a failed group's calls alone), submits them again.
+  if (items.size() == 1 && !results.front().ok() &&
+      IsConflict(results.front().status())) {
+    return SubmitBatchOnce(items);
+  }
+  return results;
+}
+
+std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatchOnce(
+    absl::Span<const BatchItem> items) {
   std::vector<absl::StatusOr<Decision>> results;
   results.reserve(items.size());
   auto fail_all = [&](const absl::Status& st) {
@@ -1071,6 +1088,7 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
     }
     return results;
   }
+  if (items.size() == 1) (*batch)->RetriedOnConflict();
   DeferredNotes deferred;
   deferred.manager = this;
   deferred.defer_releases = !(*batch)->ExcludesWriters();

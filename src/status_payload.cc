@@ -10,6 +10,7 @@ namespace converge {
 namespace {
 constexpr char kLeaseBusyUrl[] = "type.googleapis.com/converge.LeaseBusy";
 constexpr char kStoreDownUrl[] = "type.googleapis.com/converge.StoreDown";
+constexpr char kConflictUrl[] = "type.googleapis.com/converge.Conflict";
 constexpr char kFieldPathUrl[] = "type.googleapis.com/converge.FieldPath";
 }  // namespace
 
@@ -44,6 +45,17 @@ absl::Status StoreDownError(std::string message) {
 bool IsStoreDown(const absl::Status& status) {
   return status.code() == absl::StatusCode::kUnavailable &&
          status.GetPayload(kStoreDownUrl).has_value();
+}
+
+absl::Status ConflictError(std::string message) {
+  absl::Status st = absl::AbortedError(message);
+  st.SetPayload(kConflictUrl, absl::Cord("1"));
+  return st;
+}
+
+bool IsConflict(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kAborted &&
+         status.GetPayload(kConflictUrl).has_value();
 }
 
 bool IsLeaseBusy(const absl::Status& status) {

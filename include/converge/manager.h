@@ -300,7 +300,11 @@ class ConvergeManager {
   // that fails on one item's bad value (kInvalidArgument: MySQL writes a
   // batch's joins at its commit) fails every item with kAborted instead,
   // since it is not theirs: submit them again (one by one finds the bad
-  // one). Listener calls are made after the commit.
+  // one). A batch of one action rolled back because it met another
+  // writer's work (an IsConflict error, converge/store/errors.h) is run
+  // once more before that error is returned; a larger one returns it (the
+  // window index writes of a first run would show in the second).
+  // Listener calls are made after the commit.
   std::vector<absl::StatusOr<Decision>> SubmitBatch(
       absl::Span<const BatchItem> items);
 
@@ -400,6 +404,9 @@ class ConvergeManager {
   // What a batch fetched for one of its items before deciding it (see
   // PrefetchBatch in manager.cc).
   struct Prefetch;
+  // SubmitBatch without its second run after a conflict.
+  std::vector<absl::StatusOr<Decision>> SubmitBatchOnce(
+      absl::Span<const BatchItem> items);
   absl::StatusOr<Decision> SubmitOne(const Action& action,
                                      const ConvergeConfig& config,
                                      Prefetch* prefetch = nullptr);

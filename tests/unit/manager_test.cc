@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "converge/dimension.h"
+#include "converge/store/errors.h"
 #include "converge/store/wrappers.h"
 #include "test_util.h"
 
@@ -587,8 +588,13 @@ class BatchingRepo : public InstanceRepoWrapper {
     absl::Status Commit() override {
       committed = true;
       ++repo->commits;
+      if (repo->conflicts > 0) {
+        --repo->conflicts;
+        return ConflictError("test: met another writer");
+      }
       return repo->commit_status;
     }
+    void RetriedOnConflict() override { ++repo->retried_on_conflict; }
     bool committed = false;
   };
   absl::StatusOr<std::unique_ptr<RepoBatch>> BeginBatch() override {
@@ -601,7 +607,8 @@ class BatchingRepo : public InstanceRepoWrapper {
     return InstanceRepoWrapper::LookupOpen(dimension);
   }
   absl::Status commit_status;
-  int begun = 0, commits = 0, rollbacks = 0;
+  int conflicts = 0;  // commits to fail with ConflictError first
+  int begun = 0, commits = 0, rollbacks = 0, retried_on_conflict = 0;
   int lookups = 0, fail_lookup = 0;
 };
 
@@ -1095,6 +1102,58 @@ TEST_CASE("SubmitBatch: per-item errors stay per item", "[manager]") {
     CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
   }
   CHECK(repo.begun == 1);
+}
+
+TEST_CASE(
+    "a batch of one that met another writer runs again, and a batch of several "
+    "returns the conflict",
+    "[manager]") {
+  CountingListener listener;
+  ManagerOptions options;
+  options.listener = &listener;
+  Env env(options);
+  BatchingRepo repo(env.stores.repo.get());
+  env.Rewire([&](Stores* v) { v->repo = &repo; });
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
+  Action a1 = Act(1, 0), a2 = Act(2, 1), a3 = Act(3, 2);
+
+  SECTION("Submit: run again, and told it may be") {
+    repo.conflicts = 1;
+    absl::StatusOr<Decision> d = env.manager->Submit(a1, rule);
+    REQUIRE(d.ok());
+    CHECK(repo.begun == 2);
+    CHECK(repo.commits == 2);
+    CHECK(repo.retried_on_conflict == 2);
+    // Heard once, after the commit that held.
+    CHECK(listener.decisions.size() == 1);
+  }
+  SECTION("Submit: a second conflict is returned") {
+    repo.conflicts = 2;
+    absl::StatusOr<Decision> d = env.manager->Submit(a1, rule);
+    CHECK(IsConflict(d.status()));
+    CHECK(repo.begun == 2);
+    CHECK(listener.decisions.empty());
+  }
+  SECTION(
+      "SubmitBatch of several: returned, and not told it may be run "
+      "again") {
+    repo.conflicts = 1;
+    std::vector<ConvergeManager::BatchItem> items = {{&a2, &rule},
+                                                     {&a3, &rule}};
+    std::vector<absl::StatusOr<Decision>> got = env.manager->SubmitBatch(items);
+    REQUIRE(got.size() == 2);
+    for (const auto& r : got) CHECK(IsConflict(r.status()));
+    CHECK(repo.begun == 1);
+    CHECK(repo.retried_on_conflict == 0);
+    CHECK(listener.decisions.empty());
+  }
+  SECTION("another error is not run again") {
+    repo.commit_status = absl::AbortedError("not a conflict");
+    absl::StatusOr<Decision> d = env.manager->Submit(a1, rule);
+    CHECK(d.status().code() == absl::StatusCode::kAborted);
+    CHECK_FALSE(IsConflict(d.status()));
+    CHECK(repo.begun == 1);
+  }
 }
 
 TEST_CASE("SubmitBatch: the listener hears of a batch only after its commit",

@@ -10,7 +10,9 @@
 #include <functional>
 #include <thread>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
 #include "codec.h"
 #include "converge/store/errors.h"
 #include "internal/strings.h"
@@ -194,6 +196,39 @@ absl::Status Conn::Query(const std::string& query, MYSQL_RES** result,
   return absl::OkStatus();
 }
 
+absl::Status Conn::Script(const std::vector<std::string>& statements,
+                          std::vector<int64_t>* affected, size_t* failed_at) {
+  *failed_at = 0;
+  if (statements.empty()) return absl::OkStatus();
+  auto failed = [&](size_t i) {
+    *failed_at = i;
+    return Error(StrCat("running \"",
+                        std::string_view(statements[i]).substr(0, 60), "\""));
+  };
+  const std::string text = absl::StrJoin(statements, ";");
+  if (mysql_real_query(handle_, text.data(), text.size()) != 0) {
+    return failed(0);
+  }
+  for (size_t i = 0;; ++i) {
+    if (mysql_field_count(handle_) > 0) {
+      MYSQL_RES* res = mysql_store_result(handle_);
+      if (res == nullptr) return failed(i);
+      mysql_free_result(res);
+      affected->push_back(0);
+    } else {
+      const my_ulonglong n = mysql_affected_rows(handle_);
+      const int64_t changed =
+          n == static_cast<my_ulonglong>(-1) ? 0 : static_cast<int64_t>(n);
+      total_changes_ += changed;
+      affected->push_back(changed);
+    }
+    const int next = mysql_next_result(handle_);
+    if (next < 0) break;
+    if (next > 0) return failed(std::min(i + 1, statements.size() - 1));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Conn::Exec(std::string_view sql) {
   return Query(std::string(sql), nullptr, nullptr);
 }
@@ -324,7 +359,7 @@ absl::StatusOr<std::unique_ptr<Conn>> Db::Connect() {
           options_.password.c_str(), options_.database.c_str(),
           socket ? 0 : static_cast<unsigned>(options_.port),
           socket ? options_.unix_socket.c_str() : nullptr,
-          CLIENT_FOUND_ROWS) == nullptr) {
+          CLIENT_FOUND_ROWS | CLIENT_MULTI_STATEMENTS) == nullptr) {
     absl::Status st = conn->Error("cannot connect");
     if (ConnectionLost(mysql_errno(h)) || mysql_errno(h) == CR_UNKNOWN_HOST) {
       // The server cannot be reached: any call now would fail so, each
@@ -462,6 +497,7 @@ absl::Status Db::BeginBatch() {
   (*lease)->clear_error();
   if (auto st = (*lease)->RefreshMemo(); !st.ok()) return st;
   (*lease)->deferred().Clear();
+  (*lease)->deferred().begin_changes = (*lease)->total_changes();
   state->conn = lease->Release();
   t_batch.db = this;
   t_batch.state = state.release();
@@ -477,18 +513,24 @@ absl::Status Db::CommitBatch() {
   t_batch = ThreadBatch{};
   Conn& conn = *batch->conn;
   absl::Status st = batch->failed;
+  bool committed = false;
   if (st.ok() && before_commit_) {
     conn.clear_error();
-    st = before_commit_(conn);
+    st = before_commit_(conn, &committed);
   }
-  if (st.ok()) {
-    conn.clear_error();
-    if (mysql_commit(conn.handle()) != 0) st = conn.Error("COMMIT");
-  } else {
-    st = absl::Status(st.code(), StrCat("mysql: ", label_,
+  if (!st.ok()) {
+    // The same error (its code and its marks: IsConflict), said whole.
+    absl::Status said(st.code(), StrCat("mysql: ", label_,
                                         ": the batch was rolled back after "
                                         "a failed write: ",
                                         st.message()));
+    st.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+      said.SetPayload(url, payload);
+    });
+    st = std::move(said);
+  } else if (!committed) {
+    conn.clear_error();
+    if (mysql_commit(conn.handle()) != 0) st = conn.Error("COMMIT");
   }
   if (!st.ok() && !conn.broken()) Rollback(conn);
   // What the batch checked holds only in its transaction.
@@ -503,6 +545,25 @@ void Db::AbortBatch() {
   t_batch = ThreadBatch{};
   if (!batch->conn->broken()) Rollback(*batch->conn);
   Return(std::move(batch->conn));
+}
+
+void Db::AllowDeferredChecks() {
+  if (Conn* conn = BatchConn(); conn != nullptr) {
+    conn->deferred().may_defer_checks = true;
+  }
+}
+
+void Db::MarkContended(int64_t action) {
+  std::lock_guard<std::mutex> lock(contended_mu_);
+  // A batch run again takes its entries at once: more than a few left
+  // means batches that were not (a caller that gave up).
+  if (contended_.size() >= 4096) contended_.clear();
+  contended_.insert(action);
+}
+
+bool Db::TakeContended(int64_t action) {
+  std::lock_guard<std::mutex> lock(contended_mu_);
+  return !contended_.empty() && contended_.erase(action) == 1;
 }
 
 bool Db::SweepDue() {

@@ -82,6 +82,12 @@ class Conn {
   // Runs `query` (complete text); stores its result, if any, in *result.
   absl::Status Query(const std::string& query, MYSQL_RES** result,
                      int64_t* affected);
+  // Runs `statements` in one round trip (a multi-statement query; rows a
+  // statement returns are dropped) and appends each statement's changed
+  // rows to *affected. The server stops at the first statement that fails:
+  // its error is returned and *failed_at is its index.
+  absl::Status Script(const std::vector<std::string>& statements,
+                      std::vector<int64_t>* affected, size_t* failed_at);
 
   // The memo (sql::RepoMemo). Open instances are kept across transactions
   // (a Join re-checks its instance under a row lock); the instance states
@@ -97,6 +103,10 @@ class Conn {
   struct PendingWrite {
     std::optional<ActionRecord> record;
     std::optional<ConvergeRelation> relation;
+    // A join not checked yet (RepoBatch::RetriedOnConflict): written only
+    // if its instance is open and the action has no relation, checked by
+    // its own statements when written.
+    bool unchecked = false;
   };
   struct Deferred {
     std::vector<PendingWrite> joins;
@@ -107,11 +117,17 @@ class Conn {
     // with neither a decision nor a relation (each good for one write).
     absl::flat_hash_set<int64_t> locked_open;
     absl::flat_hash_set<int64_t> unseen;
+    // The batch's caller runs it again after an IsConflict error
+    // (RepoBatch::RetriedOnConflict): a join may be checked when written.
+    bool may_defer_checks = false;
+    // total_changes() when the batch began.
+    int64_t begin_changes = 0;
     void Clear() {
       joins.clear();
       actions.clear();
       locked_open.clear();
       unseen.clear();
+      may_defer_checks = false;
     }
   };
   Deferred& deferred() { return deferred_; }
@@ -270,9 +286,18 @@ class Db {
   void FailBatch(const absl::Status& st);
   bool BatchFailed() const;
   // Run on the batch's connection before its commit (the deferred joins).
-  void SetBeforeCommit(std::function<absl::Status(Conn&)> fn) {
-    before_commit_ = std::move(fn);
-  }
+  // It may send the COMMIT itself, with its last writes in one round trip:
+  // it then sets *committed.
+  using BeforeCommit = std::function<absl::Status(Conn&, bool* committed)>;
+  void SetBeforeCommit(BeforeCommit fn) { before_commit_ = std::move(fn); }
+
+  // The thread's batch may check its joins when it writes them
+  // (RepoBatch::RetriedOnConflict).
+  void AllowDeferredChecks();
+  // An action whose join, checked when written, was refused: its next join
+  // (the batch run again) is checked at once. TakeContended forgets it.
+  void MarkContended(int64_t action);
+  bool TakeContended(int64_t action);
 
   // Window-store housekeeping: true about once every 4096 calls.
   bool SweepDue();
@@ -357,7 +382,9 @@ class Db {
   sql::ConnPool<Conn> pool_;
   std::mutex sweep_mu_;
   uint64_t calls_since_sweep_ = 0;
-  std::function<absl::Status(Conn&)> before_commit_;
+  std::mutex contended_mu_;
+  absl::flat_hash_set<int64_t> contended_;
+  BeforeCommit before_commit_;
 };
 
 }  // namespace converge::mysql::internal

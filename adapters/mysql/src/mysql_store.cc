@@ -17,6 +17,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "converge/store/errors.h"
 #include "db.h"
 #include "internal/strings.h"
 #include "stores.h"
@@ -443,7 +444,9 @@ class MysqlRepo final : public InstanceRepo {
       "FROM converge_instance i WHERE i.id = ?2 LOCK IN SHARE MODE";
 
   explicit MysqlRepo(std::shared_ptr<Db> db) : db_(db), inner_(db) {
-    db->SetBeforeCommit([](Conn& conn) { return WriteJoins(conn); });
+    db->SetBeforeCommit([](Conn& conn, bool* committed) {
+      return WriteJoins(conn, committed);
+    });
   }
 
   absl::StatusOr<RecordResult> Join(const ActionRecord& record,
@@ -468,8 +471,16 @@ class MysqlRepo final : public InstanceRepo {
       if (auto st = Flush(); !st.ok()) return st;
       return inner_.Join(record, rel);
     }
+    bool unchecked = false;
     if (d.locked_open.contains(rel.converge_id) && unseen) {
       // Checked with the batch's other joins (PrepareJoins).
+    } else if (d.may_defer_checks && d.joins.empty() &&
+               conn->total_changes() == d.begin_changes &&
+               !db_->TakeContended(record.id)) {
+      // The batch's first write, and its caller runs the batch again after
+      // a conflict: checked when written (WriteJoins). Alone in its batch
+      // (Submit), the join's check, writes and commit are one round trip.
+      unchecked = true;
     } else {
       // One round trip instead of the plain join's four: is the instance
       // still open (locked open until the commit), and has the action a
@@ -490,7 +501,7 @@ class MysqlRepo final : public InstanceRepo {
       }
     }
     d.actions.insert(record.id);
-    d.joins.push_back(Conn::PendingWrite{record, rel});
+    d.joins.push_back(Conn::PendingWrite{record, rel, unchecked});
     d.joins.back().record->decision.converge_id = rel.converge_id;
     if (rel.converge_status == ConvergeStatus::kExecuted) {
       Stores::MemoExecuted(&memo, rel.converge_id, 1);
@@ -918,7 +929,7 @@ class MysqlRepo final : public InstanceRepo {
     if (conn == nullptr || conn->deferred().joins.empty()) {
       return absl::OkStatus();
     }
-    absl::Status st = WriteJoins(*conn);
+    absl::Status st = WriteJoins(*conn, nullptr);
     if (!st.ok()) db_->FailBatch(st);
     return st;
   }
@@ -944,77 +955,166 @@ class MysqlRepo final : public InstanceRepo {
   }
 
   static absl::Status Conflict(Conn& conn, std::string_view what) {
-    return absl::AbortedError(StrCat(
+    return ConflictError(StrCat(
         "mysql: ", conn.db().path(), ": the batch's joins met another writer (",
         what, "); the batch is rolled back: submit it again"));
   }
 
-  static absl::Status WriteJoins(Conn& conn) {
+  static constexpr const char kDecisionColumns[] =
+      "INSERT INTO converge_action_decision (action_id, create_time_ns, "
+      "strategy_id, execute_timeout, status, status_time_ns, outcome, "
+      "converge_id, is_primary, decided_at_ns, reason) ";
+  static constexpr const char kRelationColumns[] =
+      "INSERT INTO converge_relation (converge_id, related_id, related_type, "
+      "is_primary, converge_status, alerts) ";
+
+  static void AppendDecision(Conn& conn, std::string* sql,
+                             const ActionRecord& r) {
+    StrAppend(sql, r.id, ",", sql::Nanos(r.create_time), ",", r.strategy_id,
+              ",", r.execute_timeout, ",'", ToString(r.status), "',",
+              sql::Nanos(r.status_time), ",'", ToString(r.decision.outcome),
+              "',");
+    const std::optional<int64_t> id =
+        Stores::InstanceIdOrNull(r.decision.converge_id);
+    if (id.has_value()) {
+      StrAppend(sql, *id);
+    } else {
+      *sql += "NULL";
+    }
+    StrAppend(sql, ",", r.decision.primary ? 1 : 0, ",",
+              sql::Nanos(r.decision.decided_at), ",");
+    conn.AppendLiteral(sql, r.decision.reason);
+  }
+
+  static void AppendRelation(Conn& conn, std::string* sql,
+                             const ConvergeRelation& rel) {
+    StrAppend(sql, rel.converge_id, ",", rel.related_id, ",'",
+              ToString(rel.related_type), "',", rel.is_primary ? 1 : 0, ",'",
+              ToString(rel.converge_status), "',");
+    conn.AppendLiteral(sql, sql::AlertsJson(rel.alerts));
+  }
+
+  // The two statements of an unchecked join: its decision, written only if
+  // the instance is open (its row locked in share mode until the commit, as
+  // kJoinCheck locks it) and the action has no relation (a decision stored
+  // before fails it on its key); then its relation, written only if the
+  // decision was (ROW_COUNT(), in MySQL and MariaDB the changed rows of the
+  // statement before, is read before this one writes). Both, or neither.
+  static void UncheckedJoin(Conn& conn, const Conn::PendingWrite& w,
+                            std::vector<std::string>* script) {
+    const ActionRecord& r = *w.record;
+    const ConvergeRelation& rel = *w.relation;
+    const std::string open =
+        StrCat(" WHERE i.id = ", rel.converge_id,
+               " AND i.end_time IS NULL AND NOT EXISTS (SELECT 1 FROM "
+               "converge_relation WHERE related_id = ",
+               r.id, " AND related_type = 'action') LOCK IN SHARE MODE");
+    std::string decision = StrCat(kDecisionColumns, "SELECT ");
+    AppendDecision(conn, &decision, r);
+    StrAppend(&decision, " FROM converge_instance i", open);
+    std::string relation = StrCat(kRelationColumns, "SELECT ");
+    AppendRelation(conn, &relation, rel);
+    relation += " FROM DUAL WHERE ROW_COUNT() = 1";
+    script->push_back(std::move(decision));
+    script->push_back(std::move(relation));
+  }
+
+  // Writes the pending joins: per 1,000, one multi-row INSERT of decisions
+  // and one of relations, sent together (an unchecked join first, with
+  // statements of its own). With `committed`, the COMMIT goes with the last
+  // of them (a join one by one: one round trip for its writes and the
+  // commit) and *committed is set. A duplicate key (another writer decided
+  // or related one of the actions in between) fails its statement, and
+  // with it the rest: nothing is committed. An unchecked join found not
+  // possible (its instance ended, the action related, decided meanwhile)
+  // is an IsConflict error, after which the batch is run again: the
+  // connection forgets what it remembered of open instances, and the
+  // action's next join is checked at once. It is sent with the COMMIT only
+  // when it is the transaction's only write (so that a refused one commits
+  // nothing).
+  static absl::Status WriteJoins(Conn& conn, bool* committed) {
     Conn::Deferred& d = conn.deferred();
     if (d.joins.empty()) return absl::OkStatus();
     constexpr size_t kChunk = 1000;
+    const bool alone =
+        d.joins.size() == 1 && conn.total_changes() == d.begin_changes;
+    std::vector<std::string> script;
+    std::vector<const char*> what;
+    std::vector<int64_t> affected;
     for (size_t at = 0; at < d.joins.size(); at += kChunk) {
       const size_t end = std::min(d.joins.size(), at + kChunk);
-      std::string decisions =
-          "INSERT IGNORE INTO converge_action_decision (action_id, "
-          "create_time_ns, strategy_id, execute_timeout, status, "
-          "status_time_ns, outcome, converge_id, is_primary, decided_at_ns, "
-          "reason) VALUES ";
-      std::string relations =
-          "INSERT IGNORE INTO converge_relation (converge_id, related_id, "
-          "related_type, is_primary, converge_status, alerts) VALUES ";
+      std::string decisions = StrCat(kDecisionColumns, "VALUES ");
+      std::string relations = StrCat(kRelationColumns, "VALUES ");
       int64_t records = 0, rels = 0;
+      const Conn::PendingWrite* unchecked = nullptr;
+      script.clear();
+      what.clear();
       for (size_t i = at; i < end; ++i) {
-        if (const std::optional<ActionRecord>& r = d.joins[i].record;
-            r.has_value()) {
-          StrAppend(&decisions, records++ == 0 ? "(" : ",(", r->id, ",",
-                    sql::Nanos(r->create_time), ",", r->strategy_id, ",",
-                    r->execute_timeout, ",'", ToString(r->status), "',",
-                    sql::Nanos(r->status_time), ",'",
-                    ToString(r->decision.outcome), "',");
-          const std::optional<int64_t> id =
-              Stores::InstanceIdOrNull(r->decision.converge_id);
-          if (id.has_value()) {
-            StrAppend(&decisions, *id);
-          } else {
-            decisions += "NULL";
-          }
-          StrAppend(&decisions, ",", r->decision.primary ? 1 : 0, ",",
-                    sql::Nanos(r->decision.decided_at), ",");
-          conn.AppendLiteral(&decisions, r->decision.reason);
+        const Conn::PendingWrite& w = d.joins[i];
+        if (w.unchecked) {
+          unchecked = &w;
+          UncheckedJoin(conn, w, &script);
+          what.push_back("an action joined was decided meanwhile");
+          what.push_back("a relation written exists already");
+          continue;
+        }
+        if (w.record.has_value()) {
+          decisions += records++ == 0 ? "(" : ",(";
+          AppendDecision(conn, &decisions, *w.record);
           decisions += ")";
         }
-        if (const std::optional<ConvergeRelation>& rel = d.joins[i].relation;
-            rel.has_value()) {
-          StrAppend(&relations, rels++ == 0 ? "(" : ",(", rel->converge_id, ",",
-                    rel->related_id, ",'", ToString(rel->related_type), "',",
-                    rel->is_primary ? 1 : 0, ",'",
-                    ToString(rel->converge_status), "',");
-          conn.AppendLiteral(&relations, sql::AlertsJson(rel->alerts));
+        if (w.relation.has_value()) {
+          relations += rels++ == 0 ? "(" : ",(";
+          AppendRelation(conn, &relations, *w.relation);
           relations += ")";
         }
       }
-      int64_t inserted = 0;
       if (records > 0) {
-        if (auto st = conn.Query(decisions, nullptr, &inserted); !st.ok()) {
-          return st;
-        }
-        if (inserted != records) {
-          return Conflict(conn, "an action decided was decided meanwhile");
-        }
+        script.push_back(std::move(decisions));
+        what.push_back("an action decided was decided meanwhile");
       }
       if (rels > 0) {
-        if (auto st = conn.Query(relations, nullptr, &inserted); !st.ok()) {
-          return st;
-        }
-        if (inserted != rels) {
-          return Conflict(conn, "a relation written exists already");
-        }
+        script.push_back(std::move(relations));
+        what.push_back("a relation written exists already");
       }
+      const bool commit = committed != nullptr && end == d.joins.size() &&
+                          (unchecked == nullptr || alone);
+      if (commit) {
+        script.push_back("COMMIT");
+        what.push_back(nullptr);
+      }
+      size_t failed_at = 0;
+      affected.clear();
+      absl::Status st = conn.Script(script, &affected, &failed_at);
+      if (!st.ok() && conn.last_error() == internal::kErDupEntry &&
+          what[failed_at] != nullptr) {
+        st = unchecked != nullptr && failed_at < 2
+                 ? Refused(conn, *unchecked, what[failed_at])
+                 : Conflict(conn, what[failed_at]);
+      }
+      if (!st.ok()) return st;
+      if (unchecked != nullptr && (affected[0] != 1 || affected[1] != 1)) {
+        if (commit) *committed = true;  // nothing was written
+        return Refused(conn, *unchecked,
+                       "its instance has ended, or the action was related "
+                       "meanwhile");
+      }
+      if (commit) *committed = true;
     }
     d.joins.clear();
     d.actions.clear();
     return absl::OkStatus();
+  }
+
+  // An unchecked join that could not be written (WriteJoins).
+  static absl::Status Refused(Conn& conn, const Conn::PendingWrite& w,
+                              std::string_view why) {
+    conn.memo().Clear();
+    conn.db().MarkContended(w.record->id);
+    return ConflictError(StrCat(
+        "mysql: ", conn.db().path(), ": the join of action ", w.record->id,
+        " to instance ", w.relation->converge_id, " was refused when written (",
+        why, "); the batch is rolled back: submit it again"));
   }
 
   std::shared_ptr<Db> db_;

@@ -692,14 +692,18 @@ struct SqlStores {
           }
         }
         st = B::InChunks(trimmed, [&](auto from, auto to) -> absl::Status {
-          std::string sql = "DELETE FROM converge_window_member WHERE ";
+          // Each key's cutoff from a derived table, joined on the
+          // (key_id, score_ns) index: OR'ed conditions cost a scan.
+          std::string sql = "DELETE m FROM converge_window_member m JOIN (";
           std::string ids;
           for (auto it = from; it != to; ++it) {
-            StrAppend(&sql, it == from ? "" : " OR ", "(key_id = ", (*it)->id,
-                      " AND score_ns < ",
-                      Nanos(requests[(*it)->request].trim_before), ")");
+            StrAppend(&sql, it == from ? "SELECT " : " UNION ALL SELECT ",
+                      (*it)->id, it == from ? " AS k, " : ", ",
+                      Nanos(requests[(*it)->request].trim_before),
+                      it == from ? " AS c" : "");
             StrAppend(&ids, it == from ? "" : ",", (*it)->id);
           }
+          sql += ") t ON m.key_id = t.k AND m.score_ns < t.c";
           absl::StatusOr<int64_t> n = run(sql);
           if (!n.ok()) return n.status();
           if (*n == 0) return absl::OkStatus();
@@ -2152,6 +2156,11 @@ struct SqlStores {
         if (open_) db_->AbortBatch();
       }
       bool ExcludesWriters() const override { return B::kBatchExcludesWriters; }
+      void RetriedOnConflict() override {
+        if constexpr (requires(Db & db) { db.AllowDeferredChecks(); }) {
+          db_->AllowDeferredChecks();
+        }
+      }
       absl::Status Commit() override {
         if (!open_) {
           return absl::FailedPreconditionError(

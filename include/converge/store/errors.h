@@ -27,6 +27,16 @@ absl::Status StoreDownError(std::string message);
 // True for an error made by StoreDownError (its code is kUnavailable).
 bool IsStoreDown(const absl::Status& status);
 
+// kAborted, marked as "the batch met another writer's work and was rolled
+// back whole": nothing of it is stored, and running it again sees the
+// other writer's work (an action decided meanwhile, an instance ended
+// meanwhile). The manager runs a batch of one action (Submit) once more
+// before returning the error (RepoBatch::RetriedOnConflict).
+absl::Status ConflictError(std::string message);
+
+// True for an error made by ConflictError (its code is kAborted).
+bool IsConflict(const absl::Status& status);
+
 }  // namespace converge
 
 #endif  // CONVERGE_STORE_ERRORS_H_

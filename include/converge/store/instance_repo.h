@@ -96,6 +96,16 @@ class RepoBatch {
   // manager keeps the leases its batch took until the batch has ended, and
   // may wait for a busy one.
   virtual bool ExcludesWriters() const { return false; }
+  // Called by a caller that runs the whole batch again when Commit (or a
+  // call made in the batch) fails with an IsConflict error
+  // (converge/store/errors.h), as the manager does. The store may then
+  // check a write's preconditions when it writes, at the latest at the
+  // commit, instead of in the call: a Join's answer then holds only if the
+  // batch commits, and a precondition found false then fails the batch
+  // with IsConflict (MySQL: a batch's first join costs no statement of its
+  // own; alone in its batch, its check, writes and commit take one round
+  // trip). Default: no effect.
+  virtual void RetriedOnConflict() {}
 };
 
 class InstanceRepo {

@@ -20,9 +20,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "conformance/conformance.h"
+#include "converge/clock.h"
+#include "converge/manager.h"
 #include "converge/store/errors.h"
 #include "support/mysql_server.h"
 #include "support/mysql_test_env.h"
+#include "unit/builders.h"
 
 namespace converge::testing {
 namespace {
@@ -708,6 +711,160 @@ TEST_CASE(
   CHECK(open->id == 2);
   REQUIRE((*batch)->Commit().ok());
   CHECK(a.repo->LookupOpen("D").value()->id == 2);
+}
+
+// A batch whose caller runs it again after a conflict: its first join is
+// checked when written, with its commit.
+absl::StatusOr<std::unique_ptr<RepoBatch>> RetriedBatch(InstanceRepo& repo) {
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = repo.BeginBatch();
+  if (batch.ok() && *batch != nullptr) (*batch)->RetriedOnConflict();
+  return batch;
+}
+
+TEST_CASE(
+    "mysql: a batch run again after a conflict checks its first join when "
+    "writing it: refused, nothing is stored, and the join run again is "
+    "checked at once",
+    "[mysql]") {
+  const TestDatabase db = FreshDatabase();
+  mysql::MysqlStores a = Open(db, nullptr);
+  mysql::MysqlStores b = Open(db, nullptr);            // another process
+  REQUIRE(a.repo->Create(ActionCreate("D", 1)).ok());  // instance 1
+  REQUIRE(a.repo->Create(ActionCreate("E", 2)).ok());  // instance 2
+  REQUIRE(a.repo->LookupOpen("D").value()->id == 1);   // remembered
+
+  SECTION("alone and possible: written and committed") {
+    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
+    REQUIRE(batch.ok());
+    ActionRecord rec = Rec(10, Outcome::kSkip);
+    rec.decision.converge_id = 1;
+    absl::StatusOr<RecordResult> j = a.repo->Join(rec, JoinRel(1, 10));
+    REQUIRE(j.ok());
+    CHECK(j->inserted);
+    // Nothing written before the commit.
+    CHECK_FALSE(b.repo->GetAction(10).value().has_value());
+    REQUIRE((*batch)->Commit().ok());
+    CHECK(b.repo->GetAction(10).value()->decision.converge_id == 1);
+    CHECK(b.repo->Relations(1).value().size() == 2);
+  }
+  SECTION("its instance ended by another process") {
+    REQUIRE(b.repo->End(1, At(200)).value());
+    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
+    REQUIRE(batch.ok());
+    ActionRecord rec = Rec(10, Outcome::kSkip);
+    rec.decision.converge_id = 1;
+    REQUIRE(a.repo->Join(rec, JoinRel(1, 10)).ok());  // not checked yet
+    absl::Status st = (*batch)->Commit();
+    INFO(st.ToString());
+    CHECK(IsConflict(st));
+    CHECK(Mentions(st, "action 10"));
+    CHECK_FALSE(b.repo->GetAction(10).value().has_value());
+    CHECK(b.repo->Relations(1).value().size() == 1);
+    // The connection forgot the instance it remembered open, and the
+    // join, run again, is checked at once.
+    CHECK_FALSE(a.repo->LookupOpen("D").value().has_value());
+    batch = RetriedBatch(*a.repo);
+    REQUIRE(batch.ok());
+    CHECK(a.repo->Join(rec, JoinRel(1, 10)).status().code() ==
+          absl::StatusCode::kFailedPrecondition);
+    REQUIRE((*batch)->Commit().ok());
+  }
+  SECTION("the action decided by another process") {
+    REQUIRE(b.repo->RecordDecision(Rec(20, Outcome::kExecute)).ok());
+    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
+    REQUIRE(batch.ok());
+    ActionRecord rec = Rec(20, Outcome::kSkip);
+    rec.decision.converge_id = 2;
+    REQUIRE(a.repo->Join(rec, JoinRel(2, 20)).ok());
+    absl::Status st = (*batch)->Commit();
+    INFO(st.ToString());
+    CHECK(IsConflict(st));
+    CHECK(b.repo->GetAction(20).value()->decision.outcome == Outcome::kExecute);
+    CHECK(b.repo->Relations(2).value().size() == 1);
+    // Run again: checked at once, the stored decision is returned.
+    batch = RetriedBatch(*a.repo);
+    REQUIRE(batch.ok());
+    absl::StatusOr<RecordResult> again = a.repo->Join(rec, JoinRel(2, 20));
+    REQUIRE(again.ok());
+    CHECK_FALSE(again->inserted);
+    CHECK(again->record.decision.outcome == Outcome::kExecute);
+    REQUIRE((*batch)->Commit().ok());
+  }
+  SECTION("not alone: refused, the batch's other writes are not committed") {
+    REQUIRE(b.repo->End(1, At(200)).value());
+    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
+    REQUIRE(batch.ok());
+    ActionRecord first = Rec(10, Outcome::kSkip);
+    first.decision.converge_id = 1;
+    REQUIRE(a.repo->Join(first, JoinRel(1, 10)).ok());  // unchecked
+    ActionRecord second = Rec(11, Outcome::kSkip);
+    second.decision.converge_id = 2;
+    REQUIRE(a.repo->Join(second, JoinRel(2, 11)).ok());  // checked
+    REQUIRE(a.repo->RecordDecision(Rec(12, Outcome::kExecute)).ok());
+    CHECK(IsConflict((*batch)->Commit()));
+    for (int64_t id : {10, 11, 12}) {
+      CHECK_FALSE(b.repo->GetAction(id).value().has_value());
+    }
+    CHECK(b.repo->Relations(2).value().size() == 1);
+  }
+  SECTION("a batch not run again checks its joins in the call") {
+    REQUIRE(b.repo->End(1, At(200)).value());
+    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = a.repo->BeginBatch();
+    REQUIRE(batch.ok());
+    ActionRecord rec = Rec(10, Outcome::kSkip);
+    rec.decision.converge_id = 1;
+    CHECK(a.repo->Join(rec, JoinRel(1, 10)).status().code() ==
+          absl::StatusCode::kFailedPrecondition);
+    REQUIRE((*batch)->Commit().ok());
+  }
+}
+
+TEST_CASE(
+    "mysql: Submit of an action whose remembered instance another process "
+    "ended, or that another process decided, gives the decision of a fresh "
+    "process",
+    "[mysql]") {
+  const TestDatabase db = FreshDatabase();
+  VirtualClock clock(T(10));
+  mysql::MysqlStores a = Open(db, &clock);
+  mysql::MysqlStores b = Open(db, &clock);
+  auto ma = ConvergeManager::Create(a.view(), &clock).value();
+  auto mb = ConvergeManager::Create(b.view(), &clock).value();
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
+  auto act = [&](int64_t id) {
+    return Act(id, absl::ToDoubleSeconds(clock.Now() - T(0)), "g");
+  };
+  REQUIRE(ma->Submit(act(1), rule).ok());
+  const Decision second = ma->Submit(act(2), rule).value();
+  REQUIRE(second.converge_id.has_value());
+  const int64_t first = *second.converge_id;
+  REQUIRE(ma->Submit(act(3), rule).value().converge_id == first);  // a join
+  const size_t related = a.repo->Relations(first).value().size();
+
+  SECTION("ended") {
+    REQUIRE(mb->EndInstance(first).value());
+    clock.Advance(absl::Seconds(1));
+    absl::StatusOr<Decision> d = ma->Submit(act(4), rule);
+    INFO(d.status().ToString());
+    REQUIRE(d.ok());
+    CHECK(d->converge_id != first);
+    CHECK(a.repo->Relations(first).value().size() == related);
+    // What a process that never remembered the instance decides.
+    clock.Advance(absl::Seconds(1));
+    const Decision fresh = mb->Submit(act(5), rule).value();
+    CHECK(fresh.converge_id == d->converge_id);
+    CHECK(fresh.outcome == Outcome::kSkip);
+  }
+  SECTION("decided") {
+    const Decision other = mb->Submit(act(4), rule).value();
+    absl::StatusOr<Decision> d = ma->Submit(act(4), rule);
+    INFO(d.status().ToString());
+    REQUIRE(d.ok());
+    CHECK(d->replayed);
+    CHECK(d->outcome == other.outcome);
+    CHECK(d->converge_id == other.converge_id);
+    CHECK(a.repo->Relations(first).value().size() == related + 1);
+  }
 }
 
 }  // namespace
