@@ -5,15 +5,21 @@
 // single rows one transaction each, and 1,000-row INSERT IGNORE statements.
 //
 // Phases, each on a fresh database:
-//   raw single-row     --one-actions rows, one autocommitted INSERT each
-//   storm one-by-one   --one-actions actions, Submit each
-//   raw 1,000-row      --actions rows, INSERT IGNORE of --batch rows each
-//   storm batched      --actions actions, SubmitBatch of --batch
+//   one by one         --one-actions raw rows, one autocommitted INSERT
+//                      each, and the storm's --one-actions actions, Submit
+//                      each, in --rounds turns (raw part, storm part, ...)
+//   batched            --actions raw rows, INSERT IGNORE of --batch rows
+//                      each, and the storm's --actions actions, SubmitBatch
+//                      of --batch, in --rounds turns
 //   split one-by-one   the one-by-one storm on Redis + MySQL: leases,
 //                      window index and queue on Redis, instances,
 //                      relations and decisions on MySQL (the recommended
 //                      split for a fleet; built when the Redis adapter is)
 //   split batched      the batched storm on Redis + MySQL
+// Taking turns, the raw line and the storm see the same disk over the same
+// minutes: on a shared machine the fsync latency drifts within a run, and
+// run one after the other their ratio moved by a third between runs. The
+// ratio of each turn is printed for its spread.
 //
 // The server: --mysql URI (an existing server; the URI's database is used
 // as a prefix for the bench's databases, which it creates and drops), or
@@ -27,10 +33,10 @@
 //
 // Usage: converge_mysql_bench [--actions N] [--one-actions M]
 //                             [--dimensions D] [--seconds S] [--batch B]
-//                             [--mysql URI] [--fast 0|1]
+//                             [--rounds R] [--mysql URI] [--fast 0|1]
 //                             [--redis URI] [--split 0|1]
 // Defaults: 100,000 actions batched and 5,000 one by one, over 2,000
-// dimensions in 600 s (the storm's shape), batches of 1,000.
+// dimensions in 600 s (the storm's shape), batches of 1,000, 5 rounds.
 
 #include <mysql.h>
 #include <unistd.h>
@@ -125,28 +131,23 @@ std::string Row(long i) {
                       "\"]')");
 }
 
-// Rows/s of `rows` inserts in statements of `per_statement` rows (1: plain
-// INSERT; more: INSERT IGNORE), each autocommitted. -1 on error.
-double RawInserts(MYSQL* h, long rows, long per_statement) {
-  if (!Exec(h, "DROP TABLE IF EXISTS bench_relation") ||
-      !Exec(h, kRelationTable)) {
-    return -1;
-  }
+// Inserts rows [from, to) in statements of `per_statement` rows (1: plain
+// INSERT; more: INSERT IGNORE), each autocommitted, into bench_relation;
+// returns the seconds taken, or -1 on error.
+double RawInserts(MYSQL* h, long from, long to, long per_statement) {
   const auto t0 = std::chrono::steady_clock::now();
-  for (long i = 0; i < rows; i += per_statement) {
+  for (long i = from; i < to; i += per_statement) {
     std::string sql = per_statement == 1 ? "INSERT INTO" : "INSERT IGNORE INTO";
     sql +=
         " bench_relation (converge_id, related_id, related_type, is_primary, "
         "converge_status, alerts) VALUES ";
-    for (long j = i; j < std::min(rows, i + per_statement); ++j) {
+    for (long j = i; j < std::min(to, i + per_statement); ++j) {
       if (j > i) sql += ", ";
       sql += Row(j);
     }
     if (!Exec(h, sql)) return -1;
   }
-  const double s = Seconds(std::chrono::steady_clock::now() - t0);
-  (void)Exec(h, "DROP TABLE bench_relation");
-  return rows / s;
+  return Seconds(std::chrono::steady_clock::now() - t0);
 }
 
 struct StormRun {
@@ -173,15 +174,61 @@ StormRun Drive(Storm& storm, const converge::Stores& stores,
   return run;
 }
 
-StormRun RunStorm(Storm& storm, MysqlOptions o, long actions, long batch) {
+// A raw line and the storm on MySQL alone, run in turns: `rounds` parts of
+// each (raw rows [from, to), then the storm's actions [from, to)), so that
+// both see the same server and disk over the same minutes (this shared
+// machine's fsync latency drifts by a third within a run). Rates are over
+// all parts; the ratio of each part is kept for its spread.
+struct Paired {
+  double raw = -1;
+  StormRun storm;
+  double min_ratio = 0, max_ratio = 0;
+};
+
+Paired RunPaired(MYSQL* raw, long per_statement, Storm& storm, MysqlOptions o,
+                 long actions, long batch, long rounds) {
+  Paired out;
+  if (!Exec(raw, "DROP TABLE IF EXISTS bench_relation") ||
+      !Exec(raw, kRelationTable)) {
+    return out;
+  }
   converge::VirtualClock clock(Storm::Start());
   o.clock = &clock;
   auto stores = converge::mysql::OpenMysqlStores(o);
   if (!stores.ok()) {
     std::fprintf(stderr, "%s\n", stores.status().ToString().c_str());
-    return StormRun{};
+    return out;
   }
-  return Drive(storm, stores->view(), clock, actions, batch);
+  auto manager = converge::ConvergeManager::Create(stores->view(), &clock);
+  if (!manager.ok()) {
+    std::fprintf(stderr, "%s\n", manager.status().ToString().c_str());
+    return out;
+  }
+  const long unit = std::max(batch, per_statement);
+  double raw_s = 0, storm_s = 0;
+  for (long r = 0; r < rounds; ++r) {
+    const long from = actions * r / rounds / unit * unit;
+    const long to =
+        r + 1 == rounds ? actions : actions * (r + 1) / rounds / unit * unit;
+    if (to <= from) continue;
+    const double rs = RawInserts(raw, from, to, per_statement);
+    if (rs < 0) return Paired{};
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!converge::bench::DriveStorm(storm, **manager, clock, to, batch,
+                                     out.storm.outcomes, from)) {
+      return Paired{};
+    }
+    const double ss = Seconds(std::chrono::steady_clock::now() - t0);
+    const double ratio = rs / ss;  // (to-from)/ss over (to-from)/rs
+    out.min_ratio = r == 0 ? ratio : std::min(out.min_ratio, ratio);
+    out.max_ratio = r == 0 ? ratio : std::max(out.max_ratio, ratio);
+    raw_s += rs;
+    storm_s += ss;
+  }
+  (void)Exec(raw, "DROP TABLE bench_relation");
+  out.raw = actions / raw_s;
+  out.storm.rate = actions / storm_s;
+  return out;
 }
 
 #ifdef CONVERGE_BENCH_WITH_REDIS
@@ -219,6 +266,7 @@ int main(int argc, char** argv) {
   const long dimensions = Flag(argc, argv, "--dimensions", 2000);
   const long seconds = Flag(argc, argv, "--seconds", 600);
   const long batch = Flag(argc, argv, "--batch", 1000);
+  const long rounds = Flag(argc, argv, "--rounds", 5);
   const bool fast = Flag(argc, argv, "--fast", 0) != 0;
   const std::string uri = StringFlag(argc, argv, "--mysql", "");
   const std::string redis_uri = StringFlag(argc, argv, "--redis", "");
@@ -233,7 +281,7 @@ int main(int argc, char** argv) {
   }
 #endif
   if (actions <= 0 || one <= 0 || dimensions <= 0 || seconds <= 0 ||
-      batch <= 1) {
+      batch <= 1 || rounds <= 0) {
     std::fprintf(stderr,
                  "converge_mysql_bench: counts must be > 0 and --batch > 1\n");
     return 2;
@@ -328,23 +376,23 @@ int main(int argc, char** argv) {
   if (raw_db.empty()) return 1;
   MYSQL* raw = Connect(base, raw_db);
   if (raw == nullptr) return 1;
-  const double raw_one = RawInserts(raw, one, 1);
-  const double raw_batched = RawInserts(raw, actions, batch);
-  mysql_close(raw);
-  drop(raw_db);
-
   Storm storm_one(one, std::max(1L, one * dimensions / actions), seconds);
   MysqlOptions o = base;
   o.database = fresh("one");
   if (o.database.empty()) return 1;
-  const StormRun one_run = RunStorm(storm_one, o, one, 1);
+  const Paired one_run = RunPaired(raw, 1, storm_one, o, one, 1, rounds);
   drop(o.database);
 
   Storm storm(actions, dimensions, seconds);
   o.database = fresh("batched");
   if (o.database.empty()) return 1;
-  const StormRun batched = RunStorm(storm, o, actions, batch);
+  const Paired batched =
+      RunPaired(raw, batch, storm, o, actions, batch, rounds);
   drop(o.database);
+  mysql_close(raw);
+  drop(raw_db);
+  const double raw_one = one_run.raw;
+  const double raw_batched = batched.raw;
 
   // Redis + MySQL.
   StormRun split_one, split_batched;
@@ -400,31 +448,40 @@ int main(int argc, char** argv) {
 #endif
   mysql_close(admin);
 
-  if (raw_one < 0 || raw_batched < 0 || one_run.rate < 0 || batched.rate < 0) {
+  if (raw_one < 0 || raw_batched < 0 || one_run.storm.rate < 0 ||
+      batched.storm.rate < 0) {
     return 1;
   }
-  std::printf("-- one by one (one transaction each)\n");
+  std::printf(
+      "-- one by one (one transaction each); raw and MySQL alone in %ld "
+      "turns\n",
+      rounds);
   Report("raw single-row INSERT", raw_one, raw_one);
-  Report("converge Submit", one_run.rate, raw_one);
+  Report("converge Submit", one_run.storm.rate, raw_one);
+  std::printf("  ratio of each turn: %.3f to %.3f\n", one_run.min_ratio,
+              one_run.max_ratio);
   if (split_one.rate > 0) {
     Report("converge Submit, Redis + MySQL", split_one.rate, raw_one);
   }
-  std::printf("-- batches of %ld\n", batch);
+  std::printf("-- batches of %ld; raw and MySQL alone in %ld turns\n", batch,
+              rounds);
   Report("raw 1,000-row INSERT IGNORE", raw_batched, raw_batched);
-  Report("converge SubmitBatch", batched.rate, raw_batched);
+  Report("converge SubmitBatch", batched.storm.rate, raw_batched);
+  std::printf("  ratio of each turn: %.3f to %.3f\n", batched.min_ratio,
+              batched.max_ratio);
   if (split_batched.rate > 0) {
     Report("converge SubmitBatch, Redis + MySQL", split_batched.rate,
            raw_batched);
   }
   std::printf("  batched outcomes: execute %ld, skip %ld\n",
-              batched.outcomes[0], batched.outcomes[1]);
+              batched.storm.outcomes[0], batched.storm.outcomes[1]);
   if (split_batched.rate > 0) {
     std::printf("  split batched outcomes: execute %ld, skip %ld\n",
                 split_batched.outcomes[0], split_batched.outcomes[1]);
-    if (split_batched.outcomes[0] != batched.outcomes[0] ||
-        split_batched.outcomes[1] != batched.outcomes[1] ||
-        split_one.outcomes[0] != one_run.outcomes[0] ||
-        split_one.outcomes[1] != one_run.outcomes[1]) {
+    if (split_batched.outcomes[0] != batched.storm.outcomes[0] ||
+        split_batched.outcomes[1] != batched.storm.outcomes[1] ||
+        split_one.outcomes[0] != one_run.storm.outcomes[0] ||
+        split_one.outcomes[1] != one_run.storm.outcomes[1]) {
       std::fprintf(stderr, "MySQL and Redis + MySQL outcomes differ\n");
       return 1;
     }
@@ -432,7 +489,8 @@ int main(int argc, char** argv) {
   std::printf(
       "targets: batched >= 30,000/s: %s; one-by-one >= 50%% of raw: "
       "%s; load average now %s\n",
-      batched.rate >= 30000 ? "met" : "NOT met",
-      one_run.rate >= 0.5 * raw_one ? "met" : "NOT met", LoadAverage().c_str());
+      batched.storm.rate >= 30000 ? "met" : "NOT met",
+      one_run.storm.rate >= 0.5 * raw_one ? "met" : "NOT met",
+      LoadAverage().c_str());
   return 0;
 }

@@ -131,18 +131,19 @@ class Storm {
   std::vector<Action> prepared_;
 };
 
-// Submits the first `actions` actions of `storm` to `manager`, in batches
-// of `batch` (SubmitBatch; 1 = Submit one by one), setting `clock` to each
+// Submits the first `actions` actions of `storm` to `manager` (those from
+// index `from` on: a storm driven in parts, in order), in batches of
+// `batch` (SubmitBatch; 1 = Submit one by one), setting `clock` to each
 // action's time (to the last one's for a batch: a host hands a batch of its
 // own action objects, so the prepared actions are copied). Counts outcomes
 // into `outcomes` (indexed by Outcome) and returns false, printing the
 // error, on the first failed decision.
 inline bool DriveStorm(Storm& storm, ConvergeManager& manager,
                        VirtualClock& clock, long actions, long batch,
-                       long outcomes[5]) {
+                       long outcomes[5], long from = 0) {
   std::vector<Action> held;
   std::vector<ConvergeManager::BatchItem> items;
-  for (long i = 0; i < actions;) {
+  for (long i = from; i < actions;) {
     if (batch <= 1) {
       const Action& a = storm.At(i);
       clock.Set(a.create_time);

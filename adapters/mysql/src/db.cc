@@ -170,6 +170,20 @@ const Parsed& Conn::Parse(const char* sql) {
 
 absl::Status Conn::Query(const std::string& query, MYSQL_RES** result,
                          int64_t* affected) {
+  if (commit_with_next_) {
+    commit_with_next_ = false;
+    std::vector<int64_t> changed;
+    size_t failed_at = 0;
+    absl::Status st = Script({query, "COMMIT"}, &changed, &failed_at);
+    if (!st.ok()) {
+      commit_failed_ = failed_at == 1;
+      return st;
+    }
+    committed_ = true;
+    if (result != nullptr) *result = nullptr;
+    if (affected != nullptr) *affected = changed[0];
+    return absl::OkStatus();
+  }
   if (mysql_real_query(handle_, query.data(), query.size()) != 0) {
     return Error(
         StrCat("running \"", std::string_view(query).substr(0, 60), "\""));

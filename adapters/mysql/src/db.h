@@ -140,6 +140,17 @@ class Conn {
   // True once the connection is lost; it is then dropped, not pooled.
   bool broken() const { return broken_; }
 
+  // The next Query (or Stmt) is the transaction's last statement: it is
+  // sent with the COMMIT, in one round trip (Db::WriteAside with a single
+  // write). Then committed() is true, or commit_failed() if the statement
+  // ran and the COMMIT failed. Reset by Db before each transaction.
+  void CommitWithNext() { commit_with_next_ = true; }
+  bool committed() const { return committed_; }
+  bool commit_failed() const { return commit_failed_; }
+  void ResetCommit() {
+    commit_with_next_ = committed_ = commit_failed_ = false;
+  }
+
   // Ends a read's transaction without waiting: sends ROLLBACK, whose answer
   // FinishEnd reads when the connection is next taken from the pool. A
   // transaction left open would keep the metadata locks of every table it
@@ -171,6 +182,9 @@ class Conn {
   unsigned last_error_ = 0;
   bool broken_ = false;
   bool end_pending_ = false;
+  bool commit_with_next_ = false;
+  bool committed_ = false;
+  bool commit_failed_ = false;
   int64_t total_changes_ = 0;
   sql::RepoMemo memo_;
   Deferred deferred_;
@@ -345,6 +359,7 @@ class Db {
       absl::StatusOr<Lease> conn = Acquire();
       if (!conn.ok()) return Result(conn.status());
       (*conn)->clear_error();
+      (*conn)->ResetCommit();
       absl::Status st = (*conn)->RefreshMemo();
       bool committing = false;
       if (st.ok()) {
@@ -354,12 +369,14 @@ class Db {
             (*conn)->SendEnd();
             return r;
           }
+          if ((*conn)->committed()) return r;  // with its last statement
           committing = true;
           (*conn)->clear_error();
           if (mysql_commit((*conn)->handle()) == 0) return r;
           st = (*conn)->Error("COMMIT");
         } else {
           st = StatusOf(r);
+          committing = (*conn)->commit_failed();
         }
       }
       if (!(*conn)->broken()) Rollback(**conn);

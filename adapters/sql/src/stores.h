@@ -277,6 +277,13 @@ struct CommonSql {
       "?1 GROUP BY state";
 };
 
+// Marks the next statement on `conn` as its transaction's last, to be sent
+// with the COMMIT where the connection can (MySQL's Conn::CommitWithNext).
+template <typename C>
+void CommitWithNext(C& conn) {
+  if constexpr (requires { conn.CommitWithNext(); }) conn.CommitWithNext();
+}
+
 template <typename B>
 struct SqlStores {
   using Conn = typename B::Conn;
@@ -344,11 +351,19 @@ struct SqlStores {
           !st.ok())
         return st;
       return db_->WriteAside([&](Conn& conn) -> absl::StatusOr<bool> {
-        Stmt del(conn, B::kLeaseRelease);
-        del.Bind(1, key).Bind(2, token);
-        if (auto st = del.Run(); !st.ok()) return st;
-        return del.Changes() == 1;
+        return ReleaseOne(conn, key, token);
       });
+    }
+
+    // One lease's release, the transaction's only statement (MySQL: sent
+    // with the COMMIT).
+    static absl::StatusOr<bool> ReleaseOne(Conn& conn, std::string_view key,
+                                           std::string_view token) {
+      CommitWithNext(conn);
+      Stmt del(conn, B::kLeaseRelease);
+      del.Bind(1, key).Bind(2, token);
+      if (auto st = del.Run(); !st.ok()) return st;
+      return del.Changes() == 1;
     }
 
     // In one transaction (MySQL: one statement).
@@ -373,6 +388,12 @@ struct SqlStores {
       absl::StatusOr<size_t> released =
           db_->WriteAside([&](Conn& conn) -> absl::StatusOr<size_t> {
             if constexpr (B::kFewerRoundTrips) {
+              if (valid.size() == 1) {
+                absl::StatusOr<bool> one =
+                    ReleaseOne(conn, valid[0].first, valid[0].second);
+                if (!one.ok()) return one.status();
+                return size_t{*one ? 1u : 0u};
+              }
               return B::ReleaseLeases(conn, valid);
             } else {
               size_t n = 0;
@@ -2224,8 +2245,10 @@ struct SqlStores {
 
     absl::Status Enqueue(std::string_view queue, const Task& task) override {
       if (auto st = CheckTask(queue, task); !st.ok()) return st;
-      return db_->WriteAside(
-          [&](Conn& conn) { return EnqueueIn(conn, queue, task); });
+      return db_->WriteAside([&](Conn& conn) {
+        CommitWithNext(conn);
+        return EnqueueIn(conn, queue, task);
+      });
     }
 
     // In one transaction.
