@@ -1045,7 +1045,8 @@ absl::Status ConvergeManager::PrefetchBatch(absl::Span<const BatchItem> items,
 
 std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
     absl::Span<const BatchItem> items) {
-  std::vector<absl::StatusOr<Decision>> results = SubmitBatchOnce(items);
+  std::vector<absl::StatusOr<Decision>> results =
+      SubmitBatchOnce(items, items.size() == 1);
   // A batch of one rolled back whole after meeting another writer's work
   // (per-item errors are never conflicts) runs again, and sees that work
   // (the store checks at once what it had left to the commit). Not a batch
@@ -1055,13 +1056,13 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatch(
   // decides a failed group's calls alone), submits them again.
   if (items.size() == 1 && !results.front().ok() &&
       IsConflict(results.front().status())) {
-    return SubmitBatchOnce(items);
+    return SubmitBatchOnce(items, false);  // the last run
   }
   return results;
 }
 
 std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatchOnce(
-    absl::Span<const BatchItem> items) {
+    absl::Span<const BatchItem> items, bool runs_again) {
   std::vector<absl::StatusOr<Decision>> results;
   results.reserve(items.size());
   auto fail_all = [&](const absl::Status& st) {
@@ -1088,7 +1089,7 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::SubmitBatchOnce(
     }
     return results;
   }
-  if (items.size() == 1) (*batch)->RetriedOnConflict();
+  if (runs_again) (*batch)->RetriedOnConflict();
   DeferredNotes deferred;
   deferred.manager = this;
   deferred.defer_releases = !(*batch)->ExcludesWriters();

@@ -404,9 +404,10 @@ class ConvergeManager {
   // What a batch fetched for one of its items before deciding it (see
   // PrefetchBatch in manager.cc).
   struct Prefetch;
-  // SubmitBatch without its second run after a conflict.
+  // SubmitBatch without its second run after a conflict; `runs_again`:
+  // there will be one (RepoBatch::RetriedOnConflict).
   std::vector<absl::StatusOr<Decision>> SubmitBatchOnce(
-      absl::Span<const BatchItem> items);
+      absl::Span<const BatchItem> items, bool runs_again);
   absl::StatusOr<Decision> SubmitOne(const Action& action,
                                      const ConvergeConfig& config,
                                      Prefetch* prefetch = nullptr);

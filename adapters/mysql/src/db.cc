@@ -226,7 +226,12 @@ absl::Status Conn::Script(const std::vector<std::string>& statements,
   for (size_t i = 0;; ++i) {
     if (mysql_field_count(handle_) > 0) {
       MYSQL_RES* res = mysql_store_result(handle_);
-      if (res == nullptr) return failed(i);
+      if (res == nullptr) {
+        // The results after it cannot be read in step: do not pool it.
+        absl::Status st = failed(i);
+        broken_ = true;
+        return st;
+      }
       mysql_free_result(res);
       affected->push_back(0);
     } else {
@@ -511,7 +516,6 @@ absl::Status Db::BeginBatch() {
   (*lease)->clear_error();
   if (auto st = (*lease)->RefreshMemo(); !st.ok()) return st;
   (*lease)->deferred().Clear();
-  (*lease)->deferred().begin_changes = (*lease)->total_changes();
   state->conn = lease->Release();
   t_batch.db = this;
   t_batch.state = state.release();
@@ -565,19 +569,6 @@ void Db::AllowDeferredChecks() {
   if (Conn* conn = BatchConn(); conn != nullptr) {
     conn->deferred().may_defer_checks = true;
   }
-}
-
-void Db::MarkContended(int64_t action) {
-  std::lock_guard<std::mutex> lock(contended_mu_);
-  // A batch run again takes its entries at once: more than a few left
-  // means batches that were not (a caller that gave up).
-  if (contended_.size() >= 4096) contended_.clear();
-  contended_.insert(action);
-}
-
-bool Db::TakeContended(int64_t action) {
-  std::lock_guard<std::mutex> lock(contended_mu_);
-  return !contended_.empty() && contended_.erase(action) == 1;
 }
 
 bool Db::SweepDue() {

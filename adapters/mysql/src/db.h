@@ -120,8 +120,6 @@ class Conn {
     // The batch's caller runs it again after an IsConflict error
     // (RepoBatch::RetriedOnConflict): a join may be checked when written.
     bool may_defer_checks = false;
-    // total_changes() when the batch began.
-    int64_t begin_changes = 0;
     void Clear() {
       joins.clear();
       actions.clear();
@@ -308,11 +306,6 @@ class Db {
   // The thread's batch may check its joins when it writes them
   // (RepoBatch::RetriedOnConflict).
   void AllowDeferredChecks();
-  // An action whose join, checked when written, was refused: its next join
-  // (the batch run again) is checked at once. TakeContended forgets it.
-  void MarkContended(int64_t action);
-  bool TakeContended(int64_t action);
-
   // Window-store housekeeping: true about once every 4096 calls.
   bool SweepDue();
 
@@ -399,8 +392,6 @@ class Db {
   sql::ConnPool<Conn> pool_;
   std::mutex sweep_mu_;
   uint64_t calls_since_sweep_ = 0;
-  std::mutex contended_mu_;
-  absl::flat_hash_set<int64_t> contended_;
   BeforeCommit before_commit_;
 };
 

@@ -425,13 +425,16 @@ using Stores = sql::SqlStores<MysqlBackend>;
 // returns the stored decision or the refusal), keeps the join, and writes
 // all the joins of the batch together before the commit, or before a repo
 // call that could see them (one about a pending action or the executed
-// members of a joined instance; any other write): one multi-row INSERT
-// IGNORE per 1,000 decisions and per 1,000 relations. A conflict found then
-// (the same action decided by another process in between) fails the batch
-// (kAborted): nothing is committed and the caller submits the batch again,
-// which then sees the other writer's work. A join whose instance this
-// transaction already knows to have ended is refused at once, as outside a
-// batch.
+// members of a joined instance; any other write): one multi-row INSERT per
+// 1,000 decisions and per 1,000 relations, sent with the COMMIT. A conflict
+// found then (the same action decided by another process in between) fails
+// the batch (IsConflict): nothing is committed and the caller submits the
+// batch again, which then sees the other writer's work. A join whose
+// instance this transaction already knows to have ended is refused at
+// once, as outside a batch. In a batch that the manager runs again after a
+// conflict (RepoBatch::RetriedOnConflict: a Submit), the first join is not
+// checked in the call but by its own writes (WriteJoins): one round trip
+// for the check, the writes and the commit.
 
 class MysqlRepo final : public InstanceRepo {
  public:
@@ -475,11 +478,13 @@ class MysqlRepo final : public InstanceRepo {
     if (d.locked_open.contains(rel.converge_id) && unseen) {
       // Checked with the batch's other joins (PrepareJoins).
     } else if (d.may_defer_checks && d.joins.empty() &&
-               conn->total_changes() == d.begin_changes &&
-               !db_->TakeContended(record.id)) {
-      // The batch's first write, and its caller runs the batch again after
+               (record.decision.outcome == Outcome::kSkip ||
+                record.decision.outcome == Outcome::kExecute)) {
+      // The batch's first join, and its caller runs the batch again after
       // a conflict: checked when written (WriteJoins). Alone in its batch
       // (Submit), the join's check, writes and commit are one round trip.
+      // (Not a sleep or an approval: the manager enqueues their follow-up
+      // task before the commit, and a refused join would leave it behind.)
       unchecked = true;
     } else {
       // One round trip instead of the plain join's four: is the instance
@@ -994,12 +999,14 @@ class MysqlRepo final : public InstanceRepo {
     conn.AppendLiteral(sql, sql::AlertsJson(rel.alerts));
   }
 
-  // The two statements of an unchecked join: its decision, written only if
-  // the instance is open (its row locked in share mode until the commit, as
+  // The statements of an unchecked join: its decision, written only if the
+  // instance is open (its row locked in share mode until the commit, as
   // kJoinCheck locks it) and the action has no relation (a decision stored
-  // before fails it on its key); then its relation, written only if the
+  // before fails it on its key); its relation, written only if the
   // decision was (ROW_COUNT(), in MySQL and MariaDB the changed rows of the
-  // statement before, is read before this one writes). Both, or neither.
+  // statement before, is read before this one writes); and a guard that
+  // fails (error 1242: a subquery of two rows) unless the relation was
+  // written, so that a refused join stops the script before its COMMIT.
   static void UncheckedJoin(Conn& conn, const Conn::PendingWrite& w,
                             std::vector<std::string>* script) {
     const ActionRecord& r = *w.record;
@@ -1017,6 +1024,9 @@ class MysqlRepo final : public InstanceRepo {
     relation += " FROM DUAL WHERE ROW_COUNT() = 1";
     script->push_back(std::move(decision));
     script->push_back(std::move(relation));
+    script->push_back(
+        "SELECT (SELECT 1 UNION ALL SELECT 1 FROM DUAL WHERE ROW_COUNT() <> "
+        "1)");
   }
 
   // Writes the pending joins: per 1,000, one multi-row INSERT of decisions
@@ -1026,18 +1036,14 @@ class MysqlRepo final : public InstanceRepo {
   // commit) and *committed is set. A duplicate key (another writer decided
   // or related one of the actions in between) fails its statement, and
   // with it the rest: nothing is committed. An unchecked join found not
-  // possible (its instance ended, the action related, decided meanwhile)
-  // is an IsConflict error, after which the batch is run again: the
-  // connection forgets what it remembered of open instances, and the
-  // action's next join is checked at once. It is sent with the COMMIT only
-  // when it is the transaction's only write (so that a refused one commits
-  // nothing).
+  // possible (its instance ended, the action related or decided meanwhile)
+  // stops the script before the COMMIT too, and is an IsConflict error
+  // after which the manager runs the batch again (checking its joins at
+  // once); the connection forgets what it remembered of open instances.
   static absl::Status WriteJoins(Conn& conn, bool* committed) {
     Conn::Deferred& d = conn.deferred();
     if (d.joins.empty()) return absl::OkStatus();
     constexpr size_t kChunk = 1000;
-    const bool alone =
-        d.joins.size() == 1 && conn.total_changes() == d.begin_changes;
     std::vector<std::string> script;
     std::vector<const char*> what;
     std::vector<int64_t> affected;
@@ -1054,8 +1060,7 @@ class MysqlRepo final : public InstanceRepo {
         if (w.unchecked) {
           unchecked = &w;
           UncheckedJoin(conn, w, &script);
-          what.push_back("an action joined was decided meanwhile");
-          what.push_back("a relation written exists already");
+          what.insert(what.end(), 3, nullptr);  // Refused, below
           continue;
         }
         if (w.record.has_value()) {
@@ -1077,8 +1082,7 @@ class MysqlRepo final : public InstanceRepo {
         script.push_back(std::move(relations));
         what.push_back("a relation written exists already");
       }
-      const bool commit = committed != nullptr && end == d.joins.size() &&
-                          (unchecked == nullptr || alone);
+      const bool commit = committed != nullptr && end == d.joins.size();
       if (commit) {
         script.push_back("COMMIT");
         what.push_back(nullptr);
@@ -1086,18 +1090,20 @@ class MysqlRepo final : public InstanceRepo {
       size_t failed_at = 0;
       affected.clear();
       absl::Status st = conn.Script(script, &affected, &failed_at);
-      if (!st.ok() && conn.last_error() == internal::kErDupEntry &&
-          what[failed_at] != nullptr) {
-        st = unchecked != nullptr && failed_at < 2
-                 ? Refused(conn, *unchecked, what[failed_at])
-                 : Conflict(conn, what[failed_at]);
-      }
-      if (!st.ok()) return st;
-      if (unchecked != nullptr && (affected[0] != 1 || affected[1] != 1)) {
-        if (commit) *committed = true;  // nothing was written
-        return Refused(conn, *unchecked,
-                       "its instance has ended, or the action was related "
-                       "meanwhile");
+      if (!st.ok()) {
+        const unsigned err = conn.last_error();
+        if (unchecked != nullptr && failed_at < 3 &&
+            (err == internal::kErDupEntry || err == ER_SUBQUERY_NO_1_ROW)) {
+          return Refused(conn, *unchecked,
+                         err == internal::kErDupEntry
+                             ? "the action was decided meanwhile"
+                             : "its instance has ended, or the action was "
+                               "related meanwhile");
+        }
+        if (err == internal::kErDupEntry && what[failed_at] != nullptr) {
+          return Conflict(conn, what[failed_at]);
+        }
+        return st;
       }
       if (commit) *committed = true;
     }
@@ -1110,7 +1116,6 @@ class MysqlRepo final : public InstanceRepo {
   static absl::Status Refused(Conn& conn, const Conn::PendingWrite& w,
                               std::string_view why) {
     conn.memo().Clear();
-    conn.db().MarkContended(w.record->id);
     return ConflictError(StrCat(
         "mysql: ", conn.db().path(), ": the join of action ", w.record->id,
         " to instance ", w.relation->converge_id, " was refused when written (",

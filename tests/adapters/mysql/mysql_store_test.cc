@@ -761,9 +761,10 @@ TEST_CASE(
     CHECK_FALSE(b.repo->GetAction(10).value().has_value());
     CHECK(b.repo->Relations(1).value().size() == 1);
     // The connection forgot the instance it remembered open, and the
-    // join, run again, is checked at once.
+    // join, run again (the last run: not told it may be), is checked at
+    // once.
     CHECK_FALSE(a.repo->LookupOpen("D").value().has_value());
-    batch = RetriedBatch(*a.repo);
+    batch = a.repo->BeginBatch();
     REQUIRE(batch.ok());
     CHECK(a.repo->Join(rec, JoinRel(1, 10)).status().code() ==
           absl::StatusCode::kFailedPrecondition);
@@ -782,7 +783,7 @@ TEST_CASE(
     CHECK(b.repo->GetAction(20).value()->decision.outcome == Outcome::kExecute);
     CHECK(b.repo->Relations(2).value().size() == 1);
     // Run again: checked at once, the stored decision is returned.
-    batch = RetriedBatch(*a.repo);
+    batch = a.repo->BeginBatch();
     REQUIRE(batch.ok());
     absl::StatusOr<RecordResult> again = a.repo->Join(rec, JoinRel(2, 20));
     REQUIRE(again.ok());
@@ -806,6 +807,61 @@ TEST_CASE(
       CHECK_FALSE(b.repo->GetAction(id).value().has_value());
     }
     CHECK(b.repo->Relations(2).value().size() == 1);
+  }
+  SECTION("refused with another write of the batch: neither is committed") {
+    REQUIRE(b.repo->End(1, At(200)).value());
+    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
+    REQUIRE(batch.ok());
+    ActionRecord rec = Rec(10, Outcome::kSkip);
+    rec.decision.converge_id = 1;
+    REQUIRE(a.repo->Join(rec, JoinRel(1, 10)).ok());
+    REQUIRE(a.repo->RecordDecision(Rec(12, Outcome::kExecute)).ok());
+    CHECK(IsConflict((*batch)->Commit()));
+    CHECK_FALSE(b.repo->GetAction(10).value().has_value());
+    CHECK_FALSE(b.repo->GetAction(12).value().has_value());
+  }
+  SECTION(
+      "refused when a call makes the batch write it: the call and the "
+      "commit fail") {
+    REQUIRE(b.repo->End(1, At(200)).value());
+    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
+    REQUIRE(batch.ok());
+    ActionRecord rec = Rec(10, Outcome::kSkip);
+    rec.decision.converge_id = 1;
+    REQUIRE(a.repo->Join(rec, JoinRel(1, 10)).ok());
+    CHECK(IsConflict(a.repo->GetAction(10).status()));  // writes it first
+    absl::Status st = (*batch)->Commit();
+    CHECK(IsConflict(st));
+    CHECK(Mentions(st, "rolled back"));
+    CHECK_FALSE(b.repo->GetAction(10).value().has_value());
+  }
+  SECTION("the action related without a decision: refused") {
+    MYSQL* h = RawSession(db.options.database);
+    const std::string sql =
+        "INSERT INTO converge_relation (converge_id, related_id, "
+        "related_type, is_primary, converge_status, alerts) VALUES (2, 30, "
+        "'action', 0, 'skipped', '[]')";
+    REQUIRE(mysql_real_query(h, sql.data(), sql.size()) == 0);
+    REQUIRE(mysql_commit(h) == 0);
+    mysql_close(h);
+    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
+    REQUIRE(batch.ok());
+    ActionRecord rec = Rec(30, Outcome::kSkip);
+    rec.decision.converge_id = 1;
+    REQUIRE(a.repo->Join(rec, JoinRel(1, 30)).ok());
+    CHECK(IsConflict((*batch)->Commit()));
+    CHECK_FALSE(b.repo->GetAction(30).value().has_value());
+    CHECK(b.repo->Relations(1).value().size() == 1);
+  }
+  SECTION("a sleep or an approval is checked in the call") {
+    REQUIRE(b.repo->End(1, At(200)).value());
+    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
+    REQUIRE(batch.ok());
+    ActionRecord rec = Rec(10, Outcome::kSleep);
+    rec.decision.converge_id = 1;
+    CHECK(a.repo->Join(rec, JoinRel(1, 10)).status().code() ==
+          absl::StatusCode::kFailedPrecondition);
+    REQUIRE((*batch)->Commit().ok());
   }
   SECTION("a batch not run again checks its joins in the call") {
     REQUIRE(b.repo->End(1, At(200)).value());
