@@ -46,6 +46,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -183,6 +184,7 @@ struct Paired {
   double raw = -1;
   StormRun storm;
   double min_ratio = 0, max_ratio = 0;
+  long turns = 0;  // run (parts smaller than a batch are merged)
 };
 
 Paired RunPaired(MYSQL* raw, long per_statement, Storm& storm, MysqlOptions o,
@@ -220,8 +222,9 @@ Paired RunPaired(MYSQL* raw, long per_statement, Storm& storm, MysqlOptions o,
     }
     const double ss = Seconds(std::chrono::steady_clock::now() - t0);
     const double ratio = rs / ss;  // (to-from)/ss over (to-from)/rs
-    out.min_ratio = r == 0 ? ratio : std::min(out.min_ratio, ratio);
-    out.max_ratio = r == 0 ? ratio : std::max(out.max_ratio, ratio);
+    out.min_ratio = out.turns == 0 ? ratio : std::min(out.min_ratio, ratio);
+    out.max_ratio = out.turns == 0 ? ratio : std::max(out.max_ratio, ratio);
+    ++out.turns;
     raw_s += rs;
     storm_s += ss;
   }
@@ -376,6 +379,17 @@ int main(int argc, char** argv) {
   if (raw_db.empty()) return 1;
   MYSQL* raw = Connect(base, raw_db);
   if (raw == nullptr) return 1;
+  struct RawCleanup {  // after the raw lines, or on an early way out
+    MYSQL* raw;
+    std::function<void()> drop;
+    void Run() {
+      if (raw == nullptr) return;
+      mysql_close(raw);
+      raw = nullptr;
+      drop();
+    }
+    ~RawCleanup() { Run(); }
+  } raw_cleanup{raw, [&] { drop(raw_db); }};
   Storm storm_one(one, std::max(1L, one * dimensions / actions), seconds);
   MysqlOptions o = base;
   o.database = fresh("one");
@@ -389,8 +403,7 @@ int main(int argc, char** argv) {
   const Paired batched =
       RunPaired(raw, batch, storm, o, actions, batch, rounds);
   drop(o.database);
-  mysql_close(raw);
-  drop(raw_db);
+  raw_cleanup.Run();
   const double raw_one = one_run.raw;
   const double raw_batched = batched.raw;
 
@@ -455,7 +468,7 @@ int main(int argc, char** argv) {
   std::printf(
       "-- one by one (one transaction each); raw and MySQL alone in %ld "
       "turns\n",
-      rounds);
+      one_run.turns);
   Report("raw single-row INSERT", raw_one, raw_one);
   Report("converge Submit", one_run.storm.rate, raw_one);
   std::printf("  ratio of each turn: %.3f to %.3f\n", one_run.min_ratio,
@@ -464,7 +477,7 @@ int main(int argc, char** argv) {
     Report("converge Submit, Redis + MySQL", split_one.rate, raw_one);
   }
   std::printf("-- batches of %ld; raw and MySQL alone in %ld turns\n", batch,
-              rounds);
+              batched.turns);
   Report("raw 1,000-row INSERT IGNORE", raw_batched, raw_batched);
   Report("converge SubmitBatch", batched.storm.rate, raw_batched);
   std::printf("  ratio of each turn: %.3f to %.3f\n", batched.min_ratio,

@@ -176,7 +176,9 @@ absl::Status Conn::Query(const std::string& query, MYSQL_RES** result,
     size_t failed_at = 0;
     absl::Status st = Script({query, "COMMIT"}, &changed, &failed_at);
     if (!st.ok()) {
-      commit_failed_ = failed_at == 1;
+      // Sent together: a connection lost before either answer may have
+      // run the COMMIT as well.
+      commit_failed_ = failed_at == 1 || ConnectionLost(last_error_);
       return st;
     }
     committed_ = true;
@@ -227,9 +229,10 @@ absl::Status Conn::Script(const std::vector<std::string>& statements,
     if (mysql_field_count(handle_) > 0) {
       MYSQL_RES* res = mysql_store_result(handle_);
       if (res == nullptr) {
-        // The results after it cannot be read in step: do not pool it.
+        // A server's error (as a guard's) ends the script and leaves the
+        // connection in step; a client's (2000 and up) may not.
         absl::Status st = failed(i);
-        broken_ = true;
+        if (last_error_ >= 2000) broken_ = true;
         return st;
       }
       mysql_free_result(res);
@@ -516,6 +519,7 @@ absl::Status Db::BeginBatch() {
   (*lease)->clear_error();
   if (auto st = (*lease)->RefreshMemo(); !st.ok()) return st;
   (*lease)->deferred().Clear();
+  (*lease)->ResetCommit();
   state->conn = lease->Release();
   t_batch.db = this;
   t_batch.state = state.release();

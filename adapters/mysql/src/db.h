@@ -140,8 +140,9 @@ class Conn {
 
   // The next Query (or Stmt) is the transaction's last statement: it is
   // sent with the COMMIT, in one round trip (Db::WriteAside with a single
-  // write). Then committed() is true, or commit_failed() if the statement
-  // ran and the COMMIT failed. Reset by Db before each transaction.
+  // write). Then committed() is true, or commit_failed() if the COMMIT
+  // failed or may have run (the connection lost). Reset by Db before and
+  // after each transaction of Write and WriteAside, and at BeginBatch.
   void CommitWithNext() { commit_with_next_ = true; }
   bool committed() const { return committed_; }
   bool commit_failed() const { return commit_failed_; }
@@ -357,19 +358,22 @@ class Db {
       bool committing = false;
       if (st.ok()) {
         Result r = fn(**conn);
+        const bool committed = (*conn)->committed();
+        const bool commit_failed = (*conn)->commit_failed();
+        (*conn)->ResetCommit();  // nothing of it reaches a later user
         if (StatusOf(r).ok()) {
           if (!write) {
             (*conn)->SendEnd();
             return r;
           }
-          if ((*conn)->committed()) return r;  // with its last statement
+          if (committed) return r;  // with its last statement
           committing = true;
           (*conn)->clear_error();
           if (mysql_commit((*conn)->handle()) == 0) return r;
           st = (*conn)->Error("COMMIT");
         } else {
           st = StatusOf(r);
-          committing = (*conn)->commit_failed();
+          committing = commit_failed;
         }
       }
       if (!(*conn)->broken()) Rollback(**conn);

@@ -426,15 +426,17 @@ using Stores = sql::SqlStores<MysqlBackend>;
 // all the joins of the batch together before the commit, or before a repo
 // call that could see them (one about a pending action or the executed
 // members of a joined instance; any other write): one multi-row INSERT per
-// 1,000 decisions and per 1,000 relations, sent with the COMMIT. A conflict
+// 1,000 decisions and per 1,000 relations, the last ones sent with the
+// COMMIT. A conflict
 // found then (the same action decided by another process in between) fails
 // the batch (IsConflict): nothing is committed and the caller submits the
 // batch again, which then sees the other writer's work. A join whose
 // instance this transaction already knows to have ended is refused at
 // once, as outside a batch. In a batch that the manager runs again after a
-// conflict (RepoBatch::RetriedOnConflict: a Submit), the first join is not
-// checked in the call but by its own writes (WriteJoins): one round trip
-// for the check, the writes and the commit.
+// conflict (RepoBatch::RetriedOnConflict: a Submit), a join that finds no
+// other join pending (the first; or the first after a flush) is not checked
+// in the call but by its own writes (WriteJoins): one round trip for the
+// check, the writes and the commit.
 
 class MysqlRepo final : public InstanceRepo {
  public:
@@ -480,8 +482,9 @@ class MysqlRepo final : public InstanceRepo {
     } else if (d.may_defer_checks && d.joins.empty() &&
                (record.decision.outcome == Outcome::kSkip ||
                 record.decision.outcome == Outcome::kExecute)) {
-      // The batch's first join, and its caller runs the batch again after
-      // a conflict: checked when written (WriteJoins). Alone in its batch
+      // No other join pending (the batch's first, or the first since a
+      // flush), and the caller runs the batch again after a conflict:
+      // checked when written (WriteJoins). Alone in its batch
       // (Submit), the join's check, writes and commit are one round trip.
       // (Not a sleep or an approval: the manager enqueues their follow-up
       // task before the commit, and a refused join would leave it behind.)

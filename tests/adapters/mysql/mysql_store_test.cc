@@ -717,9 +717,24 @@ TEST_CASE(
 // checked when written, with its commit.
 absl::StatusOr<std::unique_ptr<RepoBatch>> RetriedBatch(InstanceRepo& repo) {
   absl::StatusOr<std::unique_ptr<RepoBatch>> batch = repo.BeginBatch();
-  if (batch.ok() && *batch != nullptr) (*batch)->RetriedOnConflict();
+  REQUIRE(batch.ok());
+  REQUIRE(*batch != nullptr);
+  (*batch)->RetriedOnConflict();
   return batch;
 }
+
+// Action `action`'s join of instance `instance`, decided `outcome`.
+struct JoinOf {
+  ActionRecord rec;
+  ConvergeRelation rel;
+  JoinOf(int64_t action, int64_t instance, Outcome outcome = Outcome::kSkip)
+      : rec(Rec(action, outcome)), rel(JoinRel(instance, action)) {
+    rec.decision.converge_id = instance;
+  }
+  absl::StatusOr<RecordResult> On(InstanceRepo& repo) const {
+    return repo.Join(rec, rel);
+  }
+};
 
 TEST_CASE(
     "mysql: a batch run again after a conflict checks its first join when "
@@ -734,11 +749,9 @@ TEST_CASE(
   REQUIRE(a.repo->LookupOpen("D").value()->id == 1);   // remembered
 
   SECTION("alone and possible: written and committed") {
-    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
-    REQUIRE(batch.ok());
-    ActionRecord rec = Rec(10, Outcome::kSkip);
-    rec.decision.converge_id = 1;
-    absl::StatusOr<RecordResult> j = a.repo->Join(rec, JoinRel(1, 10));
+    auto batch = RetriedBatch(*a.repo);
+    const JoinOf rec(10, 1);
+    absl::StatusOr<RecordResult> j = rec.On(*a.repo);
     REQUIRE(j.ok());
     CHECK(j->inserted);
     // Nothing written before the commit.
@@ -749,11 +762,17 @@ TEST_CASE(
   }
   SECTION("its instance ended by another process") {
     REQUIRE(b.repo->End(1, At(200)).value());
-    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
-    REQUIRE(batch.ok());
-    ActionRecord rec = Rec(10, Outcome::kSkip);
-    rec.decision.converge_id = 1;
-    REQUIRE(a.repo->Join(rec, JoinRel(1, 10)).ok());  // not checked yet
+    // The sessions on the database (a's and b's): a refusal is a server's
+    // error, after which the connection goes back to the pool.
+    auto sessions = [&] {
+      return Column(db.options.database,
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = "
+                    "DATABASE() AND ID <> CONNECTION_ID() ORDER BY ID");
+    };
+    const std::vector<std::string> before = sessions();
+    auto batch = RetriedBatch(*a.repo);
+    const JoinOf rec(10, 1);
+    REQUIRE(rec.On(*a.repo).ok());  // not checked yet
     absl::Status st = (*batch)->Commit();
     INFO(st.ToString());
     CHECK(IsConflict(st));
@@ -764,19 +783,18 @@ TEST_CASE(
     // join, run again (the last run: not told it may be), is checked at
     // once.
     CHECK_FALSE(a.repo->LookupOpen("D").value().has_value());
+    CHECK(sessions() == before);
     batch = a.repo->BeginBatch();
     REQUIRE(batch.ok());
-    CHECK(a.repo->Join(rec, JoinRel(1, 10)).status().code() ==
+    CHECK(rec.On(*a.repo).status().code() ==
           absl::StatusCode::kFailedPrecondition);
     REQUIRE((*batch)->Commit().ok());
   }
   SECTION("the action decided by another process") {
     REQUIRE(b.repo->RecordDecision(Rec(20, Outcome::kExecute)).ok());
-    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
-    REQUIRE(batch.ok());
-    ActionRecord rec = Rec(20, Outcome::kSkip);
-    rec.decision.converge_id = 2;
-    REQUIRE(a.repo->Join(rec, JoinRel(2, 20)).ok());
+    auto batch = RetriedBatch(*a.repo);
+    const JoinOf rec(20, 2);
+    REQUIRE(rec.On(*a.repo).ok());
     absl::Status st = (*batch)->Commit();
     INFO(st.ToString());
     CHECK(IsConflict(st));
@@ -785,7 +803,7 @@ TEST_CASE(
     // Run again: checked at once, the stored decision is returned.
     batch = a.repo->BeginBatch();
     REQUIRE(batch.ok());
-    absl::StatusOr<RecordResult> again = a.repo->Join(rec, JoinRel(2, 20));
+    absl::StatusOr<RecordResult> again = rec.On(*a.repo);
     REQUIRE(again.ok());
     CHECK_FALSE(again->inserted);
     CHECK(again->record.decision.outcome == Outcome::kExecute);
@@ -793,14 +811,11 @@ TEST_CASE(
   }
   SECTION("not alone: refused, the batch's other writes are not committed") {
     REQUIRE(b.repo->End(1, At(200)).value());
-    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
-    REQUIRE(batch.ok());
-    ActionRecord first = Rec(10, Outcome::kSkip);
-    first.decision.converge_id = 1;
-    REQUIRE(a.repo->Join(first, JoinRel(1, 10)).ok());  // unchecked
-    ActionRecord second = Rec(11, Outcome::kSkip);
-    second.decision.converge_id = 2;
-    REQUIRE(a.repo->Join(second, JoinRel(2, 11)).ok());  // checked
+    auto batch = RetriedBatch(*a.repo);
+    const JoinOf first(10, 1);
+    REQUIRE(first.On(*a.repo).ok());  // unchecked
+    const JoinOf second(11, 2);
+    REQUIRE(second.On(*a.repo).ok());  // checked
     REQUIRE(a.repo->RecordDecision(Rec(12, Outcome::kExecute)).ok());
     CHECK(IsConflict((*batch)->Commit()));
     for (int64_t id : {10, 11, 12}) {
@@ -810,11 +825,9 @@ TEST_CASE(
   }
   SECTION("refused with another write of the batch: neither is committed") {
     REQUIRE(b.repo->End(1, At(200)).value());
-    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
-    REQUIRE(batch.ok());
-    ActionRecord rec = Rec(10, Outcome::kSkip);
-    rec.decision.converge_id = 1;
-    REQUIRE(a.repo->Join(rec, JoinRel(1, 10)).ok());
+    auto batch = RetriedBatch(*a.repo);
+    const JoinOf rec(10, 1);
+    REQUIRE(rec.On(*a.repo).ok());
     REQUIRE(a.repo->RecordDecision(Rec(12, Outcome::kExecute)).ok());
     CHECK(IsConflict((*batch)->Commit()));
     CHECK_FALSE(b.repo->GetAction(10).value().has_value());
@@ -824,11 +837,9 @@ TEST_CASE(
       "refused when a call makes the batch write it: the call and the "
       "commit fail") {
     REQUIRE(b.repo->End(1, At(200)).value());
-    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
-    REQUIRE(batch.ok());
-    ActionRecord rec = Rec(10, Outcome::kSkip);
-    rec.decision.converge_id = 1;
-    REQUIRE(a.repo->Join(rec, JoinRel(1, 10)).ok());
+    auto batch = RetriedBatch(*a.repo);
+    const JoinOf rec(10, 1);
+    REQUIRE(rec.On(*a.repo).ok());
     CHECK(IsConflict(a.repo->GetAction(10).status()));  // writes it first
     absl::Status st = (*batch)->Commit();
     CHECK(IsConflict(st));
@@ -844,32 +855,27 @@ TEST_CASE(
     REQUIRE(mysql_real_query(h, sql.data(), sql.size()) == 0);
     REQUIRE(mysql_commit(h) == 0);
     mysql_close(h);
-    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
-    REQUIRE(batch.ok());
-    ActionRecord rec = Rec(30, Outcome::kSkip);
-    rec.decision.converge_id = 1;
-    REQUIRE(a.repo->Join(rec, JoinRel(1, 30)).ok());
+    auto batch = RetriedBatch(*a.repo);
+    const JoinOf rec(30, 1);
+    REQUIRE(rec.On(*a.repo).ok());
     CHECK(IsConflict((*batch)->Commit()));
     CHECK_FALSE(b.repo->GetAction(30).value().has_value());
     CHECK(b.repo->Relations(1).value().size() == 1);
   }
   SECTION("a sleep or an approval is checked in the call") {
     REQUIRE(b.repo->End(1, At(200)).value());
-    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = RetriedBatch(*a.repo);
-    REQUIRE(batch.ok());
-    ActionRecord rec = Rec(10, Outcome::kSleep);
-    rec.decision.converge_id = 1;
-    CHECK(a.repo->Join(rec, JoinRel(1, 10)).status().code() ==
+    auto batch = RetriedBatch(*a.repo);
+    const JoinOf rec(10, 1, Outcome::kSleep);
+    CHECK(rec.On(*a.repo).status().code() ==
           absl::StatusCode::kFailedPrecondition);
     REQUIRE((*batch)->Commit().ok());
   }
   SECTION("a batch not run again checks its joins in the call") {
     REQUIRE(b.repo->End(1, At(200)).value());
-    absl::StatusOr<std::unique_ptr<RepoBatch>> batch = a.repo->BeginBatch();
+    auto batch = a.repo->BeginBatch();
     REQUIRE(batch.ok());
-    ActionRecord rec = Rec(10, Outcome::kSkip);
-    rec.decision.converge_id = 1;
-    CHECK(a.repo->Join(rec, JoinRel(1, 10)).status().code() ==
+    const JoinOf rec(10, 1);
+    CHECK(rec.On(*a.repo).status().code() ==
           absl::StatusCode::kFailedPrecondition);
     REQUIRE((*batch)->Commit().ok());
   }
