@@ -762,10 +762,14 @@ std::vector<absl::StatusOr<Decision>> ConvergeManager::RunGroup(
     if (IsStoreDown(results.front().status())) return results;
     // The shared transaction failed and nothing of it was stored: each
     // action runs again in a transaction of its own, so that one action's
-    // trouble is not the others'.
+    // trouble is not the others'. After a conflict that is its last run
+    // (it checks everything in the calls, and sees the other writer's
+    // work); else a batch of one, run again once after a conflict.
+    const bool conflict = IsConflict(results.front().status());
     for (size_t i = 0; i < items.size(); ++i) {
-      results[i] =
-          std::move(SubmitBatch(absl::MakeConstSpan(&items[i], 1)).front());
+      const absl::Span<const BatchItem> one = absl::MakeConstSpan(&items[i], 1);
+      results[i] = std::move(
+          (conflict ? SubmitBatchOnce(one, false) : SubmitBatch(one)).front());
     }
     return results;
   }

@@ -253,8 +253,10 @@ class ConvergeManager {
   // was decided, except, on a repo without transactions, when a summary task
   // could not be scheduled after the decision was stored: the retry then
   // replays the decision and schedules it); kAborted when the dimension's
-  // instance kept changing under the evaluation (retry); other store errors as
-  // returned by the store.
+  // instance kept changing under the evaluation (retry), or, marked
+  // IsConflict (converge/store/errors.h), when its transaction met another
+  // writer's work on its last run too (it is run again once; retry); other
+  // store errors as returned by the store.
   //
   // The lease on D is taken unless the action joins an open instance whose
   // outcome is settled: its function only counts the executed set and the

@@ -36,6 +36,8 @@ class GroupRepo final : public InstanceRepoWrapper {
   // The code of the injected commit failure: kInvalidArgument stands for
   // one item's bad value found at the commit (MySQL writes joins then).
   absl::StatusCode fail_code = absl::StatusCode::kUnavailable;
+  // Or a conflict (ConflictError): each action then runs alone once.
+  bool fail_conflict = false;
   // Set: BeginBatch waits 2 ms (a busy timeout) and fails StoreDownError.
   std::atomic<bool> down{false};
   std::atomic<int> begins_down{0};
@@ -86,10 +88,15 @@ class GroupRepo final : public InstanceRepoWrapper {
       if (repo_->fail_shared && n > 1) {
         inner_.reset();  // rolled back
         ++repo_->injected;
+        if (repo_->fail_conflict) {
+          return ConflictError("injected: the shared commit met a writer");
+        }
         return absl::Status(repo_->fail_code, "injected: shared commit failed");
       }
       return inner_->Commit();
     }
+    bool ExcludesWriters() const override { return inner_->ExcludesWriters(); }
+    void RetriedOnConflict() override { inner_->RetriedOnConflict(); }
 
    private:
     GroupRepo* repo_;
@@ -231,6 +238,7 @@ TEST_CASE("group commit: a failed shared transaction runs each action alone",
     // Not every item's error: before, each caller of the group got it.
     repo.fail_code = absl::StatusCode::kInvalidArgument;
   }
+  SECTION("a conflict with another writer") { repo.fail_conflict = true; }
   // No Submit sees the injected failures: each of their actions was
   // decided again in a transaction of its own, with the same outcome.
   CHECK(RunThreads(env.manager.get(), rule) == Reference(rule));

@@ -28,10 +28,10 @@ absl::Status StoreDownError(std::string message);
 bool IsStoreDown(const absl::Status& status);
 
 // kAborted, marked as "the batch met another writer's work and was rolled
-// back whole": nothing of it is stored, and running it again sees the
-// other writer's work (an action decided meanwhile, an instance ended
-// meanwhile). The manager runs a batch of one action (Submit) once more
-// before returning the error (RepoBatch::RetriedOnConflict).
+// back whole": nothing of it is stored, and running it again without
+// RepoBatch::RetriedOnConflict sees the other writer's work (an action
+// decided meanwhile, an instance ended meanwhile). The manager runs a
+// batch of one action (Submit) once more, so, before returning the error.
 absl::Status ConflictError(std::string message);
 
 // True for an error made by ConflictError (its code is kAborted).

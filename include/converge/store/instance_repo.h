@@ -98,7 +98,9 @@ class RepoBatch {
   virtual bool ExcludesWriters() const { return false; }
   // Called by a caller that runs the whole batch again when Commit (or a
   // call made in the batch) fails with an IsConflict error
-  // (converge/store/errors.h), as the manager does. The store may then
+  // (converge/store/errors.h), as the manager does for a batch of one, in a
+  // batch not told so: call it only on a run that such a run follows (a
+  // run told so may fail again for the same cause). The store may then
   // check a write's preconditions when it writes, at the latest at the
   // commit, instead of in the call: a Join's answer then holds only if the
   // batch commits, and a precondition found false then fails the batch
@@ -340,8 +342,9 @@ class InstanceRepo {
   // then commits on its own.
   // A backend may check some writes of a batch only at its commit (MySQL
   // writes a batch's joins together, then): another process's decision of
-  // the same action found then fails the batch with kAborted, nothing
-  // committed, rather than the Join answering the stored record.
+  // the same action found then fails the batch with kAborted marked
+  // IsConflict (converge/store/errors.h), nothing committed, rather than
+  // the Join answering the stored record.
   // A call that is refused (kAlreadyExists, kFailedPrecondition,
   // kNotFound, kInvalidArgument) changes nothing and the batch goes on; a
   // call that fails after it changed data (a store error) fails the batch:

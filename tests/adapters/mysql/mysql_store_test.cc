@@ -762,12 +762,21 @@ TEST_CASE(
   }
   SECTION("its instance ended by another process") {
     REQUIRE(b.repo->End(1, At(200)).value());
-    // The sessions on the database (a's and b's): a refusal is a server's
-    // error, after which the connection goes back to the pool.
+    // The sessions on the database (a's and b's), asked from one session of
+    // the test's own: a refusal is a server's error, after which the
+    // connection goes back to the pool.
+    MYSQL* watcher = RawSession(db.options.database);
     auto sessions = [&] {
-      return Column(db.options.database,
-                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = "
-                    "DATABASE() AND ID <> CONNECTION_ID() ORDER BY ID");
+      static constexpr char kSql[] =
+          "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = "
+          "DATABASE() AND ID <> CONNECTION_ID() ORDER BY ID";
+      std::vector<std::string> ids;
+      REQUIRE(mysql_real_query(watcher, kSql, sizeof(kSql) - 1) == 0);
+      MYSQL_RES* r = mysql_store_result(watcher);
+      REQUIRE(r != nullptr);
+      while (MYSQL_ROW row = mysql_fetch_row(r)) ids.push_back(row[0]);
+      mysql_free_result(r);
+      return ids;
     };
     const std::vector<std::string> before = sessions();
     auto batch = RetriedBatch(*a.repo);
@@ -784,6 +793,7 @@ TEST_CASE(
     // once.
     CHECK_FALSE(a.repo->LookupOpen("D").value().has_value());
     CHECK(sessions() == before);
+    mysql_close(watcher);
     batch = a.repo->BeginBatch();
     REQUIRE(batch.ok());
     CHECK(rec.On(*a.repo).status().code() ==

@@ -23,7 +23,9 @@
 // Errors: messages start with "mysql: <label>: " (label: user@host:port/db
 // or the socket) and keep the MySQL errno ("(errno 1213)"). The server
 // unreachable or gone, a lock wait timeout: kUnavailable; a deadlock that
-// outlived the retries: kAborted; access denied: kPermissionDenied; an
+// outlived the retries: kAborted; a batch whose writes met another
+// writer's at its commit: kAborted marked IsConflict (converge/store/
+// errors.h), nothing committed; access denied: kPermissionDenied; an
 // unknown database: kNotFound; a value too long for its column, or text
 // that is not UTF-8 in a utf8mb4 column: kInvalidArgument; a schema newer
 // than this library's, or missing in kCheck mode: kFailedPrecondition.
