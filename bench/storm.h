@@ -222,6 +222,28 @@ inline bool DriveStormThreaded(Storm& storm, ConvergeManager& manager,
   return ok;
 }
 
+// True if a threaded run decided as many actions as the run `alone`
+// (outcome counts: DriveStorm's). Its counts of each outcome may differ a
+// little: the threads share one clock, so an action may be decided after
+// its time, when its window has moved on. Prints the counts if they do.
+inline bool ThreadedMatches(const char* name, const long threaded[5],
+                            const long alone[5]) {
+  long a = 0, b = 0;
+  bool same = true;
+  for (int k = 0; k < 5; ++k) {
+    a += threaded[k];
+    b += alone[k];
+    same = same && threaded[k] == alone[k];
+  }
+  if (!same) {
+    std::printf(
+        "  %s: execute %ld, skip %ld against %ld, %ld alone (actions "
+        "decided after their time: the threads share one clock)\n",
+        name, threaded[0], threaded[1], alone[0], alone[1]);
+  }
+  return a == b;
+}
+
 // DriveStormThreaded with threads > 1, else DriveStorm in batches of
 // `batch`.
 inline bool DriveStormWith(Storm& storm, ConvergeManager& manager,
