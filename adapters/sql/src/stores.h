@@ -1721,6 +1721,25 @@ struct SqlStores {
             CreateResult result;
             result.instance = in;
             result.instance.id = id;
+            // An attached candidate's relation (not primary, no alerts).
+            auto member = [&](int64_t cand, ConvergeType type,
+                              ConvergeStatus status) {
+              ConvergeRelation rel;
+              rel.converge_id = id;
+              rel.related_id = cand;
+              rel.related_type = type;
+              rel.converge_status = status;
+              return rel;
+            };
+            // Attaches one candidate with a statement of its own.
+            auto attach = [&](int64_t cand, ConvergeType type,
+                              ConvergeStatus status) -> absl::Status {
+              absl::StatusOr<int64_t> rid =
+                  InsertRelation(conn, id, member(cand, type, status));
+              if (!rid.ok()) return rid.status();
+              result.attached.push_back(cand);
+              return absl::OkStatus();
+            };
             if (in.converge_type == ConvergeType::kConverge) {
               if (auto st = Hide(conn, primary.related_id, now); !st.ok())
                 return st;
@@ -1733,16 +1752,12 @@ struct SqlStores {
                     HasRelation(conn, cand, ConvergeType::kConverge);
                 if (!related.ok()) return related.status();
                 if (*related) continue;
-                ConvergeRelation rel;
-                rel.related_id = cand;
-                rel.related_type = ConvergeType::kConverge;
-                rel.converge_status = ConvergeStatus::kSkipped;
-                if (absl::StatusOr<int64_t> rid = InsertRelation(conn, id, rel);
-                    !rid.ok()) {
-                  return rid.status();
+                if (auto st = attach(cand, ConvergeType::kConverge,
+                                     ConvergeStatus::kSkipped);
+                    !st.ok()) {
+                  return st;
                 }
                 if (auto st = Hide(conn, cand, now); !st.ok()) return st;
-                result.attached.push_back(cand);
               }
             } else {
               bool bulk = false;
@@ -1755,11 +1770,8 @@ struct SqlStores {
                   if (!free.ok()) return free.status();
                   std::vector<ConvergeRelation> rels;
                   for (int64_t cand : *free) {
-                    ConvergeRelation& rel = rels.emplace_back();
-                    rel.converge_id = id;
-                    rel.related_id = cand;
-                    rel.related_type = ConvergeType::kAction;
-                    rel.converge_status = ConvergeStatus::kExecuted;
+                    rels.push_back(member(cand, ConvergeType::kAction,
+                                          ConvergeStatus::kExecuted));
                     result.attached.push_back(cand);
                   }
                   if (auto st = B::InsertRelations(conn, rels); !st.ok())
@@ -1780,16 +1792,11 @@ struct SqlStores {
                       HasRelation(conn, cand, ConvergeType::kAction);
                   if (!related.ok()) return related.status();
                   if (*related) continue;
-                  ConvergeRelation rel;
-                  rel.related_id = cand;
-                  rel.related_type = ConvergeType::kAction;
-                  rel.converge_status = ConvergeStatus::kExecuted;
-                  if (absl::StatusOr<int64_t> rid =
-                          InsertRelation(conn, id, rel);
-                      !rid.ok()) {
-                    return rid.status();
+                  if (auto st = attach(cand, ConvergeType::kAction,
+                                       ConvergeStatus::kExecuted);
+                      !st.ok()) {
+                    return st;
                   }
-                  result.attached.push_back(cand);
                 }
               }
             }
