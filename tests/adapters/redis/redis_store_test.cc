@@ -28,13 +28,10 @@
 #include "private_server.h"
 #include "support/redis_server.h"
 #include "support/redis_test_env.h"
+#include "unit/builders.h"
 
 namespace converge::testing {
 namespace {
-
-absl::Time T(double seconds) {
-  return absl::UnixEpoch() + absl::Seconds(seconds);
-}
 
 // A raw connection, for looking at what the stores wrote.
 struct Raw {
@@ -617,31 +614,6 @@ struct CountedStores {
   std::unique_ptr<CountingQueue> queue;
 };
 
-Action Act(int64_t id, double at) {
-  Action a;
-  a.id = id;
-  a.create_time = T(at);
-  a.bk_biz_id = 2;
-  a.strategy_id = 10;
-  a.signal = "abnormal";
-  a.alert_level = 1;
-  a.plugin_type = "webhook";
-  a.action_config_id = 7;
-  a.alerts = {"alert-" + std::to_string(id)};
-  a.context["alert_info"] = "g1";
-  return a;
-}
-
-ConvergeConfig Rule(ConvergeFunction f, int64_t count) {
-  ConvergeConfig c;
-  c.is_enabled = true;
-  c.converge_func = f;
-  c.count = count;
-  c.timedelta = 300;
-  c.condition = {Condition{"alert_info", {Value("self")}}};
-  return c;
-}
-
 TEST_CASE(
     "deciding an action that joins an existing instance costs at "
     "most 2 Redis round trips",
@@ -658,7 +630,7 @@ TEST_CASE(
     CountedStores stores(&clock);
     auto manager = ConvergeManager::Create(stores.view(), &clock).value();
     // count 2: actions 1 and 2 create the instance, 3..6 join it.
-    const ConvergeConfig rule = Rule(f, 2);
+    const ConvergeConfig rule = Rule(f, 2, 300);
     for (int64_t id = 1; id <= 2; ++id) {
       clock.Advance(absl::Seconds(1));
       REQUIRE(
@@ -705,7 +677,7 @@ TEST_CASE("a settled join takes no Redis round trip at all",
   VirtualClock clock(T(1000));
   CountedStores stores(&clock);
   auto manager = ConvergeManager::Create(stores.view(), &clock).value();
-  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2);
+  const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 2, 300);
   REQUIRE(manager->Submit(Act(1, 1000), rule).ok());
   REQUIRE(manager->Submit(Act(2, 1001), rule)->converge_id.has_value());
   const int64_t before = stores.trips.count.load();
