@@ -229,7 +229,7 @@ absl::Status Conn::Script(const std::vector<std::string>& statements,
     if (mysql_field_count(handle_) > 0) {
       MYSQL_RES* res = mysql_store_result(handle_);
       if (res == nullptr) {
-        // A server's error (as a guard's) ends the script and leaves the
+        // A server's error (as a refused join's) ends the script and leaves the
         // connection in step; a client's (2000 and up) may not.
         absl::Status st = failed(i);
         if (last_error_ >= 2000) broken_ = true;
