@@ -214,6 +214,37 @@ absl::Status Conn::Query(const std::string& query, MYSQL_RES** result,
 
 absl::Status Conn::Script(const std::vector<std::string>& statements,
                           std::vector<int64_t>* affected, size_t* failed_at) {
+  return Run(statements, nullptr, affected, nullptr, failed_at);
+}
+
+absl::Status Conn::ScriptWithRows(std::vector<std::string> statements,
+                                  const RowsFn& rows,
+                                  std::vector<int64_t>* affected,
+                                  std::vector<int64_t>* insert_ids,
+                                  size_t* failed_at) {
+  if (!commit_with_next_) {
+    return Run(statements, &rows, affected, insert_ids, failed_at);
+  }
+  commit_with_next_ = false;
+  statements.push_back("COMMIT");
+  const size_t before = affected->size();
+  absl::Status st = Run(statements, &rows, affected, insert_ids, failed_at);
+  if (!st.ok()) {
+    // A connection lost before the last answer may have run the COMMIT.
+    commit_failed_ =
+        *failed_at + 1 == statements.size() || ConnectionLost(last_error_);
+    return st;
+  }
+  // Every answer read (an error of `rows` alone leaves the COMMIT run).
+  committed_ = affected->size() - before == statements.size();
+  affected->pop_back();
+  if (insert_ids != nullptr) insert_ids->pop_back();
+  return st;
+}
+
+absl::Status Conn::Run(const std::vector<std::string>& statements,
+                       const RowsFn* rows, std::vector<int64_t>* affected,
+                       std::vector<int64_t>* insert_ids, size_t* failed_at) {
   *failed_at = 0;
   if (statements.empty()) return absl::OkStatus();
   auto failed = [&](size_t i) {
@@ -225,6 +256,7 @@ absl::Status Conn::Script(const std::vector<std::string>& statements,
   if (mysql_real_query(handle_, text.data(), text.size()) != 0) {
     return failed(0);
   }
+  absl::Status row_error;
   for (size_t i = 0;; ++i) {
     if (mysql_field_count(handle_) > 0) {
       MYSQL_RES* res = mysql_store_result(handle_);
@@ -235,20 +267,31 @@ absl::Status Conn::Script(const std::vector<std::string>& statements,
         if (last_error_ >= 2000) broken_ = true;
         return st;
       }
+      if (rows != nullptr && *rows) {
+        while (row_error.ok()) {
+          MYSQL_ROW row = mysql_fetch_row(res);
+          if (row == nullptr) break;
+          row_error = (*rows)(i, ResultRow{row, mysql_fetch_lengths(res)});
+        }
+      }
       mysql_free_result(res);
       affected->push_back(0);
+      if (insert_ids != nullptr) insert_ids->push_back(0);
     } else {
       const my_ulonglong n = mysql_affected_rows(handle_);
       const int64_t changed =
           n == static_cast<my_ulonglong>(-1) ? 0 : static_cast<int64_t>(n);
       total_changes_ += changed;
       affected->push_back(changed);
+      if (insert_ids != nullptr) {
+        insert_ids->push_back(static_cast<int64_t>(mysql_insert_id(handle_)));
+      }
     }
     const int next = mysql_next_result(handle_);
     if (next < 0) break;
     if (next > 0) return failed(std::min(i + 1, statements.size() - 1));
   }
-  return absl::OkStatus();
+  return row_error;
 }
 
 absl::Status Conn::Exec(std::string_view sql) {
@@ -307,20 +350,24 @@ Stmt& Stmt::BindNull(int index) {
   return *this;
 }
 
+std::string Stmt::Text() const {
+  std::string query;
+  size_t size = 0;
+  for (const std::string& p : parsed_.pieces) size += p.size();
+  for (const std::string& v : values_) size += v.size();
+  query.reserve(size + 16);
+  for (size_t i = 0; i < parsed_.pieces.size(); ++i) {
+    query += parsed_.pieces[i];
+    if (parsed_.params[i] > 0) query += values_[parsed_.params[i] - 1];
+  }
+  return query;
+}
+
 absl::StatusOr<bool> Stmt::Step() {
   if (!status_.ok()) return status_;
   if (!ran_) {
     ran_ = true;
-    std::string query;
-    size_t size = 0;
-    for (const std::string& p : parsed_.pieces) size += p.size();
-    for (const std::string& v : values_) size += v.size();
-    query.reserve(size + 16);
-    for (size_t i = 0; i < parsed_.pieces.size(); ++i) {
-      query += parsed_.pieces[i];
-      if (parsed_.params[i] > 0) query += values_[parsed_.params[i] - 1];
-    }
-    status_ = conn_.Query(query, &result_, &affected_);
+    status_ = conn_.Query(Text(), &result_, &affected_);
     if (!status_.ok()) return status_;
   }
   if (result_ == nullptr) return false;

@@ -32,10 +32,12 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/time/time.h"
 #include "converge/clock.h"
 #include "converge/model.h"
 #include "converge/mysql/mysql_store.h"
+#include "internal/strings.h"
 #include "memo.h"
 #include "pool.h"
 
@@ -45,6 +47,26 @@ class Db;
 
 // Error numbers the store acts on.
 inline constexpr unsigned kErDupEntry = 1062;
+// A NULL in a NOT NULL column: how a script's guarded statement refuses.
+inline constexpr unsigned kErBadNull = 1048;
+
+// A row of a result, with Stmt's accessors.
+struct ResultRow {
+  MYSQL_ROW row;
+  unsigned long* lengths;
+  int64_t Int(int col) const {
+    int64_t v = 0;
+    if (row[col] != nullptr)
+      (void)absl::SimpleAtoi(converge::internal::AV(TextView(col)), &v);
+    return v;
+  }
+  bool IsNull(int col) const { return row[col] == nullptr; }
+  std::string_view TextView(int col) const {
+    return row[col] == nullptr ? std::string_view()
+                               : std::string_view(row[col], lengths[col]);
+  }
+  std::string Text(int col) const { return std::string(TextView(col)); }
+};
 inline constexpr unsigned kErLockWaitTimeout = 1205;
 inline constexpr unsigned kErLockDeadlock = 1213;
 inline constexpr unsigned kCrServerGoneError = 2006;
@@ -88,6 +110,18 @@ class Conn {
   // its error is returned and *failed_at is its index.
   absl::Status Script(const std::vector<std::string>& statements,
                       std::vector<int64_t>* affected, size_t* failed_at);
+  // As Script, and also: rows(i, row) for each row of each statement i
+  // that returns rows (until one call fails; every answer is still read,
+  // so that the connection stays in step, and that error is returned); each
+  // statement's insert id (mysql_insert_id, 0 if none) appended to
+  // *insert_ids; and after CommitWithNext, a COMMIT sent as the script's
+  // last statement (then committed(), or commit_failed() as for Query).
+  using RowsFn = std::function<absl::Status(size_t, const ResultRow&)>;
+  absl::Status ScriptWithRows(std::vector<std::string> statements,
+                              const RowsFn& rows,
+                              std::vector<int64_t>* affected,
+                              std::vector<int64_t>* insert_ids,
+                              size_t* failed_at);
 
   // The memo (sql::RepoMemo). Open instances are kept across transactions
   // (a Join re-checks its instance under a row lock); the instance states
@@ -175,6 +209,10 @@ class Conn {
   absl::Status Error(std::string_view what);
 
  private:
+  absl::Status Run(const std::vector<std::string>& statements,
+                   const RowsFn* rows, std::vector<int64_t>* affected,
+                   std::vector<int64_t>* insert_ids, size_t* failed_at);
+
   Db* db_;
   MYSQL* handle_;
   absl::flat_hash_map<const char*, std::unique_ptr<Parsed>> cache_;
@@ -212,6 +250,8 @@ class Stmt {
   absl::StatusOr<bool> Step();
   // Runs it (rows, if any, are dropped).
   absl::Status Run();
+  // Its text with the bound values, for a script (Conn::Script).
+  std::string Text() const;
 
   int64_t Int(int col) const;
   bool IsNull(int col) const { return row_[col] == nullptr; }

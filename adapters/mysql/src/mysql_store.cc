@@ -56,6 +56,7 @@ struct MysqlBackend : sql::CommonSql {
   static constexpr bool kBatchExcludesWriters = false;
   // Every statement is a round trip to the server (sql::CommonSql).
   static constexpr bool kFewerRoundTrips = true;
+  static constexpr unsigned kErBadNull = internal::kErBadNull;
   // converge_queue_task: queue, task_id, kind VARBINARY(255), last_error
   // BLOB.
   static constexpr size_t kMaxTaskName = 255;
@@ -185,22 +186,7 @@ struct MysqlBackend : sql::CommonSql {
     return LastInsertId(conn) != 0;
   }
   // A row of a Conn::Query result, with Stmt's accessors.
-  struct ResultRow {
-    MYSQL_ROW row;
-    unsigned long* lengths;
-    int64_t Int(int col) const {
-      int64_t v = 0;
-      if (row[col] != nullptr) (void)absl::SimpleAtoi(AV(TextView(col)), &v);
-      return v;
-    }
-    bool IsNull(int col) const { return row[col] == nullptr; }
-    std::string_view TextView(int col) const {
-      return row[col] == nullptr ? std::string_view()
-                                 : std::string_view(row[col], lengths[col]);
-    }
-    std::string Text(int col) const { return std::string(TextView(col)); }
-  };
-
+  using ResultRow = internal::ResultRow;
   // Runs `sql` and calls fn(const ResultRow&) for each row, until one
   // returns an error.
   template <typename Fn>
@@ -1103,7 +1089,7 @@ class MysqlRepo final : public InstanceRepo {
       if (!st.ok()) {
         const unsigned err = conn.last_error();
         if (unchecked != nullptr && failed_at < 2 &&
-            (err == internal::kErDupEntry || err == ER_BAD_NULL_ERROR)) {
+            (err == internal::kErDupEntry || err == internal::kErBadNull)) {
           return Refused(conn, *unchecked,
                          err == internal::kErDupEntry
                              ? "the action was decided or related meanwhile"

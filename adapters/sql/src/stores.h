@@ -523,6 +523,11 @@ struct SqlStores {
       auto body = [&](Conn& conn) { return ApplyIn(conn, req); };
       if (req.add.empty() && !req.lease.has_value())
         return db_->ReadAside(body);
+      if constexpr (B::kFewerRoundTrips) {
+        return db_->WriteAside([&](Conn& conn) -> absl::StatusOr<WindowResult> {
+          return ApplyScripted(conn, req);
+        });
+      }
       return db_->WriteAside(body);
     }
 
@@ -847,6 +852,219 @@ struct SqlStores {
       return out;
     }
 
+    // Apply of one request where every statement is a round trip (MySQL).
+    // The statements of its adds, its lease and its plain reads do not
+    // depend on one another's answers (keys are named by their hash, not
+    // by ids read first), so they go as one script, with the COMMIT unless
+    // a sweep is due or an intersection is read (Intersect, after it):
+    //   the keys' rows, locked;
+    //   the members of the keys that are dead (they start afresh);
+    //   the keys, upserted live; a live counter among them sets its kind
+    //     to NULL, which the NOT NULL column refuses (error 1048): the
+    //     script stops having removed nothing but dead keys' members, and
+    //     ApplyIn refuses the request with the key's name;
+    //   each member, upserted; the trims; keys left empty (only when an
+    //     added score is older than the trim: otherwise each key keeps its
+    //     new member);
+    //   the lease (kLeaseAcquire: its insert id says whether it is ours);
+    //   the members of every read key in the window, one SELECT.
+    absl::StatusOr<WindowResult> ApplyScripted(Conn& conn,
+                                               const WindowRequest& req) {
+      const absl::Time now = db_->clock().Now();
+      const int64_t now_ns = Nanos(now);
+      const bool sweep = db_->SweepDue();
+      const bool intersect = req.intersect && req.read_groups.size() > 1;
+      const int64_t lo = Nanos(req.start);
+      const int64_t hi = Nanos(req.end);
+      std::vector<std::string_view> keys;  // distinct, first-seen order
+      for (const WindowEntry& e : req.add) {
+        if (std::find(keys.begin(), keys.end(), e.key) == keys.end()) {
+          keys.push_back(e.key);
+        }
+      }
+      auto key_list = [&](std::string* sql, std::string_view t, auto&& names) {
+        StrAppend(sql, t, "key_hash IN (");
+        bool first = true;
+        for (std::string_view k : names) {
+          *sql += first ? "UNHEX(MD5(" : ",UNHEX(MD5(";
+          conn.AppendLiteral(sql, k);
+          *sql += "))";
+          first = false;
+        }
+        StrAppend(sql, ") AND ", t, "`key` IN (");
+        first = true;
+        for (std::string_view k : names) {
+          if (!first) *sql += ",";
+          conn.AppendLiteral(sql, k);
+          first = false;
+        }
+        *sql += ")";
+      };
+      std::vector<std::string> script;
+      size_t upsert_at = SIZE_MAX, lease_at = SIZE_MAX, read_at = SIZE_MAX;
+      if (!keys.empty()) {
+        // Locked first, as FindKey does: two writers that both read a key
+        // in share mode (the DELETE below) and then upsert it deadlock.
+        std::string lock = "SELECT id FROM converge_window_key WHERE ";
+        key_list(&lock, "", keys);
+        lock += " FOR UPDATE";
+        script.push_back(std::move(lock));
+        std::string dead =
+            "DELETE m FROM converge_window_member m JOIN converge_window_key "
+            "k ON m.key_id = k.id WHERE ";
+        key_list(&dead, "k.", keys);
+        StrAppend(&dead, " AND k.expires_ns <= ", now_ns);
+        script.push_back(std::move(dead));
+        const int64_t expires = req.key_ttl > absl::ZeroDuration()
+                                    ? Expiry(now, req.key_ttl)
+                                    : kNever;
+        std::string upsert =
+            "INSERT INTO converge_window_key (`key`, kind, counter, "
+            "expires_ns) VALUES ";
+        for (size_t i = 0; i < keys.size(); ++i) {
+          upsert += i == 0 ? "(" : ",(";
+          conn.AppendLiteral(&upsert, keys[i]);
+          StrAppend(&upsert, ",", kIndex, ",0,", expires, ")");
+        }
+        StrAppend(&upsert,
+                  " ON DUPLICATE KEY UPDATE kind = IF(kind = ", kCounter,
+                  " AND expires_ns > ", now_ns, ", NULL, ", kIndex,
+                  "), counter = 0, expires_ns = VALUES(expires_ns)");
+        upsert_at = script.size();
+        script.push_back(std::move(upsert));
+        bool may_empty = false;
+        for (const WindowEntry& e : req.add) {
+          std::string member =
+              "INSERT INTO converge_window_member (key_id, member, "
+              "score_ns) SELECT id, ";
+          conn.AppendLiteral(&member, e.member);
+          StrAppend(&member, ", ", Nanos(e.score),
+                    " FROM converge_window_key WHERE ");
+          key_list(
+              &member, "",
+              std::initializer_list<std::string_view>{std::string_view(e.key)});
+          member += " ON DUPLICATE KEY UPDATE score_ns = VALUES(score_ns)";
+          script.push_back(std::move(member));
+          may_empty = may_empty || e.score < req.trim_before;
+        }
+        if (req.trim_before != absl::InfinitePast()) {
+          std::string trim =
+              "DELETE m FROM converge_window_member m JOIN "
+              "converge_window_key k ON m.key_id = k.id WHERE ";
+          key_list(&trim, "k.", keys);
+          StrAppend(&trim, " AND m.score_ns < ", Nanos(req.trim_before));
+          script.push_back(std::move(trim));
+        }
+        if (may_empty) {
+          std::string drop =
+              "DELETE k FROM converge_window_key k LEFT JOIN "
+              "converge_window_member m ON m.key_id = k.id WHERE ";
+          key_list(&drop, "k.", keys);
+          drop += " AND m.key_id IS NULL";
+          script.push_back(std::move(drop));
+        }
+      }
+      if (req.lease.has_value()) {
+        Stmt lease(conn, B::kLeaseAcquire);
+        lease.Bind(1, req.lease->key)
+            .Bind(2, req.lease->token)
+            .Bind(3, Expiry(now, req.lease->ttl))
+            .Bind(4, now_ns);
+        lease_at = script.size();
+        script.push_back(lease.Text());
+      }
+      // Every read key, once.
+      std::vector<std::string_view> read_keys;
+      KeyMembers found;
+      if (!intersect && lo <= hi) {
+        for (const auto& group : req.read_groups) {
+          for (const std::string& key : group) {
+            if (found.try_emplace(key).second) read_keys.push_back(key);
+          }
+        }
+      }
+      if (!read_keys.empty()) {
+        std::string read =
+            "SELECT k.`key`, m.member FROM converge_window_key k JOIN "
+            "converge_window_member m ON m.key_id = k.id WHERE ";
+        key_list(&read, "k.", read_keys);
+        StrAppend(&read, " AND k.kind = ", kIndex, " AND k.expires_ns > ",
+                  now_ns, " AND m.score_ns BETWEEN ", lo, " AND ", hi);
+        read_at = script.size();
+        script.push_back(std::move(read));
+      }
+      if (!sweep && !intersect) CommitWithNext(conn);
+      std::vector<int64_t> affected, insert_ids;
+      size_t failed_at = 0;
+      absl::Status st = conn.ScriptWithRows(
+          std::move(script),
+          [&](size_t i, const auto& row) -> absl::Status {
+            if (i != read_at) return absl::OkStatus();
+            auto it = found.find(row.TextView(0));
+            if (it != found.end()) it->second.push_back(row.Text(1));
+            return absl::OkStatus();
+          },
+          &affected, &insert_ids, &failed_at);
+      if (!st.ok()) {
+        if (failed_at == upsert_at && conn.last_error() == B::kErBadNull) {
+          return ApplyIn(conn, req);  // a live counter: refused by name
+        }
+        return st;
+      }
+      if (sweep) {
+        if (auto swept = Sweep(conn, now_ns); !swept.ok()) return swept;
+      }
+      WindowResult result;
+      if (lease_at != SIZE_MAX && insert_ids[lease_at] == 0) {
+        result.lease_acquired = false;
+        return result;
+      }
+      if (intersect) {
+        if (auto st = ReadIntersection(conn, req, now_ns, &result); !st.ok())
+          return st;
+        return result;
+      }
+      FillGroups(req, found, &result);
+      return result;
+    }
+
+    // The members each read key has in the window.
+    using KeyMembers =
+        absl::flat_hash_map<std::string_view, std::vector<std::string>>;
+
+    // The result's groups from their keys' members in the window (none if
+    // the window is empty): a group of several keys without the members it
+    // meets twice.
+    static void FillGroups(const WindowRequest& req, const KeyMembers& found,
+                           WindowResult* result) {
+      result->groups.reserve(req.read_groups.size());
+      for (const auto& group : req.read_groups) {
+        std::vector<std::string>& out = result->groups.emplace_back();
+        if (req.start > req.end) continue;
+        absl::flat_hash_set<std::string_view> seen;
+        for (const std::string& key : group) {
+          auto it = found.find(key);
+          if (it == found.end()) continue;
+          for (const std::string& member : it->second) {
+            if (group.size() == 1 || seen.insert(member).second) {
+              out.push_back(member);
+            }
+          }
+        }
+      }
+    }
+
+    // WindowRequest::intersect over several groups: their intersection,
+    // as the result's one group.
+    static absl::Status ReadIntersection(Conn& conn, const WindowRequest& req,
+                                         int64_t now_ns, WindowResult* result) {
+      absl::StatusOr<std::vector<std::string>> both = Intersect(
+          conn, req.read_groups, now_ns, Nanos(req.start), Nanos(req.end));
+      if (!both.ok()) return both.status();
+      result->groups.push_back(*std::move(both));
+      return absl::OkStatus();
+    }
+
     // Apply's work, in the caller's transaction.
     absl::StatusOr<WindowResult> ApplyIn(Conn& conn, const WindowRequest& req) {
       {
@@ -872,32 +1090,28 @@ struct SqlStores {
         const int64_t lo = Nanos(req.start);
         const int64_t hi = Nanos(req.end);
         if (req.intersect && req.read_groups.size() > 1) {
-          absl::StatusOr<std::vector<std::string>> both =
-              Intersect(conn, req.read_groups, now_ns, lo, hi);
-          if (!both.ok()) return both.status();
-          result.groups.push_back(*std::move(both));
+          if (auto st = ReadIntersection(conn, req, now_ns, &result); !st.ok())
+            return st;
           return result;
         }
-        result.groups.reserve(req.read_groups.size());
-        for (const auto& group : req.read_groups) {
-          std::vector<std::string>& out = result.groups.emplace_back();
-          if (lo > hi) continue;
-          absl::flat_hash_set<std::string> seen;
-          for (const std::string& key : group) {
-            Stmt q(conn, B::kReadMembers);
-            q.Bind(1, key).Bind(2, now_ns).Bind(3, lo).Bind(4, hi);
-            for (;;) {
-              absl::StatusOr<bool> row = q.Step();
-              if (!row.ok()) return row.status();
-              if (!*row) break;
-              if (group.size() == 1) {
-                out.push_back(q.Text(0));
-              } else if (seen.insert(std::string(q.TextView(0))).second) {
-                out.push_back(q.Text(0));
+        KeyMembers found;
+        if (lo <= hi) {
+          for (const auto& group : req.read_groups) {
+            for (const std::string& key : group) {
+              auto [it, fresh] = found.try_emplace(key);
+              if (!fresh) continue;
+              Stmt q(conn, B::kReadMembers);
+              q.Bind(1, key).Bind(2, now_ns).Bind(3, lo).Bind(4, hi);
+              for (;;) {
+                absl::StatusOr<bool> row = q.Step();
+                if (!row.ok()) return row.status();
+                if (!*row) break;
+                it->second.push_back(q.Text(0));
               }
             }
           }
         }
+        FillGroups(req, found, &result);
         return result;
       }
     }
