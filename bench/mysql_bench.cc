@@ -41,13 +41,17 @@
 #include <mysql.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -154,6 +158,7 @@ double RawInserts(MYSQL* h, long from, long to, long per_statement) {
 struct StormRun {
   double rate = -1;
   long outcomes[5] = {0, 0, 0, 0, 0};
+  long retries = 0;  // batches submitted again (RunWorkers)
 };
 
 // Drives the first `actions` actions of `storm` through a manager on
@@ -234,6 +239,59 @@ Paired RunPaired(MYSQL* raw, long per_statement, Storm& storm, MysqlOptions o,
   return out;
 }
 
+// The batched storm from `workers` threads at once, each a processor of
+// its own (its stores, manager and clock) batching its share of the
+// dimensions (DriveStormShare), on database o.database. The rate is over
+// all actions, from the start of the first to the end of the last.
+StormRun RunWorkers(Storm& storm, const MysqlOptions& o, long actions,
+                    long batch, long workers) {
+  struct Worker {
+    converge::VirtualClock clock{Storm::Start()};
+    std::optional<converge::mysql::MysqlStores> stores;
+    std::unique_ptr<converge::ConvergeManager> manager;
+    long outcomes[5] = {0, 0, 0, 0, 0};
+    long retries = 0;
+    bool ok = false;
+  };
+  std::vector<Worker> w(workers);
+  for (Worker& x : w) {
+    MysqlOptions mine = o;
+    mine.clock = &x.clock;
+    auto stores = converge::mysql::OpenMysqlStores(mine);
+    if (!stores.ok()) {
+      std::fprintf(stderr, "%s\n", stores.status().ToString().c_str());
+      return StormRun{};
+    }
+    x.stores.emplace(*std::move(stores));
+    auto manager =
+        converge::ConvergeManager::Create(x.stores->view(), &x.clock);
+    if (!manager.ok()) {
+      std::fprintf(stderr, "%s\n", manager.status().ToString().c_str());
+      return StormRun{};
+    }
+    x.manager = *std::move(manager);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (long t = 0; t < workers; ++t) {
+    threads.emplace_back([&, t] {
+      Worker& x = w[t];
+      x.ok = converge::bench::DriveStormShare(storm, *x.manager, x.clock,
+                                              actions, batch, t, workers,
+                                              x.outcomes, &x.retries);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  StormRun run;
+  for (const Worker& x : w) {
+    if (!x.ok) return StormRun{};
+    for (int k = 0; k < 5; ++k) run.outcomes[k] += x.outcomes[k];
+    run.retries += x.retries;
+  }
+  run.rate = actions / Seconds(std::chrono::steady_clock::now() - t0);
+  return run;
+}
+
 #ifdef CONVERGE_BENCH_WITH_REDIS
 // The storm on Redis (leases, window index, queue; keys under a prefix of
 // this run's own) with the repo on MySQL (database o.database).
@@ -270,6 +328,7 @@ int main(int argc, char** argv) {
   const long seconds = Flag(argc, argv, "--seconds", 600);
   const long batch = Flag(argc, argv, "--batch", 1000);
   const long rounds = Flag(argc, argv, "--rounds", 5);
+  const long workers = Flag(argc, argv, "--workers", 2);
   const bool fast = Flag(argc, argv, "--fast", 0) != 0;
   const std::string uri = StringFlag(argc, argv, "--mysql", "");
   const std::string redis_uri = StringFlag(argc, argv, "--redis", "");
@@ -284,9 +343,10 @@ int main(int argc, char** argv) {
   }
 #endif
   if (actions <= 0 || one <= 0 || dimensions <= 0 || seconds <= 0 ||
-      batch <= 1 || rounds <= 0) {
+      batch <= 1 || rounds <= 0 || workers < 0 || workers > 64) {
     std::fprintf(stderr,
-                 "converge_mysql_bench: counts must be > 0 and --batch > 1\n");
+                 "converge_mysql_bench: counts must be > 0, --batch > 1 and "
+                 "--workers 0 to 64\n");
     return 2;
   }
 
@@ -403,6 +463,21 @@ int main(int argc, char** argv) {
   const Paired batched =
       RunPaired(raw, batch, storm, o, actions, batch, rounds);
   drop(o.database);
+  // The batched storm from `workers` threads (processors side by side),
+  // each batching its own dimensions, on a fresh database.
+  StormRun threaded;
+  if (workers > 1) {
+    o.database = fresh("workers");
+    if (o.database.empty()) return 1;
+    // Each worker's batches span the time of one thread's (a processor
+    // batches what arrives in a while, and gets its share of it): batches
+    // of batch / workers. Batches of `batch` would hold several actions
+    // of a dimension each, which are decided one by one.
+    threaded =
+        RunWorkers(storm, o, actions, std::max(2L, batch / workers), workers);
+    drop(o.database);
+    if (threaded.rate < 0) return 1;
+  }
   raw_cleanup.Run();
   const double raw_one = one_run.raw;
   const double raw_batched = batched.raw;
@@ -486,8 +561,25 @@ int main(int argc, char** argv) {
     Report("converge SubmitBatch, Redis + MySQL", split_batched.rate,
            raw_batched);
   }
+  if (threaded.rate > 0) {
+    char name[64];
+    std::snprintf(name, sizeof name, "converge SubmitBatch, %ld workers",
+                  workers);
+    std::printf("  %ld workers side by side, each with batches of %ld:\n",
+                workers, std::max(2L, batch / workers));
+    Report(name, threaded.rate, raw_batched);
+    std::printf("  batches the workers submitted again (deadlocks): %ld\n",
+                threaded.retries);
+  }
   std::printf("  batched outcomes: execute %ld, skip %ld\n",
               batched.storm.outcomes[0], batched.storm.outcomes[1]);
+  if (threaded.rate > 0 &&
+      !converge::bench::ThreadedMatches("workers", threaded.outcomes,
+                                        batched.storm.outcomes)) {
+    std::fprintf(stderr, "the workers decided %s actions than one thread\n",
+                 "a different number of");
+    return 1;
+  }
   if (split_batched.rate > 0) {
     std::printf("  split batched outcomes: execute %ld, skip %ld\n",
                 split_batched.outcomes[0], split_batched.outcomes[1]);

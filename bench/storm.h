@@ -178,6 +178,69 @@ inline bool DriveStorm(Storm& storm, ConvergeManager& manager,
   return true;
 }
 
+// DriveStorm over one share of the dimensions (d % shares == share), as one
+// of `shares` processors side by side, each with its own clock and stores:
+// the actions of its dimensions in the storm's order, in batches of `batch`
+// (1 = Submit one by one), its clock set to each batch's last action. As a
+// processor does, a batch that failed with an error worth retrying (a
+// deadlock, kAborted; kUnavailable) is submitted again, at most 5 times;
+// *retries counts them. Its stored decisions come back as they are.
+inline bool DriveStormShare(Storm& storm, ConvergeManager& manager,
+                            VirtualClock& clock, long actions, long batch,
+                            long share, long shares, long outcomes[5],
+                            long* retries) {
+  std::vector<Action> held;
+  std::vector<long> at;
+  std::vector<ConvergeManager::BatchItem> items;
+  auto flush = [&]() -> bool {
+    if (held.empty()) return true;
+    items.clear();
+    for (size_t j = 0; j < held.size(); ++j) {
+      items.push_back({&held[j], &storm.ConfigAt(at[j])});
+    }
+    clock.Set(held.back().create_time);
+    for (int attempt = 0;; ++attempt) {
+      std::vector<absl::StatusOr<Decision>> got = manager.SubmitBatch(items);
+      absl::Status failed;
+      for (const absl::StatusOr<Decision>& r : got) {
+        if (!r.ok()) {
+          failed = r.status();
+          break;
+        }
+      }
+      if (!failed.ok()) {
+        const bool retry = failed.code() == absl::StatusCode::kAborted ||
+                           failed.code() == absl::StatusCode::kUnavailable;
+        if (retry && attempt < 5) {
+          ++*retries;
+          continue;
+        }
+        std::fprintf(stderr, "batch at %ld: %s\n", at.front() + 1,
+                     failed.ToString().c_str());
+        return false;
+      }
+      for (const absl::StatusOr<Decision>& r : got) {
+        ++outcomes[static_cast<int>(r->outcome)];
+      }
+      break;
+    }
+    held.clear();
+    at.clear();
+    return true;
+  };
+  for (long i = 0; i < actions; ++i) {
+    if ((i % storm.dimensions()) % shares != share) continue;
+    // Storm::At changes only this dimension's prepared action, which no
+    // other share touches.
+    held.push_back(storm.At(i));
+    at.push_back(i);
+    if (static_cast<long>(held.size()) >= std::max(batch, 1L) && !flush()) {
+      return false;
+    }
+  }
+  return flush();
+}
+
 // Submits the first `actions` actions of `storm` one by one (Submit) from
 // `threads` threads at once, as a processor's workers do: thread t takes
 // the actions of the dimensions d with d % threads == t, in the storm's
