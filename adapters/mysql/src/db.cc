@@ -111,8 +111,9 @@ absl::Status Conn::Error(std::string_view what) {
                  absl::FormatDuration(db_->options().lock_wait_timeout), ")");
       break;
     case ER_LOCK_DEADLOCK:
-      hint = StrCat("; still deadlocked after ", db_->options().max_retries,
-                    " retries");
+      hint = StrCat("; rolled back (a call outside a batch runs again up to ",
+                    db_->options().max_retries,
+                    " times first; a batch is not run again by the store)");
       break;
     case ER_NO_SUCH_TABLE:
       hint = "; is the schema in place (SchemaMode::kMigrate)?";
@@ -178,7 +179,7 @@ absl::Status Conn::Query(const std::string& query, MYSQL_RES** result,
     if (!st.ok()) {
       // Sent together: a connection lost before either answer may have
       // run the COMMIT as well.
-      commit_failed_ = failed_at == 1 || ConnectionLost(last_error_);
+      commit_failed_ = MayHaveCommitted(failed_at == 1);
       return st;
     }
     committed_ = true;
@@ -229,17 +230,25 @@ absl::Status Conn::ScriptWithRows(std::vector<std::string> statements,
   statements.push_back("COMMIT");
   const size_t before = affected->size();
   absl::Status st = Run(statements, &rows, affected, insert_ids, failed_at);
-  if (!st.ok()) {
-    // A connection lost before the last answer may have run the COMMIT.
-    commit_failed_ =
-        *failed_at + 1 == statements.size() || ConnectionLost(last_error_);
+  if (affected->size() - before == statements.size()) {
+    // Every answer read, the COMMIT's too: committed (an error of `rows`
+    // alone is returned as it is).
+    committed_ = true;
+    affected->pop_back();
+    if (insert_ids != nullptr) insert_ids->pop_back();
     return st;
   }
-  // Every answer read (an error of `rows` alone leaves the COMMIT run).
-  committed_ = affected->size() - before == statements.size();
-  affected->pop_back();
-  if (insert_ids != nullptr) insert_ids->pop_back();
+  commit_failed_ = MayHaveCommitted(*failed_at + 1 == statements.size());
   return st;
+}
+
+bool Conn::MayHaveCommitted(bool failed_at_commit) const {
+  // The server stops a script at its first error, so an error it sent
+  // (a deadlock, a duplicate, even "shutting down" or "killed") before the
+  // COMMIT means the COMMIT did not run; a connection lost on the client's
+  // side (2000 and up) may have come after it ran.
+  return failed_at_commit ||
+         (ConnectionLost(last_error_) && last_error_ >= 2000);
 }
 
 absl::Status Conn::Run(const std::vector<std::string>& statements,

@@ -209,6 +209,9 @@ class Conn {
   absl::Status Error(std::string_view what);
 
  private:
+  // After a script that ended with its COMMIT failed: could the COMMIT have
+  // run? (It failed at the COMMIT itself, or the connection was lost.)
+  bool MayHaveCommitted(bool failed_at_commit) const;
   absl::Status Run(const std::vector<std::string>& statements,
                    const RowsFn* rows, std::vector<int64_t>* affected,
                    std::vector<int64_t>* insert_ids, size_t* failed_at);

@@ -872,16 +872,15 @@ struct SqlStores {
                                                const WindowRequest& req) {
       const absl::Time now = db_->clock().Now();
       const int64_t now_ns = Nanos(now);
-      const bool sweep = db_->SweepDue();
       const bool intersect = req.intersect && req.read_groups.size() > 1;
       const int64_t lo = Nanos(req.start);
       const int64_t hi = Nanos(req.end);
-      std::vector<std::string_view> keys;  // distinct, first-seen order
-      for (const WindowEntry& e : req.add) {
-        if (std::find(keys.begin(), keys.end(), e.key) == keys.end()) {
-          keys.push_back(e.key);
-        }
-      }
+      // Distinct and sorted: two writers upserting the same new keys lock
+      // them in one order.
+      std::vector<std::string_view> keys;
+      for (const WindowEntry& e : req.add) keys.push_back(e.key);
+      std::sort(keys.begin(), keys.end());
+      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
       auto key_list = [&](std::string* sql, std::string_view t, auto&& names) {
         StrAppend(sql, t, "key_hash IN (");
         bool first = true;
@@ -993,6 +992,12 @@ struct SqlStores {
         read_at = script.size();
         script.push_back(std::move(read));
       }
+      // A request too large for one packet (max_allowed_packet is 4 MiB
+      // on MySQL 5.7) goes statement by statement.
+      size_t bytes = 0;
+      for (const std::string& sql : script) bytes += sql.size() + 1;
+      if (bytes > kMaxScriptBytes) return ApplyIn(conn, req);
+      const bool sweep = db_->SweepDue();
       if (!sweep && !intersect) CommitWithNext(conn);
       std::vector<int64_t> affected, insert_ids;
       size_t failed_at = 0;
@@ -1024,9 +1029,11 @@ struct SqlStores {
           return st;
         return result;
       }
-      FillGroups(req, found, &result);
+      FillGroups(req, found, lo, hi, &result);
       return result;
     }
+
+    static constexpr size_t kMaxScriptBytes = size_t{1} << 20;
 
     // The members each read key has in the window.
     using KeyMembers =
@@ -1036,11 +1043,11 @@ struct SqlStores {
     // the window is empty): a group of several keys without the members it
     // meets twice.
     static void FillGroups(const WindowRequest& req, const KeyMembers& found,
-                           WindowResult* result) {
+                           int64_t lo, int64_t hi, WindowResult* result) {
       result->groups.reserve(req.read_groups.size());
       for (const auto& group : req.read_groups) {
         std::vector<std::string>& out = result->groups.emplace_back();
-        if (req.start > req.end) continue;
+        if (lo > hi) continue;
         absl::flat_hash_set<std::string_view> seen;
         for (const std::string& key : group) {
           auto it = found.find(key);
@@ -1111,7 +1118,7 @@ struct SqlStores {
             }
           }
         }
-        FillGroups(req, found, &result);
+        FillGroups(req, found, lo, hi, &result);
         return result;
       }
     }
