@@ -172,11 +172,12 @@ class Conn {
   // True once the connection is lost; it is then dropped, not pooled.
   bool broken() const { return broken_; }
 
-  // The next Query (or Stmt) is the transaction's last statement: it is
-  // sent with the COMMIT, in one round trip (Db::WriteAside with a single
-  // write). Then committed() is true, or commit_failed() if the COMMIT
-  // failed or may have run (the connection lost). Reset by Db before and
-  // after each transaction of Write and WriteAside, and at BeginBatch.
+  // The next Query (or Stmt, or ScriptWithRows) is the transaction's last:
+  // it is sent with the COMMIT, in one round trip (Db::WriteAside with a
+  // single write, or a window write's script). Then committed() is true,
+  // or commit_failed() if the COMMIT failed or may have run (the client
+  // lost the connection). Reset by Db before and after each transaction of
+  // Write and WriteAside, and at BeginBatch.
   void CommitWithNext() { commit_with_next_ = true; }
   bool committed() const { return committed_; }
   bool commit_failed() const { return commit_failed_; }
