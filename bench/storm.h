@@ -181,10 +181,13 @@ inline bool DriveStorm(Storm& storm, ConvergeManager& manager,
 // DriveStorm over one share of the dimensions (d % shares == share), as one
 // of `shares` processors side by side, each with its own clock and stores:
 // the actions of its dimensions in the storm's order, in batches of `batch`
-// (1 = Submit one by one), its clock set to each batch's last action. As a
-// processor does, a batch that failed with an error worth retrying (a
-// deadlock, kAborted; kUnavailable) is submitted again, at most 5 times;
-// *retries counts them. Its stored decisions come back as they are.
+// (SubmitBatch), its clock set to each batch's last action. As a processor
+// does, a batch that failed with an error worth retrying (kAborted: a
+// deadlock; kUnavailable: a lock wait, a busy lease) is submitted again
+// after a short jittered pause, at most 5 times; *retries counts them. Its
+// stored decisions come back as they are; its first run's window index
+// writes outlive the rollback, so its outcomes may differ from one
+// processor's.
 inline bool DriveStormShare(Storm& storm, ConvergeManager& manager,
                             VirtualClock& clock, long actions, long batch,
                             long share, long shares, long outcomes[5],
@@ -213,6 +216,12 @@ inline bool DriveStormShare(Storm& storm, ConvergeManager& manager,
                            failed.code() == absl::StatusCode::kUnavailable;
         if (retry && attempt < 5) {
           ++*retries;
+          std::this_thread::sleep_for(std::chrono::milliseconds(
+              1 +
+              static_cast<int>(
+                  std::hash<std::thread::id>()(std::this_thread::get_id()) %
+                  8) +
+              4 * attempt));
           continue;
         }
         std::fprintf(stderr, "batch at %ld: %s\n", at.front() + 1,
@@ -289,8 +298,11 @@ inline bool DriveStormThreaded(Storm& storm, ConvergeManager& manager,
 // (outcome counts: DriveStorm's). Its counts of each outcome may differ a
 // little: the threads share one clock, so an action may be decided after
 // its time, when its window has moved on. Prints the counts if they do.
-inline bool ThreadedMatches(const char* name, const long threaded[5],
-                            const long alone[5]) {
+inline bool ThreadedMatches(
+    const char* name, const long threaded[5], const long alone[5],
+    const char* why =
+        "actions decided after their time: the threads share "
+        "one clock") {
   long a = 0, b = 0;
   bool same = true;
   for (int k = 0; k < 5; ++k) {
@@ -299,10 +311,8 @@ inline bool ThreadedMatches(const char* name, const long threaded[5],
     same = same && threaded[k] == alone[k];
   }
   if (!same) {
-    std::printf(
-        "  %s: execute %ld, skip %ld against %ld, %ld alone (actions "
-        "decided after their time: the threads share one clock)\n",
-        name, threaded[0], threaded[1], alone[0], alone[1]);
+    std::printf("  %s: execute %ld, skip %ld against %ld, %ld alone (%s)\n",
+                name, threaded[0], threaded[1], alone[0], alone[1], why);
   }
   return a == b;
 }

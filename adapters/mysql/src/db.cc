@@ -18,10 +18,17 @@
 #include "internal/strings.h"
 
 namespace converge::mysql::internal {
+
 namespace {
 
 using converge::internal::AV;
 using converge::internal::StrCat;
+
+// The client library's own errors (2000 to 2999): the server's run below
+// 2000 and, on MySQL 5.7 and 8, from 3000 up.
+bool IsClientError(unsigned err) {
+  return err >= CR_MIN_ERROR && err <= CR_MAX_ERROR;
+}
 
 unsigned Secs(absl::Duration d) {
   if (d <= absl::ZeroDuration()) return 0;
@@ -246,9 +253,9 @@ bool Conn::MayHaveCommitted(bool failed_at_commit) const {
   // The server stops a script at its first error, so an error it sent
   // (a deadlock, a duplicate, even "shutting down" or "killed") before the
   // COMMIT means the COMMIT did not run; a connection lost on the client's
-  // side (2000 and up) may have come after it ran.
+  // side (2000 to 2999) may have come after it ran.
   return failed_at_commit ||
-         (ConnectionLost(last_error_) && last_error_ >= 2000);
+         (ConnectionLost(last_error_) && IsClientError(last_error_));
 }
 
 absl::Status Conn::Run(const std::vector<std::string>& statements,
@@ -271,9 +278,9 @@ absl::Status Conn::Run(const std::vector<std::string>& statements,
       MYSQL_RES* res = mysql_store_result(handle_);
       if (res == nullptr) {
         // A server's error (as a refused join's) ends the script and leaves the
-        // connection in step; a client's (2000 and up) may not.
+        // connection in step; a client's (2000 to 2999) may not.
         absl::Status st = failed(i);
-        if (last_error_ >= 2000) broken_ = true;
+        if (IsClientError(last_error_)) broken_ = true;
         return st;
       }
       if (rows != nullptr && *rows) {
