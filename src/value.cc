@@ -1,10 +1,14 @@
 #include "converge/value.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
@@ -60,6 +64,49 @@ std::string PyFloat(double d) {
 
 void AppendPyRepr(const Value& v, std::string* out);
 
+// The length of the well-formed UTF-8 sequence at s[i] (its code point in
+// *cp), or 0 if there is none: no overlong forms, surrogates or code points
+// beyond U+10FFFF.
+size_t DecodeUtf8(std::string_view s, size_t i, uint32_t* cp) {
+  const unsigned char b0 = static_cast<unsigned char>(s[i]);
+  size_t n;
+  uint32_t v;
+  uint32_t min;
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    n = 2, v = b0 & 0x1f, min = 0x80;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    n = 3, v = b0 & 0x0f, min = 0x800;
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    n = 4, v = b0 & 0x07, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    const unsigned char b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xc0) != 0x80) return 0;
+    v = (v << 6) | (b & 0x3f);
+  }
+  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
+  *cp = v;
+  return n;
+}
+
+// Python's str.isprintable() of one code point from U+0080 up.
+bool PyPrintable(uint32_t cp) {
+  struct Range {
+    uint32_t first, last;
+  };
+  static constexpr Range kNonPrintable[] = {
+#include "internal/py_nonprintable.inc"
+  };
+  const Range* end = std::end(kNonPrintable);
+  const Range* it =
+      std::upper_bound(std::begin(kNonPrintable), end, cp,
+                       [](uint32_t v, const Range& r) { return v < r.first; });
+  return it == std::begin(kNonPrintable) || cp > (it - 1)->last;
+}
+
 void AppendPyStr(const Value& v, std::string* out) {
   switch (v.kind()) {
     case Value::Kind::kNull:
@@ -103,7 +150,43 @@ void AppendPyRepr(const Value& v, std::string* out) {
           ? '"'
           : '\'';
   out->push_back(q);
-  for (char c : s) {
+  constexpr char kHex[] = "0123456789abcdef";
+  auto escape = [&](char kind, uint32_t cp, int digits) {
+    out->push_back('\\');
+    out->push_back(kind);
+    for (int shift = 4 * (digits - 1); shift >= 0; shift -= 4) {
+      out->push_back(kHex[(cp >> shift) & 0xf]);
+    }
+  };
+  for (size_t i = 0; i < s.size();) {
+    const char c = s[i];
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u >= 0x80) {
+      // A code point beyond ASCII: escaped as Python writes it when it is
+      // not printable (\xhh below U+0100, \uhhhh, \Uhhhhhhhh); bytes that
+      // are not UTF-8 (which a Python str cannot hold) are kept.
+      uint32_t cp = 0;
+      const size_t n = DecodeUtf8(s, i, &cp);
+      if (n == 0) {
+        out->push_back(c);
+        ++i;
+        continue;
+      }
+      if (!PyPrintable(cp)) {
+        if (cp < 0x100) {
+          escape('x', cp, 2);
+        } else if (cp < 0x10000) {
+          escape('u', cp, 4);
+        } else {
+          escape('U', cp, 8);
+        }
+      } else {
+        out->append(s, i, n);
+      }
+      i += n;
+      continue;
+    }
+    ++i;
     if (c == q || c == '\\') out->push_back('\\');
     if (c == '\n') {
       out->append("\\n");
@@ -111,14 +194,8 @@ void AppendPyRepr(const Value& v, std::string* out) {
       out->append("\\t");
     } else if (c == '\r') {
       out->append("\\r");
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      // Other ASCII controls as Python writes them ('\x01'). (Python also
-      // escapes non-printable code points beyond ASCII; those are kept.)
-      constexpr char kHex[] = "0123456789abcdef";
-      const unsigned char u = static_cast<unsigned char>(c);
-      out->append("\\x");
-      out->push_back(kHex[u >> 4]);
-      out->push_back(kHex[u & 0xf]);
+    } else if (u < 0x20 || u == 0x7f) {
+      escape('x', u, 2);  // other ASCII controls ('\x01')
     } else {
       out->push_back(c);
     }

@@ -293,5 +293,25 @@ TEST_CASE("Hand-computed: the original condition wins per key", "[dimension]") {
         "#wait_when_proceed|j:False|k:o");
 }
 
+TEST_CASE(
+    "Python vector 8: a nested list renders its strings as Python's repr, "
+    "non-printable characters escaped",
+    "[dimension]") {
+  const ConvergeConfig config =
+      MakeConfig(ConvergeFunction::kSkipWhenSuccess,
+                 {Condition{"nested", {Value("self")}}});
+  const Context context{
+      {"nested", Value(Value::List{Value(Value::List{Value("a\u3000b"),
+                                                     Value("\u00a0\u200b")}),
+                                   Value("中文😀")})}};
+
+  CheckVector(
+      ComputeDimension(config, config, context),
+      "#skip_when_success|nested:['a\\u3000b', '\\xa0\\u200b'],中文😀",
+      "!sha1#9562aa81afd68b51a85129507d6a1790fc05a72b",
+      {{"nested",
+        {Value(Value::List{Value("a\u3000b"), Value("\u00a0\u200b")})}}});
+}
+
 }  // namespace
 }  // namespace converge

@@ -186,12 +186,33 @@ def build_cases():
         "context": {"strategy_id": 1},
     })
 
+    # (8) A nested list is rendered with Python's repr of its strings:
+    # non-printable code points (U+3000, U+00A0, U+200B) are escaped,
+    # printable ones (Chinese, emoji) kept.
+    cond = self_conditions("nested")
+    cases.append({
+        "name": "nested list with non-printable characters",
+        "func": "skip_when_success",
+        "effective": cond,
+        "original": cond,
+        "context": {
+            "nested": [["a\u3000b", "\u00a0\u200b"], "中文\U0001F600"],
+        },
+    })
+
     return cases
 
 
 def cpp_string(s):
-    """A C++ string literal (UTF-8 kept as is)."""
-    return json.dumps(s, ensure_ascii=False)
+    """A C++ string literal (printable UTF-8 kept as is, the rest escaped)."""
+    out = []
+    for c in json.dumps(s, ensure_ascii=False):
+        if ord(c) >= 0x80 and not c.isprintable():
+            out.append("\\u%04x" % ord(c) if ord(c) < 0x10000
+                       else "\\U%08x" % ord(c))
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def cpp_value(v):
@@ -203,6 +224,8 @@ def cpp_value(v):
         return f"Value(int64_t{{{v}}})"
     if isinstance(v, str):
         return f"Value({cpp_string(v)})"
+    if isinstance(v, list):
+        return "Value(Value::List{%s})" % ", ".join(cpp_value(x) for x in v)
     raise TypeError(f"no C++ form for {v!r}")
 
 

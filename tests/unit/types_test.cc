@@ -287,6 +287,23 @@ TEST_CASE("Value::PyStr of lists is Python's list repr", "[types]") {
   // Other ASCII controls: python3 repr(['\x01\x7f\x1b']).
   CHECK(Value(Value::List{std::string("\x01\x7f\x1b")}).PyStr() ==
         "['\\x01\\x7f\\x1b']");
+  // Beyond ASCII, Python escapes what str.isprintable() refuses (spaces
+  // other than ' ', format and control characters, private use,
+  // unassigned) and keeps the rest. Expected texts are python3's
+  // str([s]) (Python 3.11, Unicode 14).
+  CHECK(Value(Value::List{"a\u3000b\u00a0c\u200bd\U0001F600e\u00e9"}).PyStr() ==
+        "['a\\u3000b\\xa0c\\u200bd\U0001F600e\u00e9']");
+  CHECK(Value(Value::List{"\u0085\u00ad\u2028\u2029"}).PyStr() ==
+        "['\\x85\\xad\\u2028\\u2029']");
+  CHECK(Value(Value::List{"\ue000\U0010ffff\U000e0001"}).PyStr() ==
+        "['\\ue000\\U0010ffff\\U000e0001']");
+  CHECK(Value(Value::List{"\u4e2d\u6587 ok"}).PyStr() == "['\u4e2d\u6587 ok']");
+  // Bytes that are not UTF-8 (no Python str holds them) are kept as they
+  // are, and so is an overlong or surrogate form.
+  CHECK(Value(Value::List{std::string("x\xff\xc0\xafy\xed\xa0\x80")}).PyStr() ==
+        std::string("['x\xff\xc0\xafy\xed\xa0\x80']"));
+  // A string alone is its own str(): nothing is escaped.
+  CHECK(Value("a\u3000b").PyStr() == "a\u3000b");
 }
 
 TEST_CASE("Value::IsEmpty is true for None, empty string and empty list",
