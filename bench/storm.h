@@ -184,9 +184,9 @@ inline bool DriveStorm(Storm& storm, ConvergeManager& manager,
 // (SubmitBatch), its clock set to each batch's last action. As a processor
 // does, a batch that failed with an error worth retrying (kAborted: a
 // deadlock; kUnavailable: a lock wait, a busy lease) is submitted again
-// after a short jittered pause, at most 5 times; *retries counts them. Its
-// stored decisions come back as they are; its first run's window index
-// writes outlive the rollback, so its outcomes may differ from one
+// after a short pause (a few ms, apart per thread), at most 5 times; *retries
+// counts them. Its stored decisions come back as they are; its first run's
+// window index writes outlive the rollback, so its outcomes may differ from one
 // processor's.
 inline bool DriveStormShare(Storm& storm, ConvergeManager& manager,
                             VirtualClock& clock, long actions, long batch,

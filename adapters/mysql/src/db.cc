@@ -24,10 +24,12 @@ namespace {
 using converge::internal::AV;
 using converge::internal::StrCat;
 
-// The client library's own errors (2000 to 2999): the server's run below
-// 2000 and, on MySQL 5.7 and 8, from 3000 up.
+// The client library's own errors: 2000 to 2999, and MariaDB Connector/C's
+// 5000 to 5999. The server's run below 2000, and on MySQL 5.7 and 8 and
+// MariaDB also from 3000 and 4000 up.
 bool IsClientError(unsigned err) {
-  return err >= CR_MIN_ERROR && err <= CR_MAX_ERROR;
+  return (err >= CR_MIN_ERROR && err <= CR_MAX_ERROR) ||
+         (err >= CER_MIN_ERROR && err <= CER_MAX_ERROR);
 }
 
 unsigned Secs(absl::Duration d) {
@@ -253,7 +255,7 @@ bool Conn::MayHaveCommitted(bool failed_at_commit) const {
   // The server stops a script at its first error, so an error it sent
   // (a deadlock, a duplicate, even "shutting down" or "killed") before the
   // COMMIT means the COMMIT did not run; a connection lost on the client's
-  // side (2000 to 2999) may have come after it ran.
+  // side (IsClientError) may have come after it ran.
   return failed_at_commit ||
          (ConnectionLost(last_error_) && IsClientError(last_error_));
 }
@@ -278,7 +280,7 @@ absl::Status Conn::Run(const std::vector<std::string>& statements,
       MYSQL_RES* res = mysql_store_result(handle_);
       if (res == nullptr) {
         // A server's error (as a refused join's) ends the script and leaves the
-        // connection in step; a client's (2000 to 2999) may not.
+        // connection in step; a client's (IsClientError) may not.
         absl::Status st = failed(i);
         if (IsClientError(last_error_)) broken_ = true;
         return st;
