@@ -16,6 +16,11 @@
 //                      relations and decisions on MySQL (the recommended
 //                      split for a fleet; built when the Redis adapter is)
 //   split batched      the batched storm on Redis + MySQL
+//   workers            the batched storm from --workers W processors side
+//                      by side (each its own stores, manager and clock, a
+//                      share of the dimensions, batches of --batch / W; a
+//                      batch that failed with a deadlock or a lock wait is
+//                      submitted again); 0 or 1 skips it
 // Taking turns, the raw line and the storm see the same disk over the same
 // minutes: on a shared machine the fsync latency drifts within a run, and
 // run one after the other their ratio moved by a third between runs. The
@@ -34,9 +39,10 @@
 // Usage: converge_mysql_bench [--actions N] [--one-actions M]
 //                             [--dimensions D] [--seconds S] [--batch B]
 //                             [--rounds R] [--mysql URI] [--fast 0|1]
-//                             [--redis URI] [--split 0|1]
+//                             [--redis URI] [--split 0|1] [--workers W]
 // Defaults: 100,000 actions batched and 5,000 one by one, over 2,000
-// dimensions in 600 s (the storm's shape), batches of 1,000, 5 rounds.
+// dimensions in 600 s (the storm's shape), batches of 1,000, 5 rounds, 2
+// workers.
 
 #include <mysql.h>
 #include <unistd.h>
