@@ -612,6 +612,22 @@ class BatchingRepo : public InstanceRepoWrapper {
   int lookups = 0, fail_lookup = 0;
 };
 
+// An Env whose listener counts what it hears and whose repo batches
+// (BatchingRepo), for tests of when a batch's outcomes are told.
+struct ListenedBatchEnv {
+  static ManagerOptions Listened(CountingListener* listener) {
+    ManagerOptions options;
+    options.listener = listener;
+    return options;
+  }
+  CountingListener listener;
+  Env env{Listened(&listener)};
+  BatchingRepo repo{env.stores.repo.get()};
+  ListenedBatchEnv() {
+    env.Rewire([&](Stores* v) { v->repo = &repo; });
+  }
+};
+
 TEST_CASE("SubmitBatch gives the decisions of one-by-one submission",
           "[manager]") {
   const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 3, 300);
@@ -1108,12 +1124,10 @@ TEST_CASE(
     "a batch of one that met another writer runs again, and a batch of several "
     "returns the conflict",
     "[manager]") {
-  CountingListener listener;
-  ManagerOptions options;
-  options.listener = &listener;
-  Env env(options);
-  BatchingRepo repo(env.stores.repo.get());
-  env.Rewire([&](Stores* v) { v->repo = &repo; });
+  ListenedBatchEnv fixture;
+  CountingListener& listener = fixture.listener;
+  Env& env = fixture.env;
+  BatchingRepo& repo = fixture.repo;
   const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
   Action a1 = Act(1, 0), a2 = Act(2, 1), a3 = Act(3, 2);
 
@@ -1160,12 +1174,10 @@ TEST_CASE(
 
 TEST_CASE("SubmitBatch: the listener hears of a batch only after its commit",
           "[manager]") {
-  CountingListener listener;
-  ManagerOptions options;
-  options.listener = &listener;
-  Env env(options);
-  BatchingRepo repo(env.stores.repo.get());
-  env.Rewire([&](Stores* v) { v->repo = &repo; });
+  ListenedBatchEnv fixture;
+  CountingListener& listener = fixture.listener;
+  Env& env = fixture.env;
+  BatchingRepo& repo = fixture.repo;
   const ConvergeConfig rule = Rule(ConvergeFunction::kSkipWhenExceed, 1, 300);
   Action a1 = Act(1, 0), a2 = Act(2, 1);
   std::vector<ConvergeManager::BatchItem> items = {{&a1, &rule}, {&a2, &rule}};

@@ -16,6 +16,7 @@
 
 #include "absl/time/time.h"
 #include "converge/manager.h"
+#include "unit/builders.h"
 
 namespace converge::race {
 
@@ -40,17 +41,8 @@ inline int64_t SeedId(int d) { return d + 1; }
 inline int64_t RaceId(int p, int d) { return 1000 + d * kProcesses + p; }
 
 inline Action ActionOf(int64_t id, int d) {
-  Action a;
-  a.id = id;
+  Action a = testing::Act(id, 0, "race-" + std::to_string(d));
   a.create_time = Moment();
-  a.bk_biz_id = 2;
-  a.strategy_id = 10;
-  a.signal = "abnormal";
-  a.alert_level = 1;
-  a.plugin_type = "webhook";
-  a.action_config_id = 7;
-  a.alerts = {"alert-" + std::to_string(id)};
-  a.context["alert_info"] = "race-" + std::to_string(d);
   return a;
 }
 
