@@ -270,6 +270,10 @@ struct DeferredNotes {
   // False when the batch excludes other writers (RepoBatch::
   // ExcludesWriters): leases are then released at once.
   bool defer_releases = false;
+  // Leases released in the batch's transaction (LockStore::
+  // ReleasesWithRepoBatch): freed when it commits, and until then still
+  // the batch's to take over, as `releases`.
+  std::vector<std::pair<std::string, std::string>> released_with_batch;
   // Leases PrefetchBatch took for the batch's items (held until each item
   // is decided, then released with the others).
   size_t prefetched_leases = 0;
@@ -307,8 +311,11 @@ struct LeaseReleaser {
   ~LeaseReleaser() {
     if (token.empty()) return;
     if (t_deferred != nullptr && t_deferred->defer_releases) {
-      t_deferred->releases.emplace_back(key, token);
-      return;
+      if (!lock->ReleasesWithRepoBatch()) {
+        t_deferred->releases.emplace_back(key, token);
+        return;
+      }
+      t_deferred->released_with_batch.emplace_back(key, token);
     }
     (void)lock->Release(key, token);
   }
@@ -319,12 +326,15 @@ struct LeaseReleaser {
 // than waited for: its token, and no release of it pending any more.
 std::string PendingToken(const std::string& key) {
   if (t_deferred == nullptr) return std::string();
-  auto& r = t_deferred->releases;
-  for (auto it = r.begin(); it != r.end(); ++it) {
-    if (it->first == key) {
-      std::string token = std::move(it->second);
-      r.erase(it);
-      return token;
+  // (A lease released with the batch is taken over as it is: released
+  // again at the end, it is freed by the same commit.)
+  for (auto* r : {&t_deferred->releases, &t_deferred->released_with_batch}) {
+    for (auto it = r->begin(); it != r->end(); ++it) {
+      if (it->first == key) {
+        std::string token = std::move(it->second);
+        r->erase(it);
+        return token;
+      }
     }
   }
   return std::string();

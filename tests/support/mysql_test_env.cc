@@ -104,10 +104,12 @@ absl::StatusOr<TestDatabase> MakeTestDatabase() {
   return db;
 }
 
-absl::StatusOr<TestStores> MakeMysqlTestStores(const Clock* clock) {
+absl::StatusOr<TestStores> MakeMysqlTestStores(const Clock* clock,
+                                               bool one_transaction) {
   absl::StatusOr<TestDatabase> db = MakeTestDatabase();
   if (!db.ok()) return db.status();
   db->options.clock = clock;
+  db->options.one_transaction = one_transaction;
   absl::StatusOr<mysql::MysqlStores> made = mysql::OpenMysqlStores(db->options);
   if (!made.ok()) return made.status();
   TestStores stores;

@@ -46,8 +46,10 @@ absl::StatusOr<TestDatabase> MakeTestDatabase();
 // Runs one statement as the test account on `database` ("" = none).
 absl::Status MysqlAdmin(const std::string& database, const std::string& sql);
 
-// MySQL alone: all four stores on a fresh database (MakeTestDatabase).
-absl::StatusOr<TestStores> MakeMysqlTestStores(const Clock* clock);
+// MySQL alone: all four stores on a fresh database (MakeTestDatabase),
+// with MysqlOptions::one_transaction as given.
+absl::StatusOr<TestStores> MakeMysqlTestStores(const Clock* clock,
+                                               bool one_transaction = true);
 
 }  // namespace converge::testing
 

@@ -592,6 +592,7 @@ absl::Status Db::BeginBatch() {
   if (auto st = (*lease)->RefreshMemo(); !st.ok()) return st;
   (*lease)->deferred().Clear();
   (*lease)->ResetCommit();
+  (*lease)->set_in_batch(true);
   state->conn = lease->Release();
   t_batch.db = this;
   t_batch.state = state.release();
@@ -610,7 +611,7 @@ absl::Status Db::CommitBatch() {
   bool committed = false;
   if (st.ok() && before_commit_) {
     conn.clear_error();
-    st = before_commit_(conn, &committed);
+    st = AsConflict(*batch, conn, before_commit_(conn, &committed));
   }
   if (!st.ok()) {
     // The same error (its code and its marks: IsConflict), said whole.
@@ -624,11 +625,14 @@ absl::Status Db::CommitBatch() {
     st = std::move(said);
   } else if (!committed) {
     conn.clear_error();
-    if (mysql_commit(conn.handle()) != 0) st = conn.Error("COMMIT");
+    if (mysql_commit(conn.handle()) != 0) {
+      st = AsConflict(*batch, conn, conn.Error("COMMIT"));
+    }
   }
   if (!st.ok() && !conn.broken()) Rollback(conn);
   // What the batch checked holds only in its transaction.
   conn.deferred().Clear();
+  conn.set_in_batch(false);
   Return(std::move(batch->conn));
   return st;
 }
@@ -638,13 +642,32 @@ void Db::AbortBatch() {
   std::unique_ptr<BatchState> batch(static_cast<BatchState*>(t_batch.state));
   t_batch = ThreadBatch{};
   if (!batch->conn->broken()) Rollback(*batch->conn);
+  batch->conn->deferred().Clear();
+  batch->conn->set_in_batch(false);
   Return(std::move(batch->conn));
 }
 
-void Db::AllowDeferredChecks() {
-  if (Conn* conn = BatchConn(); conn != nullptr) {
-    conn->deferred().may_defer_checks = true;
+void Db::RetriedOnConflict() {
+  if (BatchState* b = Batch(); b != nullptr) {
+    b->conn->deferred().may_defer_checks = true;
+    b->asides = options_.one_transaction;
   }
+}
+
+Conn* Db::AsideConn() const {
+  BatchState* b = Batch();
+  return b != nullptr && b->asides ? b->conn.get() : nullptr;
+}
+
+absl::Status Db::AsConflict(const BatchState& batch, const Conn& conn,
+                            absl::Status st) {
+  if (st.ok() || !batch.asides || IsConflict(st)) return st;
+  const unsigned err = conn.last_error();
+  if (err != ER_LOCK_DEADLOCK && err != ER_LOCK_WAIT_TIMEOUT) return st;
+  return ConflictError(
+      StrCat(st.message(),
+             "; the decision's transaction, which held its window keys and "
+             "lease, is rolled back and runs again"));
 }
 
 bool Db::SweepDue() {

@@ -37,6 +37,7 @@
 #include "converge/clock.h"
 #include "converge/model.h"
 #include "converge/mysql/mysql_store.h"
+#include "converge/store/errors.h"
 #include "internal/strings.h"
 #include "memo.h"
 #include "pool.h"
@@ -154,12 +155,16 @@ class Conn {
     // The batch's caller runs it again after an IsConflict error
     // (RepoBatch::RetriedOnConflict): a join may be checked when written.
     bool may_defer_checks = false;
+    // Statements sent with the batch's COMMIT, after its joins (a lease's
+    // release in a batch that takes the lock store's calls: Db::AsideConn).
+    std::vector<std::string> with_commit;
     void Clear() {
       joins.clear();
       actions.clear();
       locked_open.clear();
       unseen.clear();
       may_defer_checks = false;
+      with_commit.clear();
     }
   };
   Deferred& deferred() { return deferred_; }
@@ -177,8 +182,13 @@ class Conn {
   // single write, or a window write's script). Then committed() is true,
   // or commit_failed() if the COMMIT failed or may have run (the client
   // lost the connection). Reset by Db before and after each transaction of
-  // Write and WriteAside, and at BeginBatch.
-  void CommitWithNext() { commit_with_next_ = true; }
+  // Write and WriteAside, and at BeginBatch. No effect on a batch's
+  // connection (its COMMIT is CommitBatch's).
+  void CommitWithNext() {
+    if (!in_batch_) commit_with_next_ = true;
+  }
+  // Marks the connection as a batch's, from BeginBatch to its end.
+  void set_in_batch(bool in_batch) { in_batch_ = in_batch; }
   bool committed() const { return committed_; }
   bool commit_failed() const { return commit_failed_; }
   void ResetCommit() {
@@ -224,6 +234,7 @@ class Conn {
   bool broken_ = false;
   bool end_pending_ = false;
   bool commit_with_next_ = false;
+  bool in_batch_ = false;
   bool committed_ = false;
   bool commit_failed_ = false;
   int64_t total_changes_ = 0;
@@ -313,12 +324,16 @@ class Db {
   }
 
   // The lock, window and queue stores' transactions (sql::SqlStores): as
-  // Write and Read, but never part of the thread's batch, which holds only
+  // Write and Read, but not part of the thread's batch, which holds only
   // the repo's writes. A lease or a window key is locked for one short
   // transaction (retried on a deadlock), not for a whole batch, whose
   // deadlocks could not be retried; like Redis beside a SQL repo, the
   // window's adds and a lease outlive a batch that rolls back (they are
-  // idempotent, and a lease expires).
+  // idempotent, and a lease expires). Except in a batch of one decision
+  // (RetriedOnConflict, with MysqlOptions::one_transaction): there they
+  // run in the batch (AsideConn), so that the decision commits once, and a
+  // deadlock or lock-wait timeout fails the batch as a conflict, after
+  // which the manager runs it again the way above.
   template <typename Fn>
   auto WriteAside(Fn&& fn) -> decltype(fn(std::declval<Conn&>())) {
     return Transact(true, std::forward<Fn>(fn), /*batch=*/false);
@@ -348,9 +363,14 @@ class Db {
   using BeforeCommit = std::function<absl::Status(Conn&, bool* committed)>;
   void SetBeforeCommit(BeforeCommit fn) { before_commit_ = std::move(fn); }
 
-  // The thread's batch may check its joins when it writes them
-  // (RepoBatch::RetriedOnConflict).
-  void AllowDeferredChecks();
+  // The thread's batch is run again after a conflict (RepoBatch::
+  // RetriedOnConflict): it may check its joins when it writes them, and
+  // with MysqlOptions::one_transaction it takes this thread's WriteAside
+  // and ReadAside calls too (AsideConn).
+  void RetriedOnConflict();
+  // The connection of this thread's batch when it takes the aside calls,
+  // or null.
+  Conn* AsideConn() const;
   // Window-store housekeeping: true about once every 4096 calls.
   bool SweepDue();
 
@@ -369,14 +389,23 @@ class Db {
   struct BatchState {
     std::unique_ptr<Conn> conn;
     absl::Status failed;
+    // Takes the aside calls (RetriedOnConflict).
+    bool asides = false;
   };
   BatchState* Batch() const;
+  // In a batch that takes the aside calls, a deadlock or a lock-wait
+  // timeout of `conn` is a conflict: `st` as an IsConflict error (the
+  // manager runs the batch again, without them). Else `st`.
+  static absl::Status AsConflict(const BatchState& batch, const Conn& conn,
+                                 absl::Status st);
 
   template <typename Fn>
   auto Transact(bool write, Fn&& fn, bool use_batch = true)
       -> decltype(fn(std::declval<Conn&>())) {
     using Result = decltype(fn(std::declval<Conn&>()));
-    if (BatchState* batch = use_batch ? Batch() : nullptr; batch != nullptr) {
+    BatchState* batch = Batch();
+    if (batch != nullptr && !use_batch && !batch->asides) batch = nullptr;
+    if (batch != nullptr) {
       if (!batch->failed.ok()) return Result(batch->failed);
       Conn& conn = *batch->conn;
       const int64_t before = conn.total_changes();
@@ -389,7 +418,8 @@ class Db {
       if (!StatusOf(r).ok() &&
           (conn.total_changes() != before ||
            (conn.last_error() != 0 && conn.last_error() != kErDupEntry))) {
-        batch->failed = StatusOf(r);
+        batch->failed = AsConflict(*batch, conn, StatusOf(r));
+        if (IsConflict(batch->failed)) return Result(batch->failed);
       }
       return r;
     }

@@ -1053,7 +1053,23 @@ class MysqlRepo final : public InstanceRepo {
   // once); the connection forgets what it remembered of open instances.
   static absl::Status WriteJoins(Conn& conn, bool* committed) {
     Conn::Deferred& d = conn.deferred();
-    if (d.joins.empty()) return absl::OkStatus();
+    if (d.joins.empty()) {
+      if (committed == nullptr || d.with_commit.empty()) {
+        return absl::OkStatus();
+      }
+      // No joins: the statements for the commit (lease releases) and it.
+      std::vector<std::string> script = std::move(d.with_commit);
+      d.with_commit.clear();
+      script.push_back("COMMIT");
+      std::vector<int64_t> affected;
+      size_t failed_at = 0;
+      if (absl::Status st = conn.Script(script, &affected, &failed_at);
+          !st.ok()) {
+        return st;
+      }
+      *committed = true;
+      return absl::OkStatus();
+    }
     constexpr size_t kChunk = 1000;
     std::vector<std::string> script;
     std::vector<const char*> what;
@@ -1095,6 +1111,11 @@ class MysqlRepo final : public InstanceRepo {
       }
       const bool commit = committed != nullptr && end == d.joins.size();
       if (commit) {
+        for (std::string& sql : d.with_commit) {
+          script.push_back(std::move(sql));
+          what.push_back(nullptr);
+        }
+        d.with_commit.clear();
         script.push_back("COMMIT");
         what.push_back(nullptr);
       }
@@ -1602,11 +1623,19 @@ absl::StatusOr<MysqlOptions> ParseMysqlUri(std::string_view uri) {
       } else {
         return bad_param("expected migrate or check");
       }
+    } else if (name == "one_transaction") {
+      if (value == "true" || value == "1") {
+        options.one_transaction = true;
+      } else if (value == "false" || value == "0") {
+        options.one_transaction = false;
+      } else {
+        return bad_param("expected true or false");
+      }
     } else {
       return bad_param(
           "unknown (known: socket, connect_timeout_ms, read_timeout_ms, "
           "write_timeout_ms, lock_wait_timeout_ms, pool_size, max_retries, "
-          "schema)");
+          "schema, one_transaction)");
     }
     if (!st.ok()) return st;
   }

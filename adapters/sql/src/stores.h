@@ -42,6 +42,7 @@
 #include "absl/strings/numbers.h"
 #include "codec.h"
 #include "converge/store/checks.h"
+#include "converge/store/errors.h"
 #include "converge/store/instance_repo.h"
 #include "converge/store/lock_store.h"
 #include "converge/store/queue_store.h"
@@ -331,6 +332,28 @@ struct SqlStores {
     return B::TryAcquireIn(conn, key, token, Expiry(now, ttl), Nanos(now));
   }
 
+  // The connection of this thread's repo batch if it takes the lock,
+  // window and queue stores' calls (MySQL's one_transaction), or null.
+  static Conn* AsideConn(const Db& db) {
+    if constexpr (requires { db.AsideConn(); }) {
+      return db.AsideConn();
+    } else {
+      return nullptr;
+    }
+  }
+
+  // A lease found busy in a batch that takes the stores' calls: waiting
+  // for it would hold the window keys the batch has locked, so the batch
+  // fails as a conflict and the manager runs it again without them.
+  static absl::Status BusyInBatch(Db& db, std::string_view key) {
+    absl::Status st = ConflictError(
+        StrCat(B::kName, ": ", db.path(), ": lease ", key,
+               " is busy; the decision's transaction is rolled back and "
+               "runs again"));
+    if constexpr (requires { db.FailBatch(st); }) db.FailBatch(st);
+    return st;
+  }
+
   class Lock final : public LockStore {
    public:
     explicit Lock(std::shared_ptr<Db> db) : db_(std::move(db)) {}
@@ -340,19 +363,39 @@ struct SqlStores {
                                     absl::Duration ttl) override {
       if (auto st = store::CheckLeaseArgs(B::kName, key, token, ttl); !st.ok())
         return st;
-      return db_->WriteAside([&](Conn& conn) {
+      absl::StatusOr<bool> taken = db_->WriteAside([&](Conn& conn) {
         return TryAcquireIn(conn, key, token, ttl, db_->clock().Now());
       });
+      if (taken.ok() && !*taken && AsideConn(*db_) != nullptr) {
+        return BusyInBatch(*db_, key);
+      }
+      return taken;
     }
 
+    // In a batch that takes this store's calls the release is its DELETE
+    // sent with the batch's COMMIT: the lease, taken in the same
+    // transaction, is ours (its row locked by it) until then.
     absl::StatusOr<bool> Release(std::string_view key,
                                  std::string_view token) override {
       if (auto st = store::CheckLeaseArgs(B::kName, key, token, std::nullopt);
           !st.ok())
         return st;
+      if constexpr (requires(Conn & c) { c.deferred().with_commit; }) {
+        if (Conn* conn = AsideConn(*db_); conn != nullptr) {
+          if (db_->BatchFailed()) return false;  // rolled back with it
+          Stmt del(*conn, B::kLeaseRelease);
+          del.Bind(1, key).Bind(2, token);
+          conn->deferred().with_commit.push_back(del.Text());
+          return true;
+        }
+      }
       return db_->WriteAside([&](Conn& conn) -> absl::StatusOr<bool> {
         return ReleaseOne(conn, key, token);
       });
+    }
+
+    bool ReleasesWithRepoBatch() const override {
+      return AsideConn(*db_) != nullptr;
     }
 
     // One lease's release, the transaction's only statement (MySQL: sent
@@ -523,12 +566,19 @@ struct SqlStores {
       auto body = [&](Conn& conn) { return ApplyIn(conn, req); };
       if (req.add.empty() && !req.lease.has_value())
         return db_->ReadAside(body);
+      absl::StatusOr<WindowResult> r;
       if constexpr (B::kFewerRoundTrips) {
-        return db_->WriteAside([&](Conn& conn) -> absl::StatusOr<WindowResult> {
+        r = db_->WriteAside([&](Conn& conn) -> absl::StatusOr<WindowResult> {
           return ApplyScripted(conn, req);
         });
+      } else {
+        r = db_->WriteAside(body);
       }
-      return db_->WriteAside(body);
+      if (r.ok() && req.lease.has_value() && !r->lease_acquired &&
+          AsideConn(*db_) != nullptr) {
+        return BusyInBatch(*db_, req.lease->key);
+      }
+      return r;
     }
 
     // In one transaction: one commit for all of them.
@@ -2406,8 +2456,8 @@ struct SqlStores {
       }
       bool ExcludesWriters() const override { return B::kBatchExcludesWriters; }
       void RetriedOnConflict() override {
-        if constexpr (requires(Db & db) { db.AllowDeferredChecks(); }) {
-          db_->AllowDeferredChecks();
+        if constexpr (requires(Db & db) { db.RetriedOnConflict(); }) {
+          db_->RetriedOnConflict();
         }
       }
       absl::Status Commit() override {

@@ -77,6 +77,14 @@ class LockStore {
     return released;
   }
 
+  // True if a Release this thread makes now is part of the transaction of
+  // its open repo batch (InstanceRepo::BeginBatch): the lease is then freed
+  // when, and only if, that batch commits, so nobody can take it before
+  // the batch's writes show. The manager then releases a lease the batch
+  // took as soon as its evaluation ends, instead of after the batch. MySQL
+  // alone, in a Submit (MysqlOptions::one_transaction). Default false.
+  virtual bool ReleasesWithRepoBatch() const { return false; }
+
   // The unexpired leases whose key starts with `prefix` ("" = every lease),
   // ordered by key, at most `limit` (0 = all). For operators (converged's
   // GET /v1/locks, troubleshooting), not for the decision path: a shared

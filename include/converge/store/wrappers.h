@@ -37,6 +37,9 @@ class LockStoreWrapper : public LockStore {
                               absl::Duration ttl) override {
     return target_->Extend(key, token, ttl);
   }
+  bool ReleasesWithRepoBatch() const override {
+    return target_->ReleasesWithRepoBatch();
+  }
   absl::StatusOr<std::vector<LeaseInfo>> ListLeases(std::string_view prefix,
                                                     size_t limit) override {
     return target_->ListLeases(prefix, limit);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "converge/clock.h"
 #include "converge/manager.h"
 #include "converge/store/errors.h"
+#include "converge/store/wrappers.h"
 #include "support/mysql_server.h"
 #include "support/mysql_test_env.h"
 #include "unit/builders.h"
@@ -82,6 +84,13 @@ TEST_CASE("mysql: store URIs parse into options", "[mysql]") {
   CHECK(o.pool_size == 3);
   CHECK(o.max_retries == 0);
   CHECK(o.schema == mysql::SchemaMode::kCheck);
+  CHECK(o.one_transaction);
+  CHECK_FALSE(mysql::ParseMysqlUri("mysql://h/db?one_transaction=false")
+                  .value()
+                  .one_transaction);
+  CHECK(mysql::ParseMysqlUri("mysql://h/db?one_transaction=1")
+            .value()
+            .one_transaction);
 
   o = mysql::ParseMysqlUri("mysql://u@/db?socket=/run/mysqld/mysqld.sock")
           .value();
@@ -101,7 +110,8 @@ TEST_CASE("mysql: store URIs parse into options", "[mysql]") {
         "mysql://host:0/db", "mysql://host:99999/db", "mysql://host:x/db",
         "mysql://h/db?pool_size=0", "mysql://h/db?max_retries=-1",
         "mysql://h/db?schema=maybe", "mysql://h/db?nope=1",
-        "mysql://h/db?read_timeout_ms=-5", "mysql://u%zz@h/db"}) {
+        "mysql://h/db?one_transaction=yes", "mysql://h/db?read_timeout_ms=-5",
+        "mysql://u%zz@h/db"}) {
     INFO(bad);
     absl::StatusOr<mysql::MysqlOptions> r = mysql::ParseMysqlUri(bad);
     REQUIRE_FALSE(r.ok());
@@ -994,6 +1004,122 @@ TEST_CASE(
     CHECK(d->converge_id == other.converge_id);
     CHECK(a.repo->Relations(first).value().size() == related + 1);
   }
+}
+
+// What another session sees of a database: rows of the window index, the
+// leases, the queue tasks and the decisions.
+struct Seen {
+  std::string members, leases, tasks, decisions;
+};
+Seen Look(const std::string& database) {
+  auto count = [&](const char* table) {
+    return Column(database, absl::StrCat("SELECT COUNT(*) FROM ", table)).at(0);
+  };
+  return Seen{count("converge_window_member"), count("converge_lease"),
+              count("converge_queue_task"), count("converge_action_decision")};
+}
+
+// A repo whose Create runs `hook` first (and fails with its error).
+class CreateHookRepo : public InstanceRepoWrapper {
+ public:
+  using InstanceRepoWrapper::InstanceRepoWrapper;
+  std::function<absl::Status()> hook;
+  absl::StatusOr<CreateResult> Create(const CreateRequest& request) override {
+    if (hook) {
+      if (absl::Status st = hook(); !st.ok()) return st;
+    }
+    return InstanceRepoWrapper::Create(request);
+  }
+};
+
+TEST_CASE(
+    "mysql: a Submit commits its window entry, lease, task and decision "
+    "together (one_transaction), or its window entry and lease first",
+    "[mysql]") {
+  const bool one = GENERATE(true, false);
+  INFO("one_transaction " << one);
+  const TestDatabase db = FreshDatabase();
+  VirtualClock clock(T(1000));
+  mysql::MysqlOptions o = db.options;
+  o.clock = &clock;
+  o.one_transaction = one;
+  mysql::MysqlStores s = mysql::OpenMysqlStores(o).value();
+  CreateHookRepo repo(s.repo.get());
+  Stores view = s.view();
+  view.repo = &repo;
+  auto manager = ConvergeManager::Create(view, &clock).value();
+  // collect, count 1: the first action of a group creates its instance (the
+  // slow path: window entry and lease, then the creation and its summary
+  // task, then the release).
+  const ConvergeConfig rule = Rule(ConvergeFunction::kCollect, 1, 300);
+  const std::string& database = db.options.database;
+  Seen during;
+  repo.hook = [&] {
+    during = Look(database);
+    return absl::OkStatus();
+  };
+  const Decision d = manager->Submit(Act(1, 1000, "g1"), rule).value();
+  REQUIRE(d.primary);
+  // While the creation is written, another session sees the window entry
+  // and the lease only if they were committed on their own.
+  CHECK(during.members == (one ? "0" : "1"));
+  CHECK(during.leases == (one ? "0" : "1"));
+  CHECK(during.decisions == "0");
+  const Seen after = Look(database);
+  CHECK(after.members == "1");
+  CHECK(after.leases == "0");
+  CHECK(after.tasks == "1");  // the summary
+  CHECK(after.decisions == "1");
+
+  // A creation that fails: in one transaction nothing of its Submit stays;
+  // otherwise its window entry does (the lease is released).
+  repo.hook = [] { return absl::UnavailableError("injected"); };
+  absl::StatusOr<Decision> failed = manager->Submit(Act(2, 1000, "g2"), rule);
+  REQUIRE_FALSE(failed.ok());
+  CHECK(Mentions(failed.status(), "injected"));
+  const Seen rolled = Look(database);
+  CHECK(rolled.members == (one ? "1" : "2"));
+  CHECK(rolled.leases == "0");
+  CHECK(rolled.tasks == "1");
+  CHECK(rolled.decisions == "1");
+  // And the action is decided when submitted again.
+  repo.hook = nullptr;
+  CHECK(manager->Submit(Act(2, 1000, "g2"), rule).value().primary);
+  CHECK(Look(database).members == "2");
+}
+
+TEST_CASE(
+    "mysql: a Submit that finds its lease busy in one transaction runs "
+    "again the other way: the usual lease-busy error, nothing decided, and "
+    "decided once the lease is free",
+    "[mysql]") {
+  const TestDatabase db = FreshDatabase();
+  VirtualClock clock(T(1000));
+  mysql::MysqlStores s = Open(db, &clock);
+  ManagerOptions mo;
+  mo.lease_attempts = 1;
+  auto manager = ConvergeManager::Create(s.view(), &clock, mo).value();
+  const ConvergeConfig rule = Rule(ConvergeFunction::kCollect, 1, 300);
+  REQUIRE(manager->Submit(Act(1, 1000), rule).value().primary);
+  const std::string dimension =
+      s.repo->GetInstance(*manager->GetDecision(1).value()->converge_id)
+          .value()
+          .dimension;
+  const std::string key = manager->LeaseKey(dimension).value();
+  // A later action of the group, past the instance's window: the slow path.
+  clock.Advance(absl::Seconds(400));
+  REQUIRE(s.lock->TryAcquire(key, "other", absl::Seconds(30)).value());
+  absl::StatusOr<Decision> busy = manager->Submit(Act(2, 1400), rule);
+  REQUIRE_FALSE(busy.ok());
+  // The second run's answer (lease busy), not the first one's conflict.
+  CHECK(busy.status().code() == absl::StatusCode::kUnavailable);
+  CHECK_FALSE(IsConflict(busy.status()));
+  CHECK(Mentions(busy.status(), "stayed busy"));
+  CHECK_FALSE(manager->GetDecision(2).value().has_value());
+  REQUIRE(s.lock->Release(key, "other").value());
+  const Decision d = manager->Submit(Act(2, 1400), rule).value();
+  CHECK(d.primary);
+  CHECK(Look(db.options.database).leases == "0");
 }
 
 }  // namespace
