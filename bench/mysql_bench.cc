@@ -7,7 +7,13 @@
 // Phases, each on a fresh database:
 //   one by one         --one-actions raw rows, one autocommitted INSERT
 //                      each, and the storm's --one-actions actions, Submit
-//                      each, in --rounds turns (raw part, storm part, ...)
+//                      each, in --rounds turns (raw part, storm part, ...);
+//                      in the same turns, as many joins' statements sent
+//                      without converge (a decision and a relation row with
+//                      their COMMIT in one round trip): plain INSERTs, and
+//                      checked as the store writes a Submit's join (the
+//                      instance open, the action unrelated), for the floor
+//                      a join's own statements set
 //   batched            --actions raw rows, INSERT IGNORE of --batch rows
 //                      each, and the storm's --actions actions, SubmitBatch
 //                      of --batch, in --rounds turns
@@ -90,12 +96,13 @@ std::string LoadAverage() {
 MYSQL* Connect(const MysqlOptions& o, const std::string& database) {
   MYSQL* h = mysql_init(nullptr);
   const bool socket = !o.unix_socket.empty();
-  if (mysql_real_connect(
-          h, socket ? nullptr : o.host.c_str(),
-          o.user.empty() ? nullptr : o.user.c_str(), o.password.c_str(),
-          database.empty() ? nullptr : database.c_str(),
-          socket ? 0 : static_cast<unsigned>(o.port),
-          socket ? o.unix_socket.c_str() : nullptr, 0) == nullptr) {
+  if (mysql_real_connect(h, socket ? nullptr : o.host.c_str(),
+                         o.user.empty() ? nullptr : o.user.c_str(),
+                         o.password.c_str(),
+                         database.empty() ? nullptr : database.c_str(),
+                         socket ? 0 : static_cast<unsigned>(o.port),
+                         socket ? o.unix_socket.c_str() : nullptr,
+                         CLIENT_MULTI_STATEMENTS) == nullptr) {
     std::fprintf(stderr, "connect: %s\n", mysql_error(h));
     mysql_close(h);
     return nullptr;
@@ -108,7 +115,18 @@ bool Exec(MYSQL* h, const std::string& sql) {
     std::fprintf(stderr, "\"%.80s\": %s\n", sql.c_str(), mysql_error(h));
     return false;
   }
-  if (MYSQL_RES* r = mysql_store_result(h); r != nullptr) mysql_free_result(r);
+  // Every statement's answer (a script has several).
+  for (;;) {
+    if (MYSQL_RES* r = mysql_store_result(h); r != nullptr) {
+      mysql_free_result(r);
+    }
+    const int next = mysql_next_result(h);
+    if (next < 0) break;
+    if (next > 0) {
+      std::fprintf(stderr, "\"%.80s\": %s\n", sql.c_str(), mysql_error(h));
+      return false;
+    }
+  }
   return true;
 }
 
@@ -140,6 +158,69 @@ std::string Row(long i) {
   return absl::StrCat("(", i / 100 + 1, ", ", i + 1,
                       ", 'action', 0, 'skipped', '[\"alert-", i % 2000,
                       "\"]')");
+}
+
+// A join's two rows without converge: bench_decision has
+// converge_action_decision's shape, bench_instance holds 100 open
+// instances.
+constexpr char kDecisionTable[] =
+    "CREATE TABLE bench_decision (action_id BIGINT NOT NULL, create_time_ns "
+    "BIGINT NOT NULL, strategy_id BIGINT NOT NULL, execute_timeout BIGINT NOT "
+    "NULL, status VARCHAR(32) NOT NULL, status_time_ns BIGINT NOT NULL, "
+    "outcome VARCHAR(32) NOT NULL, converge_id BIGINT NULL, is_primary "
+    "TINYINT(1) NOT NULL, decided_at_ns BIGINT NOT NULL, reason BLOB NOT "
+    "NULL, PRIMARY KEY (action_id), KEY d (decided_at_ns)) ENGINE=InnoDB "
+    "DEFAULT CHARSET=utf8mb4";
+constexpr char kInstanceTable[] =
+    "CREATE TABLE bench_instance (id BIGINT NOT NULL AUTO_INCREMENT, "
+    "end_time DATETIME(6) NULL, PRIMARY KEY (id), KEY e (end_time)) "
+    "ENGINE=InnoDB";
+
+// The statements of joins [from, to) as the MySQL store writes a join
+// submitted alone, each with its COMMIT in one round trip, without
+// converge's code: `checked`, the decision's INSERT ... SELECT that checks
+// the instance open (locked in share mode) and the action unrelated, and
+// the relation guarded by ROW_COUNT() (mysql_store.cc, UncheckedJoin);
+// else two plain INSERTs. Returns the seconds taken, or -1 on error.
+double JoinStatements(MYSQL* h, long from, long to, bool checked) {
+  if (!Exec(h, "SET SESSION autocommit = 0")) return -1;
+  const auto t0 = std::chrono::steady_clock::now();
+  // Action ids apart from the raw rows' (related_id = i + 1).
+  const int64_t base = checked ? 2000000000 : 1000000000;
+  for (long i = from; i < to; ++i) {
+    const int64_t id = base + i;
+    const long c = i % 100 + 1;
+    const std::string values =
+        absl::StrCat(id,
+                     ", 1700000000000000000, 1001, 0, 'converged', "
+                     "1700000000000000000, 'skip', ",
+                     c, ", 0, 1700000000000000000, 'skipped'");
+    const std::string relation = absl::StrCat(
+        "INSERT INTO bench_relation (converge_id, related_id, related_type, "
+        "is_primary, converge_status, alerts) VALUES (",
+        checked ? absl::StrCat("IF(ROW_COUNT() = 1, ", c, ", NULL)")
+                : absl::StrCat(c),
+        ", ", id, ", 'action', 0, 'skipped', '[\"alert-", i % 2000, "\"]')");
+    std::string sql =
+        "INSERT INTO bench_decision (action_id, create_time_ns, strategy_id, "
+        "execute_timeout, status, status_time_ns, outcome, converge_id, "
+        "is_primary, decided_at_ns, reason) ";
+    if (checked) {
+      absl::StrAppend(&sql, "SELECT ", values,
+                      " FROM bench_instance i LEFT JOIN bench_relation r ON "
+                      "r.related_id = ",
+                      id, " AND r.related_type = 'action' WHERE i.id = ", c,
+                      " AND i.end_time IS NULL AND r.id IS NULL LOCK IN "
+                      "SHARE MODE");
+    } else {
+      absl::StrAppend(&sql, "VALUES (", values, ")");
+    }
+    absl::StrAppend(&sql, "; ", relation, "; COMMIT");
+    if (!Exec(h, sql)) return -1;
+  }
+  const double s = Seconds(std::chrono::steady_clock::now() - t0);
+  if (!Exec(h, "SET SESSION autocommit = 1")) return -1;
+  return s;
 }
 
 // Inserts rows [from, to) in statements of `per_statement` rows (1: plain
@@ -193,6 +274,8 @@ StormRun Drive(Storm& storm, const converge::Stores& stores,
 // all parts; the ratio of each part is kept for its spread.
 struct Paired {
   double raw = -1;
+  // One by one: JoinStatements' rates, plain and checked.
+  double plain_join = -1, checked_join = -1;
   StormRun storm;
   double min_ratio = 0, max_ratio = 0;
   long turns = 0;  // run (parts smaller than a batch are merged)
@@ -204,6 +287,17 @@ Paired RunPaired(MYSQL* raw, long per_statement, Storm& storm, MysqlOptions o,
   if (!Exec(raw, "DROP TABLE IF EXISTS bench_relation") ||
       !Exec(raw, kRelationTable)) {
     return out;
+  }
+  const bool joins = per_statement == 1;
+  if (joins) {
+    if (!Exec(raw, "DROP TABLE IF EXISTS bench_decision") ||
+        !Exec(raw, "DROP TABLE IF EXISTS bench_instance") ||
+        !Exec(raw, kDecisionTable) || !Exec(raw, kInstanceTable)) {
+      return out;
+    }
+    std::string rows = "INSERT INTO bench_instance (end_time) VALUES (NULL)";
+    for (int k = 1; k < 100; ++k) rows += ", (NULL)";
+    if (!Exec(raw, rows)) return out;
   }
   converge::VirtualClock clock(Storm::Start());
   o.clock = &clock;
@@ -218,7 +312,7 @@ Paired RunPaired(MYSQL* raw, long per_statement, Storm& storm, MysqlOptions o,
     return out;
   }
   const long unit = std::max(batch, per_statement);
-  double raw_s = 0, storm_s = 0;
+  double raw_s = 0, storm_s = 0, plain_s = 0, checked_s = 0;
   for (long r = 0; r < rounds; ++r) {
     const long from = actions * r / rounds / unit * unit;
     const long to =
@@ -226,6 +320,13 @@ Paired RunPaired(MYSQL* raw, long per_statement, Storm& storm, MysqlOptions o,
     if (to <= from) continue;
     const double rs = RawInserts(raw, from, to, per_statement);
     if (rs < 0) return Paired{};
+    if (joins) {
+      const double ps = JoinStatements(raw, from, to, false);
+      const double cs = JoinStatements(raw, from, to, true);
+      if (ps < 0 || cs < 0) return Paired{};
+      plain_s += ps;
+      checked_s += cs;
+    }
     const auto t0 = std::chrono::steady_clock::now();
     if (!converge::bench::DriveStorm(storm, **manager, clock, to, batch,
                                      out.storm.outcomes, from)) {
@@ -240,6 +341,12 @@ Paired RunPaired(MYSQL* raw, long per_statement, Storm& storm, MysqlOptions o,
     storm_s += ss;
   }
   (void)Exec(raw, "DROP TABLE bench_relation");
+  if (joins) {
+    (void)Exec(raw, "DROP TABLE bench_decision");
+    (void)Exec(raw, "DROP TABLE bench_instance");
+    out.plain_join = actions / plain_s;
+    out.checked_join = actions / checked_s;
+  }
   out.raw = actions / raw_s;
   out.storm.rate = actions / storm_s;
   return out;
@@ -551,6 +658,9 @@ int main(int argc, char** argv) {
       "turns\n",
       one_run.turns);
   Report("raw single-row INSERT", raw_one, raw_one);
+  std::printf("  a join's statements without converge (same turns):\n");
+  Report("  2 plain INSERTs + COMMIT", one_run.plain_join, raw_one);
+  Report("  checked, as a Submit's join", one_run.checked_join, raw_one);
   Report("converge Submit", one_run.storm.rate, raw_one);
   std::printf("  ratio of each turn: %.3f to %.3f\n", one_run.min_ratio,
               one_run.max_ratio);

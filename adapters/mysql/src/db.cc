@@ -661,9 +661,12 @@ Conn* Db::AsideConn() const {
 
 absl::Status Db::AsConflict(const BatchState& batch, const Conn& conn,
                             absl::Status st) {
-  if (st.ok() || !batch.asides || IsConflict(st)) return st;
+  if (st.ok() || !batch.aside_used || IsConflict(st)) return st;
   const unsigned err = conn.last_error();
-  if (err != ER_LOCK_DEADLOCK && err != ER_LOCK_WAIT_TIMEOUT) return st;
+  if (err != ER_LOCK_DEADLOCK && err != ER_LOCK_WAIT_TIMEOUT &&
+      err != ER_DUP_ENTRY) {
+    return st;
+  }
   return ConflictError(
       StrCat(st.message(),
              "; the decision's transaction, which held its window keys and "

@@ -158,6 +158,9 @@ class Conn {
     // Statements sent with the batch's COMMIT, after its joins (a lease's
     // release in a batch that takes the lock store's calls: Db::AsideConn).
     std::vector<std::string> with_commit;
+    // Leases this batch took (key, then token, joined by a NUL), whose
+    // rows it holds locked until its end.
+    absl::flat_hash_set<std::string> leases_taken;
     void Clear() {
       joins.clear();
       actions.clear();
@@ -165,6 +168,7 @@ class Conn {
       unseen.clear();
       may_defer_checks = false;
       with_commit.clear();
+      leases_taken.clear();
     }
   };
   Deferred& deferred() { return deferred_; }
@@ -391,11 +395,14 @@ class Db {
     absl::Status failed;
     // Takes the aside calls (RetriedOnConflict).
     bool asides = false;
+    // Has run one.
+    bool aside_used = false;
   };
   BatchState* Batch() const;
-  // In a batch that takes the aside calls, a deadlock or a lock-wait
-  // timeout of `conn` is a conflict: `st` as an IsConflict error (the
-  // manager runs the batch again, without them). Else `st`.
+  // In a batch that has run aside calls, a deadlock or a lock-wait timeout
+  // of `conn`, or a duplicate key of an aside call, is a conflict: `st` as
+  // an IsConflict error (the manager runs the batch again, the aside calls
+  // then in transactions of their own). Else `st`.
   static absl::Status AsConflict(const BatchState& batch, const Conn& conn,
                                  absl::Status st);
 
@@ -408,16 +415,20 @@ class Db {
     if (batch != nullptr) {
       if (!batch->failed.ok()) return Result(batch->failed);
       Conn& conn = *batch->conn;
+      if (!use_batch) batch->aside_used = true;
       const int64_t before = conn.total_changes();
       conn.clear_error();
       Result r = fn(conn);
       // A refusal before any change leaves the batch as it was (so does a
       // duplicate key: InnoDB undoes that statement alone); a failure
       // after a change, or another server error (a deadlock has rolled the
-      // whole transaction back), fails the batch.
+      // whole transaction back), fails the batch. An aside call's
+      // duplicate key (a window key another writer created first), which
+      // its own transaction would have retried, fails it as a conflict.
+      const unsigned err = conn.last_error();
       if (!StatusOf(r).ok() &&
-          (conn.total_changes() != before ||
-           (conn.last_error() != 0 && conn.last_error() != kErDupEntry))) {
+          (conn.total_changes() != before || (err != 0 && err != kErDupEntry) ||
+           (!use_batch && err == kErDupEntry))) {
         batch->failed = AsConflict(*batch, conn, StatusOf(r));
         if (IsConflict(batch->failed)) return Result(batch->failed);
       }

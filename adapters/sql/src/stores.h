@@ -342,6 +342,25 @@ struct SqlStores {
     }
   }
 
+  // Window-store housekeeping due (Db::SweepDue), never in a batch that
+  // takes the stores' calls: the sweep's deletes would hold their rows
+  // until the decision commits (the next call outside one sweeps).
+  static bool SweepDue(Db& db) {
+    return AsideConn(db) == nullptr && db.SweepDue();
+  }
+
+  // A lease this thread's batch took (AsideConn), by key and token.
+  static std::string TakenLease(std::string_view key, std::string_view token) {
+    return StrCat(key, std::string_view("\0", 1), token);
+  }
+  static void NoteTaken(Db& db, std::string_view key, std::string_view token) {
+    if constexpr (requires(Conn & c) { c.deferred().leases_taken; }) {
+      if (Conn* conn = AsideConn(db); conn != nullptr) {
+        conn->deferred().leases_taken.insert(TakenLease(key, token));
+      }
+    }
+  }
+
   // A lease found busy in a batch that takes the stores' calls: waiting
   // for it would hold the window keys the batch has locked, so the batch
   // fails as a conflict and the manager runs it again without them.
@@ -366,22 +385,26 @@ struct SqlStores {
       absl::StatusOr<bool> taken = db_->WriteAside([&](Conn& conn) {
         return TryAcquireIn(conn, key, token, ttl, db_->clock().Now());
       });
-      if (taken.ok() && !*taken && AsideConn(*db_) != nullptr) {
-        return BusyInBatch(*db_, key);
+      if (taken.ok() && AsideConn(*db_) != nullptr) {
+        if (!*taken) return BusyInBatch(*db_, key);
+        NoteTaken(*db_, key, token);
       }
       return taken;
     }
 
-    // In a batch that takes this store's calls the release is its DELETE
-    // sent with the batch's COMMIT: the lease, taken in the same
-    // transaction, is ours (its row locked by it) until then.
+    // In a batch that takes this store's calls, the release of a lease
+    // the batch took is its DELETE sent with the batch's COMMIT: the lease
+    // is the batch's (its row locked by it) until then. Any other release
+    // is made in the batch at once (it too takes effect at the commit).
     absl::StatusOr<bool> Release(std::string_view key,
                                  std::string_view token) override {
       if (auto st = store::CheckLeaseArgs(B::kName, key, token, std::nullopt);
           !st.ok())
         return st;
-      if constexpr (requires(Conn & c) { c.deferred().with_commit; }) {
-        if (Conn* conn = AsideConn(*db_); conn != nullptr) {
+      if constexpr (requires(Conn & c) { c.deferred().leases_taken; }) {
+        if (Conn* conn = AsideConn(*db_);
+            conn != nullptr &&
+            conn->deferred().leases_taken.erase(TakenLease(key, token)) > 0) {
           if (db_->BatchFailed()) return false;  // rolled back with it
           Stmt del(*conn, B::kLeaseRelease);
           del.Bind(1, key).Bind(2, token);
@@ -574,9 +597,9 @@ struct SqlStores {
       } else {
         r = db_->WriteAside(body);
       }
-      if (r.ok() && req.lease.has_value() && !r->lease_acquired &&
-          AsideConn(*db_) != nullptr) {
-        return BusyInBatch(*db_, req.lease->key);
+      if (r.ok() && req.lease.has_value() && AsideConn(*db_) != nullptr) {
+        if (!r->lease_acquired) return BusyInBatch(*db_, req.lease->key);
+        NoteTaken(*db_, req.lease->key, req.lease->token);
       }
       return r;
     }
@@ -792,7 +815,7 @@ struct SqlStores {
         });
         if (!st.ok()) return st;
       }
-      if ((!keys.empty() || leases) && db_->SweepDue()) {
+      if ((!keys.empty() || leases) && SweepDue(*db_)) {
         if (auto st = Sweep(conn, now_ns); !st.ok()) return st;
       }
       // The leases: taken where free, expired or ours; then read back.
@@ -1047,7 +1070,7 @@ struct SqlStores {
       size_t bytes = 0;
       for (const std::string& sql : script) bytes += sql.size() + 1;
       if (bytes > kMaxScriptBytes) return ApplyIn(conn, req);
-      const bool sweep = db_->SweepDue();
+      const bool sweep = SweepDue(*db_);
       if (!sweep && !intersect) CommitWithNext(conn);
       std::vector<int64_t> affected, insert_ids;
       size_t failed_at = 0;
@@ -1131,7 +1154,7 @@ struct SqlStores {
         // After the adds, which refuse a counter key before they write
         // anything: a refusal inside a batch must leave it as it was, and a
         // sweep that had deleted expired rows first would fail the batch.
-        if ((!req.add.empty() || req.lease.has_value()) && db_->SweepDue()) {
+        if ((!req.add.empty() || req.lease.has_value()) && SweepDue(*db_)) {
           if (auto st = Sweep(conn, now_ns); !st.ok()) return st;
         }
         WindowResult result;

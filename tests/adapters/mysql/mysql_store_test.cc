@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1032,6 +1033,37 @@ class CreateHookRepo : public InstanceRepoWrapper {
   }
 };
 
+// A lock store that looks at the database when a lease is released, and a
+// queue that looks when a task has been enqueued.
+class LookingLock : public LockStoreWrapper {
+ public:
+  LookingLock(LockStore* target, std::string database)
+      : LockStoreWrapper(target), database_(std::move(database)) {}
+  std::optional<Seen> at_release;
+  absl::StatusOr<bool> Release(std::string_view key,
+                               std::string_view token) override {
+    at_release = Look(database_);
+    return LockStoreWrapper::Release(key, token);
+  }
+
+ private:
+  std::string database_;
+};
+class LookingQueue : public QueueStoreWrapper {
+ public:
+  LookingQueue(QueueStore* target, std::string database)
+      : QueueStoreWrapper(target), database_(std::move(database)) {}
+  std::optional<Seen> at_enqueue;
+  absl::Status Enqueue(std::string_view queue, const Task& task) override {
+    absl::Status st = QueueStoreWrapper::Enqueue(queue, task);
+    at_enqueue = Look(database_);
+    return st;
+  }
+
+ private:
+  std::string database_;
+};
+
 TEST_CASE(
     "mysql: a Submit commits its window entry, lease, task and decision "
     "together (one_transaction), or its window entry and lease first",
@@ -1044,15 +1076,19 @@ TEST_CASE(
   o.clock = &clock;
   o.one_transaction = one;
   mysql::MysqlStores s = mysql::OpenMysqlStores(o).value();
+  const std::string& database = db.options.database;
   CreateHookRepo repo(s.repo.get());
+  LookingLock lock(s.lock.get(), database);
+  LookingQueue queue(s.queue.get(), database);
   Stores view = s.view();
   view.repo = &repo;
+  view.lock = &lock;
+  view.queue = &queue;
   auto manager = ConvergeManager::Create(view, &clock).value();
   // collect, count 1: the first action of a group creates its instance (the
   // slow path: window entry and lease, then the creation and its summary
   // task, then the release).
   const ConvergeConfig rule = Rule(ConvergeFunction::kCollect, 1, 300);
-  const std::string& database = db.options.database;
   Seen during;
   repo.hook = [&] {
     during = Look(database);
@@ -1065,6 +1101,13 @@ TEST_CASE(
   CHECK(during.members == (one ? "0" : "1"));
   CHECK(during.leases == (one ? "0" : "1"));
   CHECK(during.decisions == "0");
+  // The summary task shows at once only on its own; the lease is released
+  // before the commit in one transaction (with it), after it otherwise.
+  REQUIRE(queue.at_enqueue.has_value());
+  CHECK(queue.at_enqueue->tasks == (one ? "0" : "1"));
+  REQUIRE(lock.at_release.has_value());
+  CHECK(lock.at_release->decisions == (one ? "0" : "1"));
+  CHECK(lock.at_release->leases == (one ? "0" : "1"));
   const Seen after = Look(database);
   CHECK(after.members == "1");
   CHECK(after.leases == "0");
@@ -1093,12 +1136,28 @@ TEST_CASE(
     "again the other way: the usual lease-busy error, nothing decided, and "
     "decided once the lease is free",
     "[mysql]") {
+  const bool one = GENERATE(true, false);
+  INFO("one_transaction " << one);
   const TestDatabase db = FreshDatabase();
   VirtualClock clock(T(1000));
-  mysql::MysqlStores s = Open(db, &clock);
+  mysql::MysqlOptions o = db.options;
+  o.clock = &clock;
+  o.one_transaction = one;
+  mysql::MysqlStores s = mysql::OpenMysqlStores(o).value();
+  // Counts the window writes with a lease.
+  struct CountingWindow : WindowStoreWrapper {
+    using WindowStoreWrapper::WindowStoreWrapper;
+    int with_lease = 0;
+    absl::StatusOr<WindowResult> Apply(const WindowRequest& r) override {
+      if (r.lease.has_value()) ++with_lease;
+      return WindowStoreWrapper::Apply(r);
+    }
+  } window(s.window.get());
+  Stores view = s.view();
+  view.window = &window;
   ManagerOptions mo;
   mo.lease_attempts = 1;
-  auto manager = ConvergeManager::Create(s.view(), &clock, mo).value();
+  auto manager = ConvergeManager::Create(view, &clock, mo).value();
   const ConvergeConfig rule = Rule(ConvergeFunction::kCollect, 1, 300);
   REQUIRE(manager->Submit(Act(1, 1000), rule).value().primary);
   const std::string dimension =
@@ -1109,7 +1168,11 @@ TEST_CASE(
   // A later action of the group, past the instance's window: the slow path.
   clock.Advance(absl::Seconds(400));
   REQUIRE(s.lock->TryAcquire(key, "other", absl::Seconds(30)).value());
+  window.with_lease = 0;
   absl::StatusOr<Decision> busy = manager->Submit(Act(2, 1400), rule);
+  // One attempt a run: in one transaction, the busy lease was a conflict
+  // and the Submit ran twice.
+  CHECK(window.with_lease == (one ? 2 : 1));
   REQUIRE_FALSE(busy.ok());
   // The second run's answer (lease busy), not the first one's conflict.
   CHECK(busy.status().code() == absl::StatusCode::kUnavailable);
