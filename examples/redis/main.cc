@@ -11,7 +11,7 @@
 int main(int argc, char** argv) {
   auto redis_options = converge::redis::ParseRedisUri(
       argc > 1 ? argv[1] : "redis://127.0.0.1:6379/0");
-  auto sqlite_options = converge::sqlite::ParseStoreUri(
+  auto sqlite_options = converge::sqlite::ParseSqliteUri(
       argc > 2 ? argv[2] : "sqlite:converge-example.db");
   if (!redis_options.ok() || !sqlite_options.ok()) {
     std::fprintf(stderr, "usage: %s [redis://HOST:PORT/DB] [sqlite:PATH]\n",

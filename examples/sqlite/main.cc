@@ -7,7 +7,7 @@
 #include "converge/sqlite/sqlite_store.h"
 
 int main(int argc, char** argv) {
-  auto options = converge::sqlite::ParseStoreUri(
+  auto options = converge::sqlite::ParseSqliteUri(
       argc > 1 ? argv[1] : "sqlite:converge-example.db");
   if (!options.ok()) {
     std::fprintf(stderr, "%s\n", options.status().ToString().c_str());

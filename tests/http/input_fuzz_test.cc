@@ -377,7 +377,7 @@ TEST_CASE("converged fuzz: mutated store URIs", "[http][fuzz]") {
     TraceInput("uri", uri);
     const ExactCopy exact(uri);
 #ifdef CONVERGE_TOOLS_WITH_SQLITE
-    CheckUri(sqlite::ParseStoreUri(exact.view()), uri);
+    CheckUri(sqlite::ParseSqliteUri(exact.view()), uri);
 #endif
 #ifdef CONVERGE_TOOLS_WITH_REDIS
     CheckUri(redis::ParseRedisUri(exact.view()), uri);

@@ -60,10 +60,10 @@ absl::StatusOr<OpenedStore> OpenMemory(std::string_view uri,
 }
 
 #ifdef CONVERGE_TOOLS_WITH_SQLITE
-// "sqlite:PATH[?busy_timeout_ms=N&synchronous=...]" (sqlite::ParseStoreUri).
+// "sqlite:PATH[?busy_timeout_ms=N&synchronous=...]" (sqlite::ParseSqliteUri).
 absl::StatusOr<OpenedStore> OpenSqlite(std::string_view uri, const Clock* clock,
                                        OpenMode mode) {
-  absl::StatusOr<sqlite::SqliteOptions> options = sqlite::ParseStoreUri(uri);
+  absl::StatusOr<sqlite::SqliteOptions> options = sqlite::ParseSqliteUri(uri);
   if (!options.ok()) return options.status();
   std::error_code ec;
   if (mode == OpenMode::kMustExist &&

@@ -5,7 +5,7 @@
 //   memory:        a fresh, empty in-memory store (converge::memory),
 //                  private to this process and gone when it exits.
 //   sqlite:PATH    the SQLite store on file PATH (converge::sqlite;
-//                  parameters as sqlite::ParseStoreUri reads them).
+//                  parameters as sqlite::ParseSqliteUri reads them).
 //   redis://...    leases, window indexes and task queues on Redis
 //   unix://...     (converge::redis; the URI as redis::ParseRedisUri reads
 //                  it). Redis keeps no instances: it needs a repo URI.

@@ -158,7 +158,7 @@ absl::StatusOr<SqliteStores> OpenSqliteStores(const SqliteOptions& options) {
   return stores;
 }
 
-absl::StatusOr<SqliteOptions> ParseStoreUri(std::string_view uri) {
+absl::StatusOr<SqliteOptions> ParseSqliteUri(std::string_view uri) {
   constexpr std::string_view kScheme = "sqlite:";
   if (uri.substr(0, kScheme.size()) != kScheme) {
     return absl::InvalidArgumentError(

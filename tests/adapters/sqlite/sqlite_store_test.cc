@@ -162,36 +162,36 @@ void MakeDatabase(const std::string& path) {
 // ---------------------------------------------------------------------------
 // URI and options
 
-TEST_CASE("ParseStoreUri reads sqlite:PATH and its parameters", "[sqlite]") {
-  SqliteOptions o = ParseStoreUri("sqlite:/var/lib/converge.db").value();
+TEST_CASE("ParseSqliteUri reads sqlite:PATH and its parameters", "[sqlite]") {
+  SqliteOptions o = ParseSqliteUri("sqlite:/var/lib/converge.db").value();
   CHECK(o.path == "/var/lib/converge.db");
   CHECK(o.synchronous == Synchronous::kFull);
   CHECK(o.busy_timeout == absl::Seconds(5));
   CHECK(o.check_on_open);
   CHECK(o.coalesce_log_writes);
   CHECK(o.clock == nullptr);
-  CHECK(ParseStoreUri("sqlite:state.db").value().path == "state.db");
-  CHECK(ParseStoreUri("sqlite:///tmp/x.db").value().path == "/tmp/x.db");
-  o = ParseStoreUri(
+  CHECK(ParseSqliteUri("sqlite:state.db").value().path == "state.db");
+  CHECK(ParseSqliteUri("sqlite:///tmp/x.db").value().path == "/tmp/x.db");
+  o = ParseSqliteUri(
           "sqlite:x.db?busy_timeout_ms=250&synchronous=normal&check_on_open=0")
           .value();
   CHECK(o.path == "x.db");
   CHECK(o.busy_timeout == absl::Milliseconds(250));
   CHECK(o.synchronous == Synchronous::kNormal);
   CHECK_FALSE(o.check_on_open);
-  CHECK_FALSE(ParseStoreUri("sqlite:x.db?coalesce_log_writes=0")
+  CHECK_FALSE(ParseSqliteUri("sqlite:x.db?coalesce_log_writes=0")
                   .value()
                   .coalesce_log_writes);
-  CHECK(ParseStoreUri("sqlite:x.db?coalesce_log_writes=true")
+  CHECK(ParseSqliteUri("sqlite:x.db?coalesce_log_writes=true")
             .value()
             .coalesce_log_writes);
-  CHECK(ParseStoreUri("sqlite:x.db?coalesce_log_writes=2").status().code() ==
+  CHECK(ParseSqliteUri("sqlite:x.db?coalesce_log_writes=2").status().code() ==
         absl::StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("ParseStoreUri refuses what it cannot read", "[sqlite]") {
+TEST_CASE("ParseSqliteUri refuses what it cannot read", "[sqlite]") {
   auto code = [](std::string_view uri) {
-    return ParseStoreUri(uri).status().code();
+    return ParseSqliteUri(uri).status().code();
   };
   CHECK(code("memory:") == absl::StatusCode::kInvalidArgument);
   CHECK(code("/tmp/x.db") == absl::StatusCode::kInvalidArgument);
@@ -200,7 +200,7 @@ TEST_CASE("ParseStoreUri refuses what it cannot read", "[sqlite]") {
         absl::StatusCode::kInvalidArgument);
   CHECK(code("sqlite:x.db?synchronous=sometimes") ==
         absl::StatusCode::kInvalidArgument);
-  absl::Status st = ParseStoreUri("sqlite:x.db?cache=big").status();
+  absl::Status st = ParseSqliteUri("sqlite:x.db?cache=big").status();
   CHECK(st.code() == absl::StatusCode::kInvalidArgument);
   CHECK(Mentions(st, "cache"));
 }
@@ -1316,11 +1316,11 @@ TEST_CASE("checkpoint_pages and cache_kib are checked", "[sqlite]") {
   CHECK(st.code() == absl::StatusCode::kInvalidArgument);
   CHECK(Mentions(st, "cache_kib"));
   CHECK_FALSE(fs::exists(dir.File("x.db")));
-  CHECK(ParseStoreUri("sqlite:/x.db?checkpoint_pages=0")
+  CHECK(ParseSqliteUri("sqlite:/x.db?checkpoint_pages=0")
             .value()
             .checkpoint_pages == 0);
-  CHECK(ParseStoreUri("sqlite:/x.db?cache_kib=1024").value().cache_kib == 1024);
-  CHECK(ParseStoreUri("sqlite:/x.db?checkpoint_pages=-3").status().code() ==
+  CHECK(ParseSqliteUri("sqlite:/x.db?cache_kib=1024").value().cache_kib == 1024);
+  CHECK(ParseSqliteUri("sqlite:/x.db?checkpoint_pages=-3").status().code() ==
         absl::StatusCode::kInvalidArgument);
 }
 

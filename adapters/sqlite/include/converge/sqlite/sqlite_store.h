@@ -138,7 +138,7 @@ absl::StatusOr<SqliteStores> OpenSqliteStores(const SqliteOptions& options);
 // checkpoint_pages=N&check_on_open=0|1&coalesce_log_writes=0|1".
 // The clock is left null. Returns kInvalidArgument naming the problem for
 // another scheme, an empty path, an unknown parameter or a bad value.
-absl::StatusOr<SqliteOptions> ParseStoreUri(std::string_view uri);
+absl::StatusOr<SqliteOptions> ParseSqliteUri(std::string_view uri);
 
 }  // namespace converge::sqlite
 
