@@ -1319,7 +1319,8 @@ TEST_CASE("checkpoint_pages and cache_kib are checked", "[sqlite]") {
   CHECK(ParseSqliteUri("sqlite:/x.db?checkpoint_pages=0")
             .value()
             .checkpoint_pages == 0);
-  CHECK(ParseSqliteUri("sqlite:/x.db?cache_kib=1024").value().cache_kib == 1024);
+  CHECK(ParseSqliteUri("sqlite:/x.db?cache_kib=1024").value().cache_kib ==
+        1024);
   CHECK(ParseSqliteUri("sqlite:/x.db?checkpoint_pages=-3").status().code() ==
         absl::StatusCode::kInvalidArgument);
 }
