@@ -53,6 +53,34 @@ TEST_CASE("LockStore: Release by the owner frees the lease", "[conformance]") {
   CHECK(s.lock().TryAcquire("L", "b", absl::Seconds(10)).value());
 }
 
+TEST_CASE(
+    "LockStore: a release in a repo batch takes effect with the batch when "
+    "ReleasesWithRepoBatch says so, and at once otherwise",
+    "[conformance]") {
+  StoreSet s;
+  CHECK_FALSE(s.lock().ReleasesWithRepoBatch());  // no batch open
+  REQUIRE(s.lock().TryAcquire("L", "a", absl::Seconds(30)).value());
+  REQUIRE(s.lock().TryAcquire("M", "a", absl::Seconds(30)).value());
+  absl::StatusOr<std::unique_ptr<RepoBatch>> batch = s.repo().BeginBatch();
+  REQUIRE(batch.ok());
+  if (*batch == nullptr) return;  // no transactions
+  (*batch)->RetriedOnConflict();  // as a Submit's batch
+  const bool with = s.lock().ReleasesWithRepoBatch();
+  // Taken before the batch, released in it, rolled back with it or not.
+  CHECK(s.lock().Release("L", "a").value());
+  batch->reset();
+  CHECK_FALSE(s.lock().ReleasesWithRepoBatch());
+  CHECK(s.lock().TryAcquire("L", "b", absl::Seconds(30)).value() == !with);
+  // Committed: released either way.
+  batch = s.repo().BeginBatch();
+  REQUIRE(batch.ok());
+  (*batch)->RetriedOnConflict();
+  CHECK(s.lock().ReleasesWithRepoBatch() == with);
+  CHECK(s.lock().Release("M", "a").value());
+  REQUIRE((*batch)->Commit().ok());
+  CHECK(s.lock().TryAcquire("M", "b", absl::Seconds(30)).value());
+}
+
 TEST_CASE("LockStore: Release of a free lease returns false", "[conformance]") {
   StoreSet s;
   CHECK_FALSE(s.lock().Release("never", "a").value());

@@ -69,8 +69,9 @@ struct TestCapabilities {
   // batch are part of it (InstanceRepo::BeginBatch, SQLite), so that a batch
   // destroyed without Commit takes them back too. False for MySQL: those
   // stores never join the batch, so that their row locks are not held for
-  // a whole batch (adapters/mysql/src/db.h, WriteAside); and false for
-  // Redis beside a SQL repo: they are on another backend.
+  // a whole batch (adapters/mysql/src/db.h, WriteAside), except in a batch
+  // told RetriedOnConflict (a Submit, MysqlOptions::one_transaction); and
+  // false for Redis beside a SQL repo: they are on another backend.
   bool batch_takes_other_stores = true;
 };
 TestCapabilities TestStoreCapabilities();

@@ -417,8 +417,14 @@ struct SqlStores {
       });
     }
 
+    // A batch that holds the backend's one write lock (SQLite) takes every
+    // write of the thread; MySQL's only in a Submit (AsideConn).
     bool ReleasesWithRepoBatch() const override {
-      return AsideConn(*db_) != nullptr;
+      if constexpr (B::kBatchExcludesWriters) {
+        return db_->InBatch();
+      } else {
+        return AsideConn(*db_) != nullptr;
+      }
     }
 
     // One lease's release, the transaction's only statement (MySQL: sent
