@@ -161,8 +161,9 @@ std::string Row(long i) {
 }
 
 // A join's two rows without converge: bench_decision has
-// converge_action_decision's shape, bench_instance holds 100 open
-// instances.
+// converge_action_decision's shape, bench_join_relation converge_relation's
+// (apart from the raw line's table, which stays its own size), and
+// bench_instance holds 100 open instances.
 constexpr char kDecisionTable[] =
     "CREATE TABLE bench_decision (action_id BIGINT NOT NULL, create_time_ns "
     "BIGINT NOT NULL, strategy_id BIGINT NOT NULL, execute_timeout BIGINT NOT "
@@ -183,7 +184,12 @@ constexpr char kInstanceTable[] =
 // the relation guarded by ROW_COUNT() (mysql_store.cc, UncheckedJoin);
 // else two plain INSERTs. Returns the seconds taken, or -1 on error.
 double JoinStatements(MYSQL* h, long from, long to, bool checked) {
-  if (!Exec(h, "SET SESSION autocommit = 0")) return -1;
+  // The store's session settings (mysql/src/db.cc).
+  if (!Exec(h,
+            "SET SESSION autocommit = 0; SET SESSION TRANSACTION ISOLATION "
+            "LEVEL READ COMMITTED")) {
+    return -1;
+  }
   const auto t0 = std::chrono::steady_clock::now();
   // Action ids apart from the raw rows' (related_id = i + 1).
   const int64_t base = checked ? 2000000000 : 1000000000;
@@ -196,7 +202,8 @@ double JoinStatements(MYSQL* h, long from, long to, bool checked) {
                      "1700000000000000000, 'skip', ",
                      c, ", 0, 1700000000000000000, 'skipped'");
     const std::string relation = absl::StrCat(
-        "INSERT INTO bench_relation (converge_id, related_id, related_type, "
+        "INSERT INTO bench_join_relation (converge_id, related_id, "
+        "related_type, "
         "is_primary, converge_status, alerts) VALUES (",
         checked ? absl::StrCat("IF(ROW_COUNT() = 1, ", c, ", NULL)")
                 : absl::StrCat(c),
@@ -207,7 +214,8 @@ double JoinStatements(MYSQL* h, long from, long to, bool checked) {
         "is_primary, decided_at_ns, reason) ";
     if (checked) {
       absl::StrAppend(&sql, "SELECT ", values,
-                      " FROM bench_instance i LEFT JOIN bench_relation r ON "
+                      " FROM bench_instance i LEFT JOIN bench_join_relation r "
+                      "ON "
                       "r.related_id = ",
                       id, " AND r.related_type = 'action' WHERE i.id = ", c,
                       " AND i.end_time IS NULL AND r.id IS NULL LOCK IN "
@@ -219,7 +227,11 @@ double JoinStatements(MYSQL* h, long from, long to, bool checked) {
     if (!Exec(h, sql)) return -1;
   }
   const double s = Seconds(std::chrono::steady_clock::now() - t0);
-  if (!Exec(h, "SET SESSION autocommit = 1")) return -1;
+  if (!Exec(h,
+            "SET SESSION autocommit = 1; SET SESSION TRANSACTION ISOLATION "
+            "LEVEL REPEATABLE READ")) {
+    return -1;
+  }
   return s;
 }
 
@@ -292,7 +304,9 @@ Paired RunPaired(MYSQL* raw, long per_statement, Storm& storm, MysqlOptions o,
   if (joins) {
     if (!Exec(raw, "DROP TABLE IF EXISTS bench_decision") ||
         !Exec(raw, "DROP TABLE IF EXISTS bench_instance") ||
-        !Exec(raw, kDecisionTable) || !Exec(raw, kInstanceTable)) {
+        !Exec(raw, "DROP TABLE IF EXISTS bench_join_relation") ||
+        !Exec(raw, kDecisionTable) || !Exec(raw, kInstanceTable) ||
+        !Exec(raw, "CREATE TABLE bench_join_relation LIKE bench_relation")) {
       return out;
     }
     std::string rows = "INSERT INTO bench_instance (end_time) VALUES (NULL)";
@@ -344,6 +358,7 @@ Paired RunPaired(MYSQL* raw, long per_statement, Storm& storm, MysqlOptions o,
   if (joins) {
     (void)Exec(raw, "DROP TABLE bench_decision");
     (void)Exec(raw, "DROP TABLE bench_instance");
+    (void)Exec(raw, "DROP TABLE bench_join_relation");
     out.plain_join = actions / plain_s;
     out.checked_join = actions / checked_s;
   }

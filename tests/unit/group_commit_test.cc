@@ -42,6 +42,7 @@ class GroupRepo final : public InstanceRepoWrapper {
   std::atomic<bool> down{false};
   std::atomic<int> begins_down{0};
   std::atomic<int> batches{0};
+  std::atomic<int> commits{0};  // batches committed
   std::atomic<int> largest{0};
   std::atomic<int> injected{0};
 
@@ -93,7 +94,9 @@ class GroupRepo final : public InstanceRepoWrapper {
         }
         return absl::Status(repo_->fail_code, "injected: shared commit failed");
       }
-      return inner_->Commit();
+      absl::Status st = inner_->Commit();
+      if (st.ok()) ++repo_->commits;
+      return st;
     }
     bool ExcludesWriters() const override { return inner_->ExcludesWriters(); }
     void RetriedOnConflict() override { inner_->RetriedOnConflict(); }
@@ -219,7 +222,12 @@ TEST_CASE("group commit off: every Submit is a transaction of its own",
   env.Rewire([&](Stores* s) { s->repo = &repo; });
 
   CHECK(RunThreads(env.manager.get(), rule) == Reference(rule));
-  CHECK(repo.batches.load() == (batches ? kThreads * kPerThread : 0));
+  // One committed transaction per Submit. (A Submit whose transaction met
+  // another writer's runs once more: on MySQL alone, a deadlock between
+  // two Submits' lease inserts, say; so batches may be begun a few times
+  // more.)
+  CHECK(repo.commits.load() == (batches ? kThreads * kPerThread : 0));
+  CHECK(repo.batches.load() >= repo.commits.load());
   CHECK(repo.largest.load() <= 1);
 }
 

@@ -633,6 +633,11 @@ absl::Status Db::CommitBatch() {
   // What the batch checked holds only in its transaction.
   conn.deferred().Clear();
   conn.set_in_batch(false);
+  if (st.ok() && batch->sweep_after && sweep_) {
+    conn.clear_error();
+    const bool swept = sweep_(conn).ok() && mysql_commit(conn.handle()) == 0;
+    if (!swept && !conn.broken()) Rollback(conn);
+  }
   Return(std::move(batch->conn));
   return st;
 }
@@ -671,6 +676,10 @@ absl::Status Db::AsConflict(const BatchState& batch, const Conn& conn,
       StrCat(st.message(),
              "; the decision's transaction, which held its window keys and "
              "lease, is rolled back and runs again"));
+}
+
+void Db::SweepAfterCommit() {
+  if (BatchState* b = Batch(); b != nullptr) b->sweep_after = true;
 }
 
 bool Db::SweepDue() {

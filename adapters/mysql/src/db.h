@@ -377,6 +377,12 @@ class Db {
   Conn* AsideConn() const;
   // Window-store housekeeping: true about once every 4096 calls.
   bool SweepDue();
+  // The sweep (set by the window store), and a sweep fallen due in this
+  // thread's batch, made after its commit in a transaction of its own
+  // (best effort: a failure waits for the next one).
+  using Sweeper = std::function<absl::Status(Conn&)>;
+  void SetSweep(Sweeper fn) { sweep_ = std::move(fn); }
+  void SweepAfterCommit();
 
   // Connects a session with the store's settings.
   absl::StatusOr<std::unique_ptr<Conn>> Connect();
@@ -397,12 +403,15 @@ class Db {
     bool asides = false;
     // Has run one.
     bool aside_used = false;
+    // A sweep fell due in it (SweepAfterCommit).
+    bool sweep_after = false;
   };
   BatchState* Batch() const;
-  // In a batch that has run aside calls, a deadlock or a lock-wait timeout
-  // of `conn`, or a duplicate key of an aside call, is a conflict: `st` as
-  // an IsConflict error (the manager runs the batch again, the aside calls
-  // then in transactions of their own). Else `st`.
+  // In a batch that has run aside calls, a deadlock, a lock-wait timeout or
+  // a duplicate key that failed it (an aside call's, or a repo write's
+  // after it changed rows) is a conflict: `st` as an IsConflict error (the
+  // manager runs the batch again, the aside calls then in transactions of
+  // their own, and finds what the other writer wrote). Else `st`.
   static absl::Status AsConflict(const BatchState& batch, const Conn& conn,
                                  absl::Status st);
 
@@ -482,6 +491,7 @@ class Db {
   std::mutex sweep_mu_;
   uint64_t calls_since_sweep_ = 0;
   BeforeCommit before_commit_;
+  Sweeper sweep_;
 };
 
 }  // namespace converge::mysql::internal

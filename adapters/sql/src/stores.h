@@ -342,11 +342,19 @@ struct SqlStores {
     }
   }
 
-  // Window-store housekeeping due (Db::SweepDue), never in a batch that
-  // takes the stores' calls: the sweep's deletes would hold their rows
-  // until the decision commits (the next call outside one sweeps).
+  // Window-store housekeeping due (Db::SweepDue). In a batch that takes
+  // the stores' calls it is made after the batch's commit instead
+  // (Db::SweepAfterCommit), so that its deletes do not hold their rows
+  // until the decision commits.
   static bool SweepDue(Db& db) {
-    return AsideConn(db) == nullptr && db.SweepDue();
+    if (!db.SweepDue()) return false;
+    if constexpr (requires { db.SweepAfterCommit(); }) {
+      if (AsideConn(db) != nullptr) {
+        db.SweepAfterCommit();
+        return false;
+      }
+    }
+    return true;
   }
 
   // A lease this thread's batch took (AsideConn), by key and token.
@@ -587,7 +595,13 @@ struct SqlStores {
 
   class Window final : public WindowStore {
    public:
-    explicit Window(std::shared_ptr<Db> db) : db_(std::move(db)) {}
+    explicit Window(std::shared_ptr<Db> db) : db_(std::move(db)) {
+      if constexpr (requires(Db & d) { d.SetSweep(nullptr); }) {
+        db_->SetSweep([db = db_.get()](Conn& conn) {
+          return Sweep(conn, Nanos(db->clock().Now()));
+        });
+      }
+    }
 
     absl::StatusOr<WindowResult> Apply(const WindowRequest& req) override {
       if (auto st = store::CheckWindowRequest(B::kName, req); !st.ok())

@@ -81,9 +81,10 @@ class LockStore {
   // its open repo batch (InstanceRepo::BeginBatch): the lease is then freed
   // when, and only if, that batch commits, so nobody can take it before
   // the batch's writes show. The manager then releases a lease the batch
-  // took as soon as its evaluation ends, instead of after the batch.
-  // SQLite in any batch; MySQL alone, in a Submit's (MysqlOptions::
-  // one_transaction). Default false.
+  // took as soon as its evaluation ends, instead of after the batch. True
+  // in any SQLite batch (whose releases the manager makes at once anyway:
+  // the batch excludes other writers) and, on MySQL alone, in a Submit's
+  // (MysqlOptions::one_transaction). Default false.
   virtual bool ReleasesWithRepoBatch() const { return false; }
 
   // The unexpired leases whose key starts with `prefix` ("" = every lease),

@@ -1185,5 +1185,41 @@ TEST_CASE(
   CHECK(Look(db.options.database).leases == "0");
 }
 
+TEST_CASE(
+    "mysql: a window sweep that falls due in a Submit's transaction is made "
+    "after its commit",
+    "[mysql]") {
+  const TestDatabase db = FreshDatabase();
+  VirtualClock clock(T(1000));
+  mysql::MysqlStores s = Open(db, &clock);  // a sweep every 4,096 calls
+  auto write = [&](const std::string& key, absl::Duration ttl) {
+    WindowRequest req;
+    req.add.push_back(WindowEntry{key, "m", clock.Now()});
+    req.key_ttl = ttl;
+    REQUIRE(s.window->Apply(req).ok());
+  };
+  auto keys = [&](const std::string& key) {
+    return Column(db.options.database,
+                  absl::StrCat("SELECT COUNT(*) FROM converge_window_key "
+                               "WHERE `key` = '",
+                               key, "'"))
+        .at(0);
+  };
+  // Window writes alone: the first 4,095 calls of the store's count.
+  write("old", absl::Seconds(1));
+  for (int i = 1; i < 4095; ++i) write("k", absl::Seconds(600));
+  clock.Advance(absl::Seconds(10));  // "old" has expired
+  REQUIRE(keys("old") == "1");       // not swept yet
+  // The Submit's window write is the 4,096th: the sweep falls due inside
+  // its transaction, and is made once it has committed.
+  auto manager = ConvergeManager::Create(s.view(), &clock).value();
+  const Decision d =
+      manager->Submit(Act(1, 1010), Rule(ConvergeFunction::kCollect, 1, 300))
+          .value();
+  CHECK(d.primary);
+  CHECK(keys("old") == "0");
+  CHECK(keys("k") == "1");
+}
+
 }  // namespace
 }  // namespace converge::testing
