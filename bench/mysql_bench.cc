@@ -46,9 +46,12 @@
 //                             [--dimensions D] [--seconds S] [--batch B]
 //                             [--rounds R] [--mysql URI] [--fast 0|1]
 //                             [--redis URI] [--split 0|1] [--workers W]
+//                             [--one-transaction 0|1]
 // Defaults: 100,000 actions batched and 5,000 one by one, over 2,000
 // dimensions in 600 s (the storm's shape), batches of 1,000, 5 rounds, 2
-// workers.
+// workers, MysqlOptions' defaults (--one-transaction 1 sets
+// MysqlOptions::one_transaction for MySQL alone; also
+// ?one_transaction=true in --mysql URI).
 
 #include <mysql.h>
 #include <unistd.h>
@@ -457,6 +460,7 @@ int main(int argc, char** argv) {
   const long batch = Flag(argc, argv, "--batch", 1000);
   const long rounds = Flag(argc, argv, "--rounds", 5);
   const long workers = Flag(argc, argv, "--workers", 2);
+  const long one_transaction = Flag(argc, argv, "--one-transaction", -1);
   const bool fast = Flag(argc, argv, "--fast", 0) != 0;
   const std::string uri = StringFlag(argc, argv, "--mysql", "");
   const std::string redis_uri = StringFlag(argc, argv, "--redis", "");
@@ -544,10 +548,12 @@ int main(int argc, char** argv) {
       uri.empty() ? (fast ? "; the bench's own server, test settings (--fast)"
                           : "; the bench's own server, durable settings")
                   : "");
+  if (one_transaction >= 0) base.one_transaction = one_transaction != 0;
   std::printf(
       "storm: %ld actions batched, %ld one by one, %ld dimensions, %ld s of "
-      "virtual time, batches of %ld; load average %s\n",
-      actions, one, dimensions, seconds, batch, LoadAverage().c_str());
+      "virtual time, batches of %ld, one_transaction=%s; load average %s\n",
+      actions, one, dimensions, seconds, batch,
+      base.one_transaction ? "true" : "false", LoadAverage().c_str());
 
   auto fresh = [&](const char* what) -> std::string {
     const std::string db = absl::StrCat(prefix, "_", what, "_", getpid());

@@ -47,9 +47,9 @@ absl::StatusOr<TestDatabase> MakeTestDatabase();
 absl::Status MysqlAdmin(const std::string& database, const std::string& sql);
 
 // MySQL alone: all four stores on a fresh database (MakeTestDatabase),
-// with MysqlOptions::one_transaction as given.
+// with MysqlOptions::one_transaction as given (default: the option's).
 absl::StatusOr<TestStores> MakeMysqlTestStores(const Clock* clock,
-                                               bool one_transaction = true);
+                                               bool one_transaction = false);
 
 }  // namespace converge::testing
 

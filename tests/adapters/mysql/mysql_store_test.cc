@@ -85,7 +85,7 @@ TEST_CASE("mysql: store URIs parse into options", "[mysql]") {
   CHECK(o.pool_size == 3);
   CHECK(o.max_retries == 0);
   CHECK(o.schema == mysql::SchemaMode::kCheck);
-  CHECK(o.one_transaction);
+  CHECK_FALSE(o.one_transaction);  // off by default
   CHECK_FALSE(mysql::ParseMysqlUri("mysql://h/db?one_transaction=false")
                   .value()
                   .one_transaction);
@@ -1191,7 +1191,11 @@ TEST_CASE(
     "[mysql]") {
   const TestDatabase db = FreshDatabase();
   VirtualClock clock(T(1000));
-  mysql::MysqlStores s = Open(db, &clock);  // a sweep every 4,096 calls
+  mysql::MysqlOptions o = db.options;
+  o.clock = &clock;
+  o.one_transaction = true;
+  mysql::MysqlStores s = mysql::OpenMysqlStores(o).value();
+  // (A sweep every 4,096 calls.)
   auto write = [&](const std::string& key, absl::Duration ttl) {
     WindowRequest req;
     req.add.push_back(WindowEntry{key, "m", clock.Now()});

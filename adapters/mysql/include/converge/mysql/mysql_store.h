@@ -100,9 +100,15 @@ struct MysqlOptions {
   // then row locks until that commit (about a millisecond); a lease found
   // busy, a deadlock or a lock-wait timeout fails that run as a conflict,
   // and the manager runs the Submit again the other way (each store write
-  // a short transaction of its own). docs/adapters/mysql.md ("One
-  // transaction per Submit"). Default true.
-  bool one_transaction = true;
+  // a short transaction of its own). Off by default: where batches of
+  // several (group commit under load, batch processors) write the same
+  // window keys, a Submit holding a key can wait for a row such a batch
+  // holds while the batch's window write waits for the key, which InnoDB
+  // cannot see as a deadlock (it lasts lock_wait_timeout). Turn it on where
+  // this database's decisions are made one Submit at a time
+  // (ManagerOptions::group_commit_max = 1, no batch processors).
+  // docs/adapters/mysql.md ("One transaction per Submit"). Default false.
+  bool one_transaction = false;
 };
 
 // A set of MySQL stores on one database, sharing its connections. Owns the
