@@ -23,6 +23,9 @@ TEST_CASE(
     "fault: 4 workers drain 20,000 actions while the server restarts, every "
     "action has exactly one decision and no task is lost",
     "[mysql][fault]") {
+  // With MysqlOptions::one_transaction off (the default) and on.
+  const bool one = GENERATE(false, true);
+  INFO("one_transaction " << one);
   absl::StatusOr<std::string> dir = MakeTestTempDir("converge-mysql-fault");
   REQUIRE(dir.ok());
   struct Server {
@@ -60,6 +63,7 @@ TEST_CASE(
     if (pid == 0) {
       execl(CONVERGE_FAULT_WORKER, CONVERGE_FAULT_WORKER, o.unix_socket.c_str(),
             o.user.c_str(), o.password.c_str(), o.database.c_str(), out.c_str(),
+            one ? "one_transaction" : static_cast<char*>(nullptr),
             static_cast<char*>(nullptr));
       _exit(127);
     }
