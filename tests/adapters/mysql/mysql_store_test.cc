@@ -621,15 +621,17 @@ TestDatabase FreshDatabase() {
   return *std::move(db);
 }
 
-// The stores on `db`, on `clock` (null: the real one), with the retries
-// and the lock wait given.
+// The stores on `db`, on `clock` (null: the real one), with the retries,
+// the lock wait and MysqlOptions::one_transaction given.
 mysql::MysqlStores Open(const TestDatabase& db, const Clock* clock,
                         int max_retries = 5,
-                        absl::Duration lock_wait = absl::Seconds(5)) {
+                        absl::Duration lock_wait = absl::Seconds(5),
+                        bool one_transaction = false) {
   mysql::MysqlOptions o = db.options;
   o.clock = clock;
   o.max_retries = max_retries;
   o.lock_wait_timeout = lock_wait;
+  o.one_transaction = one_transaction;
   absl::StatusOr<mysql::MysqlStores> s = mysql::OpenMysqlStores(o);
   INFO(s.status().ToString());
   REQUIRE(s.ok());
@@ -1072,10 +1074,7 @@ TEST_CASE(
   INFO("one_transaction " << one);
   const TestDatabase db = FreshDatabase();
   VirtualClock clock(T(1000));
-  mysql::MysqlOptions o = db.options;
-  o.clock = &clock;
-  o.one_transaction = one;
-  mysql::MysqlStores s = mysql::OpenMysqlStores(o).value();
+  mysql::MysqlStores s = Open(db, &clock, 5, absl::Seconds(5), one);
   const std::string& database = db.options.database;
   CreateHookRepo repo(s.repo.get());
   LookingLock lock(s.lock.get(), database);
@@ -1140,10 +1139,7 @@ TEST_CASE(
   INFO("one_transaction " << one);
   const TestDatabase db = FreshDatabase();
   VirtualClock clock(T(1000));
-  mysql::MysqlOptions o = db.options;
-  o.clock = &clock;
-  o.one_transaction = one;
-  mysql::MysqlStores s = mysql::OpenMysqlStores(o).value();
+  mysql::MysqlStores s = Open(db, &clock, 5, absl::Seconds(5), one);
   // Counts the window writes with a lease.
   struct CountingWindow : WindowStoreWrapper {
     using WindowStoreWrapper::WindowStoreWrapper;
@@ -1191,10 +1187,7 @@ TEST_CASE(
     "[mysql]") {
   const TestDatabase db = FreshDatabase();
   VirtualClock clock(T(1000));
-  mysql::MysqlOptions o = db.options;
-  o.clock = &clock;
-  o.one_transaction = true;
-  mysql::MysqlStores s = mysql::OpenMysqlStores(o).value();
+  mysql::MysqlStores s = Open(db, &clock, 5, absl::Seconds(5), true);
   // (A sweep every 4,096 calls.)
   auto write = [&](const std::string& key, absl::Duration ttl) {
     WindowRequest req;
